@@ -1,0 +1,43 @@
+/**
+ * `mirrorguard <command> ...`: one module per command under src/cli/, loaded on demand so that
+ * `manifest check` does not pay for fastify or the AWS SDK.
+ */
+import { EXIT, isMgError, MgError } from '../errors.js';
+
+interface Command {
+  summary: string;
+  load: () => Promise<{ run(argv: string[]): Promise<number> }>;
+}
+
+const COMMANDS: Record<string, Command> = {};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: mirrorguard <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'mirrorguard <command> --help' for a command's options.\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  if (name === '--version' || name === '-V') {
+    const { VERSION } = await import('../version.js');
+    process.stdout.write(`${VERSION}\n`);
+    return EXIT.OK;
+  }
+  const cmd = COMMANDS[name];
+  try {
+    if (!cmd) throw new MgError('MG_ERR_CLI_UNKNOWN_COMMAND', `'${name}'; run 'mirrorguard --help'`);
+    const mod = await cmd.load();
+    return await mod.run(rest);
+  } catch (e) {
+    if (isMgError(e)) {
+      process.stderr.write(`mirrorguard: ${e.describe()}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+}

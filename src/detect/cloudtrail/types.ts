@@ -1,0 +1,31 @@
+/**
+ * A CloudTrail traffic-mirroring call, normalized from whatever shape it arrived in (raw record,
+ * Records file, EventBridge event, Panther-normalized record). Produced by parse/normalize in this
+ * folder; consumed by the rules and by correlation.
+ */
+export interface ControlEvent {
+  eventId: string;
+  eventName: string;
+  /** ms since the epoch. */
+  eventTime: number;
+  eventSource: string;
+  awsRegion?: string;
+  accountId?: string;
+  actorArn?: string;
+  actorType?: string;
+  /** sourceIPAddress: the caller's IP (or an AWS service name). */
+  callerIp?: string;
+  userAgent?: string;
+  /** userIdentity.invokedBy, set when an AWS service made the call. */
+  invokedBy?: string;
+  errorCode?: string;
+  errorMessage?: string;
+  sessionId?: string;
+  eni?: string;
+  vni?: number;
+  targetId?: string;
+  filterId?: string;
+  filterRuleId?: string;
+  /** The original record, for evidence. */
+  record: Record<string, unknown>;
+}

@@ -1,0 +1,17 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach } from 'vitest';
+
+/** A fresh temporary folder, removed after the current test. */
+export function tmpDir(prefix = 'mg-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A temporary folder the caller removes (for beforeAll/afterAll use). */
+export function makeTmpDir(prefix = 'mg-test-'): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
