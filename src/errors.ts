@@ -44,6 +44,8 @@ export const ERRORS = {
   MG_ERR_MANIFEST_READ: { message: 'cannot read the manifest', exit: EXIT.NO_INPUT },
   MG_ERR_MANIFEST_INVALID: { message: 'invalid manifest', exit: EXIT.CONFIG },
   MG_ERR_MANIFEST_EXISTS: { message: 'refusing to overwrite an existing manifest', exit: EXIT.CANT_CREATE },
+  // detector (src/detect, src/cli/manifest.ts): `manifest init --out` could not write its file
+  MG_ERR_MANIFEST_WRITE: { message: 'cannot write the manifest', exit: EXIT.CANT_CREATE },
 
   // --- ingest ------------------------------------------------------------------------------------
   MG_ERR_INGEST_BIND: { message: 'cannot bind the receive socket', exit: EXIT.OS },
@@ -54,6 +56,9 @@ export const ERRORS = {
   MG_ERR_CAPTURE_READ: { message: 'cannot read the capture file', exit: EXIT.NO_INPUT },
   MG_ERR_CAPTURE_FORMAT: { message: 'not a pcap or pcapng file', exit: EXIT.DATA },
   MG_ERR_CAPTURE_LINKTYPE: { message: 'unsupported link type in the capture file', exit: EXIT.DATA },
+
+  // --- decode: capture filters (src/decode/filter.ts) ------------------------------------------
+  MG_ERR_FILTER_SYNTAX: { message: 'invalid capture filter', exit: EXIT.USAGE, status: 400 },
 
   // --- storage -----------------------------------------------------------------------------------
   MG_ERR_DATA_DIR: { message: 'the data directory is not usable', exit: EXIT.CANT_CREATE },

@@ -37,6 +37,8 @@ export const DROP = {
   WRITE_ERROR: 13,
   /** The inner frame is larger than the PCAP snap length we write (262144 bytes). */
   INNER_TOO_LONG: 14,
+  /** A new (source IP, VNI) pair arrived while the session table was at its limit (collector.maxSessions). */
+  SESSION_LIMIT: 15,
 } as const;
 
 export type DropCode = (typeof DROP)[keyof typeof DROP];
@@ -58,6 +60,7 @@ export const DROP_NAMES: readonly string[] = [
   'pcap.write.enospc',
   'pcap.write.error',
   'decode.inner.too_long',
+  'session.table_full',
 ];
 
 export const DROP_COUNT = DROP_NAMES.length;

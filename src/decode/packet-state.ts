@@ -28,6 +28,8 @@ export class PacketState {
   outerSrcPort = 0;
   /** Offset of the VXLAN header (start of the UDP payload). */
   vxlanOff = 0;
+  /** End (exclusive) of the UDP payload: the UDP length when it fits the capture, else the captured end. */
+  vxlanEnd = 0;
 
   // --- VXLAN (RFC 7348 section 5) ---
   vxlanFlags = 0;
@@ -107,5 +109,6 @@ export class PacketState {
     this.outerDstPort = 0;
     this.outerSrcPort = 0;
     this.vxlanOff = 0;
+    this.vxlanEnd = 0;
   }
 }

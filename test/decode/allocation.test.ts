@@ -1,0 +1,86 @@
+/**
+ * The hot path allocates nothing per packet. Checked in-process: after a forced GC, run the decoders
+ * many times and require that no minor GC (scavenge) happened and the young generation did not grow; an
+ * allocating loop run the same way proves the measurement can see allocation. `npm run bench` measures
+ * speed; this only guards the "no garbage per packet" property.
+ */
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileFilter } from '../../src/decode/filter.js';
+import { decodeVxlanPacket, LINKTYPE } from '../../src/decode/outer.js';
+import { PacketState } from '../../src/decode/packet-state.js';
+import { decodeVxlan } from '../../src/decode/vxlan.js';
+import { cat, hex } from './bytes.js';
+import { INNER_TCP6, INNER_UDP4, VXLAN_AWS } from './frames.js';
+
+const ITERATIONS = 200_000;
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+let minorGcs = 0;
+const observer = new PerformanceObserver((list) => {
+  for (const e of list.getEntries() as (PerformanceEntry & { detail?: { kind?: number } })[]) {
+    if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minorGcs++;
+  }
+});
+
+/** Bytes used in the young generation, where JavaScript objects are born (code and feedback live elsewhere). */
+function newSpaceUsed(): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_used_size;
+}
+
+/** Bytes the young generation grew and minor GCs seen while `fn` ran ITERATIONS times after a full GC. */
+async function measure(fn: (i: number) => number): Promise<{ grew: number; minor: number; sink: number }> {
+  let sink = 0;
+  for (let i = 0; i < 20_000; i++) sink += fn(i); // warm up: optimize, fill the inline caches
+  gc();
+  await new Promise((r) => setTimeout(r, 10)); // let the GC entries of gc() arrive first
+  minorGcs = 0;
+  const before = newSpaceUsed();
+  for (let i = 0; i < ITERATIONS; i++) sink += fn(i);
+  const after = newSpaceUsed();
+  await new Promise((r) => setTimeout(r, 10));
+  return { grew: after - before, minor: minorGcs, sink };
+}
+
+describe('no allocation per packet', () => {
+  beforeAll(() => observer.observe({ entryTypes: ['gc'] }));
+  afterAll(() => observer.disconnect());
+
+  const outer = hex(`
+    02 00 00 00 00 0b 02 00 00 00 00 0a 08 00   # Ethernet, IPv4
+    45 00 00 00 00 00 00 00 40 11 00 00         # IPv4, total length 0 (to the end), UDP
+    ac 1f 00 ee ac 1f 11 bc                     # 172.31.0.238 -> 172.31.17.188
+    ff 80 12 b5 00 00 00 00                     # UDP 65408 -> 4789, length 0 (to the end)
+  `);
+  const frame6 = cat(outer, VXLAN_AWS, INNER_TCP6);
+  const frame4 = cat(outer, VXLAN_AWS, INNER_UDP4);
+  const payload = cat(VXLAN_AWS, INNER_UDP4);
+  const st = new PacketState();
+  const filter = compileFilter('(tcp and port 443) or host 10.0.0.1 or net 2001:db8::/32 or not vlan 5');
+
+  it('the measurement sees an allocating loop', async () => {
+    const ring: unknown[] = new Array(64);
+    const r = await measure((i) => {
+      ring[i & 63] = { i };
+      return 1;
+    });
+    expect(r.minor > 0 || r.grew > 1_000_000).toBe(true);
+  });
+
+  it('decodeVxlanPacket, decodeVxlan and filter matching allocate nothing', async () => {
+    const r = await measure((i) => {
+      const f = (i & 1) === 0 ? frame6 : frame4;
+      let n = decodeVxlanPacket(f, 0, f.length, LINKTYPE.ETHERNET, st);
+      st.reset();
+      n += decodeVxlan(payload, 0, payload.length, st, true);
+      if (filter.matches(f, 50, f.length)) n++;
+      return n;
+    });
+    expect(r.sink).toBeGreaterThan(0);
+    expect({ minor: r.minor, grew: r.grew < 65_536 ? 'under 64 KiB' : r.grew }).toEqual({ minor: 0, grew: 'under 64 KiB' });
+  });
+});
