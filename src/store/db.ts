@@ -126,6 +126,11 @@ const MIGRATIONS: readonly string[] = [
      detail      TEXT                       -- JSON
    );
    CREATE INDEX audit_at ON audit_log (at);`,
+
+  // 7: alert outbox lookups (src/alert/): the newest row per (finding, endpoint), read on every finding
+  // event to rate-limit and coalesce updates; and each endpoint's due rows, read by the dispatcher.
+  `CREATE INDEX outbox_finding ON outbox (finding_id, endpoint, id);
+   CREATE INDEX outbox_endpoint_due ON outbox (endpoint, state, next_attempt_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,63 @@
+/**
+ * Alert delivery: config, the durable outbox written with each finding, the dispatcher that delivers
+ * it, and the payload formats. `createAlerts` wires them the way `serve` uses them.
+ */
+import type { Logger } from '../util/log.js';
+import type { Db } from '../store/db.js';
+import type { AlertingConfig, ResolvedWebhook } from './config.js';
+import { WebhookDispatcher, type DispatcherStats } from './dispatcher.js';
+import { AlertOutbox, type OutboxCounters } from './outbox.js';
+import type { FindingEvent } from '../detect/finding.js';
+
+export * from './config.js';
+export * from './backoff.js';
+export * from './links.js';
+export * from './format-standard.js';
+export * from './format-slack.js';
+export * from './send.js';
+export * from './outbox.js';
+export * from './dispatcher.js';
+
+export interface AlertStats extends Omit<DispatcherStats, 'counters'> {
+  counters: DispatcherStats['counters'] & OutboxCounters;
+}
+
+export interface Alerts {
+  outbox: AlertOutbox;
+  dispatcher: WebhookDispatcher;
+  /** Pass as (or call from) the findings store's onChange. */
+  onFindingEvent: (e: FindingEvent) => void;
+  start(): void;
+  stop(): Promise<void>;
+  stats(): AlertStats;
+}
+
+export function createAlerts(opts: { db: Db; webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig; log?: Logger; now?: () => number }): Alerts {
+  const dispatcher = new WebhookDispatcher({
+    db: opts.db,
+    webhooks: opts.webhooks,
+    retry: opts.alerting.retry,
+    pollIntervalMs: opts.alerting.pollIntervalMs,
+    stopGraceMs: opts.alerting.stopGraceMs,
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  const outbox = new AlertOutbox({
+    db: opts.db,
+    webhooks: opts.webhooks,
+    alerting: opts.alerting,
+    onEnqueue: () => dispatcher.notify(),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  return {
+    outbox,
+    dispatcher,
+    onFindingEvent: outbox.onFindingEvent,
+    start: () => dispatcher.start(),
+    stop: () => dispatcher.stop(),
+    stats: () => {
+      const s = dispatcher.stats();
+      return { ...s, counters: { ...s.counters, ...outbox.counters } };
+    },
+  };
+}

@@ -1,0 +1,344 @@
+/**
+ * The durable webhook outbox (table `outbox`, src/store/db.ts). `onFindingEvent` is called by the
+ * findings store inside the transaction that writes the finding, so a finding and its alerts are
+ * committed together or not at all; the dispatcher delivers them afterwards, across restarts.
+ *
+ * One row per (event, endpoint). Decisions:
+ * - The body is rendered here, once, in the endpoint's format: the stored payload is exactly the body
+ *   that is signed and sent on every attempt, and what the API shows. Only the Standard Webhooks
+ *   headers change per attempt (webhook-timestamp is the attempt's time; webhook-id is msg_id, the
+ *   same on every attempt: the receiver's idempotency key).
+ * - `created_at` is when the alert became due: the event time for most rows, the end of the rate
+ *   window for a deferred update. The give-up age (maxAgeSeconds) counts from it.
+ * - A row whose `attempts` is 0 has never been on the wire (the dispatcher claims a row by bumping
+ *   `attempts` before it sends), so it may still be rewritten or dropped without a receiver ever
+ *   seeing two bodies under one webhook-id.
+ *
+ * Repeats do not flood (docs/alerts.md "Repeats"): `finding.created` and `finding.resolved` always
+ * go out; `finding.updated` goes out at most once per updateIntervalSeconds per finding and endpoint.
+ * An update inside the window becomes one deferred row due at the window's end, and later updates
+ * overwrite that row's body, so the latest state is what arrives. A resolution drops deferred updates
+ * it supersedes. An escalation (higher severity) is not held back.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FindingEvent } from '../detect/finding.js';
+import { severityRank } from '../detect/finding.js';
+import type { Db } from '../store/db.js';
+import { ALERTING_DEFAULTS, type ResolvedWebhook } from './config.js';
+import { renderSlack } from './format-slack.js';
+import { renderStandard } from './format-standard.js';
+import type { RenderContext } from './links.js';
+
+export type OutboxState = 'pending' | 'delivered' | 'failed';
+
+export interface OutboxRow {
+  id: number;
+  msg_id: string;
+  endpoint: string;
+  event_type: string;
+  finding_id: string | null;
+  payload: string;
+  created_at: number;
+  next_attempt_at: number;
+  attempts: number;
+  state: OutboxState;
+  last_status: number | null;
+  last_error: string | null;
+  delivered_at: number | null;
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * `msg_` + a ULID-like id: 48 bits of milliseconds then 80 random bits, Crockford base32, so ids sort
+ * by creation time and contain no `.` (Standard Webhooks "Signature scheme": the signed content is
+ * `id.timestamp.body`).
+ */
+export function newMsgId(now: number = Date.now()): string {
+  let t = Math.max(0, Math.floor(now));
+  const out: string[] = new Array<string>(26);
+  for (let i = 9; i >= 0; i--) {
+    out[i] = CROCKFORD[t % 32]!;
+    t = Math.floor(t / 32);
+  }
+  const r = randomBytes(10);
+  // 80 bits as 16 groups of 5.
+  let acc = 0n;
+  for (const b of r) acc = (acc << 8n) | BigInt(b);
+  for (let i = 25; i >= 10; i--) {
+    out[i] = CROCKFORD[Number(acc & 31n)]!;
+    acc >>= 5n;
+  }
+  return `msg_${out.join('')}`;
+}
+
+export function renderFor(hook: Pick<ResolvedWebhook, 'format'>, e: FindingEvent, ctx: RenderContext): string {
+  return hook.format === 'slack' ? renderSlack(e, ctx) : renderStandard(e, ctx);
+}
+
+/** Does this endpoint want this finding (minimum severity, kind include list)? */
+export function wants(hook: Pick<ResolvedWebhook, 'minSeverity' | 'kinds'>, e: FindingEvent): boolean {
+  if (severityRank(e.finding.severity) < severityRank(hook.minSeverity)) return false;
+  if (hook.kinds !== undefined && !hook.kinds.includes(e.finding.kind)) return false;
+  return true;
+}
+
+/** Counter names as listed in docs/counters.md. */
+export interface OutboxCounters {
+  'alert.outbox.enqueued': number;
+  'alert.outbox.deferred': number;
+  'alert.outbox.coalesced': number;
+  'alert.outbox.superseded': number;
+  'alert.outbox.filtered': number;
+  'alert.outbox.skipped_disabled': number;
+}
+
+export interface AlertOutboxOptions {
+  db: Db;
+  webhooks: readonly ResolvedWebhook[];
+  /** For PCAP links in the bodies. */
+  alerting?: { publicBaseUrl?: string; pcapMarginSeconds?: number };
+  now?: () => number;
+  /**
+   * Called after rows were written, once the current transaction is over (setImmediate), so that the
+   * dispatcher never sees a row that may still be rolled back. Usually `() => dispatcher.notify()`.
+   */
+  onEnqueue?: () => void;
+}
+
+interface NewestRow {
+  id: number;
+  event_type: string;
+  state: OutboxState;
+  attempts: number;
+  created_at: number;
+}
+
+export class AlertOutbox {
+  readonly counters: OutboxCounters = {
+    'alert.outbox.enqueued': 0,
+    'alert.outbox.deferred': 0,
+    'alert.outbox.coalesced': 0,
+    'alert.outbox.superseded': 0,
+    'alert.outbox.filtered': 0,
+    'alert.outbox.skipped_disabled': 0,
+  };
+  onEnqueue: (() => void) | undefined;
+
+  private readonly db: Db;
+  private readonly hooks: readonly ResolvedWebhook[];
+  private readonly ctx: RenderContext;
+  private readonly now: () => number;
+  private wakePending = false;
+  private readonly insertStmt;
+  private readonly newestStmt;
+  private readonly coalesceStmt;
+  private readonly supersedeStmt;
+  private readonly disabledStmt;
+
+  constructor(opts: AlertOutboxOptions) {
+    this.db = opts.db;
+    this.hooks = opts.webhooks;
+    this.now = opts.now ?? Date.now;
+    this.onEnqueue = opts.onEnqueue;
+    this.ctx = {
+      ...(opts.alerting?.publicBaseUrl !== undefined ? { publicBaseUrl: opts.alerting.publicBaseUrl } : {}),
+      pcapMarginSeconds: opts.alerting?.pcapMarginSeconds ?? ALERTING_DEFAULTS.pcapMarginSeconds,
+    };
+    this.insertStmt = this.db.prepare<[string, string, string, string | null, string, number, number]>(
+      'INSERT INTO outbox (msg_id, endpoint, event_type, finding_id, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.newestStmt = this.db.prepare<[string, string], NewestRow>(
+      `SELECT id, event_type, state, attempts, created_at FROM outbox
+        WHERE finding_id = ? AND endpoint = ? AND event_type IN ('finding.created', 'finding.updated')
+        ORDER BY id DESC LIMIT 1`,
+    );
+    this.coalesceStmt = this.db.prepare<[string, number]>(`UPDATE outbox SET payload = ? WHERE id = ? AND state = 'pending' AND attempts = 0`);
+    this.supersedeStmt = this.db.prepare<[string, string]>(
+      `DELETE FROM outbox WHERE finding_id = ? AND endpoint = ? AND event_type = 'finding.updated' AND state = 'pending' AND attempts = 0`,
+    );
+    this.disabledStmt = this.db.prepare<[], { name: string }>('SELECT name FROM webhook_endpoints WHERE disabled_at IS NOT NULL');
+  }
+
+  /**
+   * The findings store's onChange hook. Synchronous; runs in the caller's transaction (or its own when
+   * called outside one). Throws only on a database error, which rolls the finding back with it.
+   */
+  readonly onFindingEvent = (e: FindingEvent): void => {
+    if (this.hooks.length === 0) return;
+    if (this.db.inTransaction) this.enqueue(e);
+    else this.db.transaction(() => this.enqueue(e))();
+  };
+
+  private enqueue(e: FindingEvent): void {
+    const disabled = new Set(this.disabledStmt.all().map((r) => r.name));
+    const now = this.now();
+    let wrote = false;
+    for (const hook of this.hooks) {
+      if (!wants(hook, e)) {
+        this.counters['alert.outbox.filtered']++;
+        continue;
+      }
+      if (disabled.has(hook.name)) {
+        this.counters['alert.outbox.skipped_disabled']++;
+        continue;
+      }
+      const payload = renderFor(hook, e, this.ctx);
+      const fid = e.finding.id;
+      if (e.type === 'finding.updated' && e.reason !== 'escalated') {
+        const last = this.newestStmt.get(fid, hook.name);
+        if (last !== undefined && last.event_type === 'finding.updated' && last.state === 'pending' && last.attempts === 0) {
+          if (this.coalesceStmt.run(payload, last.id).changes === 1) {
+            this.counters['alert.outbox.coalesced']++;
+            continue;
+          }
+        }
+        const due = last === undefined ? now : Math.max(now, last.created_at + hook.updateIntervalSeconds * 1000);
+        this.insertStmt.run(newMsgId(now), hook.name, e.type, fid, payload, due, due);
+        this.counters[due > now ? 'alert.outbox.deferred' : 'alert.outbox.enqueued']++;
+        // Wake the dispatcher even for a deferred row, so that it plans its timer around the new due time.
+        wrote = true;
+        continue;
+      }
+      // A resolution or an escalation carries the latest state: unsent deferred updates are stale.
+      if (e.type === 'finding.resolved' || e.type === 'finding.updated') {
+        this.counters['alert.outbox.superseded'] += this.supersedeStmt.run(fid, hook.name).changes;
+      }
+      this.insertStmt.run(newMsgId(now), hook.name, e.type, fid, payload, now, now);
+      this.counters['alert.outbox.enqueued']++;
+      wrote = true;
+    }
+    if (wrote) this.wake();
+  }
+
+  private wake(): void {
+    if (this.wakePending || this.onEnqueue === undefined) return;
+    this.wakePending = true;
+    setImmediate(() => {
+      this.wakePending = false;
+      this.onEnqueue?.();
+    });
+  }
+}
+
+// --- queries for the API, the CLI and metrics ------------------------------------------------------
+
+export interface DeliveryView {
+  id: number;
+  msgId: string;
+  endpoint: string;
+  type: string;
+  findingId: string | null;
+  state: OutboxState;
+  attempts: number;
+  createdAt: string;
+  nextAttemptAt: string | null;
+  deliveredAt: string | null;
+  lastStatus: number | null;
+  lastError: string | null;
+}
+
+function view(r: OutboxRow): DeliveryView {
+  return {
+    id: r.id,
+    msgId: r.msg_id,
+    endpoint: r.endpoint,
+    type: r.event_type,
+    findingId: r.finding_id,
+    state: r.state,
+    attempts: r.attempts,
+    createdAt: new Date(r.created_at).toISOString(),
+    nextAttemptAt: r.state === 'pending' ? new Date(r.next_attempt_at).toISOString() : null,
+    deliveredAt: r.delivered_at === null ? null : new Date(r.delivered_at).toISOString(),
+    lastStatus: r.last_status,
+    lastError: r.last_error,
+  };
+}
+
+/** Deliveries, newest first, for `GET /v1/alerts` and `mirrorguard alerts status`. */
+export function listDeliveries(db: Db, q: { state?: OutboxState; endpoint?: string; findingId?: string; limit?: number } = {}): DeliveryView[] {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (q.state !== undefined) (where.push('state = ?'), args.push(q.state));
+  if (q.endpoint !== undefined) (where.push('endpoint = ?'), args.push(q.endpoint));
+  if (q.findingId !== undefined) (where.push('finding_id = ?'), args.push(q.findingId));
+  const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
+  const sql = `SELECT * FROM outbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${limit}`;
+  return db.prepare<(string | number)[], OutboxRow>(sql).all(...args).map(view);
+}
+
+export interface EndpointRecord {
+  name: string;
+  disabledAt: string | null;
+  reason: string | null;
+}
+
+export function listDisabledEndpoints(db: Db): EndpointRecord[] {
+  return db
+    .prepare<[], { name: string; disabled_at: number | null; reason: string | null }>('SELECT name, disabled_at, reason FROM webhook_endpoints WHERE disabled_at IS NOT NULL ORDER BY name')
+    .all()
+    .map((r) => ({ name: r.name, disabledAt: r.disabled_at === null ? null : new Date(r.disabled_at).toISOString(), reason: r.reason }));
+}
+
+/** Mark an endpoint disabled (a 410 from it, or an operator). Its pending rows fail with `reason`. */
+export function disableEndpoint(db: Db, name: string, reason: string, now: number = Date.now()): number {
+  return db.transaction(() => {
+    db.prepare(
+      'INSERT INTO webhook_endpoints (name, disabled_at, reason) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET disabled_at = excluded.disabled_at, reason = excluded.reason',
+    ).run(name, now, reason);
+    return db.prepare(`UPDATE outbox SET state = 'failed', last_error = ? WHERE endpoint = ? AND state = 'pending'`).run(`endpoint disabled: ${reason}`, name).changes;
+  })();
+}
+
+/**
+ * Re-enable an endpoint a 410 disabled. With `requeue`, the deliveries that failed because of it (or
+ * any failed ones since `sinceMs`) are pending again under their original webhook-id, so a receiver
+ * that did get one dedupes it. Returns how many were requeued. A running dispatcher picks the change
+ * up on restart.
+ */
+export function enableEndpoint(db: Db, name: string, opts: { requeue?: boolean; sinceMs?: number; now?: number } = {}): number {
+  return db.transaction(() => {
+    db.prepare('UPDATE webhook_endpoints SET disabled_at = NULL, reason = NULL WHERE name = ?').run(name);
+    if (!opts.requeue) return 0;
+    return requeueFailed(db, { endpoint: name, ...(opts.sinceMs !== undefined ? { sinceMs: opts.sinceMs } : {}), ...(opts.now !== undefined ? { now: opts.now } : {}) });
+  })();
+}
+
+/**
+ * Failed deliveries back to pending (Standard Webhooks "Visibility into failures and manual
+ * retries"). Their age restarts now, so they get a fresh maxAgeSeconds.
+ */
+export function requeueFailed(db: Db, opts: { endpoint?: string; sinceMs?: number; now?: number } = {}): number {
+  const now = opts.now ?? Date.now();
+  const where = ["state = 'failed'"];
+  const args: (string | number)[] = [];
+  if (opts.endpoint !== undefined) (where.push('endpoint = ?'), args.push(opts.endpoint));
+  if (opts.sinceMs !== undefined) (where.push('created_at >= ?'), args.push(opts.sinceMs));
+  return db
+    .prepare(`UPDATE outbox SET state = 'pending', next_attempt_at = ?, created_at = ? WHERE ${where.join(' AND ')}`)
+    .run(now, now, ...args).changes;
+}
+
+export interface OutboxCounts {
+  pending: number;
+  delivered: number;
+  failed: number;
+  byEndpoint: Record<string, { pending: number; delivered: number; failed: number }>;
+}
+
+export function outboxCounts(db: Db): OutboxCounts {
+  const out: OutboxCounts = { pending: 0, delivered: 0, failed: 0, byEndpoint: {} };
+  for (const r of db.prepare<[], { endpoint: string; state: OutboxState; n: number }>('SELECT endpoint, state, COUNT(*) AS n FROM outbox GROUP BY endpoint, state').all()) {
+    out[r.state] += r.n;
+    (out.byEndpoint[r.endpoint] ??= { pending: 0, delivered: 0, failed: 0 })[r.state] += r.n;
+  }
+  return out;
+}
+
+/**
+ * Forget finished deliveries (delivered or failed) created before `beforeMs`; pending ones are never
+ * pruned. For the retention timer; returns how many rows went.
+ */
+export function pruneDeliveries(db: Db, beforeMs: number): number {
+  return db.prepare(`DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND created_at < ?`).run(beforeMs).changes;
+}

@@ -1,0 +1,272 @@
+/**
+ * `mirrorguard alerts <test|status|enable|retry>`: check webhook wiring and look after the outbox.
+ *
+ *   alerts test --webhook URL [--secret whsec_...] [--format standard|slack]   one signed test event
+ *   alerts test --config FILE [--name NAME]                                     each configured webhook
+ *   alerts status [--data-dir DIR] [--state pending|delivered|failed] [--json]  deliveries and endpoints
+ *   alerts enable NAME [--data-dir DIR] [--requeue]                             undo a 410 disable
+ *   alerts retry [--data-dir DIR] [--endpoint NAME]                             failed deliveries -> pending
+ *
+ * `test` sends synchronously, without the outbox: one attempt, no retry, so the operator sees exactly
+ * what the receiver answered. Exit 0 when every receiver answered 2xx, else MG_ERR_WEBHOOK_SEND (69).
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { EXIT, MgError, type Problem } from '../errors.js';
+import { VERSION } from '../version.js';
+import { openDb } from '../store/db.js';
+import { parseYamlWithLines } from '../util/yaml-source.js';
+import { generateSecret, looksLikeSlack, parseAlertsConfig, secretProblem, WEBHOOK_DEFAULTS, WEBHOOK_SECRET_ENV, type ResolvedWebhook, type WebhookFormat } from '../alert/config.js';
+import { renderSlackTest } from '../alert/format-slack.js';
+import { renderStandardTest } from '../alert/format-standard.js';
+import { enableEndpoint, listDeliveries, listDisabledEndpoints, newMsgId, outboxCounts, requeueFailed, type OutboxState } from '../alert/outbox.js';
+import { redactUrl } from '../alert/dispatcher.js';
+import { sendWebhook } from '../alert/send.js';
+
+/** The catalog's file name under the data directory (src/collector/layout.ts CATALOG_FILE). */
+const CATALOG_FILE = 'mirrorguard.db';
+
+const HELP = `usage: mirrorguard alerts <command> [options]
+
+Check webhook wiring and look after the alert outbox (docs/alerts.md).
+
+commands:
+  test      send one signed test event (type webhook.test) and print what the receiver answered
+  status    count deliveries by endpoint and state; list recent ones
+  enable    re-enable a webhook that a 410 Gone disabled
+  retry     put failed deliveries back in the queue (same webhook-id; receivers dedupe)
+
+test options:
+  --webhook URL         receiver to test (repeatable); hooks.slack.com URLs use the slack format
+  --secret whsec_...    signing secret (default: $${WEBHOOK_SECRET_ENV}, else a one-off secret, printed)
+  --format FORMAT       standard | slack (default: standard, or slack for hooks.slack.com)
+  --config FILE         also test every webhook in the file's webhooks: list
+  --name NAME           with --config: only this webhook (repeatable)
+  --timeout-ms MS       request timeout (default ${WEBHOOK_DEFAULTS.timeoutMs})
+
+status / enable / retry options:
+  --data-dir DIR        the collector's data directory (default ./data, or dataDir from --config)
+  --config FILE         read dataDir from this config file
+  --state STATE         status: only pending | delivered | failed
+  --limit N             status: how many recent deliveries to list (default 20)
+  --json                status: print JSON
+  --requeue             enable: also retry the deliveries that failed because of the disable
+  --endpoint NAME       retry: only this webhook
+
+  -h, --help            show this help
+`;
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  webhook: { type: 'string', multiple: true },
+  secret: { type: 'string' },
+  format: { type: 'string' },
+  config: { type: 'string' },
+  name: { type: 'string', multiple: true },
+  'timeout-ms': { type: 'string' },
+  'data-dir': { type: 'string' },
+  state: { type: 'string' },
+  limit: { type: 'string' },
+  json: { type: 'boolean' },
+  requeue: { type: 'boolean' },
+  endpoint: { type: 'string' },
+} as const;
+
+type Values = {
+  help?: boolean;
+  webhook?: string[];
+  secret?: string;
+  format?: string;
+  config?: string;
+  name?: string[];
+  'timeout-ms'?: string;
+  'data-dir'?: string;
+  state?: string;
+  limit?: string;
+  json?: boolean;
+  requeue?: boolean;
+  endpoint?: string;
+};
+
+function usage(msg: string): MgError {
+  return new MgError('MG_ERR_CLI_USAGE', `alerts: ${msg}; see 'mirrorguard alerts --help'`);
+}
+
+function out(s: string): void {
+  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+}
+
+function err(s: string): void {
+  process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
+}
+
+function intFlag(name: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw usage(`--${name}: expected an integer from ${min} to ${max}, got '${v}'`);
+  return Number(v);
+}
+
+/** The `webhooks:`, `alerting:` and `dataDir` keys of a config file; the rest is the config loader's business. */
+function readConfig(file: string): { raw: { webhooks?: unknown; alerting?: unknown; dataDir?: unknown }; lineOf: (p: readonly (string | number)[]) => number | undefined } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new MgError('MG_ERR_CONFIG_READ', `${file}: ${(e as Error).message}`, { cause: e });
+  }
+  const src = parseYamlWithLines(text, file);
+  if (src.syntaxProblems.length > 0) throw new MgError('MG_ERR_CONFIG_PARSE', file, { problems: src.syntaxProblems });
+  const v = src.value;
+  const raw = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  return { raw: { webhooks: raw['webhooks'], alerting: raw['alerting'], dataDir: raw['dataDir'] }, lineOf: (p) => src.lineOf(p) };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
+  } catch (e) {
+    throw usage((e as Error).message.split('\n')[0]!);
+  }
+  const v = parsed.values as Values;
+  const [cmd, ...rest] = parsed.positionals;
+  if (v.help || cmd === 'help') {
+    out(HELP);
+    return EXIT.OK;
+  }
+  switch (cmd) {
+    case 'test':
+      if (rest.length > 0) throw usage(`unexpected argument '${rest[0]}'`);
+      return runTest(v);
+    case 'status':
+      if (rest.length > 0) throw usage(`unexpected argument '${rest[0]}'`);
+      return runStatus(v);
+    case 'enable':
+      if (rest.length !== 1) throw usage('enable takes one webhook name');
+      return runEnable(v, rest[0]!);
+    case 'retry':
+      if (rest.length > 0) throw usage(`unexpected argument '${rest[0]}'`);
+      return runRetry(v);
+    case undefined:
+      throw usage('a command is required: test, status, enable or retry');
+    default:
+      throw usage(`unknown command '${cmd}'`);
+  }
+}
+
+async function runTest(v: Values): Promise<number> {
+  if (v.format !== undefined && v.format !== 'standard' && v.format !== 'slack') throw usage(`--format: expected standard or slack, got '${v.format}'`);
+  if (v.secret !== undefined) {
+    const p = secretProblem(v.secret);
+    if (p) throw usage(`--secret: ${p}`);
+  }
+  const timeoutMs = intFlag('timeout-ms', v['timeout-ms'], 100, 120_000) ?? WEBHOOK_DEFAULTS.timeoutMs;
+  const targets: ResolvedWebhook[] = [];
+
+  if (v.config !== undefined) {
+    const { raw, lineOf } = readConfig(v.config);
+    const { webhooks } = parseAlertsConfig({ webhooks: raw.webhooks, alerting: raw.alerting }, { file: v.config, lineOf });
+    const chosen = v.name === undefined ? webhooks : webhooks.filter((w) => v.name!.includes(w.name));
+    for (const n of v.name ?? []) if (!webhooks.some((w) => w.name === n)) throw usage(`--name: no webhook named '${n}' in ${v.config}`);
+    targets.push(...chosen);
+  } else if (v.name !== undefined) {
+    throw usage('--name needs --config');
+  }
+
+  for (const url of v.webhook ?? []) {
+    const format: WebhookFormat = (v.format as WebhookFormat | undefined) ?? (looksLikeSlack(url) ? 'slack' : 'standard');
+    let secret = v.secret ?? process.env[WEBHOOK_SECRET_ENV];
+    if (secret !== undefined && v.secret === undefined) {
+      const p = secretProblem(secret);
+      if (p) throw usage(`$${WEBHOOK_SECRET_ENV}: ${p}`);
+    }
+    if (secret === undefined && format === 'standard') {
+      secret = generateSecret();
+      err(`no --secret and no $${WEBHOOK_SECRET_ENV}: signing with a one-off secret ${secret}\n(a receiver that verifies with its own secret will reject this test)`);
+    }
+    // The same validation as a config entry, so a bad URL gets the same message.
+    const { webhooks } = parseAlertsConfig({ webhooks: [{ url, format, ...(secret !== undefined ? { secret } : {}), timeoutMs }] }, {});
+    targets.push(webhooks[0]!);
+  }
+  if (targets.length === 0) throw usage('test needs --webhook URL or --config FILE');
+
+  const problems: Problem[] = [];
+  for (const t of targets) {
+    const at = Date.now();
+    const msgId = newMsgId(at);
+    const payload = t.format === 'slack' ? renderSlackTest(at, hostname(), VERSION) : renderStandardTest(at, { message: 'mirrorguard webhook test: if you can read this, alerts reach you.', host: hostname(), version: VERSION });
+    const target = v.config !== undefined && v['timeout-ms'] !== undefined ? { ...t, timeoutMs } : t;
+    const res = await sendWebhook(target, msgId, payload);
+    out(`${t.name} (${t.format}, ${redactUrl(t.url)})`);
+    out(`  webhook-id: ${msgId}`);
+    if (res.headers['webhook-signature']) out(`  webhook-signature: ${res.headers['webhook-signature']} (timestamp ${res.headers['webhook-timestamp']})`);
+    if (res.status !== undefined) out(`  answer: HTTP ${res.status} in ${res.durationMs} ms${res.body ? `: ${res.body.replace(/\s+/g, ' ').trim().slice(0, 200)}` : ''}`);
+    else out(`  answer: none (${res.error})`);
+    if (res.outcome === 'delivered') out('  ok');
+    else {
+      const hint = res.outcome === 'gone' ? ' (410 Gone: the collector would disable this webhook)' : res.outcome === 'retry' ? ' (the collector would retry this)' : ' (the collector would not retry this)';
+      problems.push({ field: t.name, message: `${res.error ?? 'failed'}${hint}` });
+    }
+  }
+  if (problems.length > 0) throw new MgError('MG_ERR_WEBHOOK_SEND', problems.map((p) => `${p.field}: ${p.message}`).join('; '), { problems });
+  return EXIT.OK;
+}
+
+function dbFile(v: Values): string {
+  let dir = v['data-dir'];
+  if (dir === undefined && v.config !== undefined) {
+    const d = readConfig(v.config).raw.dataDir;
+    if (typeof d === 'string' && d !== '') dir = d;
+  }
+  return join(dir ?? './data', CATALOG_FILE);
+}
+
+function runStatus(v: Values): number {
+  if (v.state !== undefined && !['pending', 'delivered', 'failed'].includes(v.state)) throw usage(`--state: expected pending, delivered or failed, got '${v.state}'`);
+  const limit = intFlag('limit', v.limit, 1, 1000) ?? 20;
+  const db = openDb(dbFile(v));
+  try {
+    const counts = outboxCounts(db);
+    const disabled = listDisabledEndpoints(db);
+    const recent = listDeliveries(db, { ...(v.state !== undefined ? { state: v.state as OutboxState } : {}), limit });
+    if (v.json) {
+      out(JSON.stringify({ ...counts, disabled, recent }, null, 2));
+      return EXIT.OK;
+    }
+    out(`pending ${counts.pending}, delivered ${counts.delivered}, failed ${counts.failed}`);
+    for (const [name, c] of Object.entries(counts.byEndpoint)) out(`  ${name}: pending ${c.pending}, delivered ${c.delivered}, failed ${c.failed}`);
+    for (const d of disabled) out(`DISABLED ${d.name} since ${d.disabledAt}: ${d.reason ?? ''}`);
+    for (const r of recent) {
+      out(`${r.createdAt} ${r.state.padEnd(9)} ${r.endpoint} ${r.type} ${r.msgId} attempts=${r.attempts}${r.lastStatus !== null ? ` status=${r.lastStatus}` : ''}${r.lastError ? ` error=${r.lastError}` : ''}`);
+    }
+    return EXIT.OK;
+  } finally {
+    db.close();
+  }
+}
+
+function runEnable(v: Values, name: string): number {
+  const db = openDb(dbFile(v));
+  try {
+    const was = listDisabledEndpoints(db).some((d) => d.name === name);
+    const n = enableEndpoint(db, name, { requeue: v.requeue === true });
+    out(was ? `webhook '${name}' enabled${v.requeue ? `; ${n} failed deliveries requeued` : ''}` : `webhook '${name}' was not disabled${v.requeue ? `; ${n} failed deliveries requeued` : ''}`);
+    out('A running collector picks this up within its poll interval (alerting.pollIntervalMs).');
+    return EXIT.OK;
+  } finally {
+    db.close();
+  }
+}
+
+function runRetry(v: Values): number {
+  const db = openDb(dbFile(v));
+  try {
+    const n = requeueFailed(db, v.endpoint !== undefined ? { endpoint: v.endpoint } : {});
+    out(`${n} failed deliveries requeued; a running collector sends them within its poll interval.`);
+    return EXIT.OK;
+  } finally {
+    db.close();
+  }
+}
