@@ -100,4 +100,10 @@ export interface FindingEvent {
   type: FindingEventType;
   finding: Finding;
   at: number; // ms since the epoch
+  /**
+   * Why the event fired: a `finding.created` is `reopened` when a resolved incident recurred (same id,
+   * a new alert is due); a `finding.updated` is `correlated` (new evidence from the other plane) or
+   * `escalated` (higher severity). Absent for a new finding and for a resolution.
+   */
+  reason?: 'reopened' | 'correlated' | 'escalated';
 }

@@ -11,6 +11,11 @@ export interface ManifestSession {
   filterId?: string;
   owner?: string;
   description?: string;
+  /**
+   * AWS region of the session (e.g. `eu-central-1`). Optional; an inventory of one region ignores
+   * manifest sessions that name another, so one manifest can cover several regions.
+   */
+  region?: string;
   /** ms since the epoch. */
   expires?: number;
   /** Line of the entry in the manifest file, for messages. */

@@ -1,0 +1,341 @@
+/**
+ * Data-plane detection. The collector calls `onNewPair` on the first packet of each new (outer source
+ * IP, VNI) pair; nothing here runs per packet. A timer calls `checkSilent` and `checkExpired` with what
+ * the session table (or `observed_sessions`) says about recent traffic.
+ *
+ * Silence is counted from the later of: the session's last traffic, the detector's start, and the
+ * reload that added the session to the manifest. So a session that never sends anything is reported
+ * `silentAfterMs` after start, and a restart does not report every session at once: the collector gets
+ * `silentAfterMs` to see traffic first.
+ */
+import { RateLimiter, type Logger } from '../util/log.js';
+import { buildIndex, type AuthResult, type AuthStatus, type ManifestIndex } from './authorize.js';
+import {
+  attachTrafficToSessionFindings,
+  controlEvidenceForTraffic,
+  DATA_PLANE_KINDS,
+  noteObserved,
+  trafficRow,
+} from './correlate.js';
+import { newDetectCounters, type DetectCounters } from './counters.js';
+import type { Finding, FindingInput, FindingKind } from './finding.js';
+import { canonicalIp } from './ip.js';
+import type { Manifest, ManifestSession } from './manifest-types.js';
+import { findingId, type FindingStore } from './store.js';
+
+/** Default for `detect.silentAfterSeconds`: 15 minutes. */
+export const DEFAULT_SILENT_AFTER_MS = 15 * 60_000;
+
+/**
+ * Pairs remembered for re-evaluation on reload. The collector's own table is bounded; this bound keeps
+ * a flood of forged (source IP, VNI) pairs from growing the detector's memory without limit. The oldest
+ * pair is forgotten first; a forgotten pair is evaluated again on its next first packet.
+ */
+export const MAX_TRACKED_PAIRS = 100_000;
+
+export interface PairVerdict {
+  /** The manifest session the pair belongs to; null when none does (or it does not authorize the source). */
+  sessionId: string | null;
+  status: AuthStatus;
+}
+
+export interface ObservedPair {
+  sourceIp: string;
+  vni: number;
+  /** ms since the epoch. */
+  lastSeenMs: number;
+}
+
+export interface CheckResult {
+  raised: Finding[];
+  resolved: Finding[];
+}
+
+export interface DataPlaneOptions {
+  store: FindingStore;
+  manifest: Manifest | null;
+  /** 0 disables silent-session detection. */
+  silentAfterMs?: number;
+  clock?: () => number;
+  log?: Logger;
+  counters?: DetectCounters;
+}
+
+interface PairState {
+  sourceIp: string;
+  vni: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  status: AuthStatus;
+  sessionId: string | null;
+}
+
+const KIND_OF: Record<Exclude<AuthStatus, 'authorized'>, FindingKind> = {
+  'unauthorized-vni': 'unauthorized-vni',
+  'unexpected-source': 'unexpected-source',
+  expired: 'expired-session',
+};
+
+export class DataPlaneDetector {
+  private index: ManifestIndex;
+  private readonly store: FindingStore;
+  private readonly clock: () => number;
+  private readonly log: Logger | undefined;
+  private readonly limiter = new RateLimiter();
+  readonly counters: DetectCounters;
+  readonly silentAfterMs: number;
+  private readonly startedAt: number;
+  private readonly pairs = new Map<string, PairState>();
+  /** When we started expecting traffic from sessions added by a reload (absent: since start). */
+  private readonly expectedSince = new Map<string, number>();
+
+  constructor(opts: DataPlaneOptions) {
+    this.store = opts.store;
+    this.clock = opts.clock ?? Date.now;
+    this.log = opts.log;
+    this.counters = opts.counters ?? newDetectCounters();
+    this.silentAfterMs = opts.silentAfterMs ?? DEFAULT_SILENT_AFTER_MS;
+    this.startedAt = this.clock();
+    this.index = buildIndex(opts.manifest);
+  }
+
+  get manifest(): Manifest | null {
+    return this.index.manifest;
+  }
+
+  get manifestIndex(): ManifestIndex {
+    return this.index;
+  }
+
+  /**
+   * The first packet of a new (source IP, VNI) pair arrived at `atMs`. Never throws: the verdict is
+   * returned even when the finding cannot be written (counted as detect.store.errors and logged at
+   * most once a minute), so a full disk cannot stop capture.
+   */
+  onNewPair(sourceIp: string, vni: number, atMs: number = this.clock()): PairVerdict {
+    const ip = canonicalIp(sourceIp) ?? sourceIp;
+    const auth = this.index.authorize(ip, vni, atMs);
+    const sessionId = auth.status === 'authorized' || auth.status === 'expired' ? auth.session!.id : null;
+    this.counters['detect.pairs.evaluated']++;
+    if (auth.status !== 'authorized') this.counters['detect.pairs.unauthorized']++;
+    const key = pairKey(ip, vni);
+    let pair = this.pairs.get(key);
+    if (pair === undefined) {
+      if (this.pairs.size >= MAX_TRACKED_PAIRS) {
+        this.pairs.delete(this.pairs.keys().next().value!);
+        this.counters['detect.pairs.forgotten']++;
+      }
+      pair = { sourceIp: ip, vni, firstSeenMs: atMs, lastSeenMs: atMs, status: auth.status, sessionId };
+      this.pairs.set(key, pair);
+    } else {
+      pair.lastSeenMs = Math.max(pair.lastSeenMs, atMs);
+      pair.status = auth.status;
+      pair.sessionId = sessionId;
+    }
+    const state = pair;
+    try {
+      // One transaction: one commit for the observed row, the finding and its webhook rows.
+      this.store.db.transaction(() => {
+        noteObserved(this.store.db, ip, vni, sessionId, atMs);
+        if (auth.status === 'authorized') {
+          this.resolvePair(ip, vni, atMs, `authorized by ${auth.session!.id} in manifest ${this.shaNote()}`);
+        } else {
+          this.store.record(this.pairFinding(state, auth, atMs, 'first packet'));
+        }
+        // Findings about a session on this VNI (a CloudTrail create, an unmanaged session) learn it carries traffic.
+        attachTrafficToSessionFindings(this.store, trafficRow({ source_ip: ip, vni, first_seen: atMs, last_seen: atMs }), sessionId, atMs);
+      })();
+    } catch (e) {
+      this.counters['detect.store.errors']++;
+      const n = this.limiter.allow('store');
+      if (n >= 0) this.log?.error({ err: (e as Error).message, sourceIp: ip, vni, status: auth.status, suppressed: n }, 'cannot record the finding for a new pair');
+    }
+    return { sessionId, status: auth.status };
+  }
+
+  /**
+   * Swap the manifest (SIGHUP). Known pairs are evaluated again: one that became authorized has its
+   * finding resolved, one that lost authorization raises one.
+   */
+  setManifest(manifest: Manifest | null, atMs: number = this.clock()): CheckResult {
+    const old = this.index;
+    const next = buildIndex(manifest);
+    this.index = next;
+    const raised: Finding[] = [];
+    const resolved: Finding[] = [];
+    for (const s of next.sessions) if (old.session(s.id) === undefined && !this.expectedSince.has(s.id)) this.expectedSince.set(s.id, atMs);
+    for (const s of old.sessions) {
+      if (next.session(s.id) !== undefined) continue;
+      this.expectedSince.delete(s.id);
+      pushIf(resolved, this.store.resolveIfOpen(findingId('silent-session', s.id), atMs, 'session removed from the manifest'));
+    }
+    for (const pair of this.pairs.values()) {
+      const auth = next.authorize(pair.sourceIp, pair.vni, atMs);
+      const sessionId = auth.status === 'authorized' || auth.status === 'expired' ? auth.session!.id : null;
+      if (auth.status === pair.status && sessionId === pair.sessionId) continue;
+      const before = pair.status;
+      pair.status = auth.status;
+      pair.sessionId = sessionId;
+      if (before !== 'authorized') {
+        const id = findingId(KIND_OF[before], pairKey(pair.sourceIp, pair.vni));
+        pushIf(resolved, this.store.resolveIfOpen(id, atMs, `manifest reloaded (${this.shaNote()}): now ${auth.status}`));
+      }
+      if (auth.status !== 'authorized') raised.push(this.store.record(this.pairFinding(pair, auth, atMs, 'manifest reload')).finding);
+    }
+    this.log?.info({ sessions: next.sessions.length, sha256: manifest?.sha256, raised: raised.length, resolved: resolved.length }, 'manifest in force');
+    return { raised, resolved };
+  }
+
+  /**
+   * Raise silent-session for each unexpired manifest session with no traffic for `silentAfterMs`, and
+   * resolve it when traffic is back. `observed` defaults to the `observed_sessions` table.
+   */
+  checkSilent(now: number = this.clock(), observed?: Iterable<ObservedPair>): CheckResult {
+    const raised: Finding[] = [];
+    const resolved: Finding[] = [];
+    if (this.silentAfterMs <= 0) return { raised, resolved };
+    const lastBySession = new Map<string, number>();
+    for (const o of observed ?? this.readObserved()) {
+      const ip = canonicalIp(o.sourceIp) ?? o.sourceIp;
+      const pair = this.pairs.get(pairKey(ip, o.vni));
+      if (pair) pair.lastSeenMs = Math.max(pair.lastSeenMs, o.lastSeenMs);
+      const s = this.index.match(ip, o.vni);
+      if (s) lastBySession.set(s.id, Math.max(lastBySession.get(s.id) ?? 0, o.lastSeenMs));
+    }
+    for (const s of this.index.sessions) {
+      const id = findingId('silent-session', s.id);
+      const current = this.store.get(id);
+      const open = current?.status === 'open';
+      if (s.expires !== undefined && now >= s.expires) {
+        // An expired session is not expected to send; expired-session covers it if it does.
+        if (open) pushIf(resolved, this.store.resolveIfOpen(id, now, 'session expired'));
+        continue;
+      }
+      const last = lastBySession.get(s.id);
+      const from = Math.max(last ?? -Infinity, this.expectedSince.get(s.id) ?? this.startedAt);
+      const silentFor = now - from;
+      if (silentFor >= this.silentAfterMs) {
+        if (!open) raised.push(this.store.record(this.silentFinding(s, last, from, now)).finding);
+      } else if (open && last !== undefined && now - last < this.silentAfterMs) {
+        pushIf(resolved, this.store.resolveIfOpen(id, now, `traffic resumed at ${new Date(last).toISOString()}`));
+      }
+    }
+    return { raised, resolved };
+  }
+
+  /**
+   * Raise expired-session for pairs that were authorized at their first packet and kept sending after
+   * their session's `expires`. `observed` defaults to the `observed_sessions` table.
+   */
+  checkExpired(now: number = this.clock(), observed?: Iterable<ObservedPair>): Finding[] {
+    const raised: Finding[] = [];
+    for (const o of observed ?? this.readObserved()) {
+      const ip = canonicalIp(o.sourceIp) ?? o.sourceIp;
+      const s = this.index.match(ip, o.vni);
+      if (s?.expires === undefined || o.lastSeenMs < s.expires || now < s.expires) continue;
+      const key = pairKey(ip, o.vni);
+      const pair = this.pairs.get(key);
+      if (pair) {
+        pair.status = 'expired';
+        pair.sessionId = s.id;
+        pair.lastSeenMs = Math.max(pair.lastSeenMs, o.lastSeenMs);
+      }
+      if (this.store.get(findingId('expired-session', key))?.status === 'open') continue;
+      const state = pair ?? { sourceIp: ip, vni: o.vni, firstSeenMs: o.lastSeenMs, lastSeenMs: o.lastSeenMs, status: 'expired' as const, sessionId: s.id };
+      raised.push(this.store.record(this.pairFinding(state, { status: 'expired', session: s }, o.lastSeenMs, 'traffic after expiry')).finding);
+    }
+    return raised;
+  }
+
+  /** The current verdict for a pair, without recording anything (the collector re-reads after a tick). */
+  verdict(sourceIp: string, vni: number, atMs: number = this.clock()): PairVerdict {
+    const auth = this.index.authorize(canonicalIp(sourceIp) ?? sourceIp, vni, atMs);
+    return { sessionId: auth.status === 'authorized' || auth.status === 'expired' ? auth.session!.id : null, status: auth.status };
+  }
+
+  private resolvePair(ip: string, vni: number, atMs: number, reason: string): void {
+    const key = pairKey(ip, vni);
+    for (const kind of DATA_PLANE_KINDS) this.store.resolveIfOpen(findingId(kind, key), atMs, reason);
+  }
+
+  private pairFinding(pair: PairState, auth: AuthResult, atMs: number, trigger: string): FindingInput {
+    const m = this.index.manifest;
+    const { sourceIp, vni } = pair;
+    const kind = KIND_OF[auth.status as Exclude<AuthStatus, 'authorized'>];
+    const claims = this.index.sessionsForVni(vni).map((s) => claimOf(s));
+    let summary: string;
+    if (kind === 'unauthorized-vni') {
+      summary = m
+        ? `Traffic from ${sourceIp} on VNI ${vni}, which no session in the manifest authorizes`
+        : `Traffic from ${sourceIp} on VNI ${vni}; no manifest is loaded, so no session is authorized`;
+    } else if (kind === 'unexpected-source') {
+      summary = `Traffic on VNI ${vni} from ${sourceIp}, which is not a listed source of ${claims.map((c) => c.id).join(', ')}`;
+    } else {
+      summary = `Traffic from ${sourceIp} on ${auth.session!.id} (VNI ${vni}) after the session expired at ${new Date(auth.session!.expires!).toISOString()}`;
+    }
+    const evidence: Record<string, unknown> = {
+      pair: { sourceIp, vni },
+      firstPacketAt: new Date(pair.firstSeenMs).toISOString(),
+      trigger,
+      manifest: m ? { file: m.file, sha256: m.sha256, sessions: m.sessions.length } : null,
+      claims,
+    };
+    if (auth.status === 'expired') evidence.session = claimOf(auth.session!);
+    const sessionId = auth.status === 'expired' ? auth.session!.id : undefined;
+    const control = controlEvidenceForTraffic(this.store.db, { vni, sessionId: auth.session?.id, atMs });
+    const input: FindingInput = { kind, key: pairKey(sourceIp, vni), at: atMs, vni, sourceIp, summary, evidence };
+    if (sessionId) input.sessionId = sessionId;
+    if (control.length) input.correlated = { control };
+    return input;
+  }
+
+  private silentFinding(s: ManifestSession, last: number | undefined, from: number, now: number): FindingInput {
+    const silentForMs = now - from;
+    return {
+      kind: 'silent-session',
+      key: s.id,
+      at: now,
+      vni: s.vni,
+      sessionId: s.id,
+      summary:
+        last === undefined
+          ? `No traffic on authorized session ${s.id} (VNI ${s.vni}) in the ${Math.round(silentForMs / 60_000)} min since it was expected`
+          : `No traffic on authorized session ${s.id} (VNI ${s.vni}) since ${new Date(last).toISOString()}`,
+      evidence: {
+        session: claimOf(s),
+        lastTrafficAt: last === undefined ? null : new Date(last).toISOString(),
+        countingFrom: new Date(from).toISOString(),
+        silentForMs,
+        silentAfterMs: this.silentAfterMs,
+      },
+    };
+  }
+
+  private readObserved(): ObservedPair[] {
+    return this.store.db
+      .prepare<[], { source_ip: string; vni: number; last_seen: number }>('SELECT source_ip, vni, last_seen FROM observed_sessions')
+      .all()
+      .map((r) => ({ sourceIp: r.source_ip, vni: r.vni, lastSeenMs: r.last_seen }));
+  }
+
+  private shaNote(): string {
+    const m = this.index.manifest;
+    return m ? `sha256 ${m.sha256.slice(0, 12)}` : 'none';
+  }
+}
+
+export function pairKey(sourceIp: string, vni: number): string {
+  return `${sourceIp}|${vni}`;
+}
+
+function claimOf(s: ManifestSession): Record<string, unknown> {
+  const c: Record<string, unknown> = { id: s.id, vni: s.vni, sourceIps: s.sourceIps ?? 'any', line: s.line };
+  if (s.sourceEni) c.sourceEni = s.sourceEni;
+  if (s.owner) c.owner = s.owner;
+  if (s.expires !== undefined) c.expires = new Date(s.expires).toISOString();
+  return c;
+}
+
+function pushIf(list: Finding[], f: Finding | undefined): void {
+  if (f) list.push(f);
+}

@@ -1,0 +1,265 @@
+/**
+ * The detector as one object, independent of transport: the collector calls `onNewPair`, the
+ * CloudTrail inputs (files, HTTP, EventBridge) call `ingestCloudTrail`, the inventory (file or SDK)
+ * calls `checkInventory`, a timer calls `tick`, SIGHUP calls `reloadManifest`. Every path ends in the
+ * same findings store with the same rules, so the same incident gets the same finding whichever way it
+ * was noticed.
+ */
+import { isMgError, type MgError } from '../errors.js';
+import type { Db } from '../store/db.js';
+import { RateLimiter, type Logger } from '../util/log.js';
+import { normalizeRecord } from './cloudtrail/normalize.js';
+import { recordsFromJson } from './cloudtrail/parse.js';
+import { evaluateControlEvent } from './cloudtrail/rules/index.js';
+import type { ControlEvent } from './cloudtrail/types.js';
+import {
+  attachControlToTraffic,
+  controlEvidenceForSession,
+  isSessionChange,
+  recordControlEvent,
+  trafficEvidence,
+} from './correlate.js';
+import { newDetectCounters, type DetectCounters } from './counters.js';
+import { DataPlaneDetector, type CheckResult, type ObservedPair, type PairVerdict } from './data-plane.js';
+import type { Finding, FindingEvent, FindingInput, FindingKind } from './finding.js';
+import { compareInventory, fetchInventory, type FetchOptions, type InventorySession } from './inventory.js';
+import { loadManifest } from './manifest.js';
+import type { Manifest } from './manifest-types.js';
+import { FindingStore, findingId, mergeCorrelated } from './store.js';
+
+const INVENTORY_KINDS: readonly FindingKind[] = ['unmanaged-session', 'missing-session', 'session-drift'];
+
+/** How far back observed traffic counts as evidence for an inventory finding. */
+export const INVENTORY_TRAFFIC_WINDOW_MS = 24 * 3600_000;
+
+export type ControlRules = (ev: ControlEvent, manifest: Manifest | null) => FindingInput[];
+
+export interface DetectorOptions {
+  db: Db;
+  manifest: Manifest | null;
+  /** Called inside the transaction that writes each finding (the webhook outbox). */
+  onChange?: (e: FindingEvent) => void;
+  /** silent-session threshold; 0 disables. Default 15 minutes. */
+  silentAfterMs?: number;
+  clock?: () => number;
+  log?: Logger;
+  /** The control-plane rules; the CloudTrail rules by default. */
+  rules?: ControlRules;
+}
+
+export interface IngestResult {
+  /** Traffic-mirroring events read (new and repeated). */
+  events: ControlEvent[];
+  /** Events already stored (the same eventID delivered again); they raise nothing new. */
+  duplicates: number;
+  /** Records that are not traffic-mirroring calls. */
+  skipped: number;
+  /** Control-plane findings recorded. */
+  findings: Finding[];
+  /** Data-plane findings that gained control-plane evidence. */
+  correlated: Finding[];
+}
+
+export interface InventoryResult {
+  findings: Finding[];
+  resolved: Finding[];
+}
+
+export class Detector {
+  readonly store: FindingStore;
+  /** docs/counters.md, "Detector". */
+  readonly counters: DetectCounters = newDetectCounters();
+  readonly dataPlane: DataPlaneDetector;
+  private readonly db: Db;
+  private readonly clock: () => number;
+  private readonly log: Logger | undefined;
+  private readonly rules: ControlRules;
+  private readonly limiter = new RateLimiter();
+
+  constructor(opts: DetectorOptions) {
+    this.db = opts.db;
+    this.clock = opts.clock ?? Date.now;
+    this.log = opts.log;
+    this.rules = opts.rules ?? evaluateControlEvent;
+    this.store = new FindingStore({ db: opts.db, onChange: opts.onChange });
+    this.dataPlane = new DataPlaneDetector({ store: this.store, manifest: opts.manifest, silentAfterMs: opts.silentAfterMs, clock: this.clock, log: opts.log, counters: this.counters });
+    if (opts.manifest === null) {
+      this.log?.warn('NO MANIFEST: every mirror session is treated as unauthorized; every VNI seen raises unauthorized-vni (see docs/manifest.md)');
+    }
+  }
+
+  get manifest(): Manifest | null {
+    return this.dataPlane.manifest;
+  }
+
+  /** The first packet of a new (source IP, VNI) pair (the collector's first-packet edge). */
+  onNewPair(sourceIp: string, vni: number, atMs: number = this.clock()): PairVerdict {
+    return this.dataPlane.onNewPair(sourceIp, vni, atMs);
+  }
+
+  /** The current verdict for a pair without recording anything. */
+  verdict(sourceIp: string, vni: number, atMs: number = this.clock()): PairVerdict {
+    return this.dataPlane.verdict(sourceIp, vni, atMs);
+  }
+
+  /**
+   * CloudTrail input in any shape src/detect/cloudtrail/parse.ts accepts (a record, a Records file, an
+   * EventBridge event, lookup-events output, an array of these). Throws MG_ERR_CLOUDTRAIL_FORMAT.
+   */
+  ingestCloudTrail(input: unknown, where = 'input'): IngestResult {
+    const records = recordsFromJson(input, where);
+    const events: ControlEvent[] = [];
+    for (const r of records) {
+      const ev = normalizeRecord(r);
+      if (ev) events.push(ev);
+    }
+    const res = this.ingestControlEvents(events);
+    res.skipped = records.length - events.length;
+    return res;
+  }
+
+  /**
+   * Normalized control events: each is stored (once per eventID), run through the rules, and
+   * correlated both ways. One transaction per event, so an event and its findings (and their webhook
+   * rows) commit together; a repeat of an event already stored does nothing.
+   */
+  ingestControlEvents(events: readonly ControlEvent[]): IngestResult {
+    const out: IngestResult = { events: [...events], duplicates: 0, skipped: 0, findings: [], correlated: [] };
+    // Oldest first, so that a create is stored before the modify that follows it.
+    const ordered = [...events].sort((a, b) => a.eventTime - b.eventTime);
+    const manifest = this.manifest;
+    for (const ev of ordered) {
+      this.db.transaction(() => {
+        if (!recordControlEvent(this.db, ev)) {
+          out.duplicates++;
+          this.counters['detect.control.duplicates']++;
+          return;
+        }
+        this.counters['detect.control.events']++;
+        const traffic =
+          ev.vni !== undefined || ev.sessionId !== undefined ? trafficEvidence(this.db, { vni: ev.vni, sessionId: ev.sessionId, sinceMs: ev.eventTime }) : [];
+        for (const input of this.rules(ev, manifest)) {
+          if (traffic.length && ev.dryRun !== true && ev.errorCode === undefined) {
+            input.correlated = mergeCorrelated(input.correlated, { traffic }).merged;
+          }
+          out.findings.push(this.store.record(input).finding);
+        }
+        if (isSessionChange(ev)) out.correlated.push(...attachControlToTraffic(this.store, ev, this.clock()));
+      })();
+    }
+    return out;
+  }
+
+  /**
+   * Compare an inventory with the manifest: record unmanaged/missing/drift findings, and resolve those
+   * from an earlier check (of the same region) that no longer hold.
+   */
+  checkInventory(sessions: readonly InventorySession[], opts: { region?: string; at?: number } = {}): InventoryResult {
+    const at = opts.at ?? this.clock();
+    const scope = opts.region ?? null;
+    const inputs = compareInventory(this.manifest, sessions, { region: opts.region, at });
+    return this.db.transaction((): InventoryResult => {
+      const findings: Finding[] = [];
+      const current = new Set<string>();
+      for (const input of inputs) {
+        const control = input.sessionId ? controlEvidenceForSession(this.db, input.sessionId) : [];
+        const traffic =
+          input.kind === 'missing-session'
+            ? []
+            : trafficEvidence(this.db, {
+                vni: input.vni,
+                sessionId: input.kind === 'session-drift' ? input.sessionId : undefined,
+                sinceMs: at - INVENTORY_TRAFFIC_WINDOW_MS,
+                unattributedOnly: input.kind === 'unmanaged-session',
+              });
+        if (control.length || traffic.length) {
+          input.correlated = { ...(control.length ? { control } : {}), ...(traffic.length ? { traffic } : {}) };
+        }
+        current.add(findingId(input.kind, input.key));
+        findings.push(this.store.record(input).finding);
+      }
+      const resolved: Finding[] = [];
+      const stale: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = this.store.list({ kind: INVENTORY_KINDS, status: 'open', limit: 500, cursor });
+        for (const f of page.items) if (!current.has(f.id) && (f.evidence.scope ?? null) === scope) stale.push(f.id);
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor !== undefined);
+      for (const id of stale) {
+        const r = this.store.resolveIfOpen(id, at, 'no longer seen by the inventory check');
+        if (r) resolved.push(r);
+      }
+      return { findings, resolved };
+    })();
+  }
+
+  /** Fetch the live inventory and check it (the periodic job in serve). */
+  async runInventory(opts: FetchOptions = {}): Promise<InventoryResult> {
+    const sessions = await fetchInventory(opts);
+    return this.checkInventory(sessions, { region: opts.region });
+  }
+
+  /**
+   * Run the live inventory check every `intervalMs` until stopped. Failures are logged (at most once a
+   * minute) and the next run is tried on schedule; the timer does not keep the process alive.
+   */
+  scheduleInventory(intervalMs: number, opts: FetchOptions = {}): { stop(): void; runNow(): Promise<InventoryResult | null> } {
+    let running = false;
+    const run = async (): Promise<InventoryResult | null> => {
+      if (running) return null;
+      running = true;
+      try {
+        this.counters['detect.inventory.runs']++;
+        const r = await this.runInventory(opts);
+        this.log?.info({ findings: r.findings.length, resolved: r.resolved.length }, 'inventory check done');
+        return r;
+      } catch (e) {
+        this.counters['detect.inventory.failures']++;
+        const n = this.limiter.allow('inventory');
+        if (n >= 0) this.log?.error({ err: isMgError(e) ? e.describe() : String(e), suppressed: n }, 'inventory check failed');
+        return null;
+      } finally {
+        running = false;
+      }
+    };
+    const timer = setInterval(() => void run(), intervalMs);
+    timer.unref();
+    return { stop: () => clearInterval(timer), runNow: run };
+  }
+
+  /** Swap the manifest in force and re-evaluate known pairs. */
+  setManifest(manifest: Manifest | null, atMs: number = this.clock()): CheckResult {
+    if (manifest === null) this.log?.warn('NO MANIFEST: every mirror session is now treated as unauthorized');
+    return this.dataPlane.setManifest(manifest, atMs);
+  }
+
+  /**
+   * SIGHUP: load `path` again. An invalid or unreadable file keeps the manifest in force; the error
+   * (with every `FILE:LINE: field: message`) is logged and returned.
+   */
+  reloadManifest(path: string): { ok: true; manifest: Manifest; result: CheckResult } | { ok: false; error: MgError } {
+    let manifest: Manifest;
+    try {
+      manifest = loadManifest(path);
+    } catch (e) {
+      if (!isMgError(e)) throw e;
+      this.log?.error({ problems: e.problems.length }, `manifest reload refused, keeping the manifest in force (sha256 ${this.manifest?.sha256 ?? 'none'}):\n${e.describe()}`);
+      return { ok: false, error: e };
+    }
+    return { ok: true, manifest, result: this.setManifest(manifest) };
+  }
+
+  /** silent-session only. */
+  checkSilent(now: number = this.clock(), observed?: Iterable<ObservedPair>): CheckResult {
+    return this.dataPlane.checkSilent(now, observed);
+  }
+
+  /** The periodic data-plane checks: silent sessions, and traffic that outlived its session's `expires`. */
+  tick(now: number = this.clock(), observed?: Iterable<ObservedPair>): CheckResult {
+    const list = observed === undefined ? undefined : [...observed];
+    const silent = this.dataPlane.checkSilent(now, list);
+    const expired = this.dataPlane.checkExpired(now, list);
+    return { raised: [...silent.raised, ...expired], resolved: silent.resolved };
+  }
+}

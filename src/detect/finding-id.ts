@@ -1,0 +1,18 @@
+/**
+ * The stable id of a finding: one incident (kind + incident key) always gets the same id, whether the
+ * findings store writes it (serve), `cloudtrail scan` prints it (stateless) or a webhook carries it. That
+ * is what lets an operator match a CLI line to an API record and lets a receiver de-duplicate.
+ *
+ * `f_` + the first 20 hex digits (80 bits) of SHA-256(kind, NUL, key). NUL cannot occur in a kind, so
+ * ('a', 'b\0c') and ('a\0b', 'c') cannot collide.
+ */
+import { createHash } from 'node:crypto';
+import type { FindingKind } from './finding.js';
+
+export const FINDING_ID_PREFIX = 'f_';
+export const FINDING_ID_HEX_DIGITS = 20;
+
+export function findingId(kind: FindingKind, key: string): string {
+  const hex = createHash('sha256').update(kind).update('\0').update(key).digest('hex');
+  return FINDING_ID_PREFIX + hex.slice(0, FINDING_ID_HEX_DIGITS);
+}
