@@ -26,6 +26,17 @@ export interface ControlEvent {
   targetId?: string;
   filterId?: string;
   filterRuleId?: string;
+  /**
+   * Where a target created or deleted by this call sends traffic: the target's ENI, NLB ARN or Gateway
+   * Load Balancer endpoint. Kept apart from `eni`, which is always the mirrored (source) interface.
+   */
+  targetDestination?: string;
+  /** For AssumedRole callers: the role behind the session (userIdentity.sessionContext.sessionIssuer.arn). */
+  roleArn?: string;
+  /** The call was a DryRun (a permission probe: it changes nothing, and reports `Client.DryRunOperation`). */
+  dryRun?: boolean;
+  /** Odd values that were dropped while normalizing (a VNI out of range, an unparseable number ...). */
+  weird?: readonly string[];
   /** The original record, for evidence. */
   record: Record<string, unknown>;
 }
