@@ -1,0 +1,459 @@
+/**
+ * The asynchronous side of the PCAP writer: a bounded queue of full buffers on their way to disk.
+ *
+ * - Every disk operation runs on the libuv threadpool (fs.promises), never on the packet path.
+ * - Writes to one file are serialized (a file runs one job at a time, in order), and at most
+ *   `maxConcurrentWrites` files write at once, so a burst of files cannot starve the threadpool that
+ *   DNS lookups and the other fs calls share (its default size is 4).
+ * - `maxQueuedBytes` bounds what is waiting: the writer asks hasRoom() before it hands a buffer over
+ *   and drops the packet (pcap.write.queue_full) when there is none, after Arkime's simpleMaxQ.
+ * - A file is created lazily by its first job, with O_CREAT|O_EXCL ('wx': never clobber), and its
+ *   preamble (the pcap global header) as its first bytes.
+ * - Every write goes at an explicit position: the "committed" offset, which only ever moves to the end
+ *   of a buffer that was written whole. A buffer holds whole records, so the committed offset is always
+ *   a record boundary. When a write fails (ENOSPC, EDQUOT, EIO, ...) the file is truncated back to it,
+ *   the buffer's packets are counted lost under WRITE_ENOSPC or WRITE_ERROR, and the next buffer is tried
+ *   again, so capture resumes by itself when space returns. If even the truncate fails, the next
+ *   successful write overwrites the garbage and close() truncates again: the file always parses.
+ * - SHA-256 is updated per committed buffer, so closing a file needs no re-read.
+ * - Failures go to one hook, at most once per interval per (operation, errno), with a suppressed count.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { DROP, type DropCode } from '../decode/drop-reasons.js';
+import { MgError } from '../errors.js';
+import { RateLimiter } from '../util/log.js';
+
+export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
+/** The libuv threadpool's default size; more concurrent writes would only queue inside libuv. */
+export const DEFAULT_MAX_CONCURRENT_WRITES = 4;
+export const DEFAULT_ERROR_REPORT_INTERVAL_MS = 60_000;
+export const DEFAULT_FILE_MODE = 0o640;
+
+/** Loss counters indexed by DropCode (a Float64Array of DROP_COUNT entries, or a plain array). */
+export type DropCounters = { [code: number]: number };
+
+export type DiskOp = 'create' | 'write' | 'truncate' | 'sync' | 'close' | 'queue';
+
+/** What the error hook receives. Never thrown: capture goes on. */
+export interface DiskErrorReport {
+  path: string;
+  op: DiskOp;
+  /** errno code (ENOSPC, EACCES, ...), or QUEUE_FULL for op 'queue'. */
+  code: string;
+  message: string;
+  /** Packets lost by this event (the counters have the totals). */
+  lostPackets: number;
+  /** Reports of the same (op, code) suppressed since the last one was let through. */
+  suppressed: number;
+}
+
+export interface DiskQueueOptions {
+  /** Bytes handed over but not yet on disk, at most. Default 32 MiB. */
+  maxQueuedBytes?: number;
+  /** Files writing at the same time, at most. Default 4. */
+  maxConcurrentWrites?: number;
+  /** Called for failures, rate-limited. */
+  onError?: (report: DiskErrorReport) => void;
+  /** At most one report per (operation, errno) per this many ms. Default 60000. */
+  errorReportIntervalMs?: number;
+  /** Lost packets are added here under WRITE_ENOSPC / WRITE_ERROR. */
+  drops?: DropCounters;
+  /** Permission bits for new files. Default 0o640. */
+  fileMode?: number;
+}
+
+/** A buffer of whole records on its way to disk. */
+export interface WriteChunk {
+  buf: Buffer;
+  len: number;
+  packets: number;
+  /** Earliest and latest record timestamps in the chunk. */
+  minSec: number;
+  minNsec: number;
+  maxSec: number;
+  maxNsec: number;
+  /** Gives the buffer back (to the pool) once the bytes are on disk or lost. */
+  release: ((buf: Buffer) => void) | null;
+}
+
+/** The state of a file once closed: what is on disk. */
+export interface DiskFileResult {
+  path: string;
+  /** Whether we created the file (false when it could never be created). It may still be empty (bytes 0) when even the header could not be written. */
+  created: boolean;
+  bytes: number;
+  packets: number;
+  minSec: number;
+  minNsec: number;
+  maxSec: number;
+  maxNsec: number;
+  /** Hex SHA-256 of the file's bytes (of zero bytes when it was never created). */
+  sha256: string;
+  lostPackets: number;
+  /** The last error code seen on this file, or null. */
+  lastError: string | null;
+}
+
+function errCode(e: unknown): string {
+  const c = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof c === 'string' ? c : 'EIO';
+}
+
+/** ENOSPC and EDQUOT are "disk full": worth their own counter, since they heal when space is freed. */
+export function dropCodeForError(code: string): DropCode {
+  return code === 'ENOSPC' || code === 'EDQUOT' ? DROP.WRITE_ENOSPC : DROP.WRITE_ERROR;
+}
+
+export class DiskQueue {
+  readonly maxQueuedBytes: number;
+  readonly maxConcurrentWrites: number;
+  readonly fileMode: number;
+  private readonly onError: ((r: DiskErrorReport) => void) | undefined;
+  private readonly limiter: RateLimiter;
+  readonly drops: DropCounters | undefined;
+  /** Bytes handed over and not yet written or dropped. */
+  queuedBytes = 0;
+  private readonly ready: DiskFile[] = [];
+  private active = 0;
+
+  constructor(opts: DiskQueueOptions = {}) {
+    const maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    const maxConcurrentWrites = opts.maxConcurrentWrites ?? DEFAULT_MAX_CONCURRENT_WRITES;
+    if (!Number.isInteger(maxQueuedBytes) || maxQueuedBytes < 1) {
+      throw new MgError('MG_ERR_CONFIG_INVALID', 'maxQueuedBytes must be a positive integer', { problems: [{ field: 'maxQueuedBytes', message: 'must be a positive integer' }] });
+    }
+    if (!Number.isInteger(maxConcurrentWrites) || maxConcurrentWrites < 1) {
+      throw new MgError('MG_ERR_CONFIG_INVALID', 'maxConcurrentWrites must be a positive integer', { problems: [{ field: 'maxConcurrentWrites', message: 'must be a positive integer' }] });
+    }
+    this.maxQueuedBytes = maxQueuedBytes;
+    this.maxConcurrentWrites = maxConcurrentWrites;
+    this.onError = opts.onError;
+    this.limiter = new RateLimiter(opts.errorReportIntervalMs ?? DEFAULT_ERROR_REPORT_INTERVAL_MS);
+    this.drops = opts.drops;
+    this.fileMode = opts.fileMode ?? DEFAULT_FILE_MODE;
+  }
+
+  /** Files writing right now (at most maxConcurrentWrites). */
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /** Whether `bytes` more may be handed over now. */
+  hasRoom(bytes: number): boolean {
+    return this.queuedBytes + bytes <= this.maxQueuedBytes;
+  }
+
+  /** A file this queue will write. No I/O happens until its first job runs. */
+  file(path: string, preamble: Buffer, opts: DiskFileOptions = {}): DiskFile {
+    return new DiskFile(this, path, preamble, opts);
+  }
+
+  /** Rate-limited report to the hook. */
+  report(path: string, op: DiskOp, code: string, message: string, lostPackets: number): void {
+    if (this.onError === undefined) return;
+    const suppressed = this.limiter.allow(`${op}:${code}`);
+    if (suppressed < 0) return;
+    try {
+      this.onError({ path, op, code, message, lostPackets, suppressed });
+    } catch {
+      // A failing hook must not stop the disk queue.
+    }
+  }
+
+  countLoss(code: DropCode, packets: number): void {
+    if (this.drops !== undefined && packets > 0) this.drops[code] = (this.drops[code] ?? 0) + packets;
+  }
+
+  /** @internal a file has a job to run. */
+  schedule(f: DiskFile): void {
+    this.ready.push(f);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.active < this.maxConcurrentWrites && this.ready.length > 0) {
+      const f = this.ready.shift()!;
+      this.active++;
+      void f.runOne().then(() => {
+        this.active--;
+        f.afterRun();
+        this.pump();
+      });
+    }
+  }
+}
+
+export interface DiskFileOptions {
+  /** fdatasync at most this often while writing, ms (0: only fsync on close). */
+  datasyncIntervalMs?: number;
+  /** Packets of this file lost by a failed write, with the DropCode they count under. */
+  onLoss?: (code: DropCode, packets: number) => void;
+  /** Every failure on this file, unthrottled (at most one per write attempt; the queue's hook is rate-limited). */
+  onError?: (report: DiskErrorReport) => void;
+}
+
+type Job = { kind: 'write'; chunk: WriteChunk } | { kind: 'close'; done: (r: DiskFileResult) => void } | { kind: 'idle'; done: () => void };
+
+/** One file on disk, written by one writer through the queue. */
+export class DiskFile {
+  private handle: FileHandle | null = null;
+  private readonly jobs: Job[] = [];
+  private scheduled = false;
+  private closed = false;
+  private readonly hash: Hash = createHash('sha256');
+  private lastSyncAt = Date.now();
+  /** Bytes that may sit past the committed offset after a failed write and a failed truncate. */
+  private dirty = false;
+  /** We created the file (O_EXCL succeeded). */
+  private created = false;
+
+  /** File size up to the last whole record written: what a reader may safely read. */
+  committedBytes = 0;
+  committedPackets = 0;
+  minSec = 0;
+  minNsec = 0;
+  maxSec = 0;
+  maxNsec = 0;
+  lostPackets = 0;
+  lastError: string | null = null;
+  /** Bytes handed over to this file and not yet written or lost. */
+  pendingBytes = 0;
+
+  constructor(
+    private readonly queue: DiskQueue,
+    readonly path: string,
+    private readonly preamble: Buffer,
+    private readonly opts: DiskFileOptions,
+  ) {
+    this.datasyncIntervalMs = opts.datasyncIntervalMs ?? 0;
+  }
+
+  private readonly datasyncIntervalMs: number;
+
+  /** Hand a chunk over. The queue owns the buffer until it calls chunk.release. */
+  enqueue(chunk: WriteChunk): void {
+    if (this.closed) throw new Error(`enqueue after close: ${this.path}`);
+    this.queue.queuedBytes += chunk.len;
+    this.pendingBytes += chunk.len;
+    this.push({ kind: 'write', chunk });
+  }
+
+  /** Resolves once every job handed over so far has finished. */
+  idle(): Promise<void> {
+    return new Promise((done) => this.push({ kind: 'idle', done }));
+  }
+
+  /**
+   * After every pending write: make sure the file exists (with its preamble), cut anything past the
+   * committed offset, fsync, close. Never rejects: failures are in the result and went to the hook.
+   */
+  close(): Promise<DiskFileResult> {
+    if (this.closed) return Promise.reject(new Error(`closed twice: ${this.path}`));
+    const p = new Promise<DiskFileResult>((done) => this.push({ kind: 'close', done }));
+    this.closed = true;
+    return p;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private push(job: Job): void {
+    this.jobs.push(job);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.queue.schedule(this);
+    }
+  }
+
+  /** @internal */
+  afterRun(): void {
+    if (this.jobs.length > 0) this.queue.schedule(this);
+    else this.scheduled = false;
+  }
+
+  /** @internal run the oldest job; never rejects. */
+  async runOne(): Promise<void> {
+    const job = this.jobs.shift()!;
+    try {
+      if (job.kind === 'write') await this.write(job.chunk);
+      else if (job.kind === 'close') job.done(await this.finish());
+      else job.done();
+    } catch (e) {
+      // Every expected failure is handled inside; this is a bug guard so the queue keeps running and
+      // nobody waits forever on a close.
+      this.fail(job.kind === 'close' ? 'close' : 'write', e, 0);
+      if (job.kind === 'close') job.done(this.result());
+    }
+  }
+
+  /** Record a failure: last error, this file's hook, the queue's rate-limited hook. */
+  private fail(op: DiskOp, e: unknown, lostPackets: number): void {
+    const code = errCode(e);
+    const message = (e as Error | null)?.message ?? String(e);
+    this.lastError = code;
+    if (this.opts.onError !== undefined) {
+      try {
+        this.opts.onError({ path: this.path, op, code, message, lostPackets, suppressed: 0 });
+      } catch {
+        // A failing hook must not stop the disk queue.
+      }
+    }
+    this.queue.report(this.path, op, code, message, lostPackets);
+  }
+
+  private lose(chunk: WriteChunk, op: DiskOp, e: unknown): void {
+    const drop = dropCodeForError(errCode(e));
+    this.lostPackets += chunk.packets;
+    this.queue.countLoss(drop, chunk.packets);
+    if (this.opts.onLoss !== undefined && chunk.packets > 0) {
+      try {
+        this.opts.onLoss(drop, chunk.packets);
+      } catch {
+        // As above.
+      }
+    }
+    this.fail(op, e, chunk.packets);
+  }
+
+  /** Open the file if it is not open yet. Returns false (and reports) when it cannot be created. */
+  private async ensureOpen(chunk: WriteChunk | null): Promise<boolean> {
+    if (this.handle !== null) return true;
+    try {
+      this.handle = await open(this.path, 'wx', this.queue.fileMode);
+      this.created = true;
+      return true;
+    } catch (e) {
+      if (chunk !== null) this.lose(chunk, 'create', e);
+      else {
+        this.fail('create', e, 0);
+      }
+      return false;
+    }
+  }
+
+  /** Write all of buf[0, len) at `pos`, continuing short writes. Throws the I/O error. */
+  private async writeAll(buf: Buffer, len: number, pos: number): Promise<void> {
+    let done = 0;
+    let zeroWrites = 0;
+    while (done < len) {
+      const { bytesWritten } = await this.handle!.write(buf, done, len - done, pos + done);
+      if (bytesWritten === 0) {
+        // write(2) returning 0 for a non-empty buffer makes no progress; don't spin on it.
+        if (++zeroWrites > 2) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+      }
+      done += bytesWritten;
+    }
+  }
+
+  /** Cut the file back to the last committed record after a failed write. */
+  private async rollBack(): Promise<void> {
+    try {
+      await this.handle!.truncate(this.committedBytes);
+      this.dirty = false;
+    } catch (e) {
+      this.dirty = true;
+      this.fail('truncate', e, 0);
+    }
+  }
+
+  /** The preamble goes first, once; until it is on disk the committed size stays 0. */
+  private async ensurePreamble(chunk: WriteChunk | null): Promise<boolean> {
+    if (this.committedBytes > 0) return true;
+    try {
+      await this.writeAll(this.preamble, this.preamble.length, 0);
+    } catch (e) {
+      if (chunk !== null) this.lose(chunk, 'write', e);
+      else {
+        this.fail('write', e, 0);
+      }
+      await this.rollBack();
+      return false;
+    }
+    this.hash.update(this.preamble);
+    this.committedBytes = this.preamble.length;
+    return true;
+  }
+
+  private async write(chunk: WriteChunk): Promise<void> {
+    try {
+      if (!(await this.ensureOpen(chunk))) return;
+      if (!(await this.ensurePreamble(chunk))) return;
+      try {
+        await this.writeAll(chunk.buf, chunk.len, this.committedBytes);
+      } catch (e) {
+        this.lose(chunk, 'write', e);
+        await this.rollBack();
+        return;
+      }
+      this.hash.update(chunk.buf.subarray(0, chunk.len));
+      this.commit(chunk);
+      if (this.datasyncIntervalMs > 0 && Date.now() - this.lastSyncAt >= this.datasyncIntervalMs) {
+        this.lastSyncAt = Date.now();
+        try {
+          await this.handle!.datasync();
+        } catch (e) {
+          this.fail('sync', e, 0);
+        }
+      }
+    } finally {
+      this.queue.queuedBytes -= chunk.len;
+      this.pendingBytes -= chunk.len;
+      if (chunk.release !== null) chunk.release(chunk.buf);
+    }
+  }
+
+  private commit(chunk: WriteChunk): void {
+    if (chunk.packets > 0) {
+      if (this.committedPackets === 0 || chunk.minSec < this.minSec || (chunk.minSec === this.minSec && chunk.minNsec < this.minNsec)) {
+        this.minSec = chunk.minSec;
+        this.minNsec = chunk.minNsec;
+      }
+      if (this.committedPackets === 0 || chunk.maxSec > this.maxSec || (chunk.maxSec === this.maxSec && chunk.maxNsec > this.maxNsec)) {
+        this.maxSec = chunk.maxSec;
+        this.maxNsec = chunk.maxNsec;
+      }
+    }
+    this.committedBytes += chunk.len;
+    this.committedPackets += chunk.packets;
+  }
+
+  private async finish(): Promise<DiskFileResult> {
+    // A file with no packets still gets its header, so every catalogued file opens in tshark.
+    if ((await this.ensureOpen(null)) && (await this.ensurePreamble(null))) {
+      const h = this.handle!;
+      if (this.dirty) await this.rollBack();
+      try {
+        await h.sync();
+      } catch (e) {
+        this.fail('sync', e, 0);
+      }
+    }
+    if (this.handle !== null) {
+      try {
+        await this.handle.close();
+      } catch (e) {
+        this.fail('close', e, 0);
+      }
+      this.handle = null;
+    }
+    return this.result();
+  }
+
+  private result(): DiskFileResult {
+    return {
+      path: this.path,
+      created: this.created,
+      bytes: this.committedBytes,
+      packets: this.committedPackets,
+      minSec: this.minSec,
+      minNsec: this.minNsec,
+      maxSec: this.maxSec,
+      maxNsec: this.maxNsec,
+      sha256: this.hash.digest('hex'),
+      lostPackets: this.lostPackets,
+      lastError: this.lastError,
+    };
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * One PCAP file being written. append() is the per-packet hot path: it copies a 16-byte record header and
+ * the frame into the current pool buffer and returns a DropCode; it allocates nothing, does no I/O and
+ * never throws. A full buffer goes to the disk queue (src/pcap/disk-queue.ts) and a fresh one comes
+ * from the pool (src/pcap/buffer-pool.ts); when neither has room the packet is dropped with
+ * DROP.WRITE_QUEUE_FULL, which the caller counts.
+ *
+ * flush(), on a timer (every flushIntervalMs, 1 s by default), hands over a partial buffer, so a crash
+ * loses at most that long of capture, and an idle writer holds no buffer at all. close() flushes, waits
+ * for the disk, fsyncs and describes the file as it is on disk.
+ *
+ * Live numbers (committedBytes, committedPackets ...) describe the file up to its last flushed record,
+ * which is what the API may serve of a file still being written.
+ */
+import { DROP, type DropCode } from '../decode/drop-reasons.js';
+import { MgError } from '../errors.js';
+import { BufferPool } from './buffer-pool.js';
+import { DiskQueue, type DiskErrorReport, type DiskFile, type WriteChunk } from './disk-queue.js';
+import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN, writeRecordHeader } from './format.js';
+
+export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
+
+export interface PcapFileWriterOptions {
+  /** Shared buffer pool; a private one is made when absent. */
+  pool?: BufferPool;
+  /** Shared disk queue; a private one is made when absent. */
+  queue?: DiskQueue;
+  /** Link type in the file header. Default LINKTYPE_ETHERNET (1). */
+  linktype?: number;
+  /** Snap length in the file header and the largest frame accepted. Default 262144. */
+  snaplen?: number;
+  /** How often the writer's own timer flushes a partial buffer, ms. 0: the caller calls flush(). Default 1000. */
+  flushIntervalMs?: number;
+  /** fdatasync at most this often while writing, ms. 0: only fsync on close. Default 0. */
+  datasyncIntervalMs?: number;
+  /**
+   * Packets append() accepted (DROP.OK) that a failed write then lost, with the DropCode they count
+   * under (WRITE_ENOSPC or WRITE_ERROR). Called from the disk queue, never from append().
+   */
+  onLoss?: (code: DropCode, packets: number) => void;
+  /** Every disk failure on this file, unthrottled (at most one per write attempt); the queue's own hook is rate-limited. */
+  onError?: (report: DiskErrorReport) => void;
+}
+
+/** What close() reports: the file as it is on disk. */
+export interface ClosedFileInfo {
+  path: string;
+  /** False when the file could never be created (for example an unwritable directory): then bytes and packets are 0. */
+  created: boolean;
+  /** File size, global header included. */
+  bytes: number;
+  /** Records in the file. */
+  packets: number;
+  /** Earliest and latest record timestamps (0 when packets is 0). Equal to the first and last record when time moves forward. */
+  firstSec: number;
+  firstNsec: number;
+  lastSec: number;
+  lastNsec: number;
+  /** Hex SHA-256 of the whole file (of zero bytes when it was never created). */
+  sha256: string;
+  /** Packets accepted by append() but lost by a failed write (ENOSPC, EIO, ...). */
+  lostPackets: number;
+  /** The last disk error code seen on this file, or null. */
+  lastError: string | null;
+}
+
+/** Live numbers of a file being written. */
+export interface PcapFileWriterStats {
+  path: string;
+  /** Packets accepted by append(). */
+  packets: number;
+  /** Packets refused by append() for lack of buffer or queue room. */
+  queueFullDrops: number;
+  /** Bytes on disk up to the last whole record: serve the file up to here. */
+  committedBytes: number;
+  committedPackets: number;
+  firstSec: number;
+  firstNsec: number;
+  lastSec: number;
+  lastNsec: number;
+  lostPackets: number;
+  /** Bytes accepted but not yet on disk (in the current buffer or the queue). */
+  pendingBytes: number;
+}
+
+export class PcapFileWriter {
+  readonly path: string;
+  readonly snaplen: number;
+  readonly linktype: number;
+  private readonly pool: BufferPool;
+  private readonly queue: DiskQueue;
+  private readonly file: DiskFile;
+  private readonly releaseBuf: (buf: Buffer) => void;
+  private timer: NodeJS.Timeout | null = null;
+  private closing: Promise<ClosedFileInfo> | null = null;
+
+  // The buffer being filled, and the time range of its records.
+  private cur: Buffer | null = null;
+  private curLen = 0;
+  private curPackets = 0;
+  private curMinSec = 0;
+  private curMinNsec = 0;
+  private curMaxSec = 0;
+  private curMaxNsec = 0;
+
+  /** Packets accepted by append(). */
+  packets = 0;
+  /** Bytes accepted by append() (record headers included), not counting the global header. */
+  appendedBytes = 0;
+  /** Packets refused with WRITE_QUEUE_FULL. */
+  queueFullDrops = 0;
+  private queueFullReported = 0;
+
+  constructor(path: string, opts: PcapFileWriterOptions = {}) {
+    this.path = path;
+    this.pool = opts.pool ?? new BufferPool();
+    this.queue = opts.queue ?? new DiskQueue();
+    this.snaplen = opts.snaplen ?? SNAPLEN;
+    this.linktype = opts.linktype ?? LINKTYPE_ETHERNET;
+    if (!Number.isInteger(this.snaplen) || this.snaplen < 1 || this.snaplen > SNAPLEN) {
+      throw new MgError('MG_ERR_CONFIG_INVALID', `snaplen ${this.snaplen} is out of range`, { problems: [{ field: 'snaplen', message: `must be 1..${SNAPLEN}` }] });
+    }
+    if (this.snaplen + RECORD_HEADER_BYTES > this.pool.bufferBytes) {
+      throw new MgError('MG_ERR_CONFIG_INVALID', `a ${this.pool.bufferBytes}-byte pcap buffer cannot hold a ${this.snaplen}-byte frame`, {
+        problems: [{ field: 'bufferBytes', message: `must be at least snaplen + ${RECORD_HEADER_BYTES}` }],
+      });
+    }
+    this.file = this.queue.file(path, globalHeader(this.linktype, this.snaplen), {
+      datasyncIntervalMs: opts.datasyncIntervalMs ?? 0,
+      ...(opts.onLoss !== undefined ? { onLoss: opts.onLoss } : {}),
+      ...(opts.onError !== undefined ? { onError: opts.onError } : {}),
+    });
+    const pool = this.pool;
+    this.releaseBuf = (buf) => pool.release(buf);
+    const flushMs = opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
+    if (flushMs > 0) {
+      this.timer = setInterval(() => this.flush(), flushMs);
+      this.timer.unref();
+    }
+  }
+
+  /**
+   * Append one frame: bytes buf[off, end), wire length origLen (raised to the captured length when
+   * smaller), captured at tsSec.tsNsec. Returns DROP.OK, WRITE_QUEUE_FULL (no buffer or queue room),
+   * INNER_TOO_LONG (caplen > snaplen), INNER_TOO_SHORT (empty frame) or WRITE_ERROR (closed, or a
+   * timestamp outside the pcap fields).
+   */
+  append(buf: Uint8Array, off: number, end: number, origLen: number, tsSec: number, tsNsec: number): DropCode {
+    const caplen = end - off;
+    if (caplen > this.snaplen) return DROP.INNER_TOO_LONG;
+    if (caplen <= 0) return DROP.INNER_TOO_SHORT;
+    if (this.closing !== null) return DROP.WRITE_ERROR;
+    if (origLen < caplen) origLen = caplen;
+    const need = RECORD_HEADER_BYTES + caplen;
+    let b = this.cur;
+    if (b === null || this.curLen + need > b.length) {
+      b = this.nextBuffer();
+      if (b === null) {
+        this.queueFullDrops++;
+        return DROP.WRITE_QUEUE_FULL;
+      }
+    }
+    const p = writeRecordHeader(b, this.curLen, tsSec, tsNsec, caplen, origLen, this.snaplen);
+    if (p < 0) return DROP.WRITE_ERROR;
+    if (buf instanceof Buffer) buf.copy(b, p, off, end);
+    else b.set(buf.subarray(off, end), p);
+    this.curLen = p + caplen;
+    if (this.curPackets === 0) {
+      this.curMinSec = this.curMaxSec = tsSec;
+      this.curMinNsec = this.curMaxNsec = tsNsec;
+    } else {
+      if (tsSec < this.curMinSec || (tsSec === this.curMinSec && tsNsec < this.curMinNsec)) {
+        this.curMinSec = tsSec;
+        this.curMinNsec = tsNsec;
+      }
+      if (tsSec > this.curMaxSec || (tsSec === this.curMaxSec && tsNsec > this.curMaxNsec)) {
+        this.curMaxSec = tsSec;
+        this.curMaxNsec = tsNsec;
+      }
+    }
+    this.curPackets++;
+    this.packets++;
+    this.appendedBytes += need;
+    return DROP.OK;
+  }
+
+  /** Hand the current buffer over (if any) and take a fresh one; null when there is no room. */
+  private nextBuffer(): Buffer | null {
+    if (this.cur !== null && this.curLen > 0 && !this.queue.hasRoom(this.curLen)) return null;
+    const next = this.pool.acquire();
+    if (next === null) return null;
+    if (this.cur !== null) {
+      if (this.curLen > 0) this.handOver();
+      else this.pool.release(this.cur);
+    }
+    this.cur = next;
+    this.curLen = 0;
+    this.curPackets = 0;
+    return next;
+  }
+
+  private handOver(): void {
+    const chunk: WriteChunk = {
+      buf: this.cur!,
+      len: this.curLen,
+      packets: this.curPackets,
+      minSec: this.curMinSec,
+      minNsec: this.curMinNsec,
+      maxSec: this.curMaxSec,
+      maxNsec: this.curMaxNsec,
+      release: this.releaseBuf,
+    };
+    this.cur = null;
+    this.curLen = 0;
+    this.curPackets = 0;
+    this.file.enqueue(chunk);
+  }
+
+  /**
+   * Hand the partial buffer to the disk queue so it reaches the disk soon. Returns false when there was
+   * something to flush but the queue had no room (it stays buffered for the next try). Also reports
+   * queue-full drops, rate-limited, off the hot path.
+   */
+  flush(): boolean {
+    if (this.queueFullDrops !== this.queueFullReported) {
+      const n = this.queueFullDrops - this.queueFullReported;
+      this.queueFullReported = this.queueFullDrops;
+      this.queue.report(this.path, 'queue', 'QUEUE_FULL', `disk queue full (${this.queue.queuedBytes} bytes queued): ${n} packets not saved; the disk is too slow for the capture rate`, n);
+    }
+    if (this.cur === null || this.curLen === 0 || this.closing !== null) return true;
+    if (!this.queue.hasRoom(this.curLen)) return false;
+    this.handOver();
+    return true;
+  }
+
+  /** Flush and resolve once everything accepted so far has been written (or lost). */
+  async drain(): Promise<void> {
+    this.flush();
+    await this.file.idle();
+  }
+
+  /**
+   * Flush (past the queue bound: the memory is already spent), wait for pending writes, fsync and close.
+   * Never rejects for disk errors: they are in the result, the counters and the error hook.
+   */
+  close(): Promise<ClosedFileInfo> {
+    if (this.closing !== null) return this.closing;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.flush();
+    if (this.cur !== null) {
+      if (this.curLen > 0) this.handOver();
+      else {
+        this.pool.release(this.cur);
+        this.cur = null;
+      }
+    }
+    this.closing = this.file.close().then((r) => ({
+      path: r.path,
+      created: r.created,
+      bytes: r.bytes,
+      packets: r.packets,
+      firstSec: r.minSec,
+      firstNsec: r.minNsec,
+      lastSec: r.maxSec,
+      lastNsec: r.maxNsec,
+      sha256: r.sha256,
+      lostPackets: r.lostPackets,
+      lastError: r.lastError,
+    }));
+    return this.closing;
+  }
+
+  get closed(): boolean {
+    return this.closing !== null;
+  }
+
+  /** File size up to the last record written whole; a reader may read this far. */
+  get committedBytes(): number {
+    return this.file.committedBytes;
+  }
+
+  get committedPackets(): number {
+    return this.file.committedPackets;
+  }
+
+  get lostPackets(): number {
+    return this.file.lostPackets;
+  }
+
+  /** Earliest and latest timestamps among the records on disk (0 while committedPackets is 0). */
+  get firstSec(): number {
+    return this.file.minSec;
+  }
+  get firstNsec(): number {
+    return this.file.minNsec;
+  }
+  get lastSec(): number {
+    return this.file.maxSec;
+  }
+  get lastNsec(): number {
+    return this.file.maxNsec;
+  }
+
+  stats(): PcapFileWriterStats {
+    const f = this.file;
+    return {
+      path: this.path,
+      packets: this.packets,
+      queueFullDrops: this.queueFullDrops,
+      committedBytes: f.committedBytes,
+      committedPackets: f.committedPackets,
+      firstSec: f.minSec,
+      firstNsec: f.minNsec,
+      lastSec: f.maxSec,
+      lastNsec: f.maxNsec,
+      lostPackets: f.lostPackets,
+      pendingBytes: this.curLen + f.pendingBytes,
+    };
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * A real full disk: a 64 KiB tmpfs mounted inside a temporary folder (needs root and permission to
+ * mount; skipped otherwise). The writer must leave a file tshark reads, count what it lost under
+ * pcap.write.enospc, and resume by itself once space is freed.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DROP, DROP_COUNT } from '../../src/decode/drop-reasons.js';
+import { DiskQueue, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
+import { PcapFileWriter } from '../../src/pcap/file-writer.js';
+import { openCapture } from '../../src/pcap/reader.js';
+import { repairPcap } from '../../src/pcap/repair.js';
+import { tsharkReadsCleanly } from '../helpers/oracles.js';
+import { makeTmpDir } from '../helpers/tmp.js';
+import { frame, sha256File } from './pcap-helpers.js';
+
+const tmp = makeTmpDir('mg-pcap-enospc-');
+const mnt = join(tmp.dir, 'small');
+mkdirSync(mnt);
+const mounted =
+  process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0755', 'tmpfs', mnt], { stdio: 'ignore' }).status === 0;
+
+afterAll(() => {
+  if (mounted) spawnSync('umount', [mnt], { stdio: 'ignore' });
+  tmp.remove();
+});
+
+/** Sequence numbers of the frames in a file, read with our reader. */
+function seqs(path: string): number[] {
+  const r = openCapture(path);
+  const out: number[] = [];
+  while (r.next()) out.push(r.record.buf.readUInt32BE(r.record.off + 14));
+  expect(r.truncated).toBe(false);
+  r.close();
+  return out;
+}
+
+/** Fill the filesystem until the kernel refuses; returns the filler's path. */
+function fillDisk(name: string, bytes: number): string {
+  const p = join(mnt, name);
+  const fd = openSync(p, 'w');
+  const block = Buffer.alloc(4096, 0x55);
+  try {
+    for (let done = 0; done < bytes; done += block.length) writeSync(fd, block);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+  } finally {
+    closeSync(fd);
+  }
+  return p;
+}
+
+describe.skipIf(!mounted)('PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
+  beforeAll(() => {
+    for (const f of ['filler', 'cap.pcap', 'all-full', 'nohdr.pcap']) rmSync(join(mnt, f), { force: true });
+  });
+
+  it('truncates back to the last whole record, counts the lost frames as ENOSPC, and resumes when space returns', async () => {
+    const filler = fillDisk('filler', 40 * 1024);
+    const drops = new Float64Array(DROP_COUNT);
+    const reports: DiskErrorReport[] = [];
+    const path = join(mnt, 'cap.pcap');
+    const losses: [number, number][] = [];
+    const w = new PcapFileWriter(path, {
+      flushIntervalMs: 0,
+      queue: new DiskQueue({ drops, onError: (r) => reports.push(r) }),
+      onLoss: (code, n) => losses.push([code, n]),
+    });
+
+    for (let i = 0; i < 10; i++) expect(w.append(frame(i, 1000), 0, 1000, 1000, 100, i)).toBe(DROP.OK);
+    await w.drain();
+    expect(w.committedPackets).toBe(10);
+
+    // About 30 KB more does not fit in what is left: part of it is written, then ENOSPC.
+    for (let i = 10; i < 40; i++) expect(w.append(frame(i, 1000), 0, 1000, 1000, 101, i)).toBe(DROP.OK);
+    await w.drain();
+    expect(w.lostPackets).toBe(30);
+    expect(drops[DROP.WRITE_ENOSPC]).toBe(30);
+    expect(drops[DROP.WRITE_ERROR]).toBe(0);
+    expect(losses).toEqual([[DROP.WRITE_ENOSPC, 30]]);
+    expect(reports[0]).toMatchObject({ op: 'write', code: 'ENOSPC', lostPackets: 30 });
+    // The partial write was cut back: the file ends on the last whole record and parses.
+    expect(statSync(path).size).toBe(24 + 10 * 1016);
+    expect(w.committedBytes).toBe(24 + 10 * 1016);
+    expect(tsharkReadsCleanly(path)).toMatchObject({ ok: true, packets: 10 });
+
+    // Space comes back; the next buffers are written without anyone restarting anything.
+    unlinkSync(filler);
+    for (let i = 40; i < 50; i++) expect(w.append(frame(i, 1000), 0, 1000, 1000, 102, i)).toBe(DROP.OK);
+    const info = await w.close();
+    expect(info).toMatchObject({ created: true, packets: 20, lostPackets: 30, bytes: 24 + 20 * 1016, lastError: 'ENOSPC' });
+    expect(info.sha256).toBe(sha256File(path));
+    expect(seqs(path)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49]);
+    expect(tsharkReadsCleanly(path)).toMatchObject({ ok: true, packets: 20 });
+    rmSync(path);
+  });
+
+  it('on a disk with no room even for the header, reports an empty file that repair then completes', async () => {
+    const filler = fillDisk('all-full', 1 << 20);
+    const drops = new Float64Array(DROP_COUNT);
+    const path = join(mnt, 'nohdr.pcap');
+    const w = new PcapFileWriter(path, { flushIntervalMs: 0, queue: new DiskQueue({ drops }) });
+    w.append(frame(1, 200), 0, 200, 200, 1, 0);
+    const info = await w.close();
+    // The inode was created, but not one byte fits: the catalog learns the file is empty.
+    expect(info).toMatchObject({ created: true, bytes: 0, packets: 0, lostPackets: 1, lastError: 'ENOSPC' });
+    expect(drops[DROP.WRITE_ENOSPC]).toBe(1);
+    expect(statSync(path).size).toBe(0);
+
+    unlinkSync(filler);
+    const r = await repairPcap(path);
+    expect(r).toMatchObject({ bytes: 24, packets: 0, headerRewritten: true });
+    expect(tsharkReadsCleanly(path)).toMatchObject({ ok: true, packets: 0 });
+    rmSync(path);
+  });
+});

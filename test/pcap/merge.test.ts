@@ -1,0 +1,257 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isMgError } from '../../src/errors.js';
+import { PcapFileWriter } from '../../src/pcap/file-writer.js';
+import { mergeCaptures, type MergeOptions, type MergeStats } from '../../src/pcap/merge.js';
+import { openCapture } from '../../src/pcap/reader.js';
+import { tsharkReadsCleanly } from '../helpers/oracles.js';
+import { makeTmpDir } from '../helpers/tmp.js';
+import { buildPcap, frame, tsharkFrames, md5, epochString, type Rec } from './pcap-helpers.js';
+
+const { dir, remove } = makeTmpDir('mg-pcap-merge-');
+afterAll(remove);
+
+/** A record whose payload carries a label, so the merged order can be read back. */
+function rec(label: number, tsSec: number, tsNsec: number, len = 60): Rec {
+  return { tsSec, tsNsec, data: frame(label, len) };
+}
+
+function write(name: string, content: Buffer): string {
+  const p = join(dir, name);
+  writeFileSync(p, content);
+  return p;
+}
+
+async function mergeToBuffer(files: string[], opts: MergeOptions = {}): Promise<{ out: Buffer; stats: MergeStats; summary: MergeStats | null }> {
+  const s = mergeCaptures(files, opts);
+  let summary: MergeStats | null = null;
+  s.on('summary', (st: MergeStats) => (summary = { ...st }));
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return { out: Buffer.concat(chunks), stats: s.stats, summary };
+}
+
+function labels(path: string): number[] {
+  const r = openCapture(path);
+  const out: number[] = [];
+  while (r.next()) out.push(r.record.buf.readUInt32BE(r.record.off + 14));
+  expect(r.truncated).toBe(false);
+  r.close();
+  return out;
+}
+
+const T = 1_700_000_000;
+// Three overlapping inputs in three formats. Labels are the expected merged position.
+const A = [rec(0, T, 0), rec(2, T, 300), rec(3, T, 300), rec(7, T + 1, 0), rec(9, T + 2, 5)];
+// B ties with A at (T, 300): A comes first (input order). Its 1 ns steps would vanish in float nanoseconds.
+const B = [rec(1, T, 100), rec(4, T, 301), rec(5, T, 302), rec(8, T + 1, 999_999_999)];
+// C is a microsecond pcap, big-endian: its timestamps are whole microseconds.
+const C = [rec(6, T, 999_000), rec(10, T + 3, 0, 1514)];
+
+function inputs(): string[] {
+  return [write('a.pcap', buildPcap(A)), write('b.pcap', buildPcap(B)), write('c.pcap', buildPcap(C, { bigEndian: true, resolution: 'us' }))];
+}
+
+describe('mergeCaptures', () => {
+  it('merges overlapping files of mixed formats into one nanosecond pcap in timestamp order, byte for byte', async () => {
+    const files = inputs();
+    const { out, stats, summary } = await mergeToBuffer(files);
+    const all = [...A, ...B, ...C].sort((x, y) => x.data.readUInt32BE(14) - y.data.readUInt32BE(14));
+    // The expected output: our global header and the records in label order.
+    expect(out).toEqual(buildPcap(all));
+    expect(stats).toMatchObject({ packets: 11, bytes: out.length, read: 11, filtered: 0, skipped: 0, outsideWindow: 0, truncated: [], linktype: 1 });
+    expect(summary).toEqual(stats);
+    const p = write('merged.pcap', out);
+    expect(labels(p)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(tsharkFrames(p)).toEqual(all.map((r) => ({ md5: md5(r.data), len: r.data.length, capLen: r.data.length, epoch: epochString(r.tsSec, r.tsNsec) })));
+  });
+
+  it('also merges a pcapng input (tshark-converted) with classic ones', async () => {
+    const [a, b] = inputs();
+    const ng = join(dir, 'c.pcapng');
+    execFileSync('editcap', ['-F', 'pcapng', join(dir, 'c.pcap'), ng]);
+    const { out } = await mergeToBuffer([a!, b!, ng]);
+    expect(labels(write('merged-ng.pcap', out))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('keeps a window [from, to): a record exactly at `from` is in, one exactly at `to` is out', async () => {
+    const files = inputs();
+    const { out, stats } = await mergeToBuffer(files, { fromSec: T, fromNsec: 300, toSec: T + 1, toNsec: 999_999_999 });
+    expect(labels(write('window.pcap', out))).toEqual([2, 3, 4, 5, 6, 7]);
+    // The merge stops at the first record at or past `to`; the earlier ones were read and skipped.
+    expect(stats.outsideWindow).toBe(2);
+    expect(stats.packets).toBe(6);
+    // Open-ended on either side.
+    expect(labels(write('from-only.pcap', (await mergeToBuffer(files, { fromSec: T + 1 })).out))).toEqual([7, 8, 9, 10]);
+    expect(labels(write('to-only.pcap', (await mergeToBuffer(files, { toSec: T, toNsec: 301 })).out))).toEqual([0, 1, 2, 3]);
+    // An empty window still yields a valid, empty pcap.
+    const empty = write('empty-window.pcap', (await mergeToBuffer(files, { fromSec: T + 10 })).out);
+    expect(tsharkReadsCleanly(empty)).toMatchObject({ ok: true, packets: 0 });
+  });
+
+  it('filters frames with the predicate, which sees each frame in place', async () => {
+    const files = inputs();
+    const seen: number[] = [];
+    const { out, stats } = await mergeToBuffer(files, {
+      predicate: (buf, off, end) => {
+        seen.push(end - off);
+        return buf.readUInt32BE(off + 14) % 2 === 0;
+      },
+    });
+    expect(labels(write('even.pcap', out))).toEqual([0, 2, 4, 6, 8, 10]);
+    expect(stats.filtered).toBe(5);
+    expect(seen.filter((n) => n === 1514)).toHaveLength(1);
+  });
+
+  it('reads each file only up to its byte limit, as for a file still being written', async () => {
+    const files = inputs();
+    const twoRecords = 24 + 2 * (16 + 60);
+    const { out } = await mergeToBuffer(files, { limitBytesPerFile: [twoRecords, undefined, undefined] });
+    expect(labels(write('limited.pcap', out))).toEqual([0, 1, 2, 4, 5, 6, 8, 10]);
+  });
+
+  it('reports an input that ends in a corrupt record, and merges what it had', async () => {
+    const [a, b] = inputs();
+    const bad = Buffer.from(readFileSync(b!));
+    bad.writeUInt32LE(0x7fffffff, 24 + 2 * 76 + 8);
+    const badPath = write('b-bad.pcap', bad);
+    const { out, stats } = await mergeToBuffer([a!, badPath]);
+    expect(labels(write('partial.pcap', out))).toEqual([0, 1, 2, 3, 4, 7, 9]);
+    expect(stats.truncated).toEqual([{ path: badPath, problem: expect.stringMatching(/caplen/) }]);
+  });
+
+  it('fails with a coded error, before any byte, when an input is missing or not a capture', async () => {
+    const [a] = inputs();
+    for (const [p, code] of [
+      [join(dir, 'gone.pcap'), 'MG_ERR_CAPTURE_READ'],
+      [write('junk.pcap', Buffer.from('not a capture file at all, no')), 'MG_ERR_CAPTURE_FORMAT'],
+    ] as const) {
+      const chunks: Buffer[] = [];
+      const err = await (async () => {
+        try {
+          for await (const c of mergeCaptures([a!, p])) chunks.push(c as Buffer);
+        } catch (e) {
+          return e;
+        }
+        return null;
+      })();
+      expect(isMgError(err) ? err.code : err).toBe(code);
+      expect(chunks).toEqual([]);
+    }
+  });
+
+  it('skips records of another link type than the output', async () => {
+    const [a] = inputs();
+    const raw = write('raw.pcap', buildPcap([rec(99, T, 50)], { linktype: 101 }));
+    const { out, stats } = await mergeToBuffer([a!, raw]);
+    expect(labels(write('eth-only.pcap', out))).toEqual([0, 2, 3, 7, 9]);
+    expect(stats.skipped).toBe(1);
+  });
+});
+
+/** Bytes read so far from each open input, from the kernel's file positions (Linux /proc). */
+function inputPositions(paths: string[]): number {
+  let sum = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if (!paths.includes(target)) continue;
+    const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+    sum += Number(/^pos:\s+(\d+)/m.exec(info)![1]);
+  }
+  return sum;
+}
+
+function openInputs(paths: string[]): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return paths.includes(readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+describe.skipIf(!existsSync('/proc/self/fdinfo'))('mergeCaptures: streaming', () => {
+  const N = 8000;
+  const LEN = 1200;
+  const big: string[] = [];
+
+  it('streams large inputs to a slow consumer reading no further ahead than a chunk per input', async () => {
+    // Three ~10 MB files whose records interleave one by one.
+    for (let k = 0; k < 3; k++) {
+      const p = join(dir, `big-${k}.pcap`);
+      const w = new PcapFileWriter(p, { flushIntervalMs: 0 });
+      for (let i = 0; i < N; i++) w.append(frame(i * 3 + k, LEN), 0, LEN, LEN, T + Math.floor(i / 1000), (i % 1000) * 3 + k);
+      await w.close();
+      big.push(p);
+    }
+    const chunkBytes = 256 * 1024;
+    const s = mergeCaptures(big, { chunkBytes });
+    let consumed = 0;
+    let maxAhead = 0;
+    let next = 0;
+    let ordered = true;
+    let carry = Buffer.alloc(0);
+    await pipeline(
+      s,
+      new Writable({
+        highWaterMark: 16 * 1024,
+        write(chunk: Buffer, _enc, done) {
+          consumed += chunk.length;
+          maxAhead = Math.max(maxAhead, inputPositions(big) - consumed);
+          // Check the order as it streams: labels must come 0, 1, 2, ...
+          let b = Buffer.concat([carry, chunk]);
+          let o = next === 0 ? 24 : 0;
+          while (b.length - o >= 16 && b.length - o >= 16 + b.readUInt32LE(o + 8)) {
+            if (b.readUInt32BE(o + 16 + 14) !== next) ordered = false;
+            next++;
+            o += 16 + b.readUInt32LE(o + 8);
+          }
+          carry = b.subarray(o);
+          b = carry;
+          // A slow disk or network on the other side.
+          setTimeout(done, 0);
+        },
+      }),
+    );
+    expect(ordered).toBe(true);
+    expect(next).toBe(3 * N);
+    expect(s.stats.packets).toBe(3 * N);
+    expect(consumed).toBe(24 + 3 * N * (16 + LEN));
+    // Read-ahead stays within one chunk per input plus what the stream buffers, for ~29 MB of input.
+    expect(maxAhead).toBeLessThan(3 * chunkBytes + 256 * 1024);
+    expect(maxAhead).toBeGreaterThan(0);
+    expect(openInputs(big)).toBe(0);
+  });
+
+  it('aborts mid-stream: the stream errors with AbortError and every input is closed', async () => {
+    expect(big).toHaveLength(3);
+    const ac = new AbortController();
+    const s = mergeCaptures(big, { signal: ac.signal });
+    let got = 0;
+    const err = await (async () => {
+      try {
+        for await (const c of s) {
+          got += (c as Buffer).length;
+          if (got > 1_000_000) ac.abort();
+        }
+      } catch (e) {
+        return e as Error;
+      }
+      return null;
+    })();
+    expect(err?.name).toBe('AbortError');
+    expect(got).toBeLessThan(3_000_000);
+    await new Promise((r) => setImmediate(r));
+    expect(openInputs(big)).toBe(0);
+  });
+});

@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DROP, DROP_COUNT } from '../../src/decode/drop-reasons.js';
+import { isMgError } from '../../src/errors.js';
+import { BufferPool } from '../../src/pcap/buffer-pool.js';
+import { DiskQueue, dropCodeForError, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
+import { PcapFileWriter } from '../../src/pcap/file-writer.js';
+import { makeTmpDir } from '../helpers/tmp.js';
+import { frame } from './pcap-helpers.js';
+
+const { dir, remove } = makeTmpDir('mg-pcap-pq-');
+afterAll(remove);
+
+describe('BufferPool', () => {
+  it('allocates on demand up to its ceiling, then only reuses', () => {
+    const pool = new BufferPool({ bufferBytes: 4096, maxBytes: 3 * 4096 + 100 });
+    expect(pool.maxBuffers).toBe(3);
+    const a = pool.acquire()!;
+    const b = pool.acquire()!;
+    const c = pool.acquire()!;
+    expect([a.length, pool.inUse, pool.available, pool.allocatedBytes]).toEqual([4096, 3, 0, 3 * 4096]);
+    expect(pool.acquire()).toBeNull();
+    expect(pool.exhausted).toBe(1);
+    pool.release(b);
+    // The same memory comes back: nothing new is allocated in steady state.
+    expect(pool.acquire()).toBe(b);
+    pool.release(a);
+    pool.release(b);
+    pool.release(c);
+    expect([pool.inUse, pool.allocatedBytes]).toEqual([0, 3 * 4096]);
+    expect(() => pool.release(Buffer.alloc(10))).toThrow(RangeError);
+  });
+
+  it('refuses sizes that cannot work, with a config error naming the field', () => {
+    for (const [opts, field] of [
+      [{ bufferBytes: 100 }, 'bufferBytes'],
+      [{ bufferBytes: 8192, maxBytes: 4096 }, 'maxBytes'],
+    ] as const) {
+      let err: unknown;
+      try {
+        new BufferPool(opts);
+      } catch (e) {
+        err = e;
+      }
+      expect(isMgError(err) && err.code === 'MG_ERR_CONFIG_INVALID' && err.problems[0]?.field).toBe(field);
+    }
+    // A writer whose largest record cannot fit one buffer is refused too.
+    expect(() => new PcapFileWriter(join(dir, 'never.pcap'), { pool: new BufferPool({ bufferBytes: 4096 }), flushIntervalMs: 0 })).toThrow(/cannot hold a 262144-byte frame/);
+  });
+});
+
+describe('DiskQueue', () => {
+  it('maps errno codes to drop reasons', () => {
+    expect(dropCodeForError('ENOSPC')).toBe(DROP.WRITE_ENOSPC);
+    expect(dropCodeForError('EDQUOT')).toBe(DROP.WRITE_ENOSPC);
+    expect(dropCodeForError('EIO')).toBe(DROP.WRITE_ERROR);
+    expect(dropCodeForError('EACCES')).toBe(DROP.WRITE_ERROR);
+  });
+
+  it('runs at most maxConcurrentWrites files at once, and returns every byte of its bound', async () => {
+    const queue = new DiskQueue({ maxConcurrentWrites: 2 });
+    const pool = new BufferPool({ bufferBytes: 4096, maxBytes: 1 << 22 });
+    const writers = Array.from({ length: 6 }, (_, k) => new PcapFileWriter(join(dir, `c-${k}.pcap`), { pool, queue, snaplen: 1500, flushIntervalMs: 0 }));
+    let maxInFlight = 0;
+    let sampling = true;
+    const sample = () => {
+      maxInFlight = Math.max(maxInFlight, queue.inFlight);
+      if (sampling) setImmediate(sample);
+    };
+    sample();
+    for (let round = 0; round < 20; round++) {
+      for (const w of writers) for (let i = 0; i < 4; i++) w.append(frame(round * 4 + i, 1000), 0, 1000, 1000, 1, 0);
+      for (const w of writers) w.flush();
+      await new Promise((r) => setImmediate(r));
+    }
+    const infos = await Promise.all(writers.map((w) => w.close()));
+    sampling = false;
+    expect(maxInFlight).toBe(2);
+    expect(queue.queuedBytes).toBe(0);
+    expect(queue.inFlight).toBe(0);
+    expect(pool.inUse).toBe(0);
+    for (const i of infos) expect([i.packets, i.bytes, readFileSync(i.path).length]).toEqual([80, 24 + 80 * 1016, 24 + 80 * 1016]);
+  });
+
+  it('rate-limits reports per (operation, errno), tells how many were suppressed, and survives a hook that throws', async () => {
+    const reports: DiskErrorReport[] = [];
+    const drops = new Float64Array(DROP_COUNT);
+    let calls = 0;
+    const queue = new DiskQueue({
+      drops,
+      errorReportIntervalMs: 50,
+      onError: (r) => {
+        calls++;
+        reports.push(r);
+        throw new Error('a broken hook');
+      },
+    });
+    const w = new PcapFileWriter(join(dir, 'missing-dir', 'x.pcap'), { queue, flushIntervalMs: 0 });
+    for (let i = 0; i < 4; i++) {
+      w.append(frame(i), 0, 64, 64, 1, 0);
+      await w.drain();
+    }
+    expect(calls).toBe(1);
+    await new Promise((r) => setTimeout(r, 60));
+    w.append(frame(9), 0, 64, 64, 1, 0);
+    await w.drain();
+    expect(reports.map((r) => [r.op, r.code, r.suppressed])).toEqual([
+      ['create', 'ENOENT', 0],
+      ['create', 'ENOENT', 3],
+    ]);
+    expect(drops[DROP.WRITE_ERROR]).toBe(5);
+    await w.close();
+  });
+});
