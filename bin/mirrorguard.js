@@ -5,6 +5,8 @@ import { main } from '../dist/cli/main.js';
 main(process.argv.slice(2)).then(
   (code) => {
     if (typeof code === 'number') process.exitCode = code;
+    // Everything is closed by now; if a stray handle lingers, do not hang the caller (or systemd).
+    setTimeout(() => process.exit(), 2000).unref();
   },
   (err) => {
     process.stderr.write(`mirrorguard: ${err && err.stack ? err.stack : err}\n`);

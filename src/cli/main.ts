@@ -9,7 +9,15 @@ interface Command {
   load: () => Promise<{ run(argv: string[]): Promise<number> }>;
 }
 
-const COMMANDS: Record<string, Command> = {};
+const COMMANDS: Record<string, Command> = {
+  serve: { summary: 'receive mirrored VXLAN, write PCAP per session, detect, alert, serve the API', load: () => import('./serve.js') },
+  decap: { summary: 'decapsulate a capture file (pcap/pcapng) into per-session PCAP', load: () => import('./decap.js') },
+  replay: { summary: 'send the VXLAN payloads of a capture file to a collector', load: () => import('./replay.js') },
+  manifest: { summary: 'check a manifest of authorized sessions, or write one from AWS (init)', load: () => import('./manifest.js') },
+  cloudtrail: { summary: 'scan CloudTrail logs for traffic-mirroring calls against the manifest', load: () => import('./cloudtrail.js') },
+  inventory: { summary: 'compare AWS mirror sessions with the manifest', load: () => import('./inventory.js') },
+  alerts: { summary: 'send a signed test event to a webhook', load: () => import('./alerts.js') },
+};
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));

@@ -1,0 +1,122 @@
+/**
+ * `mirrorguard decap IN... --out DIR`: read captures of encapsulated traffic (pcap or pcapng, e.g.
+ * `tcpdump -i eth0 -w target.pcap udp port 4789` on the mirror target) and write the same per-session
+ * output `serve` would (PCAP files, catalog, and findings when a manifest is given), using the
+ * captures' own timestamps. Arkime's `-r file`: the same pipeline, another source.
+ */
+import { join } from 'node:path';
+import { Catalog } from '../collector/catalog.js';
+import { Collector } from '../collector/collector.js';
+import { CATALOG_FILE } from '../collector/layout.js';
+import { recoverCatalog } from '../collector/recovery.js';
+import { loadConfig } from '../config/load.js';
+import { Detector } from '../detect/detector.js';
+import { loadManifest } from '../detect/manifest.js';
+import { EXIT, MgError } from '../errors.js';
+import { openCapture } from '../pcap/reader.js';
+import { openDb } from '../store/db.js';
+import { createLogger } from '../util/log.js';
+import { CONFIG_FLAGS, helpText, parseFlags, type FlagSpec } from './flags.js';
+
+const SPECS: FlagSpec[] = [
+  { name: 'out', path: ['dataDir'], kind: 'string', arg: 'DIR', help: 'output directory (PCAP files and catalog), like serve --data-dir (required)' },
+  CONFIG_FLAGS.config!,
+  CONFIG_FLAGS.manifest!,
+  CONFIG_FLAGS['vxlan-port']!,
+  CONFIG_FLAGS['strict-vxlan']!,
+  CONFIG_FLAGS['rotate-bytes']!,
+  CONFIG_FLAGS['rotate-seconds']!,
+  CONFIG_FLAGS['max-sessions']!,
+  { name: 'json', kind: 'boolean', help: 'print the summary as JSON' },
+  CONFIG_FLAGS['log-level']!,
+];
+
+export async function run(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, SPECS, 'decap');
+  if (flags.help) {
+    process.stdout.write(
+      helpText('mirrorguard decap IN... --out DIR [options]', 'Decapsulate VXLAN (UDP 4789) in pcap/pcapng captures into per-session PCAP files, as serve would.', SPECS),
+    );
+    return EXIT.OK;
+  }
+  if (flags.positionals.length === 0) throw new MgError('MG_ERR_CLI_USAGE', 'decap needs at least one capture file');
+  if (flags.values.out === undefined) throw new MgError('MG_ERR_CLI_USAGE', 'decap needs --out DIR');
+  const config = loadConfig({ file: flags.values.config as string | undefined, overrides: flags.overrides });
+  const logger = createLogger(flags.values['log-level'] ? config.log.level : 'warn');
+
+  // Open every input first so a bad path or format fails before anything is written.
+  const readers = flags.positionals.map((p) => openCapture(p));
+  const manifest = config.manifest ? loadManifest(config.manifest) : null;
+
+  const db = openDb(join(config.dataDir, CATALOG_FILE));
+  const catalog = new Catalog(db);
+  await recoverCatalog(catalog, config.dataDir, logger);
+  const detector = manifest ? new Detector({ db, manifest, log: logger }) : null;
+  const collector = new Collector({
+    dataDir: config.dataDir,
+    catalog,
+    logger,
+    strictVxlan: config.strictVxlan,
+    vxlanPort: config.vxlanPort,
+    maxSessions: config.maxSessions,
+    rotateBytes: config.pcap.rotateBytes,
+    rotateSeconds: config.pcap.rotateSeconds,
+    idleCloseSeconds: config.pcap.idleCloseSeconds,
+    flushIntervalMs: config.pcap.flushIntervalMs,
+    bufferBytes: config.pcap.bufferBytes,
+    queueBytes: config.pcap.queueBytes,
+    ...(detector ? { onNewPair: (ip: string, vni: number, at: number) => detector.onNewPair(ip, vni, at) } : {}),
+  });
+
+  const inputs: { file: string; frames: number; corrupt: boolean }[] = [];
+  let i = 0;
+  for (const r of readers) {
+    let frames = 0;
+    try {
+      while (r.next()) {
+        const rec = r.record;
+        collector.ingestFrame(rec.buf, rec.off, rec.off + rec.caplen, rec.linktype, rec.tsSec, rec.tsNsec);
+        // Hand full buffers to the disk as we go; the queue bounds memory and replays faster than disk.
+        if (++frames % 4096 === 0) {
+          collector.flushAll();
+          await collector.drain();
+        }
+      }
+    } finally {
+      r.close();
+    }
+    inputs.push({ file: flags.positionals[i++]!, frames, corrupt: r.truncated });
+    if (r.truncated) process.stderr.write(`mirrorguard: warning: ${flags.positionals[i - 1]}: the capture ends in a corrupt or cut record; frames before it were processed\n`);
+  }
+  await collector.close();
+
+  const counters = collector.counters();
+  const sessions = db
+    .prepare(
+      `SELECT vni, source_ip AS sourceIp, session_id AS sessionId, COUNT(*) AS files, SUM(packets) AS packets, SUM(bytes) AS bytes
+       FROM captures GROUP BY vni, source_ip ORDER BY vni, source_ip`,
+    )
+    .all() as { vni: number; sourceIp: string; sessionId: string | null; files: number; packets: number; bytes: number }[];
+  const findings = detector ? detector.store.list({ limit: 1000 }).items : [];
+  db.close();
+
+  if (flags.values.json) {
+    process.stdout.write(`${JSON.stringify({ inputs, sessions, counters, findings })}\n`);
+  } else {
+    const out: string[] = [];
+    out.push(`${inputs.reduce((a, b) => a + b.frames, 0)} frames read from ${inputs.length} capture(s); output in ${config.dataDir}`);
+    out.push('');
+    out.push('VNI        SOURCE IP                                SESSION                 FILES    PACKETS');
+    for (const s of sessions) {
+      out.push(`${String(s.vni).padEnd(10)} ${s.sourceIp.padEnd(40)} ${(s.sessionId ?? '-').padEnd(22)} ${String(s.files).padStart(6)} ${String(s.packets).padStart(10)}`);
+    }
+    out.push('');
+    for (const [name, n] of Object.entries(counters)) if (n > 0) out.push(`${name.padEnd(32)} ${n}`);
+    if (findings.length) {
+      out.push('');
+      for (const f of findings) out.push(`FINDING ${f.severity.toUpperCase()} ${f.kind} ${f.summary}`);
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+  }
+  return EXIT.OK;
+}

@@ -1,0 +1,97 @@
+/**
+ * `mirrorguard replay IN --to HOST:PORT [--rate PPS]`: send the VXLAN payloads found in a capture
+ * (UDP to the VXLAN port) to a collector, for tests and demos. The kernel gives the datagrams our own
+ * source address: replay keeps each frame's VNI and bytes but not its outer source IP, so every session
+ * arrives as (this host, VNI). To keep outer sources, craft packets with raw sockets (scapy).
+ */
+import { createSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DROP, DROP_NAMES } from '../decode/drop-reasons.js';
+import { decodeOuter } from '../decode/outer.js';
+import { PacketState } from '../decode/packet-state.js';
+import { EXIT, MgError } from '../errors.js';
+import { openCapture } from '../pcap/reader.js';
+import { parseHostPort } from '../util/units.js';
+import { helpText, parseFlags, type FlagSpec } from './flags.js';
+
+const SPECS: FlagSpec[] = [
+  { name: 'to', kind: 'string', arg: 'HOST:PORT', help: 'collector address (required), e.g. 127.0.0.1:4789' },
+  { name: 'rate', kind: 'int', arg: 'PPS', help: 'packets per second (default: as fast as the socket takes them)' },
+  { name: 'loop', kind: 'int', arg: 'N', help: 'send the capture N times (default 1)' },
+  { name: 'vxlan-port', kind: 'int', arg: 'PORT', help: 'VXLAN port in the capture (default 4789)' },
+];
+
+export async function run(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, SPECS, 'replay');
+  if (flags.help) {
+    process.stdout.write(helpText('mirrorguard replay IN --to HOST:PORT [--rate PPS]', 'Send the VXLAN payloads in a capture file to a collector.', SPECS));
+    return EXIT.OK;
+  }
+  if (flags.positionals.length !== 1) throw new MgError('MG_ERR_CLI_USAGE', 'replay needs exactly one capture file');
+  const to = typeof flags.values.to === 'string' ? parseHostPort(flags.values.to, '127.0.0.1') : null;
+  if (!to || to.port === 0) throw new MgError('MG_ERR_CLI_USAGE', '--to HOST:PORT is required (e.g. 127.0.0.1:4789)');
+  const int = (name: string, dflt: number, min: number): number => {
+    const v = flags.values[name];
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new MgError('MG_ERR_CLI_USAGE', `--${name}: expected an integer >= ${min}, got '${String(v)}'`);
+    return n;
+  };
+  const rate = int('rate', 0, 1);
+  const loops = int('loop', 1, 1);
+  const vxlanPort = int('vxlan-port', 4789, 1);
+  const file = flags.positionals[0]!;
+  openCapture(file).close(); // fail fast on a bad file
+
+  const sock = createSocket(isIPv6(to.host) ? 'udp6' : 'udp4');
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.connect(to.port, to.host, () => {
+      sock.off('error', reject);
+      resolve();
+    });
+  });
+  const st = new PacketState();
+  const skipped = new Map<string, number>();
+  let sent = 0;
+  let bytes = 0;
+  const started = performance.now();
+  const intervalMs = rate > 0 ? 1000 / rate : 0;
+  let inFlight = 0;
+  for (let l = 0; l < loops; l++) {
+    const reader = openCapture(file);
+    try {
+      while (reader.next()) {
+        const r = reader.record;
+        const code = decodeOuter(r.buf, r.off, r.off + r.caplen, r.linktype, st, vxlanPort);
+        if (code !== DROP.OK) {
+          const name = DROP_NAMES[code]!;
+          skipped.set(name, (skipped.get(name) ?? 0) + 1);
+          continue;
+        }
+        // The reader reuses its buffer: send a copy.
+        const payload = Buffer.from(r.buf.subarray(st.vxlanOff, st.vxlanEnd));
+        inFlight++;
+        sock.send(payload, () => inFlight--);
+        sent++;
+        bytes += payload.length;
+        if (intervalMs > 0) {
+          const due = started + sent * intervalMs;
+          const wait = due - performance.now();
+          if (wait > 1) await sleep(wait);
+        } else if (inFlight > 512) {
+          while (inFlight > 64) await new Promise((r) => setImmediate(r));
+        }
+      }
+    } finally {
+      reader.close();
+    }
+  }
+  while (inFlight > 0) await new Promise((r) => setImmediate(r));
+  sock.close();
+  const secs = (performance.now() - started) / 1000;
+  const skippedText = [...skipped].map(([k, v]) => `${k}=${v}`).join(' ');
+  process.stdout.write(`sent ${sent} VXLAN datagrams (${bytes} bytes) to ${flags.values.to} in ${secs.toFixed(2)} s${skippedText ? `; skipped ${skippedText}` : ''}\n`);
+  return EXIT.OK;
+}

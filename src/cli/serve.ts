@@ -1,0 +1,62 @@
+/**
+ * `mirrorguard serve`: run the collector (and, as configured, the detector, webhooks and API) until
+ * SIGTERM/SIGINT, then flush and close every file and exit 0. SIGHUP reloads the manifest.
+ */
+import { buildApp } from '../app.js';
+import { loadConfig } from '../config/load.js';
+import { EXIT, MgError } from '../errors.js';
+import { createLogger } from '../util/log.js';
+import { CONFIG_FLAGS, helpText, parseFlags } from './flags.js';
+
+const SPECS = Object.values(CONFIG_FLAGS);
+/** A graceful stop must finish within this, or we exit anyway (systemd's stop timeout is longer). */
+const STOP_TIMEOUT_MS = 10_000;
+
+export async function run(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, SPECS, 'serve');
+  if (flags.help) {
+    process.stdout.write(
+      helpText(
+        'mirrorguard serve [options]',
+        'Receive AWS Traffic Mirroring VXLAN on UDP, write decapsulated PCAP per mirror session, detect\nunauthorized sessions, alert, and serve the auditor API.',
+        SPECS,
+      ),
+    );
+    return EXIT.OK;
+  }
+  if (flags.positionals.length) throw new MgError('MG_ERR_CLI_USAGE', `serve takes no arguments, got '${flags.positionals[0]}'`);
+  const config = loadConfig({ file: flags.values.config as string | undefined, overrides: flags.overrides });
+  const logger = createLogger(config.log.level);
+  const app = buildApp(config, logger);
+  await app.start();
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting without waiting');
+        process.exit(EXIT.SOFTWARE);
+      }
+      stopping = true;
+      logger.info({ signal }, 'stopping: flushing and closing files');
+      const timer = setTimeout(() => {
+        logger.error('graceful stop timed out');
+        resolve(EXIT.SOFTWARE);
+      }, STOP_TIMEOUT_MS);
+      timer.unref();
+      app.stop().then(
+        () => {
+          clearTimeout(timer);
+          resolve(EXIT.OK);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          logger.error({ err }, 'error while stopping');
+          resolve(EXIT.SOFTWARE);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,78 @@
+/**
+ * Retention: delete the oldest closed files first, never an open one, while any bound is exceeded:
+ * age (retention.maxAgeHours), total bytes (retention.maxBytes) and free space on the data directory's
+ * file system (retention.minFreeBytes). Runs on a timer, off the packet path. Empty day and session
+ * folders left behind are removed.
+ */
+import { rmdirSync, statfsSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Logger } from '../util/log.js';
+import type { Catalog } from './catalog.js';
+
+export interface RetentionPolicy {
+  maxBytes: number;
+  maxAgeHours: number;
+  minFreeBytes: number;
+}
+
+export interface RetentionResult {
+  deletedFiles: number;
+  deletedBytes: number;
+  reasons: Record<'age' | 'bytes' | 'free', number>;
+}
+
+export function freeBytes(dir: string): number | null {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
+}
+
+export function runRetention(catalog: Catalog, dataDir: string, policy: RetentionPolicy, logger: Logger, nowMs = Date.now()): RetentionResult {
+  const result: RetentionResult = { deletedFiles: 0, deletedBytes: 0, reasons: { age: 0, bytes: 0, free: 0 } };
+  const closed = catalog.closedOldestFirst();
+  let total = catalog.totalBytes();
+  let free = policy.minFreeBytes > 0 ? freeBytes(dataDir) : null;
+  const cutoffUs = policy.maxAgeHours > 0 ? (nowMs - policy.maxAgeHours * 3_600_000) * 1000 : -Infinity;
+
+  for (const row of closed) {
+    const newest = row.last_us ?? row.closed_us ?? row.created_us;
+    let reason: 'age' | 'bytes' | 'free' | null = null;
+    if (newest < cutoffUs) reason = 'age';
+    else if (policy.maxBytes > 0 && total > policy.maxBytes) reason = 'bytes';
+    else if (free !== null && free < policy.minFreeBytes) reason = 'free';
+    if (reason === null) break; // oldest first: nothing newer qualifies either
+    const abs = join(dataDir, row.path);
+    try {
+      unlinkSync(abs);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        logger.error({ path: row.path, err: (e as Error).message }, 'retention could not delete a file');
+        continue;
+      }
+    }
+    catalog.delete(row.id);
+    total -= row.bytes;
+    if (free !== null) free += row.bytes;
+    result.deletedFiles++;
+    result.deletedBytes += row.bytes;
+    result.reasons[reason]++;
+    removeEmptyParents(dirname(abs), join(dataDir, 'pcap'));
+  }
+  if (result.deletedFiles > 0) logger.info(result, 'retention deleted old captures');
+  return result;
+}
+
+function removeEmptyParents(dir: string, stopAt: string): void {
+  let d = dir;
+  while (d.startsWith(stopAt) && d !== stopAt) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return; // not empty (or gone): stop
+    }
+    d = dirname(d);
+  }
+}

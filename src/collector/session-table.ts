@@ -1,0 +1,153 @@
+/**
+ * Sessions as the data plane sees them: one entry per (outer source IP, VNI) pair, since mirrored
+ * packets carry no session ID (AWS identifies the source by the ENI's IP and the session by the VNI
+ * it assigned). Lookups are by number so the per-packet path allocates nothing:
+ *   IPv4: key = ip * 2^24 + vni (56 bits, exact in a double);
+ *   IPv6: key = fnv1a32(ip) * 2^24 + vni, with the address compared on a hit and a chain for collisions.
+ * node:dgram hands us the source as a string; a bounded cache maps that string to its parsed form.
+ */
+import { ipv6ToString, parseIp } from '../decode/addr.js';
+import type { PcapFileWriter } from '../pcap/file-writer.js';
+
+const VNI_SPACE = 16_777_216; // 2^24: RFC 7348 VNIs are 24 bits
+
+export class Session {
+  /** Manifest session ID when the pair is authorized, else null. */
+  sessionId: string | null = null;
+  /** Authorization status from the detector: authorized, unauthorized-vni, unexpected-source, expired. */
+  status = 'unknown';
+  packets = 0;
+  bytes = 0;
+  lastSec = 0;
+  /** Packets written since the catalog was last synced (drives the periodic sync). */
+  dirty = false;
+  // The file being written.
+  writer: PcapFileWriter | null = null;
+  fileOpenedSec = 0;
+  /** Bytes accepted into the current file (header included), for size rotation. */
+  fileBytes = 0;
+  catalogId = 0;
+  relPath = '';
+  /** Collision chain for IPv6 keys. */
+  next: Session | null = null;
+
+  constructor(
+    readonly key: number,
+    readonly sourceIp: string,
+    readonly vni: number,
+    /** The 16 address bytes for IPv6 sources (compared on lookup), null for IPv4. */
+    readonly src6: Uint8Array | null,
+    readonly firstSec: number,
+  ) {}
+}
+
+interface AddrEntry {
+  family: 4 | 6;
+  v4: number;
+  v6: Uint8Array;
+}
+
+const ADDR_CACHE_MAX = 4096;
+
+export class SessionTable {
+  private readonly byKey = new Map<number, Session>();
+  private readonly addrCache = new Map<string, AddrEntry | null>();
+  private count = 0;
+
+  constructor(readonly maxSessions: number) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  get4(src4: number, vni: number): Session | undefined {
+    return this.byKey.get(src4 * VNI_SPACE + vni);
+  }
+
+  get6(buf: Uint8Array, off: number, vni: number): Session | undefined {
+    let s = this.byKey.get(fnv1a32(buf, off) * VNI_SPACE + vni);
+    while (s !== undefined && s !== null) {
+      if (s.vni === vni && equal16(s.src6!, buf, off)) return s;
+      s = s.next ?? undefined;
+    }
+    return undefined;
+  }
+
+  /** Resolve a node:dgram address string (cached); null when it is not an IP address. */
+  resolveAddress(address: string): AddrEntry | null {
+    let e = this.addrCache.get(address);
+    if (e === undefined) {
+      // A dual-stack socket reports IPv4 senders as ::ffff:a.b.c.d; the session is the IPv4 address.
+      const p = parseIp(address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address);
+      e = p === null ? null : { family: p.family, v4: p.v4, v6: p.v6 };
+      if (this.addrCache.size >= ADDR_CACHE_MAX) this.addrCache.clear();
+      this.addrCache.set(address, e);
+    }
+    return e;
+  }
+
+  /** Create the entry for a new pair; null when the table is full. Not on the per-packet path. */
+  add4(src4: number, vni: number, sec: number): Session | null {
+    if (this.count >= this.maxSessions) return null;
+    const key = src4 * VNI_SPACE + vni;
+    const ip = `${src4 >>> 24}.${(src4 >>> 16) & 255}.${(src4 >>> 8) & 255}.${src4 & 255}`;
+    const s = new Session(key, ip, vni, null, sec);
+    this.byKey.set(key, s);
+    this.count++;
+    return s;
+  }
+
+  add6(buf: Uint8Array, off: number, vni: number, sec: number): Session | null {
+    if (this.count >= this.maxSessions) return null;
+    const key = fnv1a32(buf, off) * VNI_SPACE + vni;
+    const src6 = Uint8Array.prototype.slice.call(buf, off, off + 16);
+    const s = new Session(key, ipv6ToString(src6, 0), vni, src6, sec);
+    const head = this.byKey.get(key);
+    if (head) s.next = head;
+    this.byKey.set(key, s);
+    this.count++;
+    return s;
+  }
+
+  remove(s: Session): void {
+    const head = this.byKey.get(s.key);
+    if (head === s) {
+      if (s.next) this.byKey.set(s.key, s.next);
+      else this.byKey.delete(s.key);
+    } else {
+      let p = head;
+      while (p && p.next !== s) p = p.next ?? undefined;
+      if (!p) return;
+      p.next = s.next;
+    }
+    s.next = null;
+    this.count--;
+  }
+
+  *[Symbol.iterator](): IterableIterator<Session> {
+    for (const head of this.byKey.values()) {
+      let s: Session | null = head;
+      while (s) {
+        const next: Session | null = s.next; // the consumer may remove s
+        yield s;
+        s = next;
+      }
+    }
+  }
+}
+
+/** FNV-1a over 16 bytes: a cheap, allocation-free hash of an IPv6 address. */
+function fnv1a32(buf: Uint8Array, off: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < 16; i++) {
+    h ^= buf[off + i]!;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function equal16(a: Uint8Array, b: Uint8Array, off: number): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== b[off + i]) return false;
+  return true;
+}
+

@@ -1,0 +1,146 @@
+/**
+ * The configuration schema: every key, its default and its unit in one place (docs/operations.md is
+ * its user-facing twin). Keys carry their units. A config file, then flags, override these defaults;
+ * the loader validates the merged result, reports every problem with file, line and key, and freezes it.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseBytes, parseHostPort } from '../util/units.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** Embedded defaults. `npm start` runs on exactly these. */
+export const DEFAULTS = {
+  /** UDP address the VXLAN receiver binds. AWS sends mirrored traffic to UDP 4789 (RFC 7348 port). */
+  listen: '0.0.0.0:4789',
+  /** Where packets come from: `udp` (the socket above) or `pcap:IFACE` (libpcap via the `cap` package). */
+  source: 'udp',
+  /** UDP receiver implementation: `auto` picks the native recvmmsg addon when built, else node:dgram. */
+  receiver: 'auto',
+  /** Receivers on the port (SO_REUSEPORT), each with its own files. */
+  workers: 1,
+  /** Socket receive buffer in bytes. The kernel caps it at net.core.rmem_max unless privileged. */
+  recvBufferBytes: 32 * MiB,
+  /** Data directory: PCAP files and the SQLite catalog. */
+  dataDir: './data',
+  /** VXLAN port for capture files and libpcap (the UDP socket's port is in `listen`). */
+  vxlanPort: 4789,
+  /** Most (source IP, VNI) pairs tracked at once; beyond it new pairs are dropped and counted. */
+  maxSessions: 4096,
+  /** Reject VXLAN headers with reserved bits set instead of counting them as weird (RFC 7348 section 5). */
+  strictVxlan: false,
+  pcap: {
+    /** Close a file and start the next when it would grow past this many bytes. */
+    rotateBytes: 256 * MiB,
+    /** ... or when it has been open this long. */
+    rotateSeconds: 900,
+    /** Close a session's file after this long without a packet (a new one opens with the next packet). */
+    idleCloseSeconds: 300,
+    /** Buffered records are handed to the disk at least this often: the most a crash can lose. */
+    flushIntervalMs: 1000,
+    /** Size of each write buffer. */
+    bufferBytes: 1 * MiB,
+    /** Bytes buffered or queued for disk across all files; beyond this, frames are dropped and counted. */
+    queueBytes: 64 * MiB,
+  },
+  retention: {
+    /** Delete the oldest closed files while the total exceeds this. 0 disables the bound. */
+    maxBytes: 20 * GiB,
+    /** Delete closed files older than this. 0 disables the bound. */
+    maxAgeHours: 24 * 7,
+    /** Delete the oldest closed files while the file system has less free space than this. */
+    minFreeBytes: 1 * GiB,
+    /** How often retention runs. */
+    intervalSeconds: 60,
+  },
+  /** Authorized-session manifest (docs/manifest.md). Without one, every session is unauthorized. */
+  manifest: null as string | null,
+  api: {
+    /** Auditor API address; `off` disables it. */
+    listen: '127.0.0.1:8080',
+  },
+  log: {
+    level: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
+  },
+};
+
+const bytes = (what: string, min = 0) =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const n = parseBytes(v);
+    if (Number.isNaN(n) || n < min) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be a byte size of at least ${min} (e.g. 33554432 or "32MiB")` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const hostPort = z.string().refine((s) => {
+  const hp = parseHostPort(s);
+  return hp !== null && (isIP(hp.host) !== 0 || hp.host === 'localhost');
+}, 'must be HOST:PORT with an IP address, e.g. 0.0.0.0:4789 or [::]:4789');
+
+const intIn = (min: number, max: number) => z.number().int().min(min).max(max);
+
+export const configSchema = z
+  .object({
+    listen: hostPort.default(DEFAULTS.listen),
+    source: z
+      .string()
+      .regex(/^(udp|pcap:.+)$/, 'must be "udp" or "pcap:IFACE"')
+      .default(DEFAULTS.source),
+    receiver: z.enum(['auto', 'native', 'dgram']).default('auto'),
+    workers: intIn(1, 64).default(DEFAULTS.workers),
+    recvBufferBytes: bytes('recvBufferBytes', 64 * 1024).default(DEFAULTS.recvBufferBytes),
+    dataDir: z.string().min(1).default(DEFAULTS.dataDir),
+    vxlanPort: intIn(1, 65535).default(DEFAULTS.vxlanPort),
+    strictVxlan: z.boolean().default(DEFAULTS.strictVxlan),
+    maxSessions: intIn(1, 1_000_000).default(DEFAULTS.maxSessions),
+    pcap: z
+      .object({
+        rotateBytes: bytes('rotateBytes', 64 * 1024).default(DEFAULTS.pcap.rotateBytes),
+        rotateSeconds: intIn(1, 7 * 24 * 3600).default(DEFAULTS.pcap.rotateSeconds),
+        idleCloseSeconds: intIn(1, 7 * 24 * 3600).default(DEFAULTS.pcap.idleCloseSeconds),
+        flushIntervalMs: intIn(10, 60_000).default(DEFAULTS.pcap.flushIntervalMs),
+        bufferBytes: bytes('bufferBytes', 64 * 1024).default(DEFAULTS.pcap.bufferBytes),
+        queueBytes: bytes('queueBytes', 1024 * 1024).default(DEFAULTS.pcap.queueBytes),
+      })
+      .strict()
+      .prefault({}),
+    retention: z
+      .object({
+        maxBytes: bytes('maxBytes').default(DEFAULTS.retention.maxBytes),
+        maxAgeHours: z.number().min(0).default(DEFAULTS.retention.maxAgeHours),
+        minFreeBytes: bytes('minFreeBytes').default(DEFAULTS.retention.minFreeBytes),
+        intervalSeconds: intIn(1, 86_400).default(DEFAULTS.retention.intervalSeconds),
+      })
+      .strict()
+      .prefault({}),
+    manifest: z.string().min(1).nullable().default(null),
+    api: z
+      .object({
+        listen: z.union([z.literal('off'), hostPort]).default(DEFAULTS.api.listen),
+      })
+      .passthrough()
+      .prefault({}),
+    webhooks: z.array(z.unknown()).default([]),
+    alerting: z.record(z.string(), z.unknown()).default({}),
+    detect: z.record(z.string(), z.unknown()).default({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.pcap.bufferBytes * 2 > c.pcap.queueBytes) {
+      ctx.addIssue({ code: 'custom', path: ['pcap', 'queueBytes'], message: 'must be at least twice pcap.bufferBytes' });
+    }
+    if (c.pcap.rotateBytes < c.pcap.bufferBytes) {
+      ctx.addIssue({ code: 'custom', path: ['pcap', 'rotateBytes'], message: 'must be at least pcap.bufferBytes' });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
