@@ -14,12 +14,27 @@ import { runRetention } from './collector/retention.js';
 import { MgError } from './errors.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
 import { startUdpReceiver, type BoundReceiver } from './ingest/udp.js';
+import { createAlerts, parseAlertsConfig, type Alerts, type AlertingConfig, type ResolvedWebhook } from './alert/index.js';
+import { Detector } from './detect/detector.js';
+import { loadManifest } from './detect/manifest.js';
 import { openDb, type Db } from './store/db.js';
 import { parseHostPort } from './util/units.js';
 import type { Logger } from './util/log.js';
 
+export interface AppOptions {
+  /** Webhooks resolved by the CLI (with config-file lines in errors); parsed from config when absent. */
+  alerts?: { webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig };
+}
+
+/** How often the detector looks for silent and expired sessions. */
+const DETECT_TICK_MS = 30_000;
+
 export interface App {
   readonly config: Readonly<Config>;
+  readonly detector: Detector;
+  readonly alerts: Alerts;
+  /** SIGHUP: reload the manifest; an invalid file keeps the old one. */
+  reloadManifest(): { ok: boolean; message: string };
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Available after start(). */
@@ -30,11 +45,17 @@ export interface App {
   counters(): Record<string, number>;
 }
 
-export function buildApp(config: Readonly<Config>, logger: Logger): App {
+export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOptions = {}): App {
+  // Validate everything that can be validated before any I/O, so a bad config fails fast.
+  const alertsConfig = opts.alerts ?? parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting });
   let db: Db | undefined;
   let collector: Collector | undefined;
+  let detector: Detector | undefined;
+  let alerts: Alerts | undefined;
   let receiver: BoundReceiver | null = null;
   let retentionTimer: NodeJS.Timeout | null = null;
+  let detectTimer: NodeJS.Timeout | null = null;
+  let inventory: { stop(): void } | null = null;
   let started = false;
 
   const app: App = {
@@ -50,13 +71,44 @@ export function buildApp(config: Readonly<Config>, logger: Logger): App {
     get receiver() {
       return receiver;
     },
+    get detector() {
+      if (!detector) throw new Error('app not started');
+      return detector;
+    },
+    get alerts() {
+      if (!alerts) throw new Error('app not started');
+      return alerts;
+    },
+
+    reloadManifest() {
+      if (!config.manifest) return { ok: false, message: 'no manifest configured (--manifest FILE)' };
+      if (!detector) return { ok: false, message: 'not started' };
+      const r = detector.reloadManifest(config.manifest);
+      if (!r.ok) return { ok: false, message: r.error.describe() };
+      collector?.reassess((ip, vni) => detector!.verdict(ip, vni));
+      logger.info({ manifest: config.manifest, sha256: r.manifest.sha256, sessions: r.manifest.sessions.length }, 'manifest reloaded');
+      return { ok: true, message: `manifest reloaded: ${r.manifest.sessions.length} sessions, sha256 ${r.manifest.sha256}` };
+    },
 
     async start() {
       if (started) return;
       started = true;
+      // The manifest first: an invalid one refuses to start before anything is touched.
+      const manifest = config.manifest ? loadManifest(config.manifest) : null;
       prepareDataDir(config.dataDir);
       db = openDb(join(config.dataDir, CATALOG_FILE));
       const catalog = new Catalog(db);
+      alerts = createAlerts({ db, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
+      detector = new Detector({
+        db,
+        manifest,
+        onChange: alerts.onFindingEvent,
+        silentAfterMs: config.detect.silentAfterSeconds * 1000,
+        log: logger,
+      });
+      // Without a manifest the detector itself warns loudly (every session is unauthorized).
+      if (manifest) logger.info({ manifest: config.manifest, sessions: manifest.sessions.length, sha256: manifest.sha256 }, 'manifest loaded');
+      alerts.start();
       const rec = await recoverCatalog(catalog, config.dataDir, logger);
       if (rec.repaired || rec.adopted || rec.removedRows) logger.warn(rec, 'recovered the catalog after an unclean stop');
 
@@ -73,8 +125,28 @@ export function buildApp(config: Readonly<Config>, logger: Logger): App {
         flushIntervalMs: config.pcap.flushIntervalMs,
         bufferBytes: config.pcap.bufferBytes,
         queueBytes: config.pcap.queueBytes,
+        onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),
       });
       collector.start();
+
+      detectTimer = setInterval(() => {
+        try {
+          const now = Date.now();
+          const observed = [...collector!.sessions].map((s) => ({ sourceIp: s.sourceIp, vni: s.vni, lastSeenMs: s.lastSec * 1000 }));
+          detector!.tick(now, observed);
+        } catch (e) {
+          logger.error({ err: e }, 'detector tick failed');
+        }
+      }, DETECT_TICK_MS);
+      detectTimer.unref();
+      const inv = config.detect.inventory;
+      if (inv.intervalSeconds > 0) {
+        inventory = detector.scheduleInventory(inv.intervalSeconds * 1000, {
+          ...(inv.region ? { region: inv.region } : {}),
+          ...(inv.endpoint ? { endpoint: inv.endpoint } : {}),
+          pageSize: inv.pageSize,
+        });
+      }
 
       const retention = () => {
         try {
@@ -94,12 +166,17 @@ export function buildApp(config: Readonly<Config>, logger: Logger): App {
     async stop() {
       if (retentionTimer) clearInterval(retentionTimer);
       retentionTimer = null;
+      if (detectTimer) clearInterval(detectTimer);
+      detectTimer = null;
+      inventory?.stop();
       if (receiver) await receiver.close();
       receiver = null;
       if (collector) {
         await collector.close();
         logger.info({ counters: app.counters(), kernel: app.kernelStats() }, 'stopped; final counters');
       }
+      // After the collector: its last first-packet edges may have queued alerts.
+      if (alerts) await alerts.stop();
       db?.close();
     },
 

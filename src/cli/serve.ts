@@ -3,7 +3,8 @@
  * SIGTERM/SIGINT, then flush and close every file and exit 0. SIGHUP reloads the manifest.
  */
 import { buildApp } from '../app.js';
-import { loadConfig } from '../config/load.js';
+import { parseAlertsConfig } from '../alert/config.js';
+import { loadConfigWithSource } from '../config/load.js';
 import { EXIT, MgError } from '../errors.js';
 import { createLogger } from '../util/log.js';
 import { CONFIG_FLAGS, helpText, parseFlags } from './flags.js';
@@ -25,10 +26,16 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   if (flags.positionals.length) throw new MgError('MG_ERR_CLI_USAGE', `serve takes no arguments, got '${flags.positionals[0]}'`);
-  const config = loadConfig({ file: flags.values.config as string | undefined, overrides: flags.overrides });
+  const file = flags.values.config as string | undefined;
+  const { config, lineOf } = loadConfigWithSource({ file, overrides: flags.overrides });
+  const alerts = parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting }, { ...(file ? { file } : {}), lineOf });
   const logger = createLogger(config.log.level);
-  const app = buildApp(config, logger);
+  const app = buildApp(config, logger, { alerts });
   await app.start();
+  process.on('SIGHUP', () => {
+    const r = app.reloadManifest();
+    if (!r.ok) logger.error(r.message);
+  });
 
   return await new Promise<number>((resolve) => {
     let stopping = false;

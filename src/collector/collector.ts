@@ -232,6 +232,7 @@ export class Collector {
     });
     s.fileOpenedSec = tsSec;
     s.fileBytes = GLOBAL_HEADER_BYTES;
+    s.syncedBytes = 0;
   }
 
   private readonly madeDirs = new Set<string>();
@@ -298,17 +299,22 @@ export class Collector {
     try {
       this.opts.catalog.batch(() => {
         for (const s of this.sessions) {
-          const w = s.writer;
-          if (w !== null) {
-            w.flush();
-            if (s.dirty && s.catalogId !== 0) this.opts.catalog.sync(s.catalogId, w.committedPackets, w.committedBytes, toMicros(w.lastSec, w.lastNsec));
-            if (now - s.fileOpenedSec >= this.opts.rotateSeconds) this.closeFile(s, 'age');
-          }
           if (s.dirty) this.syncObserved(s, nowMs);
           s.dirty = false;
           if (now - s.lastSec >= idle && s.lastSec > 0) {
             this.closeFile(s, 'idle');
             this.sessions.remove(s);
+            continue;
+          }
+          const w = s.writer;
+          if (w !== null) {
+            w.flush();
+            // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
+            if (s.catalogId !== 0 && w.committedBytes !== s.syncedBytes) {
+              this.opts.catalog.sync(s.catalogId, w.committedPackets, w.committedBytes, toMicros(w.lastSec, w.lastNsec));
+              s.syncedBytes = w.committedBytes;
+            }
+            if (now - s.fileOpenedSec >= this.opts.rotateSeconds) this.closeFile(s, 'age');
           }
         }
       });

@@ -28,6 +28,8 @@ export class Session {
   fileBytes = 0;
   catalogId = 0;
   relPath = '';
+  /** The file's committed size when the catalog row was last synced. */
+  syncedBytes = 0;
   /** Collision chain for IPv6 keys. */
   next: Session | null = null;
 

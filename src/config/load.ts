@@ -22,9 +22,19 @@ export interface LoadConfigOptions {
   overrides?: ConfigOverride[];
 }
 
+export interface LoadedConfig {
+  config: Readonly<Config>;
+  /** Line of a key in the config file, for sections validated later (webhooks). */
+  lineOf: (path: readonly PathSegment[]) => number | undefined;
+}
+
 export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
+  return loadConfigWithSource(opts).config;
+}
+
+export function loadConfigWithSource(opts: LoadConfigOptions = {}): LoadedConfig {
   let raw: Record<string, unknown> = {};
-  let lineOf: ((p: PathSegment[]) => number | undefined) | undefined;
+  let lineOf: ((p: readonly PathSegment[]) => number | undefined) | undefined;
   const file = opts.file;
   if (file !== undefined) {
     let text: string;
@@ -73,7 +83,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
   // Paths in the file are relative to the process's working directory, like the flags.
   cfg.dataDir = resolve(cfg.dataDir);
   if (cfg.manifest) cfg.manifest = resolve(cfg.manifest);
-  return deepFreeze(cfg);
+  return { config: deepFreeze(cfg), lineOf: (p) => (fromFlag.has(formatPath(p)) ? undefined : lineOf?.(p)) };
 }
 
 function setPath(obj: Record<string, unknown>, path: PathSegment[], value: unknown): void {

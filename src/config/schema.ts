@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { detectConfigSchema } from '../detect/config.js';
 import { parseBytes, parseHostPort } from '../util/units.js';
 
 const MiB = 1024 * 1024;
@@ -39,10 +40,17 @@ export const DEFAULTS = {
     idleCloseSeconds: 300,
     /** Buffered records are handed to the disk at least this often: the most a crash can lose. */
     flushIntervalMs: 1000,
-    /** Size of each write buffer. */
-    bufferBytes: 1 * MiB,
-    /** Bytes buffered or queued for disk across all files; beyond this, frames are dropped and counted. */
-    queueBytes: 64 * MiB,
+    /**
+     * Size of each write buffer. A session with traffic in the last flush interval holds one; it must
+     * hold the largest record (16 + 262144 bytes).
+     */
+    bufferBytes: 512 * 1024,
+    /**
+     * Memory for write buffers, filling or queued for disk, across all files (allocated as needed).
+     * queueBytes / bufferBytes sessions can be active within one flush interval; beyond that frames
+     * are dropped and counted (pcap.write.queue_full).
+     */
+    queueBytes: 256 * MiB,
   },
   retention: {
     /** Delete the oldest closed files while the total exceeds this. 0 disables the bound. */
@@ -102,7 +110,7 @@ export const configSchema = z
         rotateSeconds: intIn(1, 7 * 24 * 3600).default(DEFAULTS.pcap.rotateSeconds),
         idleCloseSeconds: intIn(1, 7 * 24 * 3600).default(DEFAULTS.pcap.idleCloseSeconds),
         flushIntervalMs: intIn(10, 60_000).default(DEFAULTS.pcap.flushIntervalMs),
-        bufferBytes: bytes('bufferBytes', 64 * 1024).default(DEFAULTS.pcap.bufferBytes),
+        bufferBytes: bytes('bufferBytes', 262_160).default(DEFAULTS.pcap.bufferBytes),
         queueBytes: bytes('queueBytes', 1024 * 1024).default(DEFAULTS.pcap.queueBytes),
       })
       .strict()
@@ -123,9 +131,10 @@ export const configSchema = z
       })
       .passthrough()
       .prefault({}),
+    // Checked in depth by parseAlertsConfig (src/alert/config.ts), which resolves secrets from the environment.
     webhooks: z.array(z.unknown()).default([]),
     alerting: z.record(z.string(), z.unknown()).default({}),
-    detect: z.record(z.string(), z.unknown()).default({}),
+    detect: detectConfigSchema,
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

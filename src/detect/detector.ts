@@ -84,7 +84,7 @@ export class Detector {
     this.store = new FindingStore({ db: opts.db, onChange: opts.onChange });
     this.dataPlane = new DataPlaneDetector({ store: this.store, manifest: opts.manifest, silentAfterMs: opts.silentAfterMs, clock: this.clock, log: opts.log, counters: this.counters });
     if (opts.manifest === null) {
-      this.log?.warn('NO MANIFEST: every mirror session is treated as unauthorized; every VNI seen raises unauthorized-vni (see docs/manifest.md)');
+      this.log?.warn('NO MANIFEST: every mirror session is treated as unauthorized; every VNI seen raises unauthorized-vni. Write one (mirrorguard manifest init --aws --out manifest.yaml, then review it) and start with --manifest FILE (docs/manifest.md)');
     }
   }
 

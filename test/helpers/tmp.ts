@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from 'vitest';
+import { afterEach, beforeEach } from 'vitest';
 
 /** A fresh temporary folder, removed after the current test. */
 export function tmpDir(prefix = 'mg-test-'): string {
@@ -14,4 +14,18 @@ export function tmpDir(prefix = 'mg-test-'): string {
 export function makeTmpDir(prefix = 'mg-test-'): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** For a describe block: a fresh folder per test, at `.path`, removed after it. */
+export function useTmpDir(prefix = 'mg-test-'): { readonly path: string } {
+  let current = '';
+  beforeEach(() => {
+    current = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterEach(() => rmSync(current, { recursive: true, force: true }));
+  return {
+    get path() {
+      return current;
+    },
+  };
 }
