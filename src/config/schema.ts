@@ -147,9 +147,6 @@ export const configSchema = z
     if (c.pcap.bufferBytes * 2 > c.pcap.queueBytes) {
       ctx.addIssue({ code: 'custom', path: ['pcap', 'queueBytes'], message: 'must be at least twice pcap.bufferBytes' });
     }
-    if (c.pcap.rotateBytes < c.pcap.bufferBytes) {
-      ctx.addIssue({ code: 'custom', path: ['pcap', 'rotateBytes'], message: 'must be at least pcap.bufferBytes' });
-    }
   });
 
 export type Config = z.output<typeof configSchema>;

@@ -42,7 +42,9 @@ for p in spec["packets"]:
     else:
         vx = bytes(VXLAN(flags=int(p.get("flags", 0x08)), vni=int(p["vni"])))
     src = p["src"]
-    udp = UDP(sport=int(p.get("sport", 49152)), dport=port, chksum=0) / Raw(vx + inner)
+    # AWS leaves the outer UDP checksum 0 (allowed for IPv4). IPv6 requires one (RFC 8200 section 8.1;
+    # Linux drops zero-checksum UDP/IPv6), so scapy computes it there.
+    udp = UDP(sport=int(p.get("sport", 49152)), dport=port, chksum=None if ":" in p["src"] else 0) / Raw(vx + inner)
     pkt = (IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)) / udp
     for _ in range(int(p.get("count", 1))):
         (v6_pkts if ":" in src else v4_pkts).append(pkt)

@@ -1,0 +1,110 @@
+/**
+ * Scenario table (suricata-verify style): every capture in ../shared/fixtures/pcap run through
+ * `mirrorguard decap`, with the sessions and counts SOURCES.md states for it. Non-4789 tunnels (GENEVE,
+ * VXLAN-GPE, Linux's 8472, GRE/ERSPAN) must be counted as dropped, never crash, never written.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { listPcaps } from '../../src/collector/recovery.js';
+import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
+import { tsharkReadsCleanly } from '../helpers/oracles.js';
+import { runCli } from '../helpers/serve.js';
+import { useTmpDir } from '../helpers/tmp.js';
+
+interface Expect {
+  /** `VNI@source` -> packets written. */
+  sessions: Record<string, number>;
+  /** Counters that must have exactly these values (others may be anything, drops must add up). */
+  counters?: Record<string, number>;
+  args?: string[];
+}
+
+// Facts from ../shared/fixtures/SOURCES.md (tshark counts), with the outer sources read from the files.
+const SCENARIOS: Record<string, Expect> = {
+  'suricata-verify-vxlan-decoder-03-aws-traffic-mirror.pcap': { sessions: { '5569041@172.31.0.238': 100 }, counters: { written: 100 } },
+  'zeek-vxlan.pcap': { sessions: { '123@192.168.56.11': 5, '123@192.168.56.12': 5 } },
+  'zeek-vxlan-encapsulated-http.pcap': { sessions: { '1@10.1.200.131': 12 } },
+  'zeek-vxlan-encapsulated-igmp-v2.pcap': { sessions: { '4242@172.30.0.1': 3 } },
+  'zeek-vxlan-overlapping-http-get.pcap': { sessions: { '4242@127.0.0.1': 14, '4711@127.0.0.1': 14 }, counters: { written: 28, 'decode.outer.not_udp': 14 } },
+  'zeek-vxlan-triple-v2.pcap': { sessions: { '1@1.1.1.1': 1 }, counters: { 'weird.vxlan.reserved_bits': 1 } },
+  'zeek-vxlan-inner-tcp-bad-checksum.pcap': { sessions: { '42@192.168.1.1': 1 } },
+  'zeek-geneve-vxlan-dns-truncated.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 2 } },
+  'suricata-verify-vxlan-decoder-01.pcap': { sessions: { '37@109.105.96.78': 1 }, counters: { written: 1, 'decode.outer.not_vxlan_port': 2 } },
+  'suricata-verify-vxlan-decoder-02-tcpdump-vxlan.pcap': { sessions: { '100@192.168.202.1': 5, '100@192.168.203.1': 5 } },
+  'suricata-verify-vxlan-arp.pcap': { sessions: { '100@192.168.202.1': 1, '100@192.168.203.1': 1 } },
+  'suricata-verify-vxlan-non-zero-reserved-fields.pcap': { sessions: { '11@192.168.1.134': 10 }, counters: { 'weird.vxlan.reserved_bits': 10 } },
+  'tcpdump-gso-ipv4-vxlan-ipv4.pcap': { sessions: { '5001@10.25.132.11': 1 } },
+  'tcpdump-gso-ipv4-vxlan-ipv6.pcap': { sessions: { '5001@10.25.132.11': 1 } },
+  'tcpdump-gso-ipv6-vxlan-ipv4.pcap': { sessions: { '5001@2604:1380:4091:ce00::b': 1 } },
+  'tcpdump-gso-ipv6-vxlan-ipv6.pcap': { sessions: { '5001@2604:1380:4091:ce00::b': 1 } },
+  // IPv4 total length 0 and UDP length 0 (BIG TCP): still VNI 5001, per tcpdump's own expected output.
+  'tcpdump-bigtcp-ipv4-vxlan-ipv4.pcap': { sessions: { '5001@10.25.132.11': 1 } },
+  'tcpdump-vxlan_port_8472.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 10 } },
+  'tcpdump-nsh-over-vxlan-gpe.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 1 } },
+  'arkime-gre-erspan-vxlan.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_udp': 7 } },
+  'zeek-geneve.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 6 } },
+  'zeek-geneve-ipv6.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 2 } },
+  'zeek-geneve-tagged-udp-packet.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 4 } },
+  'zeek-geneve-truncated.pcapng': { sessions: {}, counters: { written: 0 } },
+  'suricata-verify-geneve-decoder.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 10 } },
+  'tcpdump-geneve-gcp.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 1 } },
+};
+
+describeWithFixtures('decap over every shared fixture capture', () => {
+  const tmp = useTmpDir('mg-decap-');
+
+  it('has a scenario for every capture in the fixtures folder', () => {
+    const files = readdirSync(fixture('pcap')).filter((f) => /\.pcap(ng)?$/.test(f));
+    expect(files.sort()).toEqual(Object.keys(SCENARIOS).sort());
+  });
+
+  for (const [file, exp] of Object.entries(SCENARIOS)) {
+    it(file, () => {
+      const out = tmp.path;
+      const r = runCli(['decap', fixture('pcap', file), '--out', out, '--json', ...(exp.args ?? [])]);
+      expect(r.status, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout) as {
+        inputs: { frames: number }[];
+        sessions: { vni: number; sourceIp: string; packets: number; files: number }[];
+        counters: Record<string, number>;
+      };
+      const sessions = Object.fromEntries(res.sessions.map((s) => [`${s.vni}@${s.sourceIp}`, s.packets]));
+      expect(sessions).toEqual(exp.sessions);
+      if (exp.counters) expect(res.counters).toMatchObject(exp.counters);
+      // Every frame ended in exactly one outcome.
+      const outcomes = Object.entries(res.counters)
+        .filter(([k]) => !k.startsWith('weird.'))
+        .reduce((a, [, v]) => a + v, 0);
+      expect(outcomes).toBe(res.inputs[0]!.frames);
+      // And every file we wrote opens cleanly in tshark, holding what the catalog says.
+      const files = listPcaps(out);
+      expect(files.length).toBe(res.sessions.reduce((a, s) => a + s.files, 0));
+      const written = files.reduce((a, f) => {
+        const t = tsharkReadsCleanly(join(out, f));
+        expect(t.ok, `${f}: ${t.stderr}`).toBe(true);
+        return a + t.packets;
+      }, 0);
+      expect(written).toBe(res.counters.written);
+    });
+  }
+
+  it('decodes Linux VXLAN on 8472 when told the port', () => {
+    const out = tmp.path;
+    const r = runCli(['decap', fixture('pcap', 'tcpdump-vxlan_port_8472.pcap'), '--out', out, '--json', '--vxlan-port', '8472']);
+    expect(r.status, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout) as { sessions: { vni: number; packets: number }[] };
+    expect(res.sessions.reduce((a, s) => a + s.packets, 0)).toBe(10);
+    expect(new Set(res.sessions.map((s) => s.vni))).toEqual(new Set([100]));
+  });
+
+  it('writes the real AWS mirror capture as a file tshark reads, with the original timestamps', () => {
+    const out = tmp.path;
+    const r = runCli(['decap', fixture('pcap', 'suricata-verify-vxlan-decoder-03-aws-traffic-mirror.pcap'), '--out', out, '--json']);
+    expect(r.status).toBe(0);
+    const dirs = join(out, 'pcap', 'vni-5569041', '172.31.0.238', '2019-06-27');
+    const [name] = readdirSync(dirs);
+    expect(name).toMatch(/^20190627T\d{6}\.\d{9}Z-w0-\d+\.pcap$/);
+    expect(tsharkReadsCleanly(join(dirs, name!))).toMatchObject({ ok: true, packets: 100 });
+  });
+});
