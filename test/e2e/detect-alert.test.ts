@@ -1,0 +1,116 @@
+/**
+ * Issue 3 and 4 end to end: `serve` with a manifest; authorized and unauthorized mirror traffic over real
+ * UDP (scapy sets the outer source IP); findings as expected, none for the authorized session; and each
+ * finding arrives at a real webhook receiver with a Standard Webhooks signature we verify ourselves.
+ */
+import Database from 'better-sqlite3';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { sendVxlan, startServe } from '../helpers/serve.js';
+import { useTmpDir } from '../helpers/tmp.js';
+
+interface Delivery {
+  id: string;
+  timestamp: string;
+  signature: string;
+  body: string;
+}
+
+function verify(secret: string, d: Delivery): boolean {
+  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+  const expected = createHmac('sha256', key).update(`${d.id}.${d.timestamp}.${d.body}`).digest();
+  return d.signature.split(' ').some((s) => {
+    const [v, b64] = s.split(',');
+    const got = Buffer.from(b64 ?? '', 'base64');
+    return v === 'v1' && got.length === expected.length && timingSafeEqual(got, expected);
+  });
+}
+
+describe('detection and alerts end to end', () => {
+  const tmp = useTmpDir('mg-detect-');
+
+  it('raises findings for unauthorized sessions only, and delivers them as signed webhooks', async () => {
+    const dir = tmp.path;
+    const deliveries: Delivery[] = [];
+    const server = createServer((req: IncomingMessage, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        deliveries.push({
+          id: String(req.headers['webhook-id']),
+          timestamp: String(req.headers['webhook-timestamp']),
+          signature: String(req.headers['webhook-signature']),
+          body,
+        });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+
+    const manifest = join(dir, 'manifest.yaml');
+    writeFileSync(
+      manifest,
+      [
+        'version: 1',
+        'sessions:',
+        '  - id: tms-0123456789abcdef0',
+        '    vni: 5569041',
+        '    sourceIps: [172.31.0.238]',
+        '    owner: netops',
+        '  - id: tms-0fedcba9876543210',
+        '    vni: 888',
+        '    expires: 2020-01-01T00:00:00Z',
+        '',
+      ].join('\n'),
+    );
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, ['webhooks:', `  - url: http://127.0.0.1:${port}/hook`, `    secret: ${secret}`, ''].join('\n'));
+
+    const srv = await startServe(['--data-dir', join(dir, 'data'), '--api', 'off', '--manifest', manifest, '--config', config]);
+    try {
+      sendVxlan(srv.udpPort, [
+        { src: '172.31.0.238', vni: 5569041, inner: "Ether()/IP()/TCP(dport=22)", count: 3 }, // authorized
+        { src: '172.31.0.99', vni: 5569041, inner: "Ether()/IP()/TCP(dport=22)" }, // right VNI, wrong source
+        { src: '172.31.0.238', vni: 777, inner: "Ether()/IP()/UDP()", count: 2 }, // nobody authorized VNI 777
+        { src: '10.0.0.5', vni: 888, inner: "Ether()/IP()/UDP()" }, // session past its expiry
+      ]);
+      const deadline = Date.now() + 20_000;
+      while (deliveries.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      expect(await srv.stop()).toBe(0);
+      server.close();
+    }
+
+    const db = new Database(join(dir, 'data', 'mirrorguard.db'), { readonly: true });
+    const findings = db.prepare('SELECT kind, severity, source_ip, vni, count FROM findings ORDER BY kind').all();
+    const captures = db.prepare('SELECT source_ip, vni, session_id FROM captures ORDER BY vni, source_ip').all();
+    db.close();
+    expect(findings).toEqual([
+      { kind: 'expired-session', severity: 'high', source_ip: '10.0.0.5', vni: 888, count: 1 },
+      { kind: 'unauthorized-vni', severity: 'critical', source_ip: '172.31.0.238', vni: 777, count: 1 },
+      { kind: 'unexpected-source', severity: 'high', source_ip: '172.31.0.99', vni: 5569041, count: 1 },
+    ]);
+    // The authorized pair's files carry its session ID; the others none.
+    expect(captures).toContainEqual({ source_ip: '172.31.0.238', vni: 5569041, session_id: 'tms-0123456789abcdef0' });
+    expect(captures).toContainEqual({ source_ip: '172.31.0.99', vni: 5569041, session_id: null });
+
+    expect(deliveries).toHaveLength(3);
+    for (const d of deliveries) {
+      expect(verify(secret, d)).toBe(true);
+      const body = JSON.parse(d.body) as { type: string; data: { kind: string; vni: number } };
+      expect(body.type).toBe('finding.created');
+    }
+    expect(new Set(deliveries.map((d) => d.id)).size).toBe(3);
+    expect(deliveries.map((d) => (JSON.parse(d.body) as { data: { kind: string } }).data.kind).sort()).toEqual([
+      'expired-session',
+      'unauthorized-vni',
+      'unexpected-source',
+    ]);
+  });
+});
