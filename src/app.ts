@@ -13,6 +13,7 @@ import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
 import { MgError } from './errors.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
+import { startPcapReceiver, type PcapReceiver } from './ingest/libpcap.js';
 import { startUdpReceiver, type BoundReceiver } from './ingest/udp.js';
 import { createAlerts, parseAlertsConfig, type Alerts, type AlertingConfig, type ResolvedWebhook } from './alert/index.js';
 import { Detector } from './detect/detector.js';
@@ -40,7 +41,7 @@ export interface App {
   /** Available after start(). */
   readonly db: Db;
   readonly collector: Collector;
-  readonly receiver: BoundReceiver | null;
+  readonly receiver: BoundReceiver | PcapReceiver | null;
   kernelStats(): KernelUdpStats | null;
   counters(): Record<string, number>;
 }
@@ -52,7 +53,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   let collector: Collector | undefined;
   let detector: Detector | undefined;
   let alerts: Alerts | undefined;
-  let receiver: BoundReceiver | null = null;
+  let receiver: BoundReceiver | PcapReceiver | null = null;
   let retentionTimer: NodeJS.Timeout | null = null;
   let detectTimer: NodeJS.Timeout | null = null;
   let inventory: { stop(): void } | null = null;
@@ -159,8 +160,12 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       retentionTimer = setInterval(retention, config.retention.intervalSeconds * 1000);
       retentionTimer.unref();
 
-      const hp = parseHostPort(config.listen)!;
-      receiver = await startUdpReceiver(collector, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger });
+      if (config.source.startsWith('pcap:')) {
+        receiver = startPcapReceiver(collector, { iface: config.source.slice(5), vxlanPort: config.vxlanPort, bufferBytes: config.recvBufferBytes, logger });
+      } else {
+        const hp = parseHostPort(config.listen)!;
+        receiver = await startUdpReceiver(collector, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger });
+      }
     },
 
     async stop() {
@@ -181,7 +186,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     kernelStats() {
-      return receiver ? readKernelUdpStats(receiver.address.port) : null;
+      return receiver && receiver.kind !== 'libpcap' ? readKernelUdpStats(receiver.address.port) : null;
     },
 
     counters() {

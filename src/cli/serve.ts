@@ -31,7 +31,12 @@ export async function run(argv: string[]): Promise<number> {
   const alerts = parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting }, { ...(file ? { file } : {}), lineOf });
   const logger = createLogger(config.log.level);
   const app = buildApp(config, logger, { alerts });
-  await app.start();
+  try {
+    await app.start();
+  } catch (e) {
+    await app.stop().catch(() => undefined); // close whatever did start (catalog, timers)
+    throw e;
+  }
   process.on('SIGHUP', () => {
     const r = app.reloadManifest();
     if (!r.ok) logger.error(r.message);
