@@ -14,6 +14,8 @@ import { runRetention } from './collector/retention.js';
 import { MgError } from './errors.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
 import { startPcapReceiver, type PcapReceiver } from './ingest/libpcap.js';
+import { nativeAvailable, nativeCounters, startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
+import { startNativeWorkers, type NativeWorkerPool } from './ingest/native-workers.js';
 import { startUdpReceiver, type BoundReceiver } from './ingest/udp.js';
 import { createAlerts, parseAlertsConfig, type Alerts, type AlertingConfig, type ResolvedWebhook } from './alert/index.js';
 import { Detector } from './detect/detector.js';
@@ -21,6 +23,7 @@ import { loadManifest } from './detect/manifest.js';
 import { openDb, type Db } from './store/db.js';
 import { parseHostPort } from './util/units.js';
 import type { Logger } from './util/log.js';
+import { DROP_NAMES, WEIRD_NAMES } from './decode/drop-reasons.js';
 
 export interface AppOptions {
   /** Webhooks resolved by the CLI (with config-file lines in errors); parsed from config when absent. */
@@ -41,7 +44,9 @@ export interface App {
   /** Available after start(). */
   readonly db: Db;
   readonly collector: Collector;
-  readonly receiver: BoundReceiver | PcapReceiver | null;
+  readonly receiver: BoundReceiver | PcapReceiver | NativeWorkerPool | null;
+  /** Hand every buffered record to the disk (a live download wants the last seconds). */
+  flushLive(): Promise<void>;
   kernelStats(): KernelUdpStats | null;
   counters(): Record<string, number>;
 }
@@ -54,6 +59,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   let detector: Detector | undefined;
   let alerts: Alerts | undefined;
   let receiver: BoundReceiver | PcapReceiver | null = null;
+  let pool: NativeWorkerPool | null = null;
   let retentionTimer: NodeJS.Timeout | null = null;
   let detectTimer: NodeJS.Timeout | null = null;
   let inventory: { stop(): void } | null = null;
@@ -70,7 +76,15 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       return collector;
     },
     get receiver() {
-      return receiver;
+      return pool ?? receiver;
+    },
+
+    async flushLive() {
+      if (pool) await pool.flushAll();
+      else if (collector) {
+        collector.flushAll();
+        await collector.drain();
+      }
     },
     get detector() {
       if (!detector) throw new Error('app not started');
@@ -86,7 +100,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       if (!detector) return { ok: false, message: 'not started' };
       const r = detector.reloadManifest(config.manifest);
       if (!r.ok) return { ok: false, message: r.error.describe() };
-      collector?.reassess((ip, vni) => detector!.verdict(ip, vni));
+      const verdict = (ip: string, vni: number) => detector!.verdict(ip, vni);
+      if (pool) pool.reassess(verdict);
+      else collector?.reassess(verdict);
       logger.info({ manifest: config.manifest, sha256: r.manifest.sha256, sessions: r.manifest.sessions.length }, 'manifest reloaded');
       return { ok: true, message: `manifest reloaded: ${r.manifest.sessions.length} sessions, sha256 ${r.manifest.sha256}` };
     },
@@ -114,18 +130,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       if (rec.repaired || rec.adopted || rec.removedRows) logger.warn(rec, 'recovered the catalog after an unclean stop');
 
       collector = new Collector({
-        dataDir: config.dataDir,
+        ...collectorSettings(config),
         catalog,
         logger,
-        strictVxlan: config.strictVxlan,
-        vxlanPort: config.vxlanPort,
-        maxSessions: config.maxSessions,
-        rotateBytes: config.pcap.rotateBytes,
-        rotateSeconds: config.pcap.rotateSeconds,
-        idleCloseSeconds: config.pcap.idleCloseSeconds,
-        flushIntervalMs: config.pcap.flushIntervalMs,
-        bufferBytes: config.pcap.bufferBytes,
-        queueBytes: config.pcap.queueBytes,
         onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),
       });
       collector.start();
@@ -160,11 +167,27 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       retentionTimer = setInterval(retention, config.retention.intervalSeconds * 1000);
       retentionTimer.unref();
 
+      const hp = parseHostPort(config.listen)!;
       if (config.source.startsWith('pcap:')) {
         receiver = startPcapReceiver(collector, { iface: config.source.slice(5), vxlanPort: config.vxlanPort, bufferBytes: config.recvBufferBytes, logger });
-      } else {
-        const hp = parseHostPort(config.listen)!;
+      } else if (chooseReceiver(config, logger) === 'dgram') {
         receiver = await startUdpReceiver(collector, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger });
+      } else if (config.workers > 1) {
+        // Each worker has its own Collector and files; this one stays idle but keeps the catalog code paths.
+        pool = await startNativeWorkers({
+          workers: config.workers,
+          host: hp.host,
+          port: hp.port,
+          recvBufferBytes: config.recvBufferBytes,
+          dbFile: join(config.dataDir, CATALOG_FILE),
+          collector: collectorSettings(config),
+          logger,
+          logLevel: config.log.level,
+          onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),
+        });
+      } else {
+        const c = collector;
+        receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.backlogged() });
       }
     },
 
@@ -176,6 +199,10 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       inventory?.stop();
       if (receiver) await receiver.close();
       receiver = null;
+      if (pool) {
+        await pool.close();
+        logger.info({ counters: app.counters() }, 'workers stopped; final counters');
+      }
       if (collector) {
         await collector.close();
         logger.info({ counters: app.counters(), kernel: app.kernelStats() }, 'stopped; final counters');
@@ -186,14 +213,53 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     kernelStats() {
-      return receiver && receiver.kind !== 'libpcap' ? readKernelUdpStats(receiver.address.port) : null;
+      const port = pool ? pool.address.port : receiver && receiver.kind !== 'libpcap' ? receiver.address.port : null;
+      return port === null ? null : readKernelUdpStats(port);
     },
 
     counters() {
-      return collector ? collector.counters() : {};
+      if (pool) {
+        const w = pool.counters();
+        const out: Record<string, number> = {};
+        w.drops.forEach((v, i) => (out[DROP_NAMES[i]!] = v));
+        w.weird.forEach((v, i) => (out[WEIRD_NAMES[i]!] = v));
+        return { ...out, ...nativeCounters(w.receiver) };
+      }
+      if (!collector) return {};
+      const out = collector.counters();
+      if (receiver?.kind === 'native') Object.assign(out, nativeCounters((receiver as NativeBoundReceiver).stats()));
+      return out;
     },
   };
   return app;
+}
+
+function collectorSettings(config: Readonly<Config>) {
+  return {
+    dataDir: config.dataDir,
+    strictVxlan: config.strictVxlan,
+    vxlanPort: config.vxlanPort,
+    maxSessions: config.maxSessions,
+    rotateBytes: config.pcap.rotateBytes,
+    rotateSeconds: config.pcap.rotateSeconds,
+    idleCloseSeconds: config.pcap.idleCloseSeconds,
+    flushIntervalMs: config.pcap.flushIntervalMs,
+    bufferBytes: config.pcap.bufferBytes,
+    queueBytes: config.pcap.queueBytes,
+  };
+}
+
+/** `receiver: auto` takes the native addon when it is built, and says once when it is not. */
+function chooseReceiver(config: Readonly<Config>, logger: Logger): 'native' | 'dgram' {
+  if (config.receiver === 'dgram') {
+    if (config.workers > 1) throw new MgError('MG_ERR_CONFIG_INVALID', '--workers needs the native receiver', { problems: [{ field: 'workers', message: 'more than 1 worker needs --receiver native or auto with the addon built' }] });
+    return 'dgram';
+  }
+  const n = nativeAvailable();
+  if (n.ok) return 'native';
+  if (config.receiver === 'native' || config.workers > 1) throw new MgError('MG_ERR_INGEST_NATIVE_UNAVAILABLE', n.reason);
+  logger.info({ reason: n.reason }, 'native receiver not built; using node:dgram');
+  return 'dgram';
 }
 
 function prepareDataDir(dir: string): void {

@@ -65,6 +65,7 @@ export class Collector {
   private readonly logLimit = new RateLimiter(60_000);
   private readonly workerId: number;
   private readonly nowSec: () => number;
+  private readonly halfQueue: number;
   private timer: NodeJS.Timeout | null = null;
   private fileSeq = 0;
   private closed = false;
@@ -75,6 +76,7 @@ export class Collector {
     this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, maxBytes: opts.queueBytes });
     this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes });
     this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
+    this.halfQueue = opts.queueBytes / 2;
   }
 
   /** Start the flush/rotation timer (serve). Capture-file replays drive time from packets instead. */
@@ -381,6 +383,14 @@ export class Collector {
       if (s.dirty) this.syncObserved(s, nowMs);
     }
     while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
+  /**
+   * Backpressure for receivers that can leave a burst in the socket buffer (native): true while more
+   * than half the disk queue's bytes are in flight. Cheap; allocates nothing.
+   */
+  backlogged(): boolean {
+    return this.queue.queuedBytes > this.halfQueue;
   }
 
   /** Counters for logs and the API. */

@@ -1,15 +1,20 @@
 /**
  * Sessions as the data plane sees them: one entry per (outer source IP, VNI) pair, since mirrored
  * packets carry no session ID (AWS identifies the source by the ENI's IP and the session by the VNI
- * it assigned). Lookups are by number so the per-packet path allocates nothing:
- *   IPv4: key = ip * 2^24 + vni (56 bits, exact in a double);
- *   IPv6: key = fnv1a32(ip) * 2^24 + vni, with the address compared on a hit and a chain for collisions.
+ * it assigned). Lookups are by a small-integer hash of the pair, so the per-packet path allocates
+ * nothing (a 56-bit key would be a heap number in V8 on every lookup); a hit compares the address and
+ * VNI, and entries that share a hash are chained.
  * node:dgram hands us the source as a string; a bounded cache maps that string to its parsed form.
  */
 import { ipv6ToString, parseIp } from '../decode/addr.js';
 import type { PcapFileWriter } from '../pcap/file-writer.js';
 
-const VNI_SPACE = 16_777_216; // 2^24: RFC 7348 VNIs are 24 bits
+/** Keys stay within V8's small-integer range (31 bits with pointer compression). */
+const KEY_MASK = 0x3fff_ffff;
+
+function key4(src4: number, vni: number): number {
+  return (Math.imul(src4 ^ Math.imul(vni, 0x9e3779b1), 0x85ebca6b) >>> 2) & KEY_MASK;
+}
 
 export class Session {
   /** Manifest session ID when the pair is authorized, else null. */
@@ -37,6 +42,8 @@ export class Session {
     readonly key: number,
     readonly sourceIp: string,
     readonly vni: number,
+    /** The IPv4 source as an unsigned 32-bit number (0 for IPv6). */
+    readonly src4: number,
     /** The 16 address bytes for IPv6 sources (compared on lookup), null for IPv4. */
     readonly src6: Uint8Array | null,
     readonly firstSec: number,
@@ -63,14 +70,19 @@ export class SessionTable {
   }
 
   get4(src4: number, vni: number): Session | undefined {
-    return this.byKey.get(src4 * VNI_SPACE + vni);
+    let s: Session | null | undefined = this.byKey.get(key4(src4, vni));
+    while (s) {
+      if (s.src4 === src4 && s.vni === vni && s.src6 === null) return s;
+      s = s.next;
+    }
+    return undefined;
   }
 
   get6(buf: Uint8Array, off: number, vni: number): Session | undefined {
-    let s = this.byKey.get(fnv1a32(buf, off) * VNI_SPACE + vni);
-    while (s !== undefined && s !== null) {
-      if (s.vni === vni && equal16(s.src6!, buf, off)) return s;
-      s = s.next ?? undefined;
+    let s: Session | null | undefined = this.byKey.get(key4(fnv1a32(buf, off), vni));
+    while (s) {
+      if (s.vni === vni && s.src6 !== null && equal16(s.src6, buf, off)) return s;
+      s = s.next;
     }
     return undefined;
   }
@@ -91,22 +103,22 @@ export class SessionTable {
   /** Create the entry for a new pair; null when the table is full. Not on the per-packet path. */
   add4(src4: number, vni: number, sec: number): Session | null {
     if (this.count >= this.maxSessions) return null;
-    const key = src4 * VNI_SPACE + vni;
+    const key = key4(src4, vni);
     const ip = `${src4 >>> 24}.${(src4 >>> 16) & 255}.${(src4 >>> 8) & 255}.${src4 & 255}`;
-    const s = new Session(key, ip, vni, null, sec);
-    this.byKey.set(key, s);
-    this.count++;
-    return s;
+    return this.insert(new Session(key, ip, vni, src4 >>> 0, null, sec));
   }
 
   add6(buf: Uint8Array, off: number, vni: number, sec: number): Session | null {
     if (this.count >= this.maxSessions) return null;
-    const key = fnv1a32(buf, off) * VNI_SPACE + vni;
+    const key = key4(fnv1a32(buf, off), vni);
     const src6 = Uint8Array.prototype.slice.call(buf, off, off + 16);
-    const s = new Session(key, ipv6ToString(src6, 0), vni, src6, sec);
-    const head = this.byKey.get(key);
+    return this.insert(new Session(key, ipv6ToString(src6, 0), vni, 0, src6, sec));
+  }
+
+  private insert(s: Session): Session {
+    const head = this.byKey.get(s.key);
     if (head) s.next = head;
-    this.byKey.set(key, s);
+    this.byKey.set(s.key, s);
     this.count++;
     return s;
   }

@@ -16,7 +16,8 @@ import { DROP, type DropCode } from '../decode/drop-reasons.js';
 import { MgError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { DiskQueue, type DiskErrorReport, type DiskFile, type WriteChunk } from './disk-queue.js';
-import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN, writeRecordHeader } from './format.js';
+import { copyFrame, viewOf } from './copy.js';
+import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN } from './format.js';
 
 export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
 
@@ -96,6 +97,7 @@ export class PcapFileWriter {
 
   // The buffer being filled, and the time range of its records.
   private cur: Buffer | null = null;
+  private curView: DataView | null = null;
   private curLen = 0;
   private curPackets = 0;
   private curMinSec = 0;
@@ -160,10 +162,17 @@ export class PcapFileWriter {
         return DROP.WRITE_QUEUE_FULL;
       }
     }
-    const p = writeRecordHeader(b, this.curLen, tsSec, tsNsec, caplen, origLen, this.snaplen);
-    if (p < 0) return DROP.WRITE_ERROR;
-    if (buf instanceof Buffer) buf.copy(b, p, off, end);
-    else b.set(buf.subarray(off, end), p);
+    // The record header (format.ts writeRecordHeader's layout and checks), written through the buffer's
+    // DataView: four Buffer#writeUInt32LE calls cost more on this path.
+    if (!(tsSec >= 0 && tsSec <= 0xffff_ffff && tsNsec >= 0 && tsNsec < 1_000_000_000 && origLen <= 0xffff_ffff)) return DROP.WRITE_ERROR;
+    const v = this.curView!;
+    const h = this.curLen;
+    v.setUint32(h, tsSec, true);
+    v.setUint32(h + 4, tsNsec, true);
+    v.setUint32(h + 8, caplen, true);
+    v.setUint32(h + 12, origLen, true);
+    const p = h + RECORD_HEADER_BYTES;
+    copyFrame(b, v, p, buf, off, caplen);
     this.curLen = p + caplen;
     if (this.curPackets === 0) {
       this.curMinSec = this.curMaxSec = tsSec;
@@ -194,6 +203,7 @@ export class PcapFileWriter {
       else this.pool.release(this.cur);
     }
     this.cur = next;
+    this.curView = viewOf(next);
     this.curLen = 0;
     this.curPackets = 0;
     return next;

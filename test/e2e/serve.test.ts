@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { nativeAvailable } from '../../src/ingest/native.js';
 import { tsharkFields, tsharkFrameHex, tsharkReadsCleanly } from '../helpers/oracles.js';
 import { runCli, sendVxlan, startServe } from '../helpers/serve.js';
 import { useTmpDir } from '../helpers/tmp.js';
@@ -34,9 +35,11 @@ function catalog(dir: string): Row[] {
 describe('serve end to end', () => {
   const tmp = useTmpDir('mg-e2e-');
 
-  it('writes scapy-crafted mirror traffic per session, byte-equal, and stops cleanly on SIGTERM', async () => {
+  // Both receivers, same expectations: the native recvmmsg addon (when built) and the node:dgram fallback.
+  for (const receiver of ['native', 'dgram'] as const) it.skipIf(receiver === 'native' && !nativeAvailable().ok)(`writes scapy-crafted mirror traffic per session, byte-equal, and stops cleanly on SIGTERM (${receiver})`, async () => {
     const dir = tmp.path;
-    const srv = await startServe(['--data-dir', dir, '--api', 'off', '--flush-interval-ms', '200']);
+    const srv = await startServe(['--data-dir', dir, '--api', 'off', '--flush-interval-ms', '200', '--receiver', receiver]);
+    expect(srv.logs.find((l) => l.msg === 'receiving VXLAN')!.receiver).toBe(receiver);
     const sent = sendVxlan(srv.udpPort, [
       // An AWS-like session: several flows, outer source port from a flow hash.
       { src: '172.31.0.238', vni: 5569041, sport: 65408, inner: "Ether(src='02:00:00:00:00:01',dst='02:00:00:00:00:02')/IP(src='172.31.0.238',dst='18.196.145.224')/TCP(sport=40000,dport=22,flags='PA')/Raw(b'x'*200)", count: 5 },

@@ -1,0 +1,132 @@
+/**
+ * Loads the optional N-API receiver (native/src/receiver.cc, built by `node native/build.mjs` at install)
+ * and says why when it cannot: not built (no compiler at install time), not Linux, a build from another
+ * version of the source, or a load error (a Node ABI mismatch after a Node upgrade). The answer is
+ * cached: the addon is loaded at most once per thread.
+ *
+ * MIRRORGUARD_NATIVE_ADDON=PATH loads another build (or, pointing nowhere, simulates a machine without
+ * one, which is how the fallback is tested).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Must equal abiVersion in native/src/receiver.cc: the layout and methods this TypeScript expects. */
+export const NATIVE_ABI_VERSION = 1;
+
+/** Word offsets in a slot's metadata and flag bits, as the addon exports them (see receiver.cc). */
+export interface NativeLayout {
+  META_WORDS: number;
+  M_LEN: number;
+  M_FLAGS: number;
+  M_FAMILY: number;
+  M_SRC4: number;
+  M_TS_SEC: number;
+  M_TS_NSEC: number;
+  M_SRC_PORT: number;
+  M_ORIG_LEN: number;
+  M_SRC6: number;
+  FLAG_TRUNC: number;
+  FLAG_CLOCK: number;
+  MAX_BATCH: number;
+  MIN_SLOT_BYTES: number;
+  MAX_SLOT_BYTES: number;
+}
+
+export interface NativeSocketOptions {
+  host: string;
+  port: number;
+  /** 0 leaves the system default. */
+  recvBufferBytes: number;
+  reusePort: boolean;
+  batch: number;
+  slotBytes: number;
+  maxBatchesPerWakeup: number;
+}
+
+export interface NativeSocketInfo {
+  family: 4 | 6;
+  port: number;
+  /** SO_RCVBUF as getsockopt reports it (Linux: twice the usable size). */
+  recvBufferBytes: number;
+  /** SO_RCVBUFFORCE took the size past net.core.rmem_max (CAP_NET_ADMIN). */
+  recvBufferForced: boolean;
+  kernelTimestamps: boolean;
+  batch: number;
+  slotBytes: number;
+  data: ArrayBuffer;
+  meta: ArrayBuffer;
+}
+
+export interface NativeSocketStats {
+  wakeups: number;
+  batches: number;
+  packets: number;
+  bytes: number;
+  truncated: number;
+  unstamped: number;
+  maxBatch: number;
+  /** The socket's cumulative kernel drop counter (SO_RXQ_OVFL), as of the last datagram read. */
+  kernelDrops: number;
+  kernelDropsAvailable: boolean;
+  errors: number;
+  lastError: string | null;
+  paused: boolean;
+  closed: boolean;
+}
+
+export interface NativeSocket {
+  start(onBatch: (count: number) => void): void;
+  pause(): void;
+  resume(): void;
+  /** True when already closed (never started); else onClosed runs once the handle is gone. */
+  close(onClosed: () => void): boolean;
+  stats(): NativeSocketStats;
+  info(): NativeSocketInfo;
+}
+
+export interface NativeAddon {
+  supported: true;
+  abiVersion: number;
+  layout: NativeLayout;
+  /** memmove between two Uint8Arrays, bounds-checked; returns len, or -1 when out of range. Allocates nothing. */
+  copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): number;
+  Receiver: new (opts: NativeSocketOptions) => NativeSocket;
+}
+
+export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
+
+const ADDON_FILE = 'mirrorguard_native.node';
+
+/** Where the build puts the addon: native/build/Release, from src/ingest or dist/ingest alike. */
+export function defaultAddonPath(): string {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  return join(root, 'native', 'build', 'Release', ADDON_FILE);
+}
+
+let cached: AddonLoad | undefined;
+
+export function loadNativeAddon(): AddonLoad {
+  if (cached === undefined) cached = load(process.env.MIRRORGUARD_NATIVE_ADDON || defaultAddonPath());
+  return cached;
+}
+
+function load(path: string): AddonLoad {
+  const shown = relative(process.cwd(), path) || path;
+  if (process.platform !== 'linux') return { ok: false, reason: `the native receiver needs Linux (this is ${process.platform})` };
+  if (!existsSync(path)) {
+    return { ok: false, reason: `${shown} is not built (no C++ compiler at install time, or MIRRORGUARD_SKIP_NATIVE was set); run npm rebuild with g++ and make installed` };
+  }
+  let mod: { supported?: boolean; reason?: string; abiVersion?: number } & Partial<NativeAddon>;
+  try {
+    mod = createRequire(import.meta.url)(path) as typeof mod;
+  } catch (e) {
+    return { ok: false, reason: `${shown} does not load (${(e as Error).message.split('\n')[0]}); rebuild it with npm rebuild` };
+  }
+  if (mod.supported !== true) return { ok: false, reason: mod.reason ?? `${shown} reports it is unsupported here` };
+  if (mod.abiVersion !== NATIVE_ABI_VERSION || !mod.layout || typeof mod.Receiver !== 'function') {
+    return { ok: false, reason: `${shown} is a stale build (ABI ${String(mod.abiVersion)}, expected ${NATIVE_ABI_VERSION}); run npm rebuild` };
+  }
+  return { ok: true, addon: mod as NativeAddon, path };
+}

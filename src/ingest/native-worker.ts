@@ -1,0 +1,123 @@
+/**
+ * One receive worker of `--workers N` (src/ingest/native-workers.ts runs this file in a worker thread):
+ * a native receiver bound with SO_REUSEPORT, its own Collector writing files tagged with its worker id,
+ * its own connection to the catalog database. The detector lives in the main thread: a new pair is
+ * written at once as 'pending' and reported; the verdict comes back as a message.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Catalog } from '../collector/catalog.js';
+import { Collector, type PairVerdict } from '../collector/collector.js';
+import { ERRORS, isMgError } from '../errors.js';
+import { openDb, type Db } from '../store/db.js';
+import { createLogger } from '../util/log.js';
+import { startNativeReceiver, type NativeBoundReceiver } from './native.js';
+import { COUNTER_LAYOUT, PENDING, type FromWorker, type ToWorker, type WorkerData } from './native-workers.js';
+
+const data = workerData as WorkerData;
+const port = parentPort!;
+const post = (m: FromWorker) => port.postMessage(m);
+const logger = createLogger(data.logLevel).child({ worker: data.id });
+const verdicts = new Map<string, PairVerdict>();
+const key = (ip: string, vni: number) => `${ip}|${vni}`;
+const view = new Float64Array(data.counters);
+
+let db: Db | null = null;
+let collector: Collector | null = null;
+let receiver: NativeBoundReceiver | null = null;
+let timer: NodeJS.Timeout | null = null;
+
+function publish(): void {
+  if (collector === null) return;
+  const L = COUNTER_LAYOUT;
+  view.set(collector.drops, L.drops);
+  view.set(collector.weird, L.weird);
+  const s = collector.stats();
+  view[L.sessions] = s.sessions;
+  view[L.queuedBytes] = s.queuedBytes;
+  if (receiver !== null) {
+    const r = receiver.stats();
+    view[L.rxPackets] = r.packets;
+    view[L.rxBatches] = r.batches;
+    view[L.rxTruncated] = r.truncated;
+    view[L.rxKernelDrops] = r.kernelDrops;
+    view[L.rxUnstamped] = r.unstamped;
+    view[L.rxErrors] = r.errors;
+  }
+}
+
+async function start(): Promise<void> {
+  try {
+    db = openDb(data.dbFile);
+    collector = new Collector({
+      ...data.collector,
+      catalog: new Catalog(db),
+      logger,
+      workerId: data.id,
+      onNewPair(sourceIp, vni, atMs) {
+        const known = verdicts.get(key(sourceIp, vni));
+        if (known !== undefined) return known;
+        post({ type: 'newPair', sourceIp, vni, atMs });
+        return PENDING;
+      },
+    });
+    collector.start();
+    receiver = await startNativeReceiver(collector, {
+      host: data.host,
+      port: data.port,
+      recvBufferBytes: data.recvBufferBytes,
+      logger,
+      reusePort: true,
+      // Backpressure from the PCAP writer's disk queue, when the Collector offers it.
+      ...(typeof (collector as { backlogged?: () => boolean }).backlogged === 'function'
+        ? { backlogged: () => (collector as unknown as { backlogged: () => boolean }).backlogged() }
+        : {}),
+      ...(data.batch !== undefined ? { batch: data.batch } : {}),
+      ...(data.slotBytes !== undefined ? { slotBytes: data.slotBytes } : {}),
+    });
+    timer = setInterval(publish, data.counterIntervalMs);
+    post({ type: 'ready', port: receiver.address.port, recvBufferBytes: receiver.recvBufferBytes, recvBufferForced: receiver.recvBufferForced });
+  } catch (e) {
+    // Only the detail crosses: the main thread rebuilds the MgError around it.
+    const msg = (e as Error).message;
+    const head = isMgError(e) ? `${ERRORS[e.code].message}: ` : '';
+    post({ type: 'failed', code: isMgError(e) ? e.code : 'MG_ERR_INGEST_BIND', message: msg.startsWith(head) ? msg.slice(head.length) : msg });
+    await shutdown();
+  }
+}
+
+async function shutdown(): Promise<void> {
+  if (timer) clearInterval(timer);
+  timer = null;
+  if (receiver) await receiver.close();
+  if (collector) await collector.close();
+  publish();
+  receiver = null;
+  collector = null;
+  db?.close();
+  db = null;
+  post({ type: 'closed' });
+  port.close();
+}
+
+port.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'verdict':
+      verdicts.set(key(m.sourceIp, m.vni), m.verdict);
+      collector?.reassess((ip, vni) => verdicts.get(key(ip, vni)) ?? PENDING);
+      break;
+    case 'reassess':
+      for (const v of m.verdicts) verdicts.set(key(v.sourceIp, v.vni), v.verdict);
+      collector?.reassess((ip, vni) => verdicts.get(key(ip, vni)) ?? PENDING);
+      break;
+    case 'flush':
+      collector?.flushAll();
+      publish();
+      post({ type: 'flushed', id: m.id });
+      break;
+    case 'close':
+      void shutdown();
+      break;
+  }
+});
+
+void start();

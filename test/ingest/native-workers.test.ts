@@ -1,0 +1,185 @@
+/**
+ * --workers N: receivers in worker threads sharing one port with SO_REUSEPORT, each writing its own
+ * files, the detector hook answered once in the main thread, counters merged. Needs the addon and the
+ * compiled worker script (dist/, which `npm test` builds first); skipped with the reason otherwise.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDb } from '../../src/store/db.js';
+import { nativeAvailable } from '../../src/ingest/native.js';
+import { defaultWorkerUrl, startNativeWorkers, type NativeWorkerPool } from '../../src/ingest/native-workers.js';
+import { silentLogger } from '../../src/util/log.js';
+import { DROP } from '../../src/decode/drop-reasons.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { tsharkReadsCleanly } from '../helpers/oracles.js';
+
+const MiB = 1024 * 1024;
+const avail = nativeAvailable();
+const workerScript = fileURLToPath(defaultWorkerUrl());
+const why = !avail.ok ? avail.reason : !existsSync(workerScript) ? `${workerScript} is not built (npm run build)` : null;
+const suite = why === null ? describe : describe.skip;
+
+/** VXLAN (I flag, VNI) + Ethernet + IPv4 + UDP, `payload` bytes of UDP payload. */
+function vxlanDatagram(vni: number, seq: number, payload = 32): Buffer {
+  const inner = 14 + 20 + 8 + payload;
+  const b = Buffer.alloc(8 + inner);
+  b[0] = 0x08;
+  b.writeUIntBE(vni, 4, 3);
+  const f = 8;
+  b.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2], f);
+  b.writeUInt16BE(0x0800, f + 12);
+  const ip = f + 14;
+  b[ip] = 0x45;
+  b.writeUInt16BE(inner - 14, ip + 2);
+  b[ip + 8] = 64;
+  b[ip + 9] = 17;
+  b.set([10, 0, 0, 1, 10, 0, 0, 2], ip + 12);
+  let sum = 0;
+  for (let i = 0; i < 20; i += 2) sum += b.readUInt16BE(ip + i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  b.writeUInt16BE(~sum & 0xffff, ip + 10);
+  b.writeUInt16BE(40000, ip + 20);
+  b.writeUInt16BE(5001, ip + 22);
+  b.writeUInt16BE(8 + payload, ip + 24);
+  b.writeUInt32BE(seq, ip + 28);
+  return b;
+}
+
+const pools: NativeWorkerPool[] = [];
+const clients: Socket[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+});
+
+async function waitFor(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function pcapFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.pcap'))
+    .map((f) => join(dir, f));
+}
+
+suite(`native receive workers${why === null ? '' : ` (skipped: ${why})`}`, () => {
+  it('two workers share the port, each writes its own files, the detector runs once per pair, counters merge', async () => {
+    const dir = tmpDir();
+    const dbFile = join(dir, 'mirrorguard.db');
+    openDb(dbFile).close(); // the main thread creates and migrates the catalog, as serve does
+    const calls: string[] = [];
+    const pool = await startNativeWorkers({
+      workers: 2,
+      host: '127.0.0.1',
+      port: 0,
+      recvBufferBytes: 4 * MiB,
+      dbFile,
+      logger: silentLogger(),
+      logLevel: 'silent',
+      counterIntervalMs: 20,
+      collector: {
+        dataDir: dir,
+        strictVxlan: false,
+        vxlanPort: 4789,
+        maxSessions: 64,
+        rotateBytes: 64 * MiB,
+        rotateSeconds: 3600,
+        idleCloseSeconds: 3600,
+        flushIntervalMs: 100,
+        bufferBytes: MiB,
+        queueBytes: 8 * MiB,
+      },
+      onNewPair(sourceIp, vni) {
+        calls.push(`${sourceIp}|${vni}`);
+        return { sessionId: vni === 77 ? 'tms-0123456789abcdef0' : null, status: vni === 77 ? 'authorized' : 'unauthorized-vni' };
+      },
+    });
+    pools.push(pool);
+    expect(pool.workers).toBe(2);
+    expect(pool.alive).toBe(2);
+    expect(pool.address.port).toBeGreaterThan(0);
+
+    // 48 client sockets: 48 source ports, so the kernel's 4-tuple hash reaches both workers.
+    const N = 48;
+    for (let i = 0; i < N; i++) {
+      const c = createSocket('udp4');
+      clients.push(c);
+      await new Promise<void>((r, j) => c.send(vxlanDatagram(i % 2 ? 77 : 78, i), pool.address.port, '127.0.0.1', (e) => (e ? j(e) : r())));
+    }
+    await waitFor(() => pool.counters().drops[DROP.OK] === N, `${N} frames written`);
+    const per = pool.perWorker();
+    expect(per.every((w) => w.receiver.packets > 0)).toBe(true);
+    expect(per.reduce((a, w) => a + w.receiver.packets, 0)).toBe(N);
+    // Both pairs were seen by both workers (very likely), but the detector ran once per pair.
+    expect(calls.sort()).toEqual(['127.0.0.1|77', '127.0.0.1|78']);
+
+    await pool.flushAll();
+    await pool.close();
+    expect(pool.alive).toBe(0);
+
+    const files = pcapFiles(dir);
+    expect(files.some((f) => /-w1-\d+\.pcap$/.test(f))).toBe(true);
+    expect(files.some((f) => /-w2-\d+\.pcap$/.test(f))).toBe(true);
+    let packets = 0;
+    for (const f of files) {
+      const r = tsharkReadsCleanly(f);
+      expect(r.ok, r.stderr).toBe(true);
+      packets += r.packets;
+    }
+    expect(packets).toBe(N);
+
+    const db = openDb(dbFile);
+    const rows = db.prepare('SELECT worker, vni, session_id, state, packets FROM captures ORDER BY worker, vni').all() as {
+      worker: number;
+      vni: number;
+      session_id: string | null;
+      state: string;
+      packets: number;
+    }[];
+    db.close();
+    expect(new Set(rows.map((r) => r.worker))).toEqual(new Set([1, 2]));
+    expect(rows.every((r) => r.state === 'closed')).toBe(true);
+    expect(rows.reduce((a, r) => a + r.packets, 0)).toBe(N);
+    // The verdict reached the workers and their catalog rows.
+    for (const r of rows) expect(r.session_id).toBe(r.vni === 77 ? 'tms-0123456789abcdef0' : null);
+  });
+
+  it('a port held without SO_REUSEPORT is MG_ERR_INGEST_BIND, and nothing is left running', async () => {
+    const dir = tmpDir();
+    const dbFile = join(dir, 'mirrorguard.db');
+    openDb(dbFile).close();
+    const holder = createSocket('udp4');
+    clients.push(holder);
+    await new Promise<void>((r) => holder.bind(0, '127.0.0.1', r));
+    await expect(
+      startNativeWorkers({
+        workers: 2,
+        host: '127.0.0.1',
+        port: holder.address().port,
+        recvBufferBytes: MiB,
+        dbFile,
+        logger: silentLogger(),
+        logLevel: 'silent',
+        collector: {
+          dataDir: dir,
+          strictVxlan: false,
+          vxlanPort: 4789,
+          maxSessions: 64,
+          rotateBytes: 64 * MiB,
+          rotateSeconds: 3600,
+          idleCloseSeconds: 3600,
+          flushIntervalMs: 100,
+          bufferBytes: MiB,
+          queueBytes: 8 * MiB,
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'MG_ERR_INGEST_BIND', message: expect.stringMatching(/worker 1: .*EADDRINUSE/) });
+  });
+});
