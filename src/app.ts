@@ -17,6 +17,8 @@ import { startPcapReceiver, type PcapReceiver } from './ingest/libpcap.js';
 import { nativeAvailable, nativeCounters, startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
 import { startNativeWorkers, type NativeWorkerPool } from './ingest/native-workers.js';
 import { startUdpReceiver, type BoundReceiver } from './ingest/udp.js';
+import { startServeApi, livePairsFrom } from './api/serve.js';
+import type { ApiHandle } from './api/app.js';
 import { createAlerts, parseAlertsConfig, type Alerts, type AlertingConfig, type ResolvedWebhook } from './alert/index.js';
 import { Detector } from './detect/detector.js';
 import { loadManifest } from './detect/manifest.js';
@@ -37,8 +39,10 @@ export interface App {
   readonly config: Readonly<Config>;
   readonly detector: Detector;
   readonly alerts: Alerts;
-  /** SIGHUP: reload the manifest; an invalid file keeps the old one. */
-  reloadManifest(): { ok: boolean; message: string };
+  /** SIGHUP: reload the manifest; an invalid file keeps the old one. Null without a manifest file. */
+  reloadManifest(): ReturnType<Detector['reloadManifest']> | null;
+  /** The API's bound port, when it runs. */
+  readonly apiPort: number | null;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Available after start(). */
@@ -60,6 +64,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   let alerts: Alerts | undefined;
   let receiver: BoundReceiver | PcapReceiver | null = null;
   let pool: NativeWorkerPool | null = null;
+  let api: ApiHandle | null = null;
   let retentionTimer: NodeJS.Timeout | null = null;
   let detectTimer: NodeJS.Timeout | null = null;
   let inventory: { stop(): void } | null = null;
@@ -81,10 +86,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
 
     async flushLive() {
       if (pool) await pool.flushAll();
-      else if (collector) {
-        collector.flushAll();
-        await collector.drain();
-      }
+      else if (collector) await collector.flushLive();
     },
     get detector() {
       if (!detector) throw new Error('app not started');
@@ -96,15 +98,18 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     reloadManifest() {
-      if (!config.manifest) return { ok: false, message: 'no manifest configured (--manifest FILE)' };
-      if (!detector) return { ok: false, message: 'not started' };
+      if (!config.manifest || !detector) return null;
       const r = detector.reloadManifest(config.manifest);
-      if (!r.ok) return { ok: false, message: r.error.describe() };
+      if (!r.ok) return r;
       const verdict = (ip: string, vni: number) => detector!.verdict(ip, vni);
       if (pool) pool.reassess(verdict);
       else collector?.reassess(verdict);
       logger.info({ manifest: config.manifest, sha256: r.manifest.sha256, sessions: r.manifest.sessions.length }, 'manifest reloaded');
-      return { ok: true, message: `manifest reloaded: ${r.manifest.sessions.length} sessions, sha256 ${r.manifest.sha256}` };
+      return r;
+    },
+
+    get apiPort() {
+      return api ? api.port : null;
     },
 
     async start() {
@@ -189,9 +194,34 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         const c = collector;
         receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.backlogged() });
       }
+
+      const d = detector;
+      const al = alerts;
+      const col = collector;
+      api = await startServeApi({
+        config: config.api,
+        dataDir: config.dataDir,
+        logger,
+        deps: {
+          db,
+          findings: d.store,
+          detector: d,
+          counters: () => ({ ...app.counters(), ...d.counters, ...al.stats().counters }),
+          kernelStats: () => app.kernelStats(),
+          // With workers the pairs live in the workers; the API reads observed_sessions from the catalog.
+          sessionsLive: () => (pool ? [] : livePairsFrom(col.sessions)),
+          flushLive: () => app.flushLive(),
+          reloadManifest: () => app.reloadManifest(),
+          alertStats: () => al.stats(),
+          health: () => ({ receiver: app.receiver !== null }),
+        },
+      });
     },
 
     async stop() {
+      // The API first: no download should see the files half closed.
+      if (api) await api.close();
+      api = null;
       if (retentionTimer) clearInterval(retentionTimer);
       retentionTimer = null;
       if (detectTimer) clearInterval(detectTimer);

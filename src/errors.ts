@@ -83,6 +83,12 @@ export const ERRORS = {
   MG_ERR_API_BUSY: { message: 'too many concurrent extractions', exit: EXIT.UNAVAILABLE, status: 429 },
   MG_ERR_API_TOO_LARGE: { message: 'request body too large', exit: EXIT.USAGE, status: 413 },
   MG_ERR_API_TLS: { message: 'cannot load the TLS certificate or key', exit: EXIT.CONFIG },
+  // api (src/api): conditions the routes answer beyond the ones above
+  MG_ERR_API_CONFLICT: { message: 'the request conflicts with the server state', exit: EXIT.USAGE, status: 409 },
+  MG_ERR_API_MEDIA_TYPE: { message: 'unsupported content type', exit: EXIT.USAGE, status: 415 },
+  MG_ERR_API_MANIFEST_REJECTED: { message: 'manifest reload refused; the manifest in force is kept', exit: EXIT.CONFIG, status: 422 },
+  MG_ERR_API_INTEGRITY: { message: 'a capture file does not match its catalog entry', exit: EXIT.DATA, status: 500 },
+  MG_ERR_API_INTERNAL: { message: 'internal error', exit: EXIT.SOFTWARE, status: 500 },
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -31,6 +31,19 @@ export async function run(argv: string[]): Promise<number> {
   const alerts = parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting }, { ...(file ? { file } : {}), lineOf });
   const logger = createLogger(config.log.level);
   const app = buildApp(config, logger, { alerts });
+
+  // Signals are caught from the start: a stop asked for while starting (systemd, an impatient Ctrl-C)
+  // waits for the start to finish, then stops cleanly, instead of killing the process mid-recovery.
+  let signalled: ((signal: string) => void) | null = null;
+  let pendingSignal: string | null = null;
+  const onSignal = (signal: string) => {
+    if (signalled) signalled(signal);
+    else if (pendingSignal === null) pendingSignal = signal;
+    else process.exit(EXIT.SOFTWARE); // a second signal while still starting
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
   try {
     await app.start();
   } catch (e) {
@@ -38,13 +51,13 @@ export async function run(argv: string[]): Promise<number> {
     throw e;
   }
   process.on('SIGHUP', () => {
-    const r = app.reloadManifest();
-    if (!r.ok) logger.error(r.message);
+    // The detector logs why a reload was refused (every FILE:LINE: field: message); the old manifest stays.
+    if (app.reloadManifest() === null) logger.warn('SIGHUP: no manifest file to reload (start with --manifest FILE)');
   });
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    signalled = (signal: string) => {
       if (stopping) {
         logger.warn({ signal }, 'second signal: exiting without waiting');
         process.exit(EXIT.SOFTWARE);
@@ -68,7 +81,6 @@ export async function run(argv: string[]): Promise<number> {
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    if (pendingSignal !== null) signalled(pendingSignal);
   });
 }

@@ -312,10 +312,7 @@ export class Collector {
           if (w !== null) {
             w.flush();
             // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
-            if (s.catalogId !== 0 && w.committedBytes !== s.syncedBytes) {
-              this.opts.catalog.sync(s.catalogId, w.committedPackets, w.committedBytes, toMicros(w.lastSec, w.lastNsec));
-              s.syncedBytes = w.committedBytes;
-            }
+            this.syncFileRow(s);
             if (now - s.fileOpenedSec >= this.opts.rotateSeconds) this.closeFile(s, 'age');
           }
         }
@@ -324,6 +321,26 @@ export class Collector {
       const n = this.logLimit.allow('tick');
       if (n >= 0) this.opts.logger.error({ err: e, suppressed: n }, 'catalog sync failed; retrying on the next tick');
     }
+  }
+
+  /** Bring an open file's catalog row up to what is committed on disk (packets, bytes, last time). */
+  private syncFileRow(s: Session): void {
+    const w = s.writer;
+    if (w === null || s.catalogId === 0 || w.committedBytes === s.syncedBytes) return;
+    this.opts.catalog.sync(s.catalogId, w.committedPackets, w.committedBytes, toMicros(w.lastSec, w.lastNsec));
+    s.syncedBytes = w.committedBytes;
+  }
+
+  /**
+   * For a live download: hand every buffer to the disk, wait for the writes, and update the open files'
+   * catalog rows, so the file being written can be served up to its last record.
+   */
+  async flushLive(): Promise<void> {
+    this.flushAll();
+    await this.drain();
+    this.opts.catalog.batch(() => {
+      for (const s of this.sessions) this.syncFileRow(s);
+    });
   }
 
   private readonly observedMark = new WeakMap<Session, { packets: number; bytes: number }>();

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { apiConfigSchema } from '../api/config.js';
 import { detectConfigSchema } from '../detect/config.js';
 import { parseBytes, parseHostPort } from '../util/units.js';
 
@@ -64,10 +65,7 @@ export const DEFAULTS = {
   },
   /** Authorized-session manifest (docs/manifest.md). Without one, every session is unauthorized. */
   manifest: null as string | null,
-  api: {
-    /** Auditor API address; `off` disables it. */
-    listen: '127.0.0.1:8080',
-  },
+  // api: the auditor API's keys and defaults live in src/api/config.ts (API_DEFAULTS).
   log: {
     level: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
   },
@@ -125,12 +123,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     manifest: z.string().min(1).nullable().default(null),
-    api: z
-      .object({
-        listen: z.union([z.literal('off'), hostPort]).default(DEFAULTS.api.listen),
-      })
-      .passthrough()
-      .prefault({}),
+    api: apiConfigSchema,
     // Checked in depth by parseAlertsConfig (src/alert/config.ts), which resolves secrets from the environment.
     webhooks: z.array(z.unknown()).default([]),
     alerting: z.record(z.string(), z.unknown()).default({}),

@@ -1,0 +1,164 @@
+/**
+ * The chain of custody (table `audit_log`, src/store/db.ts): who took which evidence, when, how many
+ * bytes, with which SHA-256. A download or extraction inserts its row before the first byte goes out
+ * (so a crash mid-transfer still leaves a trace, and the response can name its row in `X-Audit-Id`)
+ * and completes it when the response ends, with the bytes handed to the connection and the SHA-256 of
+ * exactly those bytes. Admin actions (manifest reloads, CloudTrail ingests) are recorded the same way.
+ *
+ * The API writes nothing else to the database.
+ */
+import type { Db } from '../store/db.js';
+import { badRequest } from './errors.js';
+
+export const AUDIT_ACTIONS = ['capture.download', 'pcap.extract', 'manifest.reload', 'cloudtrail.ingest'] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export interface AuditEntry {
+  actor: string;
+  role: string;
+  remoteIp: string | null;
+  action: AuditAction;
+  /** What was acted on: `capture:12`, `session:tms-...`, `vni:123/10.0.0.1`, a manifest path. */
+  target: string;
+  status: number;
+  bytes?: number | null;
+  sha256?: string | null;
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditRecord {
+  id: number;
+  at: string;
+  actor: string;
+  role: string;
+  remoteIp: string | null;
+  action: string;
+  target: string;
+  status: number;
+  bytes: number | null;
+  sha256: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+interface Row {
+  id: number;
+  at: number;
+  actor: string;
+  role: string;
+  remote_ip: string | null;
+  action: string;
+  target: string;
+  status: number;
+  bytes: number | null;
+  sha256: string | null;
+  detail: string | null;
+}
+
+export interface AuditQuery {
+  actor?: string;
+  action?: string;
+  target?: string;
+  sinceMs?: number;
+  untilMs?: number;
+  limit?: number;
+  /** Rows with an id below this (the previous page's nextCursor). */
+  beforeId?: number;
+}
+
+export class AuditLog {
+  private readonly insertStmt;
+  private readonly finishStmt;
+  private readonly getStmt;
+
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.insertStmt = db.prepare(
+      `INSERT INTO audit_log (at, actor, role, remote_ip, action, target, status, bytes, sha256, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.finishStmt = db.prepare(`UPDATE audit_log SET status = ?, bytes = ?, sha256 = ?, detail = ? WHERE id = ?`);
+    this.getStmt = db.prepare<[number], Row>(`SELECT * FROM audit_log WHERE id = ?`);
+  }
+
+  /** Write a row; returns its id. */
+  write(e: AuditEntry): number {
+    const r = this.insertStmt.run(
+      this.now(),
+      e.actor,
+      e.role,
+      e.remoteIp,
+      e.action,
+      e.target,
+      e.status,
+      e.bytes ?? null,
+      e.sha256 ?? null,
+      e.detail === undefined ? null : JSON.stringify(e.detail),
+    );
+    return Number(r.lastInsertRowid);
+  }
+
+  /** Complete a row written at the start of a transfer. */
+  finish(id: number, f: { status: number; bytes: number | null; sha256: string | null; detail?: Record<string, unknown> }): void {
+    this.finishStmt.run(f.status, f.bytes, f.sha256, f.detail === undefined ? null : JSON.stringify(f.detail), id);
+  }
+
+  get(id: number): AuditRecord | undefined {
+    const r = this.getStmt.get(id);
+    return r === undefined ? undefined : toRecord(r);
+  }
+
+  /** Newest first. */
+  list(q: AuditQuery = {}): { items: AuditRecord[]; nextCursor: string | null } {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.actor !== undefined) (where.push('actor = ?'), args.push(q.actor));
+    if (q.action !== undefined) (where.push('action = ?'), args.push(q.action));
+    if (q.target !== undefined) (where.push('target = ?'), args.push(q.target));
+    if (q.sinceMs !== undefined) (where.push('at >= ?'), args.push(q.sinceMs));
+    if (q.untilMs !== undefined) (where.push('at < ?'), args.push(q.untilMs));
+    if (q.beforeId !== undefined) (where.push('id < ?'), args.push(q.beforeId));
+    const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
+    const rows = this.db
+      .prepare<(string | number)[], Row>(`SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
+      .all(...args, limit + 1);
+    const more = rows.length > limit;
+    const page = more ? rows.slice(0, limit) : rows;
+    return { items: page.map(toRecord), nextCursor: more ? encodeIdCursor(page[page.length - 1]!.id) : null };
+  }
+}
+
+function toRecord(r: Row): AuditRecord {
+  let detail: Record<string, unknown> | null = null;
+  if (r.detail !== null) {
+    try {
+      detail = JSON.parse(r.detail) as Record<string, unknown>;
+    } catch {
+      detail = { unparsed: r.detail };
+    }
+  }
+  return {
+    id: r.id,
+    at: new Date(r.at).toISOString(),
+    actor: r.actor,
+    role: r.role,
+    remoteIp: r.remote_ip,
+    action: r.action,
+    target: r.target,
+    status: r.status,
+    bytes: r.bytes,
+    sha256: r.sha256,
+    detail,
+  };
+}
+
+/** Opaque page cursors over integer ids (captures, audit rows). */
+export function encodeIdCursor(id: number): string {
+  return Buffer.from(`id:${id}`, 'utf8').toString('base64url');
+}
+
+export function decodeIdCursor(cursor: string, param = 'cursor'): number {
+  const m = /^id:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!m) throw badRequest(param, 'not a cursor this server returned');
+  return Number(m[1]);
+}

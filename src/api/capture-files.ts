@@ -1,0 +1,143 @@
+/**
+ * From a catalog row to bytes on disk, without letting anything from a request near a path: requests
+ * name captures by id; the path comes from the catalog row, must have the layout's shape
+ * (src/collector/layout.ts) and must resolve inside `<dataDir>/pcap`. Files are opened with O_NOFOLLOW
+ * and checked to be regular files, so a symlink planted in the data directory is refused, and the
+ * size checks run on the descriptor that is then read (no check-then-open race).
+ */
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { basename, resolve, sep } from 'node:path';
+import type { CaptureRow } from '../collector/catalog.js';
+import { parseCaptureRelPath, PCAP_DIR } from '../collector/layout.js';
+import type { Db } from '../store/db.js';
+import { GLOBAL_HEADER_BYTES } from '../pcap/format.js';
+import { httpError, notFound } from './errors.js';
+import { isoMicros } from './time.js';
+
+export type { CaptureRow };
+
+export function captureById(db: Db, id: number): CaptureRow | undefined {
+  return db.prepare<[number], CaptureRow>('SELECT * FROM captures WHERE id = ?').get(id);
+}
+
+/** The absolute path of a row's file, or MG_ERR_API_INTEGRITY when the catalog holds an unexpected path. */
+export function capturePath(dataDir: string, row: CaptureRow): string {
+  const root = resolve(dataDir, PCAP_DIR) + sep;
+  const abs = resolve(dataDir, row.path);
+  if (parseCaptureRelPath(row.path) === null || !abs.startsWith(root)) {
+    throw httpError('MG_ERR_API_INTEGRITY', `capture ${row.id}: the catalog path is not a capture path`);
+  }
+  return abs;
+}
+
+export interface OpenedCapture {
+  fh: FileHandle;
+  /** Bytes we may serve: the whole closed file, or an open file up to its last flushed record. */
+  length: number;
+  mtimeMs: number;
+  /** On-disk size at open. */
+  size: number;
+}
+
+/**
+ * Open a capture for reading. A closed file must be exactly the size the catalog recorded at close;
+ * an open file is served up to min(catalog bytes, size on disk), and at least its 24-byte header.
+ */
+export async function openCaptureFile(dataDir: string, row: CaptureRow): Promise<OpenedCapture> {
+  const abs = capturePath(dataDir, row);
+  let fh: FileHandle;
+  try {
+    fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw notFound(`capture ${row.id}: its file is no longer on disk (removed by retention?)`);
+    if (code === 'ELOOP') throw httpError('MG_ERR_API_INTEGRITY', `capture ${row.id}: the file is a symbolic link`);
+    throw e;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw httpError('MG_ERR_API_INTEGRITY', `capture ${row.id}: not a regular file`);
+    let length: number;
+    if (row.state === 'closed') {
+      if (st.size !== row.bytes) {
+        throw httpError('MG_ERR_API_INTEGRITY', `capture ${row.id}: ${st.size} bytes on disk, the catalog recorded ${row.bytes} at close`);
+      }
+      length = row.bytes;
+    } else {
+      length = Math.min(Math.max(row.bytes, GLOBAL_HEADER_BYTES), st.size);
+      if (length < GLOBAL_HEADER_BYTES) throw notFound(`capture ${row.id}: nothing written to disk yet; retry in a second`);
+    }
+    return { fh, length, mtimeMs: st.mtimeMs, size: st.size };
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+}
+
+/** The JSON shape of a catalog row. */
+export interface CaptureView {
+  id: number;
+  name: string;
+  vni: number;
+  sourceIp: string;
+  sessionId: string | null;
+  worker: number;
+  state: 'open' | 'closed';
+  createdAt: string;
+  closedAt: string | null;
+  firstPacketAt: string | null;
+  lastPacketAt: string | null;
+  packets: number;
+  bytes: number;
+  sha256: string | null;
+  closeReason: string | null;
+  download: string;
+}
+
+export function captureView(r: CaptureRow): CaptureView {
+  return {
+    id: r.id,
+    name: basename(r.path),
+    vni: r.vni,
+    sourceIp: r.source_ip,
+    sessionId: r.session_id,
+    worker: r.worker,
+    state: r.state,
+    createdAt: isoMicros(r.created_us)!,
+    closedAt: isoMicros(r.closed_us),
+    firstPacketAt: isoMicros(r.first_us),
+    lastPacketAt: isoMicros(r.last_us),
+    packets: r.packets,
+    bytes: r.bytes,
+    sha256: r.sha256,
+    closeReason: r.close_reason,
+    download: `/v1/captures/${r.id}/pcap`,
+  };
+}
+
+export const captureSchema = {
+  $id: 'Capture',
+  type: 'object',
+  description:
+    'One PCAP file of the catalog: one (outer source IP, VNI) pair, classic libpcap with nanosecond timestamps. A file with state "open" is being written; its packets and bytes are as of its last flush (about every second) and it downloads up to there.',
+  required: ['id', 'name', 'vni', 'sourceIp', 'sessionId', 'worker', 'state', 'createdAt', 'closedAt', 'firstPacketAt', 'lastPacketAt', 'packets', 'bytes', 'sha256', 'closeReason', 'download'],
+  properties: {
+    id: { type: 'integer' },
+    name: { type: 'string', description: 'File name (the first packet time, the worker and a sequence number).' },
+    vni: { type: 'integer', description: 'VXLAN network identifier of the mirror session.' },
+    sourceIp: { type: 'string', description: 'Outer source IP: the mirrored ENI\'s primary address.' },
+    sessionId: { type: ['string', 'null'], description: 'Manifest session the pair belongs to, when one does.' },
+    worker: { type: 'integer' },
+    state: { type: 'string', enum: ['open', 'closed'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    closedAt: { type: ['string', 'null'], format: 'date-time' },
+    firstPacketAt: { type: ['string', 'null'], format: 'date-time' },
+    lastPacketAt: { type: ['string', 'null'], format: 'date-time' },
+    packets: { type: 'integer' },
+    bytes: { type: 'integer', description: 'File size, header included (open files: up to the last flushed record).' },
+    sha256: { type: ['string', 'null'], description: 'SHA-256 of the whole file, hex; null while open.' },
+    closeReason: { type: ['string', 'null'], description: 'size, age, idle, shutdown, or recovered.' },
+    download: { type: 'string', description: 'Path of the download route.' },
+  },
+} as const;

@@ -1,0 +1,76 @@
+/**
+ * What the API needs from a running `serve`, as an interface: the integrator passes the real objects,
+ * tests pass an in-memory database, real stores and small fakes for what only a live collector has.
+ * The API reads through these and writes only the audit log (and, through `reloadManifest`, asks for
+ * a manifest reload).
+ */
+import type { AlertStats } from '../alert/index.js';
+import type { Detector } from '../detect/detector.js';
+import type { FindingStore } from '../detect/store.js';
+import type { KernelUdpStats } from '../ingest/proc-net-udp.js';
+import type { Db } from '../store/db.js';
+import type { Logger } from '../util/log.js';
+import type { ApiConfig } from './config.js';
+import type { AuditLog } from './audit.js';
+
+/** A (source IP, VNI) pair the collector holds in memory now. */
+export interface LivePair {
+  sourceIp: string;
+  vni: number;
+  /** The manifest session it belongs to, as the collector labelled it. */
+  sessionId: string | null;
+  /** Since the pair entered the session table. */
+  packets: number;
+  bytes: number;
+  /** ms since the epoch. */
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
+
+/** The part of the detector the API calls. */
+export type ApiDetector = Pick<Detector, 'ingestCloudTrail' | 'verdict' | 'manifest'>;
+
+export type ManifestReloadResult = ReturnType<Detector['reloadManifest']>;
+
+export interface ApiDeps {
+  db: Db;
+  /** Absolute data directory; catalog paths are relative to it. */
+  dataDir: string;
+  findings: FindingStore;
+  detector: ApiDetector;
+  /** fastify logs through it (pino); silent when absent. */
+  logger?: Logger;
+  /** Every counter by its docs/counters.md name (packet outcomes, weird, detect.*, alert.*, ingest.*). */
+  counters(): Record<string, number>;
+  /** The receive socket's kernel drop counter; null when unknown (not Linux, no socket). */
+  kernelStats(): KernelUdpStats | null;
+  /** The collector's in-memory pairs. */
+  sessionsLive(): Iterable<LivePair>;
+  /**
+   * Hand every buffered record to the disk, wait for the writes, and update the open files' catalog rows
+   * (packets, bytes) so that a live download includes the last packets. Called before serving or
+   * merging a file that is still being written.
+   */
+  flushLive(): Promise<void>;
+  /**
+   * Reload the manifest file `serve` was started with (the SIGHUP path, including re-labelling the
+   * collector's pairs); null when serve runs without a manifest file.
+   */
+  reloadManifest(): ManifestReloadResult | null | Promise<ManifestReloadResult | null>;
+  /** Webhook delivery stats (src/alert createAlerts().stats); absent or null without webhooks. */
+  alertStats?(): AlertStats | null;
+  /** Named liveness checks for /healthz beyond the database, e.g. `{ receiver: true }`. */
+  health?(): Record<string, boolean>;
+  /** Wall clock in ms (tests). */
+  now?(): number;
+}
+
+/** Shared by the route groups of one app. */
+export interface ApiContext {
+  deps: ApiDeps;
+  cfg: ApiConfig;
+  audit: AuditLog;
+  now: () => number;
+  startedAtMs: number;
+  extractions: { active: number; total: number; refused: number };
+}

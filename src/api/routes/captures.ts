@@ -1,0 +1,262 @@
+/**
+ * GET /v1/captures            the catalog, filtered by pair, session, state and time
+ * GET /v1/captures/:id        one row
+ * GET /v1/captures/:id/pcap   the file: streamed from disk, Range (one range), ETag (the SHA-256 of a
+ *                             closed file; a weak size+mtime tag for the file being written),
+ *                             If-None-Match, If-Range, X-Content-SHA256, and a row in the audit log.
+ *
+ * The file being written is served up to its last flushed record: `flushLive()` first pushes the
+ * collector's buffers to disk and updates the row, then the row's byte count bounds the read. Its
+ * SHA-256 (of exactly the bytes sent) comes as an HTTP trailer, since it cannot be known up front.
+ */
+import { pipeline } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ApiContext } from '../deps.js';
+import { decodeIdCursor, encodeIdCursor } from '../audit.js';
+import { captureById, captureView, openCaptureFile, type CaptureRow, type OpenedCapture } from '../capture-files.js';
+import { httpError, notFound, toErrorBody } from '../errors.js';
+import { contentDisposition, HashingCounter, ifRangeAllows, noneMatch, parseRange, PCAP_MEDIA_TYPE } from '../http.js';
+import { cursorParam, limitParam, parseSourceIp, parseWindow, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
+import { timeToMicros } from '../time.js';
+import { errorResponses, remoteIp } from './common.js';
+
+interface ListQuery {
+  vni?: number;
+  sourceIp?: string;
+  session?: string;
+  state?: 'open' | 'closed';
+  from?: string;
+  to?: string;
+  limit: number;
+  cursor?: string;
+}
+
+const idParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: { id: { type: 'integer', minimum: 1, description: 'Capture id from GET /v1/captures.' } },
+} as const;
+
+export async function captureRoutes(app: FastifyInstance, opts: { ctx: ApiContext }): Promise<void> {
+  const { ctx } = opts;
+  const db = ctx.deps.db;
+
+  app.get<{ Querystring: ListQuery }>(
+    '/v1/captures',
+    {
+      config: { access: ['auditor'] },
+      schema: {
+        summary: 'List capture files',
+        description:
+          'Files of the catalog, newest first. `from`/`to` keep the files whose packets overlap the window. The file being written (state `open`) is listed with its numbers as of its last flush.',
+        tags: ['captures'],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            vni: vniParam,
+            sourceIp: sourceIpParam,
+            session: sessionParam,
+            state: { type: 'string', enum: ['open', 'closed'] },
+            from: timeParam('Files with packets at or after this time'),
+            to: timeParam('Files with packets before this time'),
+            limit: limitParam,
+            cursor: cursorParam,
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['items', 'nextCursor'],
+            properties: { items: { type: 'array', items: { $ref: 'Capture#' } }, nextCursor: { type: ['string', 'null'] } },
+          },
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const where: string[] = [];
+      const args: (string | number)[] = [];
+      if (q.vni !== undefined) (where.push('vni = ?'), args.push(q.vni));
+      if (q.sourceIp !== undefined) (where.push('source_ip = ?'), args.push(parseSourceIp(q.sourceIp)));
+      if (q.session !== undefined) (where.push('session_id = ?'), args.push(q.session));
+      if (q.state !== undefined) (where.push('state = ?'), args.push(q.state));
+      const w = parseWindow(q);
+      if (w.to) (where.push('COALESCE(first_us, created_us) < ?'), args.push(timeToMicros(w.to) + 1));
+      if (w.from) (where.push("(state = 'open' OR COALESCE(last_us, first_us, created_us) >= ?)"), args.push(timeToMicros(w.from)));
+      if (q.cursor !== undefined) (where.push('id < ?'), args.push(decodeIdCursor(q.cursor)));
+      const rows = db
+        .prepare<(string | number)[], CaptureRow>(`SELECT * FROM captures ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
+        .all(...args, q.limit + 1);
+      const more = rows.length > q.limit;
+      const page = more ? rows.slice(0, q.limit) : rows;
+      return { items: page.map(captureView), nextCursor: more ? encodeIdCursor(page[page.length - 1]!.id) : null };
+    },
+  );
+
+  app.get<{ Params: { id: number } }>(
+    '/v1/captures/:id',
+    {
+      config: { access: ['auditor'] },
+      schema: {
+        summary: 'One capture file',
+        tags: ['captures'],
+        params: idParams,
+        response: { 200: { $ref: 'Capture#' }, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const row = captureById(db, request.params.id);
+      if (!row) throw notFound(`no capture ${request.params.id}`);
+      return captureView(row);
+    },
+  );
+
+  app.route<{ Params: { id: number } }>({
+    method: ['GET', 'HEAD'],
+    url: '/v1/captures/:id/pcap',
+    config: { access: ['auditor'] },
+    schema: {
+      summary: 'Download one capture file',
+      description: [
+        'The PCAP file as stored (classic libpcap, nanosecond timestamps, Ethernet). For a closed file, `ETag` and `X-Content-SHA256` are its SHA-256 from the catalog.',
+        'The file being written is served up to its last flushed record, with a weak ETag; the SHA-256 of the bytes sent comes as the `X-Content-SHA256` trailer.',
+        'One `Range` is honoured (206); a range past the end is 416 with `Content-Range: bytes */SIZE`; several ranges get the whole file. `If-None-Match` gives 304; `If-Range` with a strong ETag guards a resumed download.',
+        'Every download is recorded in the audit log (`X-Audit-Id` names the row) with the bytes sent and their SHA-256.',
+      ].join('\n\n'),
+      tags: ['captures'],
+      params: idParams,
+      headers: {
+        type: 'object',
+        properties: {
+          range: { type: 'string', description: 'bytes=START-END, bytes=START- or bytes=-LENGTH' },
+          'if-range': { type: 'string' },
+          'if-none-match': { type: 'string' },
+        },
+      },
+      response: {
+        200: {
+          description: 'The whole file.',
+          headers: {
+            etag: { type: 'string' },
+            'x-content-sha256': { type: 'string', description: 'SHA-256 of the whole file (closed files).' },
+            'x-audit-id': { type: 'integer' },
+            'content-disposition': { type: 'string' },
+          },
+          content: { [PCAP_MEDIA_TYPE]: { schema: { type: 'string', format: 'binary' } } },
+        },
+        206: { description: 'The requested byte range.', content: { [PCAP_MEDIA_TYPE]: { schema: { type: 'string', format: 'binary' } } } },
+        304: { description: 'If-None-Match matched: not modified.', type: 'null' },
+        ...errorResponses(400, 401, 403, 404, 416, 500),
+      },
+    },
+    handler: async (request, reply) => download(ctx, request, reply),
+  });
+}
+
+async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id: number } }>, reply: FastifyReply): Promise<FastifyReply> {
+  const id = request.params.id;
+  const head = request.method === 'HEAD';
+  const p = request.principal!;
+  const target = `capture:${id}`;
+  const auditRefusal = (e: unknown, detail: Record<string, unknown> = {}) => {
+    if (head) return;
+    const r = toErrorBody(e);
+    ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'capture.download', target, status: r.status, detail: { ...detail, error: r.body.code, message: r.body.message } });
+  };
+
+  let row = captureById(ctx.deps.db, id);
+  if (row?.state === 'open') {
+    await ctx.deps.flushLive();
+    row = captureById(ctx.deps.db, id);
+  }
+  if (!row) {
+    const e = notFound(`no capture ${id}`);
+    auditRefusal(e);
+    throw e;
+  }
+  let file: OpenedCapture;
+  try {
+    file = await openCaptureFile(ctx.deps.dataDir, row);
+  } catch (e) {
+    auditRefusal(e, { path: row.path, state: row.state, catalogBytes: row.bytes });
+    if (toErrorBody(e).status >= 500) request.log.error({ err: e, capture: id, path: row.path }, 'capture file does not match the catalog');
+    throw e;
+  }
+  let handedOver = false;
+  try {
+    const closed = row.state === 'closed' && row.sha256 !== null;
+    const etag = closed ? `"${row.sha256}"` : `W/"${file.length.toString(16)}-${Math.floor(file.mtimeMs).toString(16)}"`;
+    const name = row.path.slice(row.path.lastIndexOf('/') + 1);
+    const baseHeaders: Record<string, string> = {
+      etag,
+      'last-modified': new Date(file.mtimeMs).toUTCString(),
+      'accept-ranges': 'bytes',
+      'cache-control': 'no-store',
+      'x-capture-state': row.state,
+    };
+    if (closed) baseHeaders['x-content-sha256'] = row.sha256!;
+
+    if (noneMatch(request.headers['if-none-match'], etag)) {
+      reply.headers(baseHeaders);
+      return reply.code(304).send();
+    }
+    const range = ifRangeAllows(request.headers['if-range'] as string | undefined, etag) ? parseRange(request.headers.range, file.length) : { kind: 'full' as const };
+    if (range.kind === 'unsatisfiable') {
+      const e = httpError('MG_ERR_API_RANGE', range.reason, { 'content-range': `bytes */${file.length}` });
+      auditRefusal(e, { range: request.headers.range, size: file.length });
+      throw e;
+    }
+    const start = range.kind === 'partial' ? range.start : 0;
+    const end = range.kind === 'partial' ? range.end : file.length - 1;
+    const length = end - start + 1;
+    const status = range.kind === 'partial' ? 206 : 200;
+    // A live file's full download carries its digest as a trailer, which needs chunked encoding.
+    const trailerDigest = !closed && range.kind === 'full' && !head;
+    reply.headers(baseHeaders);
+    reply.header('content-type', PCAP_MEDIA_TYPE);
+    reply.header('content-disposition', contentDisposition(name));
+    if (!trailerDigest) reply.header('content-length', String(length));
+    if (range.kind === 'partial') reply.header('content-range', `bytes ${start}-${end}/${file.length}`);
+    reply.code(status);
+    if (head) return reply.send();
+
+    const detail: Record<string, unknown> = { path: row.path, state: row.state, size: file.length };
+    if (range.kind === 'partial') detail.range = { start, end };
+    if (closed) detail.catalogSha256 = row.sha256;
+    const auditId = ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'capture.download', target, status, detail: { ...detail, complete: false } });
+    reply.header('x-audit-id', String(auditId));
+
+    const counter = new HashingCounter();
+    const source = file.fh.createReadStream({ start, end, autoClose: true, highWaterMark: 256 * 1024 });
+    handedOver = true;
+    pipeline(source, counter, () => undefined);
+    if (trailerDigest) reply.trailer('x-content-sha256', async () => counter.digest());
+
+    let recorded = false;
+    // 'finish': the last byte went to the connection; 'close' alone: the client went away first.
+    const record = (finished: boolean) => {
+      if (recorded) return;
+      recorded = true;
+      const complete = finished && counter.bytes === length;
+      const sha = counter.digest();
+      const d: Record<string, unknown> = { ...detail, complete };
+      if (complete && closed && range.kind === 'full') {
+        d.verified = sha === row.sha256;
+        if (!d.verified) request.log.error({ capture: id, path: row.path, sent: sha, catalog: row.sha256 }, 'capture file changed since it was closed: the SHA-256 sent differs from the catalog');
+      }
+      try {
+        ctx.audit.finish(auditId, { status, bytes: counter.bytes, sha256: sha, detail: d });
+      } catch (e) {
+        request.log.error({ err: e, auditId }, 'cannot complete the audit row');
+      }
+    };
+    reply.raw.once('finish', () => record(true));
+    reply.raw.once('close', () => record(false));
+    return reply.send(counter);
+  } finally {
+    if (!handedOver) await file.fh.close();
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * GET /v1/pcap?session=|vni=[&sourceIp=]&from=&to=[&filter=]
+ *
+ * One PCAP of a mirror session (or a VNI, optionally one source) over a time window, merged in
+ * timestamp order across the session's rotated files (src/pcap/merge.ts: one read buffer per file,
+ * backpressure to the client, nothing loaded whole). An optional capture filter
+ * (src/decode/filter.ts) runs over the inner frames. Alert webhooks link here with these exact
+ * parameter names (src/alert/links.ts).
+ *
+ * The SHA-256 of the result cannot be known before it is produced: it is computed while streaming,
+ * sent as the `X-Content-SHA256` HTTP trailer, and stored in the audit row named by `X-Audit-Id`.
+ * Extractions run at most `api.maxConcurrentExtractions` at once (429 MG_ERR_API_BUSY with
+ * Retry-After beyond); a client that disconnects aborts its merge and frees its slot.
+ *
+ * The window is [from, to): `from` inclusive, `to` exclusive, so consecutive windows never repeat a packet.
+ */
+import { lstat } from 'node:fs/promises';
+import { pipeline, Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { CaptureRow } from '../../collector/catalog.js';
+import { compileFilter, MAX_FILTER_LENGTH } from '../../decode/filter.js';
+import { GLOBAL_HEADER_BYTES } from '../../pcap/format.js';
+import { mergeCaptures, type MergeStream } from '../../pcap/merge.js';
+import { capturePath } from '../capture-files.js';
+import type { ApiContext } from '../deps.js';
+import { badRequest, httpError, notFound, toErrorBody } from '../errors.js';
+import { contentDisposition, HashingCounter, PCAP_MEDIA_TYPE } from '../http.js';
+import { parseBoundedWindow, parseSourceIp, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
+import { fileStamp, isoTime, timeToMicros } from '../time.js';
+import { errorResponses, remoteIp } from './common.js';
+
+/** Read buffer per merged file: memory is files x this, whatever the file sizes. */
+export const EXTRACTION_CHUNK_BYTES = 64 * 1024;
+/** What a refused extraction is told to wait, seconds. Extractions of a one-hour window take seconds. */
+export const BUSY_RETRY_AFTER_SECONDS = 5;
+
+interface PcapQuery {
+  session?: string;
+  vni?: number;
+  sourceIp?: string;
+  from?: string;
+  to?: string;
+  filter?: string;
+}
+
+export async function pcapRoutes(app: FastifyInstance, opts: { ctx: ApiContext }): Promise<void> {
+  const { ctx } = opts;
+
+  app.route<{ Querystring: PcapQuery }>({
+    method: ['GET', 'HEAD'],
+    url: '/v1/pcap',
+    config: { access: ['auditor'] },
+    schema: {
+      summary: 'Extract one merged PCAP for a session or VNI and a time window',
+      description: [
+        'Merges the files of `session` (labelled with it, or unlabelled files of its VNI and sources as the manifest or its CloudTrail record gives them) or of `vni` (optionally narrowed to `sourceIp`) in timestamp order, keeping packets with `from` <= time < `to`, optionally only those matching `filter` over the inner packets (host, net, port, portrange, proto, tcp/udp/icmp/..., vlan; and/or/not, parentheses).',
+        'The file being written is included up to its last flushed record. The result is a nanosecond-resolution classic PCAP that opens in Wireshark and tshark.',
+        'The SHA-256 of the body is sent as the `X-Content-SHA256` trailer and stored in the audit row named by `X-Audit-Id`.',
+        'Windows are at most `api.maxRangeHours` long; at most `api.maxConcurrentExtractions` run at once (429 with Retry-After beyond).',
+      ].join('\n\n'),
+      tags: ['captures'],
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          session: sessionParam,
+          vni: vniParam,
+          sourceIp: sourceIpParam,
+          from: timeParam('Window start, inclusive (required)'),
+          to: timeParam('Window end, exclusive (default: now)'),
+          filter: { type: 'string', maxLength: MAX_FILTER_LENGTH, description: 'Capture filter over the inner packets, e.g. `host 10.0.0.5 and tcp port 443`, `net 10.0.0.0/8 and not port 22`.' },
+        },
+      },
+      response: {
+        200: {
+          description: 'The merged PCAP.',
+          headers: {
+            'x-audit-id': { type: 'integer' },
+            'x-capture-files': { type: 'integer', description: 'Files merged.' },
+            trailer: { type: 'string', description: 'X-Content-SHA256: sent after the body.' },
+          },
+          content: { [PCAP_MEDIA_TYPE]: { schema: { type: 'string', format: 'binary' } } },
+        },
+        ...errorResponses(400, 401, 403, 404, 429, 500),
+      },
+    },
+    handler: async (request, reply) => {
+      const p = request.principal!;
+      const audit = { done: false };
+      try {
+        return await extractPcap(ctx, request, reply, audit);
+      } catch (e) {
+        // Refusals after authentication are part of the chain of custody too: who asked for what.
+        if (!audit.done && request.method !== 'HEAD') {
+          const r = toErrorBody(e);
+          const q = request.query;
+          const target = q.session !== undefined ? `session:${q.session}` : `vni:${q.vni ?? '-'}`;
+          ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'pcap.extract', target, status: r.status, detail: { query: { ...q }, error: r.body.code, message: r.body.message } });
+        }
+        throw e;
+      }
+    },
+  });
+}
+
+async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystring: PcapQuery }>, reply: FastifyReply, audit: { done: boolean }): Promise<FastifyReply> {
+  const db = ctx.deps.db;
+  const q = request.query;
+  const p = request.principal!;
+  if (q.session === undefined && q.vni === undefined) throw badRequest('session', 'give session, or vni (with an optional sourceIp)');
+  if (q.session !== undefined && q.vni !== undefined) throw badRequest('vni', 'give session or vni, not both');
+  const sourceIp = q.sourceIp === undefined ? undefined : parseSourceIp(q.sourceIp);
+  const { from, to } = parseBoundedWindow(q, ctx.now(), ctx.cfg.maxRangeHours);
+  const filter = q.filter !== undefined && q.filter.trim() !== '' ? compileFilter(q.filter) : null;
+
+  const target = q.session !== undefined ? `session:${q.session}${sourceIp ? `/${sourceIp}` : ''}` : `vni:${q.vni}${sourceIp ? `/${sourceIp}` : ''}`;
+  const scope = q.session !== undefined ? sessionScope(ctx, q.session) : null;
+  const select = (): CaptureRow[] => {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.session !== undefined) {
+      // Files the collector labelled with the session, and files of the session's pair(s) that carry
+      // no label (written before the manifest named the session, or a session only CloudTrail knows).
+      if (scope === null) (where.push('session_id = ?'), args.push(q.session));
+      else {
+        const ips = scope.sourceIps;
+        const pair = ips === null ? 'vni = ?' : `vni = ? AND source_ip IN (${ips.map(() => '?').join(', ')})`;
+        where.push(`(session_id = ? OR (session_id IS NULL AND ${pair}))`);
+        args.push(q.session, scope.vni, ...(ips ?? []));
+      }
+    } else (where.push('vni = ?'), args.push(q.vni!));
+    if (sourceIp !== undefined) (where.push('source_ip = ?'), args.push(sourceIp));
+    // Catalog times are whole microseconds; the merge applies the exact nanosecond window.
+    where.push('COALESCE(first_us, created_us) <= ?');
+    args.push(timeToMicros(to));
+    where.push("(state = 'open' OR COALESCE(last_us, first_us, created_us) >= ?)");
+    args.push(timeToMicros(from));
+    return db.prepare<(string | number)[], CaptureRow>(`SELECT * FROM captures WHERE ${where.join(' AND ')} ORDER BY COALESCE(first_us, created_us), id`).all(...args);
+  };
+  let rows = select();
+  if (rows.some((r) => r.state === 'open')) {
+    await ctx.deps.flushLive();
+    rows = select();
+  }
+  const what = q.session !== undefined ? `session ${q.session}` : `VNI ${q.vni}`;
+  if (rows.length === 0) throw notFound(`no capture files of ${what}${sourceIp ? ` from ${sourceIp}` : ''} overlap ${isoTime(from)}..${isoTime(to)}`);
+  if (rows.length > ctx.cfg.maxExtractionFiles) {
+    throw badRequest('to', `the window spans ${rows.length} files; at most ${ctx.cfg.maxExtractionFiles} per extraction (api.maxExtractionFiles): narrow the window or add sourceIp`);
+  }
+
+  // Files retention removed since the query are left out (and named in the audit row). A file that is
+  // not what the catalog says (a symbolic link, a closed file of another size) stops the extraction,
+  // as it stops a download (src/api/capture-files.ts).
+  const files: string[] = [];
+  const limits: (number | undefined)[] = [];
+  const used: number[] = [];
+  const missing: number[] = [];
+  for (const r of rows) {
+    const abs = capturePath(ctx.deps.dataDir, r);
+    const st = await lstat(abs).catch(() => null);
+    if (st === null) {
+      missing.push(r.id);
+      continue;
+    }
+    if (!st.isFile()) throw httpError('MG_ERR_API_INTEGRITY', `capture ${r.id}: not a regular file`);
+    if (r.state === 'closed' && st.size !== r.bytes) throw httpError('MG_ERR_API_INTEGRITY', `capture ${r.id}: ${st.size} bytes on disk, the catalog recorded ${r.bytes} at close`);
+    files.push(abs);
+    used.push(r.id);
+    // A closed file is read up to its recorded size, an open one up to its last flushed record.
+    limits.push(r.state === 'open' ? Math.min(Math.max(r.bytes, GLOBAL_HEADER_BYTES), st.size) : r.bytes);
+  }
+  if (files.length === 0) throw notFound(`the capture files of ${what} in this window are no longer on disk`);
+
+  const name = `mirrorguard-${q.session ?? `vni-${q.vni}`}${sourceIp ? `-${sourceIp}` : ''}-${fileStamp(from)}-${fileStamp(to)}.pcap`;
+  const headers = {
+    'content-type': PCAP_MEDIA_TYPE,
+    'content-disposition': contentDisposition(name),
+    'cache-control': 'no-store',
+    'x-capture-files': String(files.length),
+  };
+  if (request.method === 'HEAD') return reply.headers(headers).code(200).send();
+
+  if (ctx.extractions.active >= ctx.cfg.maxConcurrentExtractions) {
+    ctx.extractions.refused++;
+    throw httpError('MG_ERR_API_BUSY', `${ctx.extractions.active} extractions are running (api.maxConcurrentExtractions = ${ctx.cfg.maxConcurrentExtractions})`, {
+      'retry-after': String(BUSY_RETRY_AFTER_SECONDS),
+    });
+  }
+  ctx.extractions.active++;
+  ctx.extractions.total++;
+  let slotHeld = true;
+  const release = () => {
+    if (slotHeld) {
+      slotHeld = false;
+      ctx.extractions.active--;
+    }
+  };
+
+  const detail: Record<string, unknown> = {
+    from: isoTime(from),
+    to: isoTime(to),
+    ...(q.session !== undefined ? { session: q.session } : { vni: q.vni }),
+    ...(sourceIp ? { sourceIp } : {}),
+    ...(filter ? { filter: filter.toString() } : {}),
+    ...(scope ? { scope } : {}),
+    files: used,
+    ...(missing.length ? { missingFiles: missing } : {}),
+  };
+  const abort = new AbortController();
+  let merge: MergeStream;
+  let first: IteratorResult<Buffer>;
+  let it: AsyncIterator<Buffer>;
+  try {
+    merge = mergeCaptures(files, {
+      fromSec: from.sec,
+      fromNsec: from.nsec,
+      toSec: to.sec,
+      toNsec: to.nsec,
+      limitBytesPerFile: limits,
+      ...(filter ? { predicate: (buf: Buffer, off: number, end: number) => filter.matches(buf, off, end) } : {}),
+      signal: abort.signal,
+      chunkBytes: EXTRACTION_CHUNK_BYTES,
+    });
+    // Wait for the first chunk (the header at least) so an unreadable input is a proper error response.
+    it = merge[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    first = await it.next();
+  } catch (e) {
+    release();
+    abort.abort();
+    throw e;
+  }
+
+  const auditId = ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'pcap.extract', target, status: 200, detail: { ...detail, complete: false } });
+  audit.done = true;
+  reply.headers(headers);
+  reply.header('x-audit-id', String(auditId));
+
+  const counter = new HashingCounter();
+  async function* body(): AsyncGenerator<Buffer> {
+    try {
+      if (!first.done) yield first.value;
+      for (;;) {
+        const n = await it.next();
+        if (n.done) return;
+        yield n.value;
+      }
+    } finally {
+      // Runs on completion and when the response is destroyed (client gone): stop reading files.
+      if (!merge.readableEnded) abort.abort();
+    }
+  }
+  // A merge error after the headers went out destroys the response: the client sees a cut transfer.
+  pipeline(Readable.from(body(), { objectMode: false }), counter, () => undefined);
+  reply.trailer('x-content-sha256', async () => counter.digest());
+
+  let recorded = false;
+  // 'finish': the last byte went to the connection; 'close' alone: the client went away first.
+  const record = (finished: boolean) => {
+    if (recorded) return;
+    recorded = true;
+    release();
+    const complete = finished && merge.readableEnded;
+    const s = merge.stats;
+    const d: Record<string, unknown> = {
+      ...detail,
+      complete,
+      packets: s.packets,
+      read: s.read,
+      filtered: s.filtered,
+      ...(s.skipped ? { skipped: s.skipped } : {}),
+      ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.slice(ctx.deps.dataDir.length + 1), problem: t.problem })) } : {}),
+    };
+    try {
+      ctx.audit.finish(auditId, { status: 200, bytes: counter.bytes, sha256: counter.digest(), detail: d });
+    } catch (e) {
+      request.log.error({ err: e, auditId }, 'cannot complete the audit row');
+    }
+    if (!merge.destroyed) merge.destroy();
+  };
+  reply.raw.once('finish', () => record(true));
+  reply.raw.once('close', () => record(false));
+  return reply.code(200).send(counter);
+}
+
+/**
+ * The (VNI, source IPs) a mirror session's traffic arrives as: from the manifest, or, for a session only
+ * CloudTrail has seen (a rogue one: the finding that links here names it), from its latest control
+ * event with a VNI (table control_events). Null when neither knows the session. sourceIps null: any source.
+ */
+export function sessionScope(ctx: ApiContext, sessionId: string): { vni: number; sourceIps: readonly string[] | null; via: 'manifest' | 'cloudtrail' } | null {
+  const s = ctx.deps.detector.manifest?.sessions.find((m) => m.id === sessionId);
+  if (s) return { vni: s.vni, sourceIps: s.sourceIps ?? null, via: 'manifest' };
+  const ev = ctx.deps.db
+    .prepare<[string], { vni: number }>('SELECT vni FROM control_events WHERE session_id = ? AND vni IS NOT NULL ORDER BY event_time DESC LIMIT 1')
+    .get(sessionId);
+  return ev ? { vni: ev.vni, sourceIps: null, via: 'cloudtrail' } : null;
+}
