@@ -1,0 +1,101 @@
+/**
+ * `replay` into a running `serve`, and the manifest's life inside `serve`: refused at start when invalid
+ * (every problem as FILE:LINE: field: message), reloaded on SIGHUP, and an invalid reload keeps the
+ * manifest in force.
+ */
+import Database from 'better-sqlite3';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
+import { tsharkFrameHex } from '../helpers/oracles.js';
+import { runCli, sendVxlan, startServe } from '../helpers/serve.js';
+import { useTmpDir } from '../helpers/tmp.js';
+
+function query<T>(dir: string, sql: string): T[] {
+  const db = new Database(join(dir, 'mirrorguard.db'), { readonly: true });
+  try {
+    return db.prepare(sql).all() as T[];
+  } finally {
+    db.close();
+  }
+}
+
+describeWithFixtures('replay', () => {
+  const tmp = useTmpDir('mg-replay-');
+
+  it('sends the VXLAN payloads of the real AWS capture to serve, which writes the same inner frames', async () => {
+    const dir = tmp.path;
+    const srv = await startServe(['--data-dir', join(dir, 'live'), '--api', 'off']);
+    const r = runCli(['replay', fixture('pcap', 'suricata-verify-vxlan-decoder-03-aws-traffic-mirror.pcap'), '--to', `127.0.0.1:${srv.udpPort}`, '--rate', '2000']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^sent 100 VXLAN datagrams/);
+    await srv.waitForLog((l) => l.msg === 'new mirror session seen');
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await srv.stop()).toBe(0);
+
+    // The outer source becomes ours (127.0.0.1); the VNI and every inner byte are AWS's.
+    const live = query<{ path: string; vni: number; source_ip: string; packets: number }>(join(dir, 'live'), 'SELECT path, vni, source_ip, packets FROM captures');
+    expect(live.map((x) => [x.vni, x.source_ip, x.packets])).toEqual([[5569041, '127.0.0.1', 100]]);
+
+    // The same frames decap writes straight from the file.
+    const d = runCli(['decap', fixture('pcap', 'suricata-verify-vxlan-decoder-03-aws-traffic-mirror.pcap'), '--out', join(dir, 'decap')]);
+    expect(d.status).toBe(0);
+    const [direct] = query<{ path: string }>(join(dir, 'decap'), 'SELECT path FROM captures');
+    expect(tsharkFrameHex(join(dir, 'live', live[0]!.path))).toEqual(tsharkFrameHex(join(dir, 'decap', direct!.path)));
+  });
+
+  it('says what is wrong with its arguments', () => {
+    expect(runCli(['replay', fixture('pcap', 'zeek-vxlan.pcap')]).status).toBe(64);
+    const missing = runCli(['replay', join(tmp.path, 'nope.pcap'), '--to', '127.0.0.1:4789']);
+    expect(missing.status).toBe(66);
+    expect(missing.stderr).toMatch(/MG_ERR_CAPTURE_READ/);
+  });
+});
+
+describe('serve and the manifest', () => {
+  const tmp = useTmpDir('mg-manifest-');
+
+  const good = (vni: number) => ['version: 1', 'sessions:', '  - id: tms-0123456789abcdef0', `    vni: ${vni}`, '    sourceIps: [172.31.0.238]', ''].join('\n');
+
+  it('refuses to start on an invalid manifest, naming every problem', () => {
+    const m = join(tmp.path, 'm.yaml');
+    writeFileSync(m, ['version: 1', 'sessions:', '  - id: tms-XYZ', '    vni: 99999999', '    colour: blue', ''].join('\n'));
+    const r = runCli(['serve', '--manifest', m, '--data-dir', join(tmp.path, 'd'), '--api', 'off', '--listen', '127.0.0.1:0']);
+    expect(r.status).toBe(78);
+    expect(r.stderr).toContain(`${m}:3: sessions[0].id:`);
+    expect(r.stderr).toContain(`${m}:4: sessions[0].vni:`);
+    expect(r.stderr).toContain(`${m}:5: sessions[0].colour:`);
+  });
+
+  it('reloads on SIGHUP; an invalid reload keeps the manifest in force', async () => {
+    const dir = tmp.path;
+    const m = join(dir, 'm.yaml');
+    writeFileSync(m, good(100));
+    const srv = await startServe(['--manifest', m, '--data-dir', join(dir, 'd'), '--api', 'off']);
+
+    // VNI 200 is not authorized yet.
+    sendVxlan(srv.udpPort, [{ src: '172.31.0.238', vni: 200, inner: 'Ether()/IP()/UDP()' }]);
+    await srv.waitForLog((l) => l.msg === 'new mirror session seen' && l.vni === 200);
+    expect(srv.logs.find((l) => l.msg === 'new mirror session seen')!.status).toBe('unauthorized-vni');
+
+    // A broken edit is refused and logged with its line; the old manifest stays.
+    writeFileSync(m, 'version: 1\nsessions:\n  - id: tms-0123456789abcdef0\n    vni: -1\n');
+    srv.proc.kill('SIGHUP');
+    const refused = await srv.waitForLog((l) => l.msg.includes('manifest reload refused'));
+    expect(refused.msg).toContain(`${m}:4: sessions[0].vni:`);
+
+    // A good edit authorizing VNI 200 resolves the open finding and relabels the live session.
+    writeFileSync(m, good(200));
+    srv.proc.kill('SIGHUP');
+    await srv.waitForLog((l) => l.msg === 'manifest reloaded');
+    sendVxlan(srv.udpPort, [{ src: '172.31.0.238', vni: 200, inner: 'Ether()/IP()/UDP()' }]);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await srv.stop()).toBe(0);
+
+    const findings = query<{ kind: string; vni: number; status: string }>(join(dir, 'd'), 'SELECT kind, vni, status FROM findings');
+    expect(findings).toEqual([{ kind: 'unauthorized-vni', vni: 200, status: 'resolved' }]);
+    const files = query<{ session_id: string | null; packets: number }>(join(dir, 'd'), 'SELECT session_id, packets FROM captures WHERE vni = 200');
+    expect(files).toEqual([{ session_id: 'tms-0123456789abcdef0', packets: 2 }]);
+  });
+});
