@@ -9,6 +9,7 @@ import type { Config } from './config/schema.js';
 import { Catalog } from './collector/catalog.js';
 import { Collector } from './collector/collector.js';
 import { CATALOG_FILE } from './collector/layout.js';
+import { collectorSettings } from './collector/settings.js';
 import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
 import { MgError } from './errors.js';
@@ -262,21 +263,6 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
   };
   return app;
-}
-
-function collectorSettings(config: Readonly<Config>) {
-  return {
-    dataDir: config.dataDir,
-    strictVxlan: config.strictVxlan,
-    vxlanPort: config.vxlanPort,
-    maxSessions: config.maxSessions,
-    rotateBytes: config.pcap.rotateBytes,
-    rotateSeconds: config.pcap.rotateSeconds,
-    idleCloseSeconds: config.pcap.idleCloseSeconds,
-    flushIntervalMs: config.pcap.flushIntervalMs,
-    bufferBytes: config.pcap.bufferBytes,
-    queueBytes: config.pcap.queueBytes,
-  };
 }
 
 /** `receiver: auto` takes the native addon when it is built, and says once when it is not. */

@@ -19,6 +19,7 @@ import { evaluateControlEvent } from '../detect/cloudtrail/rules/index.js';
 import type { Finding } from '../detect/finding.js';
 import type { Manifest } from '../detect/manifest-types.js';
 import { EXIT, MgError } from '../errors.js';
+import { PROCESS_IO, type CliIo } from './io.js';
 
 export const HELP = `usage: mirrorguard cloudtrail scan PATH... [--manifest FILE] [--json]
 
@@ -37,18 +38,11 @@ options:
 exit status: 0 no findings, 1 findings, 2 an input could not be read (the others are still scanned)
 `;
 
-/** Where output goes; tests pass their own. */
-export interface CliIo {
-  stdout: { write(s: string): unknown };
-  stderr: { write(s: string): unknown; isTTY?: boolean; columns?: number };
-  stdin?: NodeJS.ReadableStream;
-}
-
-const PROCESS_IO: CliIo = { stdout: process.stdout, stderr: process.stderr };
-
 /** Below this many files a progress bar would only flicker. */
 const PROGRESS_MIN_FILES = 2;
 const PROGRESS_REDRAW_MS = 100;
+
+export type { CliIo };
 
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
   let parsed;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Catalog } from '../collector/catalog.js';
 import { Collector } from '../collector/collector.js';
 import { CATALOG_FILE } from '../collector/layout.js';
+import { collectorSettings } from '../collector/settings.js';
 import { recoverCatalog } from '../collector/recovery.js';
 import { loadConfig } from '../config/load.js';
 import { Detector } from '../detect/detector.js';
@@ -53,18 +54,9 @@ export async function run(argv: string[]): Promise<number> {
   await recoverCatalog(catalog, config.dataDir, logger);
   const detector = manifest ? new Detector({ db, manifest, log: logger }) : null;
   const collector = new Collector({
-    dataDir: config.dataDir,
+    ...collectorSettings(config),
     catalog,
     logger,
-    strictVxlan: config.strictVxlan,
-    vxlanPort: config.vxlanPort,
-    maxSessions: config.maxSessions,
-    rotateBytes: config.pcap.rotateBytes,
-    rotateSeconds: config.pcap.rotateSeconds,
-    idleCloseSeconds: config.pcap.idleCloseSeconds,
-    flushIntervalMs: config.pcap.flushIntervalMs,
-    bufferBytes: config.pcap.bufferBytes,
-    queueBytes: config.pcap.queueBytes,
     ...(detector ? { onNewPair: (ip: string, vni: number, at: number) => detector.onNewPair(ip, vni, at) } : {}),
   });
 

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { EXIT, MgError } from '../errors.js';
 import { FINDING_KINDS, severityRank, type Finding, type FindingInput } from '../detect/finding.js';
 import { findingId } from '../detect/finding-id.js';
+import { PROCESS_IO, type CliIo } from './io.js';
 
 export const HELP = `usage: mirrorguard inventory check --manifest FILE (--describe-json FILE | --aws [--region R] [--endpoint URL]) [--json]
 
@@ -30,12 +31,8 @@ exit status: 0 no findings, 1 findings, 2 the describe file cannot be read,
 69 the AWS call failed, 78 the manifest is invalid
 `;
 
-export interface CliIo {
-  stdout: { write(s: string): unknown };
-  stderr: { write(s: string): unknown };
-}
 
-const PROCESS_IO: CliIo = { stdout: process.stdout, stderr: process.stderr };
+export type { CliIo };
 
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
   let parsed;

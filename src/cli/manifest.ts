@@ -10,6 +10,7 @@
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EXIT, MgError } from '../errors.js';
+import { PROCESS_IO, type CliIo } from './io.js';
 
 export const HELP = `usage: mirrorguard manifest check FILE
        mirrorguard manifest init (--describe-json FILE | --aws [--region R] [--endpoint URL]) [--out FILE] [--force]
@@ -29,12 +30,8 @@ init                write a manifest listing the sessions that exist today:
 Review every entry init writes before trusting it: a session an attacker created exists today too.
 `;
 
-export interface CliIo {
-  stdout: { write(s: string): unknown };
-  stderr: { write(s: string): unknown };
-}
 
-const PROCESS_IO: CliIo = { stdout: process.stdout, stderr: process.stderr };
+export type { CliIo };
 
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
   let parsed;

@@ -23,7 +23,7 @@ import { decodeEthernet } from './ethernet.js';
 import { decodeIpv4, ipv4DeclaredLength } from './ipv4.js';
 import { decodeIpv6, ipv6DeclaredLength } from './ipv6.js';
 import { decodeL4 } from './l4.js';
-import { AF_NONE, MAX_TUNNEL_DEPTH, type PacketState } from './packet-state.js';
+import { MAX_TUNNEL_DEPTH, type PacketState } from './packet-state.js';
 
 /** The snap length of the PCAP files we write; a larger inner frame is dropped (DROP.INNER_TOO_LONG). */
 export const MAX_FRAME_BYTES = 262144;
@@ -48,7 +48,7 @@ export function decodeInnerFrame(buf: Uint8Array, off: number, end: number, st: 
   let frameEnd = end;
   for (let depth = 1; ; depth++) {
     st.tunnelDepth = depth;
-    if (depth > 1) resetLayers(st);
+    if (depth > 1) st.resetLayers();
 
     const l3 = decodeEthernet(buf, frameOff, frameEnd, st);
     if (depth === 1) accountLength(buf, off, end, l3, st);
@@ -98,21 +98,3 @@ function accountLength(buf: Uint8Array, off: number, end: number, l3: number, st
   }
 }
 
-/** Clear the layer fields before decoding a nested frame (weird bits and the frame fields stay). */
-function resetLayers(st: PacketState): void {
-  st.etherType = 0;
-  st.vlanCount = 0;
-  st.l3Family = AF_NONE;
-  st.l3Off = -1;
-  st.src4 = 0;
-  st.dst4 = 0;
-  st.src6Off = -1;
-  st.dst6Off = -1;
-  st.ipProto = -1;
-  st.fragment = false;
-  st.l4Off = -1;
-  st.srcPort = -1;
-  st.dstPort = -1;
-  st.icmpType = -1;
-  st.icmpCode = -1;
-}

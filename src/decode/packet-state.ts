@@ -83,6 +83,13 @@ export class PacketState {
     this.innerEnd = 0;
     this.origLen = 0;
     this.tunnelDepth = 0;
+    this.truncated = false;
+    this.weird = 0;
+    this.resetLayers();
+  }
+
+  /** Clear the layer fields (Ethernet to L4); a nested frame's decode starts here, keeping frame and weird fields. */
+  resetLayers(): void {
     this.etherType = 0;
     this.vlanCount = 0;
     this.l3Family = AF_NONE;
@@ -98,8 +105,6 @@ export class PacketState {
     this.dstPort = -1;
     this.icmpType = -1;
     this.icmpCode = -1;
-    this.truncated = false;
-    this.weird = 0;
   }
 
   resetOuter(): void {

@@ -5,7 +5,7 @@
  * the key. The index is built once per manifest; a lookup is two Map reads and returns a result object
  * built in advance, so it allocates nothing unless the address text is not in canonical form.
  */
-import { canonicalIp } from './ip.js';
+import { canonicalIp } from '../decode/addr.js';
 import type { Manifest, ManifestSession } from './manifest-types.js';
 
 export type AuthStatus = 'authorized' | 'unauthorized-vni' | 'unexpected-source' | 'expired';

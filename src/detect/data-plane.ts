@@ -19,7 +19,7 @@ import {
 } from './correlate.js';
 import { newDetectCounters, type DetectCounters } from './counters.js';
 import type { Finding, FindingInput, FindingKind } from './finding.js';
-import { canonicalIp } from './ip.js';
+import { canonicalIp } from '../decode/addr.js';
 import type { Manifest, ManifestSession } from './manifest-types.js';
 import { findingId, type FindingStore } from './store.js';
 

@@ -23,7 +23,7 @@ import {
   type YAMLMap,
 } from 'yaml';
 import { MgError, type Problem } from '../errors.js';
-import { canonicalIp } from './ip.js';
+import { canonicalIp } from '../decode/addr.js';
 import type { Manifest, ManifestSession } from './manifest-types.js';
 
 export type { Manifest, ManifestSession } from './manifest-types.js';

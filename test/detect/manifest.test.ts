@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatProblem, MgError } from '../../src/errors.js';
-import { canonicalIp } from '../../src/detect/ip.js';
+import { canonicalIp } from '../../src/decode/addr.js';
 import { checkManifestText, loadManifest, parseIsoTime, sha256 } from '../../src/detect/manifest.js';
 import { tmpDir } from '../helpers/tmp.js';
 

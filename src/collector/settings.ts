@@ -1,0 +1,17 @@
+import type { Config } from '../config/schema.js';
+
+/** The Collector's settings from the config (serve, decap and the workers all build collectors from it). */
+export function collectorSettings(config: Readonly<Config>) {
+  return {
+    dataDir: config.dataDir,
+    strictVxlan: config.strictVxlan,
+    vxlanPort: config.vxlanPort,
+    maxSessions: config.maxSessions,
+    rotateBytes: config.pcap.rotateBytes,
+    rotateSeconds: config.pcap.rotateSeconds,
+    idleCloseSeconds: config.pcap.idleCloseSeconds,
+    flushIntervalMs: config.pcap.flushIntervalMs,
+    bufferBytes: config.pcap.bufferBytes,
+    queueBytes: config.pcap.queueBytes,
+  };
+}
