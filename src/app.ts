@@ -33,8 +33,10 @@ export interface AppOptions {
   alerts?: { webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig };
 }
 
-/** How often the detector looks for silent and expired sessions. */
-const DETECT_TICK_MS = 30_000;
+/** How often the detector looks for silent and expired sessions: a quarter of the silence threshold, 1-30 s. */
+function detectTickMs(silentAfterSeconds: number): number {
+  return Math.min(30_000, Math.max(1000, (silentAfterSeconds * 1000) / 4));
+}
 
 export interface App {
   readonly config: Readonly<Config>;
@@ -146,12 +148,13 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       detectTimer = setInterval(() => {
         try {
           const now = Date.now();
-          const observed = [...collector!.sessions].map((s) => ({ sourceIp: s.sourceIp, vni: s.vni, lastSeenMs: s.lastSec * 1000 }));
-          detector!.tick(now, observed);
+          // Last-seen times come from observed_sessions (synced every flush interval): it outlives idle
+          // pairs the collector evicted, and the workers' pairs, which live in their threads.
+          detector!.tick(now);
         } catch (e) {
           logger.error({ err: e }, 'detector tick failed');
         }
-      }, DETECT_TICK_MS);
+      }, detectTickMs(config.detect.silentAfterSeconds));
       detectTimer.unref();
       const inv = config.detect.inventory;
       if (inv.intervalSeconds > 0) {
@@ -228,6 +231,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       if (detectTimer) clearInterval(detectTimer);
       detectTimer = null;
       inventory?.stop();
+      const kernel = app.kernelStats(); // read while the socket still exists
       if (receiver) await receiver.close();
       receiver = null;
       if (pool) {
@@ -236,7 +240,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       }
       if (collector) {
         await collector.close();
-        logger.info({ counters: app.counters(), kernel: app.kernelStats() }, 'stopped; final counters');
+        logger.info({ counters: app.counters(), kernel }, 'stopped; final counters');
       }
       // After the collector: its last first-packet edges may have queued alerts.
       if (alerts) await alerts.stop();

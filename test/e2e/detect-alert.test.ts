@@ -114,3 +114,35 @@ describe('detection and alerts end to end', () => {
     ]);
   });
 });
+
+describe('silent sessions under serve', () => {
+  const tmp = useTmpDir('mg-silent-');
+
+  it('raises silent-session for an authorized session that sends nothing, and not for one that does', async () => {
+    const dir = tmp.path;
+    const manifest = join(dir, 'manifest.yaml');
+    writeFileSync(
+      manifest,
+      ['version: 1', 'sessions:', '  - id: tms-0123456789abcdef0', '    vni: 10', '  - id: tms-0fedcba9876543210', '    vni: 20', ''].join('\n'),
+    );
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, 'detect:\n  silentAfterSeconds: 2\n');
+    const srv = await startServe(['--data-dir', join(dir, 'data'), '--api', 'off', '--manifest', manifest, '--config', config]);
+    const db = () => new Database(join(dir, 'data', 'mirrorguard.db'), { readonly: true });
+    let kinds: { kind: string; session_id: string }[] = [];
+    try {
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        sendVxlan(srv.udpPort, [{ src: '10.0.0.1', vni: 20, inner: 'Ether()/IP()/UDP()' }]); // session 20 keeps talking
+        const d = db();
+        kinds = d.prepare("SELECT kind, session_id FROM findings WHERE status = 'open'").all() as typeof kinds;
+        d.close();
+        if (kinds.length > 0) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    } finally {
+      expect(await srv.stop()).toBe(0);
+    }
+    expect(kinds).toEqual([{ kind: 'silent-session', session_id: 'tms-0123456789abcdef0' }]);
+  });
+});
