@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI lives in dist/ (built by `npm ci` through the prepare script, or `npm run build`).
-import { main } from '../dist/cli/main.js';
+// mirrorguard supports Node 20; the AWS SDK's notice about its own Node support schedule is not for operators.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const { main } = await import('../dist/cli/main.js');
 
 main(process.argv.slice(2)).then(
   (code) => {
