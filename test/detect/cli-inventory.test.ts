@@ -1,12 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as cmd from '../../src/cli/inventory.js';
 import { findingId } from '../../src/detect/finding-id.js';
 import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { runCli } from './cli-run.js';
-import { startFakeEc2, type FakeEc2 } from './fake-ec2.js';
+import { useFakeEc2, type FakeEc2 } from './fake-ec2.js';
 
 const DESCRIBE = () => fixture('aws-cli', 'aws-cli-describe-traffic-mirror-sessions.output.json');
 
@@ -73,20 +73,12 @@ describeWithFixtures('mirrorguard inventory check --describe-json', () => {
 });
 
 describe('mirrorguard inventory check --aws (local EC2-like server)', () => {
-  let ec2: FakeEc2 | undefined;
-  beforeEach(() => {
-    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDEXAMPLETEST');
-    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'secret-for-tests');
-    vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
-  });
-  afterEach(async () => {
-    vi.unstubAllEnvs();
-    await ec2?.close();
-  });
+  const fake = useFakeEc2();
+  let ec2: FakeEc2;
 
   it('reads every page and reports drift', async () => {
     const base = { trafficMirrorFilterId: 'tmf-0aaaaaaaaaaaaaaa1', networkInterfaceId: 'eni-0aaaaaaaaaaaaaaa1', ownerId: '111122223333', sessionNumber: 1 };
-    ec2 = await startFakeEc2({
+    ec2 = await fake.start({
       pages: [
         [{ ...base, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa1', trafficMirrorTargetId: 'tmt-0aaaaaaaaaaaaaaa1', virtualNetworkId: 1 }],
         [{ ...base, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa2', trafficMirrorTargetId: 'tmt-0bbbbbbbbbbbbbbb2', virtualNetworkId: 2 }],
@@ -102,7 +94,7 @@ describe('mirrorguard inventory check --aws (local EC2-like server)', () => {
   });
 
   it('exits 69 on an EC2 error', async () => {
-    ec2 = await startFakeEc2({ error: { status: 403, code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' } });
+    ec2 = await fake.start({ error: { status: 403, code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' } });
     const m = writeManifest(tmpDir(), '  - id: tms-0aaaaaaaaaaaaaaa1\n    vni: 1\n');
     const r = await runCli(cmd, ['check', '--manifest', m, '--aws', '--region', 'eu-central-1', '--endpoint', ec2.url]);
     expect(r.code).toBe(69);

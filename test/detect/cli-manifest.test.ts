@@ -1,12 +1,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as cmd from '../../src/cli/manifest.js';
 import { checkManifestText } from '../../src/detect/manifest.js';
 import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { runCli } from './cli-run.js';
-import { startFakeEc2, type FakeEc2 } from './fake-ec2.js';
+import { useFakeEc2, type FakeEc2 } from './fake-ec2.js';
 
 const GOOD = 'version: 1\nsessions:\n  - id: tms-0123456789abcdef0\n    vni: 5569041\n    sourceIps: [172.31.0.238]\n';
 
@@ -115,16 +115,8 @@ describeWithFixtures('mirrorguard manifest init --describe-json', () => {
 });
 
 describe('mirrorguard manifest init --aws (local EC2-like server)', () => {
-  let ec2: FakeEc2 | undefined;
-  beforeEach(() => {
-    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDEXAMPLETEST');
-    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'secret-for-tests');
-    vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
-  });
-  afterEach(async () => {
-    vi.unstubAllEnvs();
-    await ec2?.close();
-  });
+  const fake = useFakeEc2();
+  let ec2: FakeEc2;
 
   it('writes every page of sessions, with the region, and the result passes check', async () => {
     const base = {
@@ -134,7 +126,7 @@ describe('mirrorguard manifest init --aws (local EC2-like server)', () => {
       ownerId: '111122223333',
       sessionNumber: 1,
     };
-    ec2 = await startFakeEc2({
+    ec2 = await fake.start({
       pages: [[{ ...base, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa1', virtualNetworkId: 1 }], [{ ...base, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa2', virtualNetworkId: 2 }]],
     });
     const out = join(tmpDir(), 'm.yaml');
@@ -149,7 +141,7 @@ describe('mirrorguard manifest init --aws (local EC2-like server)', () => {
   });
 
   it('does not call AWS when --out exists and --force is absent', async () => {
-    ec2 = await startFakeEc2({ pages: [[]] });
+    ec2 = await fake.start({ pages: [[]] });
     const out = join(tmpDir(), 'm.yaml');
     writeFileSync(out, GOOD);
     const r = await runCli(cmd, ['init', '--aws', '--region', 'eu-central-1', '--endpoint', ec2.url, '--out', out]);
@@ -160,7 +152,7 @@ describe('mirrorguard manifest init --aws (local EC2-like server)', () => {
   });
 
   it('an AWS error exits 69 and writes nothing', async () => {
-    ec2 = await startFakeEc2({ error: { status: 403, code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' } });
+    ec2 = await fake.start({ error: { status: 403, code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' } });
     const out = join(tmpDir(), 'm.yaml');
     const r = await runCli(cmd, ['init', '--aws', '--region', 'eu-central-1', '--endpoint', ec2.url, '--out', out]);
     expect(r.code).toBe(69);

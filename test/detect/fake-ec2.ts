@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, vi } from 'vitest';
 
 export interface FakeSession {
   trafficMirrorSessionId: string;
@@ -97,5 +98,29 @@ export async function startFakeEc2(answer: Answer): Promise<FakeEc2> {
     url: `http://127.0.0.1:${port}`,
     requests,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * For a describe block: static credentials in the environment (the SDK's default chain reads them first,
+ * and IMDS is never probed), and every fake server started through `start` closed after each test.
+ */
+export function useFakeEc2(): { start(answer: Answer): Promise<FakeEc2> } {
+  const started: FakeEc2[] = [];
+  beforeEach(() => {
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDEXAMPLETEST');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'secret-for-tests');
+    vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
+  });
+  afterEach(async () => {
+    vi.unstubAllEnvs();
+    await Promise.allSettled(started.splice(0).map((e) => e.close()));
+  });
+  return {
+    async start(answer) {
+      const e = await startFakeEc2(answer);
+      started.push(e);
+      return e;
+    },
   };
 }

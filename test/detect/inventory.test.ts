@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Detector } from '../../src/detect/detector.js';
 import { compareInventory, fetchInventory, parseDescribeOutput, readDescribeJson, type InventorySession } from '../../src/detect/inventory.js';
 import { checkManifestText, type Manifest } from '../../src/detect/manifest.js';
@@ -8,7 +8,7 @@ import { MgError } from '../../src/errors.js';
 import { openDb } from '../../src/store/db.js';
 import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { startFakeEc2, type FakeEc2, type FakeSession } from './fake-ec2.js';
+import { useFakeEc2, type FakeEc2, type FakeSession } from './fake-ec2.js';
 
 const AT = Date.UTC(2025, 5, 1, 12);
 const DESCRIBE = () => fixture('aws-cli', 'aws-cli-describe-traffic-mirror-sessions.output.json');
@@ -167,21 +167,11 @@ const S1: FakeSession = {
 const S2: FakeSession = { ...S1, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa2', virtualNetworkId: 16777215, sessionNumber: 2, packetLength: undefined, description: undefined, tags: {} };
 
 describe('live inventory through @aws-sdk/client-ec2 against a local EC2-like server', () => {
-  let ec2: FakeEc2 | undefined;
-  beforeEach(() => {
-    // The default credential chain reads these first; IMDS is never probed.
-    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDEXAMPLETEST');
-    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'secret-for-tests');
-    vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
-  });
-  afterEach(async () => {
-    vi.unstubAllEnvs();
-    await ec2?.close();
-    ec2 = undefined;
-  });
+  const fake = useFakeEc2();
+  let ec2: FakeEc2;
 
   it('follows nextToken across pages and signs with the default credential chain', async () => {
-    ec2 = await startFakeEc2({ pages: [[S1], [S2]] });
+    ec2 = await fake.start({ pages: [[S1], [S2]] });
     const sessions = await fetchInventory({ region: 'eu-central-1', endpoint: ec2.url, pageSize: 5 });
     expect(sessions).toEqual([
       {
@@ -207,14 +197,14 @@ describe('live inventory through @aws-sdk/client-ec2 against a local EC2-like se
 
   it('accepts static credentials in the options instead', async () => {
     vi.stubEnv('AWS_ACCESS_KEY_ID', '');
-    ec2 = await startFakeEc2({ pages: [[S1]] });
+    ec2 = await fake.start({ pages: [[S1]] });
     const s = await fetchInventory({ region: 'us-east-1', endpoint: ec2.url, credentials: { accessKeyId: 'AKIDSTATIC', secretAccessKey: 'x' } });
     expect(s.map((x) => x.id)).toEqual(['tms-0aaaaaaaaaaaaaaa1']);
     expect(ec2.requests[0]!.authorization).toContain('Credential=AKIDSTATIC/');
   });
 
   it('turns an EC2 error answer into MG_ERR_INVENTORY_AWS with the service code', async () => {
-    ec2 = await startFakeEc2({ error: { status: 403, code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' } });
+    ec2 = await fake.start({ error: { status: 403, code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' } });
     const e = await fetchInventory({ region: 'eu-central-1', endpoint: ec2.url }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(MgError);
     expect((e as MgError).code).toBe('MG_ERR_INVENTORY_AWS');
@@ -226,7 +216,7 @@ describe('live inventory through @aws-sdk/client-ec2 against a local EC2-like se
   });
 
   it('Detector.runInventory records findings and resolves them once the inventory agrees', async () => {
-    ec2 = await startFakeEc2({ pages: [[S1], [S2]] });
+    ec2 = await fake.start({ pages: [[S1], [S2]] });
     const m = manifest(`  - id: tms-0aaaaaaaaaaaaaaa1
     vni: 5569041
     sourceEni: eni-0aaaaaaaaaaaaaaa1
@@ -257,20 +247,11 @@ describe('live inventory through @aws-sdk/client-ec2 against a local EC2-like se
 });
 
 describe('periodic inventory (serve)', () => {
-  let ec2: FakeEc2 | undefined;
-  beforeEach(() => {
-    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDEXAMPLETEST');
-    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'secret-for-tests');
-    vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
-  });
-  afterEach(async () => {
-    vi.unstubAllEnvs();
-    await ec2?.close();
-    ec2 = undefined;
-  });
+  const fake = useFakeEc2();
+  let ec2: FakeEc2;
 
   it('runs, counts runs and failures, and a failure is logged instead of thrown', async () => {
-    ec2 = await startFakeEc2({ pages: [[S1]] });
+    ec2 = await fake.start({ pages: [[S1]] });
     const errors: string[] = [];
     const log = { error: (_o: unknown, msg: string) => void errors.push(msg), info: () => undefined, warn: () => undefined } as unknown as ConstructorParameters<typeof Detector>[0]['log'];
     const det = new Detector({ db: openDb(':memory:'), manifest: manifest('  - id: tms-00000001\n    vni: 1\n'), log });
@@ -278,7 +259,7 @@ describe('periodic inventory (serve)', () => {
     const r = await job.runNow();
     expect(r?.findings.map((f) => f.kind).sort()).toEqual(['missing-session', 'unmanaged-session']);
     await ec2.close();
-    ec2 = await startFakeEc2({ error: { status: 503, code: 'Unavailable', message: 'try later' } });
+    ec2 = await fake.start({ error: { status: 503, code: 'Unavailable', message: 'try later' } });
     const bad = det.scheduleInventory(3600_000, { region: 'eu-central-1', endpoint: ec2.url, maxAttempts: 1 });
     expect(await bad.runNow()).toBeNull();
     job.stop();

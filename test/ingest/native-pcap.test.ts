@@ -17,6 +17,7 @@ import { silentLogger } from '../../src/util/log.js';
 import { tsharkFrameDigests } from '../helpers/oracles.js';
 import { sendVxlan, type PacketSpec } from '../helpers/serve.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { collectorTestSettings } from '../helpers/collector.js';
 
 const MiB = 1024 * 1024;
 const logger = silentLogger();
@@ -25,20 +26,7 @@ const suite = avail.ok ? describe : describe.skip;
 
 function collectorIn(dir: string): { c: Collector; db: Db } {
   const db = openDb(join(dir, CATALOG_FILE));
-  const c = new Collector({
-    dataDir: dir,
-    catalog: new Catalog(db),
-    logger,
-    strictVxlan: false,
-    vxlanPort: 4789,
-    maxSessions: 64,
-    rotateBytes: 64 * MiB,
-    rotateSeconds: 3600,
-    idleCloseSeconds: 3600,
-    flushIntervalMs: 100,
-    bufferBytes: MiB,
-    queueBytes: 8 * MiB,
-  });
+  const c = new Collector({ ...collectorTestSettings(dir), catalog: new Catalog(db), logger });
   return { c, db };
 }
 

@@ -15,6 +15,7 @@ import { silentLogger } from '../../src/util/log.js';
 import { DROP } from '../../src/decode/drop-reasons.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { tsharkReadsCleanly } from '../helpers/oracles.js';
+import { collectorTestSettings } from '../helpers/collector.js';
 
 const MiB = 1024 * 1024;
 const avail = nativeAvailable();
@@ -84,18 +85,7 @@ suite(`native receive workers${why === null ? '' : ` (skipped: ${why})`}`, () =>
       logger: silentLogger(),
       logLevel: 'silent',
       counterIntervalMs: 20,
-      collector: {
-        dataDir: dir,
-        strictVxlan: false,
-        vxlanPort: 4789,
-        maxSessions: 64,
-        rotateBytes: 64 * MiB,
-        rotateSeconds: 3600,
-        idleCloseSeconds: 3600,
-        flushIntervalMs: 100,
-        bufferBytes: MiB,
-        queueBytes: 8 * MiB,
-      },
+      collector: collectorTestSettings(dir),
       onNewPair(sourceIp, vni) {
         calls.push(`${sourceIp}|${vni}`);
         return { sessionId: vni === 77 ? 'tms-0123456789abcdef0' : null, status: vni === 77 ? 'authorized' : 'unauthorized-vni' };
@@ -167,18 +157,7 @@ suite(`native receive workers${why === null ? '' : ` (skipped: ${why})`}`, () =>
         dbFile,
         logger: silentLogger(),
         logLevel: 'silent',
-        collector: {
-          dataDir: dir,
-          strictVxlan: false,
-          vxlanPort: 4789,
-          maxSessions: 64,
-          rotateBytes: 64 * MiB,
-          rotateSeconds: 3600,
-          idleCloseSeconds: 3600,
-          flushIntervalMs: 100,
-          bufferBytes: MiB,
-          queueBytes: 8 * MiB,
-        },
+        collector: collectorTestSettings(dir),
       }),
     ).rejects.toMatchObject({ code: 'MG_ERR_INGEST_BIND', message: expect.stringMatching(/worker 1: .*EADDRINUSE/) });
   });

@@ -10,7 +10,7 @@ import type { ApiContext } from '../deps.js';
 import { httpError, notFound } from '../errors.js';
 import { cursorParam, limitParam, parseWindow, timeParam } from '../params.js';
 import { timeToMs } from '../time.js';
-import { errorResponses, remoteIp } from './common.js';
+import { errorResponses, remoteIp, pageOf } from './common.js';
 
 const auditSchema = {
   $id: 'AuditRecord',
@@ -109,7 +109,7 @@ export async function adminRoutes(app: FastifyInstance, opts: { ctx: ApiContext 
           },
         },
         response: {
-          200: { type: 'object', required: ['items', 'nextCursor'], properties: { items: { type: 'array', items: { $ref: 'AuditRecord#' } }, nextCursor: { type: ['string', 'null'] } } },
+          200: pageOf('AuditRecord#'),
           ...errorResponses(400, 401, 403),
         },
       },

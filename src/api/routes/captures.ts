@@ -18,7 +18,7 @@ import { httpError, notFound, toErrorBody } from '../errors.js';
 import { contentDisposition, HashingCounter, ifRangeAllows, noneMatch, parseRange, PCAP_MEDIA_TYPE } from '../http.js';
 import { cursorParam, limitParam, parseSourceIp, parseWindow, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
 import { timeToMicros } from '../time.js';
-import { errorResponses, remoteIp } from './common.js';
+import { errorResponses, remoteIp, pageOf } from './common.js';
 
 interface ListQuery {
   vni?: number;
@@ -66,11 +66,7 @@ export async function captureRoutes(app: FastifyInstance, opts: { ctx: ApiContex
           },
         },
         response: {
-          200: {
-            type: 'object',
-            required: ['items', 'nextCursor'],
-            properties: { items: { type: 'array', items: { $ref: 'Capture#' } }, nextCursor: { type: ['string', 'null'] } },
-          },
+          200: pageOf('Capture#'),
           ...errorResponses(400, 401, 403),
         },
       },

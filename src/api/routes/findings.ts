@@ -11,7 +11,7 @@ import type { ApiContext } from '../deps.js';
 import { badRequest, notFound } from '../errors.js';
 import { cursorParam, limitParam, parseWindow, sessionParam, timeParam, vniParam } from '../params.js';
 import { timeToMs } from '../time.js';
-import { errorResponses } from './common.js';
+import { errorResponses, pageOf } from './common.js';
 
 const KINDS = Object.keys(FINDING_KINDS) as FindingKind[];
 
@@ -90,11 +90,7 @@ export async function findingRoutes(app: FastifyInstance, opts: { ctx: ApiContex
           },
         },
         response: {
-          200: {
-            type: 'object',
-            required: ['items', 'nextCursor'],
-            properties: { items: { type: 'array', items: { $ref: 'Finding#' } }, nextCursor: { type: ['string', 'null'] } },
-          },
+          200: pageOf('Finding#'),
           ...errorResponses(400, 401, 403),
         },
       },
