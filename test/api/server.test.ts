@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../src/api/app.js';
 import { captureRelPath } from '../../src/collector/layout.js';
 import { GLOBAL_HEADER_BYTES, globalHeader, RECORD_HEADER_BYTES, writeRecordHeader } from '../../src/pcap/format.js';
-import { haveTool } from '../helpers/oracles.js';
+import { itNeeds } from '../helpers/needs.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { bearer, buildHarness, TOKENS, type Harness } from './helpers.js';
 
@@ -116,7 +116,7 @@ describe('the API on a socket', () => {
     h.db.close();
   }, 60_000);
 
-  it.skipIf(!haveTool('openssl'))('serves HTTPS with the configured certificate and key', async () => {
+  itNeeds(['openssl'], 'serves HTTPS with the configured certificate and key', async () => {
     const cert = join(dir, 'api.crt');
     const key = join(dir, 'api.key');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=mirrorguard-test', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });

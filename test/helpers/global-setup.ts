@@ -1,0 +1,71 @@
+/**
+ * Probes, once per run, for everything a test may need from outside Node (test/helpers/needs.ts) and
+ * hands the answers to every test worker. Probing costs a few process starts; doing it here keeps it
+ * out of the hundreds of test files and workers.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { TestProject } from 'vitest/node';
+import { loadNativeAddon } from '../../src/ingest/native-addon.js';
+import type { Need } from './needs.js';
+
+const require = createRequire(import.meta.url);
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+function runs(cmd: string, args: string[]): boolean {
+  const r = spawnSync(cmd, args, { stdio: 'ignore', timeout: 20_000 });
+  return r.status === 0;
+}
+
+function resolves(pkg: string): boolean {
+  try {
+    require.resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function loads(pkg: string): boolean {
+  try {
+    require(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function postgresBinaries(): boolean {
+  if (process.env.MIRRORGUARD_TEST_PG_URL) return true;
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return false;
+  return readdirSync(base).some((v) => existsSync(`${base}/${v}/bin/initdb`) && existsSync(`${base}/${v}/bin/postgres`));
+}
+
+export function probeNeeds(): Record<Need, boolean> {
+  const root = process.getuid?.() === 0;
+  const found: Record<Need, boolean> = {
+    tshark: runs('tshark', ['--version']),
+    mergecap: runs('mergecap', ['--version']),
+    tcpdump: runs('tcpdump', ['--version']),
+    scapy: runs(PYTHON, ['-c', 'import scapy.all']),
+    libpcap: root && loads('cap'),
+    native: loadNativeAddon().ok,
+    root,
+    openssl: runs('openssl', ['version']),
+    'systemd-analyze': runs('systemd-analyze', ['--version']),
+    postgres: postgresBinaries(),
+    s3: runs('sh', ['-c', 'command -v moto_server']),
+    chromium: existsSync(process.env.MIRRORGUARD_CHROMIUM ?? '/usr/bin/chromium') && resolves('playwright-core'),
+  };
+  for (const n of (process.env.MIRRORGUARD_TEST_WITHOUT ?? '').split(',')) {
+    const k = n.trim() as Need;
+    if (k in found) found[k] = false;
+  }
+  return found;
+}
+
+export default function setup(project: TestProject): void {
+  project.provide('mirrorguardNeeds', probeNeeds());
+}

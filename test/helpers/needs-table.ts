@@ -1,0 +1,21 @@
+/** Every outside need a test may declare, what it is and how to get it (no vitest runtime here: the reporter imports it). */
+export const NEEDS = {
+  tshark: { probe: 'tshark', get: 'apt-get install tshark' },
+  mergecap: { probe: 'mergecap', get: 'apt-get install tshark' },
+  tcpdump: { probe: 'tcpdump', get: 'apt-get install tcpdump' },
+  scapy: { probe: 'python3-scapy', get: 'apt-get install python3-scapy' },
+  libpcap: { probe: 'the cap package built against libpcap, and root', get: 'apt-get install libpcap-dev && npm ci (as root)' },
+  native: { probe: 'the native recvmmsg addon', get: 'apt-get install g++ make && npm ci' },
+  root: { probe: 'root (tmpfs mounts, raw sockets)', get: 'run the tests as root' },
+  openssl: { probe: 'openssl', get: 'apt-get install openssl' },
+  'systemd-analyze': { probe: 'systemd-analyze', get: 'apt-get install systemd' },
+  postgres: { probe: 'PostgreSQL server binaries or MIRRORGUARD_TEST_PG_URL', get: 'apt-get install postgresql' },
+  s3: { probe: 'moto_server (S3 emulator)', get: 'pip install "moto[server]"' },
+  chromium: { probe: 'Chromium and playwright-core', get: 'apt-get install chromium' },
+} as const;
+
+export type Need = keyof typeof NEEDS;
+
+/** The marker a skipped test's name carries; the summary reporter looks for it. */
+export const NEEDS_MARKER = '[needs ';
+
