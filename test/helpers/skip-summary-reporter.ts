@@ -23,7 +23,7 @@ export default class SkipSummaryReporter implements Reporter {
     const needs = [...byNeed.keys()];
     const how = [...new Set(needs.map((n) => NEEDS[n].get))].join('; ');
     process.stdout.write(
-      X${needs.map((n) => `${n} (${byNeed.get(n)})`).join(', ')}: ${how}; or run bash .ci/run, which installs everything.\n`,
+      `\nSkipped ${tests} test${tests === 1 ? '' : 's'} that ${tests === 1 ? 'needs' : 'need'} ${needs.map((n) => `${n} (${byNeed.get(n)})`).join(', ')}: ${how}; or run bash .ci/run, which installs everything.\n`,
     );
   }
 }
