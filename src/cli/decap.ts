@@ -24,6 +24,7 @@ const SPECS: FlagSpec[] = [
   CONFIG_FLAGS.config!,
   CONFIG_FLAGS.manifest!,
   CONFIG_FLAGS['vxlan-port']!,
+  CONFIG_FLAGS['geneve-port']!,
   CONFIG_FLAGS['strict-vxlan']!,
   CONFIG_FLAGS['rotate-bytes']!,
   CONFIG_FLAGS['rotate-seconds']!,
@@ -36,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   const flags = parseFlags(argv, SPECS, 'decap');
   if (flags.help) {
     process.stdout.write(
-      helpText('mirrorguard decap IN... --out DIR [options]', 'Decapsulate VXLAN (UDP 4789) in pcap/pcapng captures into per-session PCAP files, as serve would.', SPECS),
+      helpText('mirrorguard decap IN... --out DIR [options]', 'Decapsulate VXLAN (UDP 4789), also inside GENEVE from a Gateway Load Balancer (UDP 6081), in pcap/pcapng captures into per-session PCAP files, as serve would.', SPECS),
     );
     return EXIT.OK;
   }

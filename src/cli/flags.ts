@@ -27,6 +27,8 @@ export const CONFIG_FLAGS: Record<string, FlagSpec> = {
   'recv-buffer': { name: 'recv-buffer', path: ['recvBufferBytes'], kind: 'bytes', arg: 'BYTES', help: 'socket receive buffer (default 32MiB)' },
   'data-dir': { name: 'data-dir', path: ['dataDir'], kind: 'string', arg: 'DIR', help: 'where PCAP files and the catalog go (default ./data)' },
   'vxlan-port': { name: 'vxlan-port', path: ['vxlanPort'], kind: 'int', arg: 'PORT', help: 'VXLAN UDP port in capture files and libpcap mode (default 4789)' },
+  geneve: { name: 'geneve', path: ['geneve', 'listen'], kind: 'string', arg: 'HOST:PORT', help: 'also receive GENEVE from a Gateway Load Balancer here, e.g. 0.0.0.0:6081 (default off; docs/install.md GWLB mode)' },
+  'geneve-port': { name: 'geneve-port', path: ['geneve', 'port'], kind: 'int', arg: 'PORT', help: 'GENEVE UDP port in capture files and libpcap mode (default 6081; 0 = off)' },
   'strict-vxlan': { name: 'strict-vxlan', path: ['strictVxlan'], kind: 'boolean', help: 'drop VXLAN headers with reserved bits set (default: count as weird, keep)' },
   'max-sessions': { name: 'max-sessions', path: ['maxSessions'], kind: 'int', arg: 'N', help: '(source IP, VNI) pairs tracked at once (default 4096)' },
   'rotate-bytes': { name: 'rotate-bytes', path: ['pcap', 'rotateBytes'], kind: 'bytes', arg: 'BYTES', help: 'start a new file past this size (default 256MiB)' },

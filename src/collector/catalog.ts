@@ -22,6 +22,8 @@ export interface CaptureRow {
   bytes: number;
   sha256: string | null;
   close_reason: string | null;
+  gwlb_endpoint_id: string | null;
+  gwlb_attachment_id: string | null;
 }
 
 export interface CloseInfo {
@@ -44,8 +46,8 @@ export class Catalog {
 
   constructor(readonly db: Db) {
     this.insertStmt = db.prepare(
-      `INSERT INTO captures (path, vni, source_ip, session_id, worker, state, created_us, first_us, last_us, packets, bytes)
-       VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, 0, 0)`,
+      `INSERT INTO captures (path, vni, source_ip, session_id, worker, state, created_us, first_us, last_us, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id)
+       VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, 0, 0, ?, ?)`,
     );
     this.syncStmt = db.prepare(`UPDATE captures SET packets = ?, bytes = ?, last_us = ? WHERE id = ? AND state = 'open'`);
     this.closeStmt = db.prepare(
@@ -54,18 +56,31 @@ export class Catalog {
     this.deleteStmt = db.prepare(`DELETE FROM captures WHERE id = ?`);
     this.sessionStmt = db.prepare(`UPDATE captures SET session_id = ? WHERE id = ?`);
     this.observedStmt = db.prepare(
-      `INSERT INTO observed_sessions (source_ip, vni, session_id, first_seen, last_seen, packets, bytes)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO observed_sessions (source_ip, vni, session_id, first_seen, last_seen, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (source_ip, vni) DO UPDATE SET
          session_id = excluded.session_id,
+         gwlb_endpoint_id = COALESCE(excluded.gwlb_endpoint_id, observed_sessions.gwlb_endpoint_id),
+         gwlb_attachment_id = COALESCE(excluded.gwlb_attachment_id, observed_sessions.gwlb_attachment_id),
          last_seen = MAX(last_seen, excluded.last_seen),
          packets = observed_sessions.packets + excluded.packets,
          bytes = observed_sessions.bytes + excluded.bytes`,
     );
   }
 
-  open(row: { path: string; vni: number; sourceIp: string; sessionId: string | null; worker: number; createdUs: number; firstUs: number }): number {
-    const r = this.insertStmt.run(row.path, row.vni, row.sourceIp, row.sessionId, row.worker, row.createdUs, row.firstUs, row.firstUs);
+  open(row: {
+    path: string;
+    vni: number;
+    sourceIp: string;
+    sessionId: string | null;
+    worker: number;
+    createdUs: number;
+    firstUs: number;
+    /** The GWLB endpoint and attachment the session arrives through (GENEVE), absent otherwise. */
+    gwlbEndpointId?: string | null;
+    gwlbAttachmentId?: string | null;
+  }): number {
+    const r = this.insertStmt.run(row.path, row.vni, row.sourceIp, row.sessionId, row.worker, row.createdUs, row.firstUs, row.firstUs, row.gwlbEndpointId ?? null, row.gwlbAttachmentId ?? null);
     return Number(r.lastInsertRowid);
   }
 
@@ -86,8 +101,18 @@ export class Catalog {
   }
 
   /** Add deltas to the observed-session row of a pair. */
-  observe(sourceIp: string, vni: number, sessionId: string | null, firstSeenMs: number, lastSeenMs: number, packets: number, bytes: number): void {
-    this.observedStmt.run(sourceIp, vni, sessionId, firstSeenMs, lastSeenMs, packets, bytes);
+  observe(
+    sourceIp: string,
+    vni: number,
+    sessionId: string | null,
+    firstSeenMs: number,
+    lastSeenMs: number,
+    packets: number,
+    bytes: number,
+    gwlbEndpointId: string | null = null,
+    gwlbAttachmentId: string | null = null,
+  ): void {
+    this.observedStmt.run(sourceIp, vni, sessionId, firstSeenMs, lastSeenMs, packets, bytes, gwlbEndpointId, gwlbAttachmentId);
   }
 
   openRows(worker?: number): CaptureRow[] {

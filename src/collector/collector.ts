@@ -1,8 +1,9 @@
 /**
  * The data path, left to right, once per packet:
  *
+ *   [GENEVE payload -> decode (geneve -> ip -> udp), the source IP becomes the VXLAN packet's]
  *   VXLAN payload -> decode (vxlan -> ethernet/vlan -> ip -> l4) into one reused PacketState
- *     -> session table keyed by (outer source IP, VNI)  --first packet of a new pair-->  detector
+ *     -> session table keyed by (source IP of the VXLAN packet, VNI)  --first packet of a new pair-->  detector
  *     -> the session's PCAP writer (buffer; the disk queue does the I/O)
  *
  * Everything else (SQLite, the detector, rotation by idle time, retention) sits behind the first-packet
@@ -12,6 +13,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DROP, DROP_COUNT, DROP_NAMES, WEIRD_COUNT, WEIRD_NAMES } from '../decode/drop-reasons.js';
+import { decodeGeneve, gwlbAttachmentIdString, gwlbEndpointIdString } from '../decode/geneve.js';
+import { GENEVE_PORT } from '../decode/constants.js';
 import { decodeOuter } from '../decode/outer.js';
 import { PacketState } from '../decode/packet-state.js';
 import { decodeVxlan } from '../decode/vxlan.js';
@@ -38,6 +41,8 @@ export interface CollectorOptions {
   workerId?: number;
   strictVxlan: boolean;
   vxlanPort: number;
+  /** GENEVE port in captured frames (ingestFrame) and inside GENEVE; 0 turns GENEVE in captures off. Default 6081. */
+  genevePort?: number;
   maxSessions: number;
   rotateBytes: number;
   rotateSeconds: number;
@@ -47,6 +52,11 @@ export interface CollectorOptions {
   queueBytes: number;
   /** The first packet of a new (source IP, VNI) pair: the detector's hook. Must be quick and must not throw. */
   onNewPair?: (sourceIp: string, vni: number, atMs: number) => PairVerdict;
+  /**
+   * A pair's packets arrived through a GWLB endpoint other than the last one seen (or the first time
+   * through one): the detector's hook for manifest `gwlbEndpointId`. Not per packet; must not throw.
+   */
+  onGwlbEndpoint?: (sourceIp: string, vni: number, endpointId: string, attachmentId: string | null, atMs: number) => void;
   /** Wall clock in seconds, replaceable in tests. */
   nowSec?: () => number;
 }
@@ -66,6 +76,7 @@ export class Collector {
   private readonly workerId: number;
   private readonly nowSec: () => number;
   private readonly halfQueue: number;
+  private readonly genevePort: number;
   private timer: NodeJS.Timeout | null = null;
   private fileSeq = 0;
   private closed = false;
@@ -77,6 +88,7 @@ export class Collector {
     this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes });
     this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
     this.halfQueue = opts.queueBytes / 2;
+    this.genevePort = opts.genevePort ?? GENEVE_PORT;
   }
 
   /** Start the flush/rotation timer (serve). Capture-file replays drive time from packets instead. */
@@ -90,9 +102,41 @@ export class Collector {
 
   /** A VXLAN payload (UDP payload) from an IPv4 source. */
   ingest4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number): void {
+    this.st.resetGeneve();
+    this.deliver4(buf, off, end, src4, tsSec, tsNsec);
+  }
+
+  /** A VXLAN payload from an IPv6 source whose 16 address bytes are at src6[src6Off]. */
+  ingest6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number): void {
+    this.st.resetGeneve();
+    this.deliver6(buf, off, end, src6, src6Off, tsSec, tsNsec);
+  }
+
+  /**
+   * A GENEVE payload (UDP 6081 from a Gateway Load Balancer). The GWLB's own address is not the
+   * session: the source of the IP/UDP/VXLAN packet inside is, so the pair is the one a direct mirror
+   * target would see.
+   */
+  ingestGeneve(buf: Uint8Array, off: number, end: number, tsSec: number, tsNsec: number): void {
+    const st = this.st;
+    st.resetGeneve();
+    st.weird = 0;
+    const code = decodeGeneve(buf, off, end, st, this.opts.vxlanPort, this.genevePort);
+    if (code !== DROP.OK) {
+      this.drops[code]!++;
+      return;
+    }
+    // decodeVxlan's reset() clears weird; keep what the GENEVE header said.
+    const geneveWeird = st.weird;
+    if (st.mirrorFamily === 4) this.deliver4(buf, st.vxlanOff, st.vxlanEnd, st.mirrorSrc4, tsSec, tsNsec, geneveWeird);
+    else this.deliver6(buf, st.vxlanOff, st.vxlanEnd, buf, st.mirrorSrc6Off, tsSec, tsNsec, geneveWeird);
+  }
+
+  private deliver4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number, extraWeird = 0): void {
     const st = this.st;
     st.reset();
     const code = decodeVxlan(buf, off, end, st, this.opts.strictVxlan);
+    st.weird |= extraWeird;
     if (code !== DROP.OK) {
       this.drops[code]!++;
       return;
@@ -104,14 +148,15 @@ export class Collector {
       if (n === null) return;
       s = n;
     }
+    if (st.gwlbEndpointOff >= 0 && !s.sameGwlbEndpoint(buf, st.gwlbEndpointOff)) this.gwlbEndpointChanged(s, buf, tsSec, tsNsec);
     this.write(s, buf, tsSec, tsNsec);
   }
 
-  /** A VXLAN payload from an IPv6 source whose 16 address bytes are at src6[src6Off]. */
-  ingest6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number): void {
+  private deliver6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number, extraWeird = 0): void {
     const st = this.st;
     st.reset();
     const code = decodeVxlan(buf, off, end, st, this.opts.strictVxlan);
+    st.weird |= extraWeird;
     if (code !== DROP.OK) {
       this.drops[code]!++;
       return;
@@ -123,6 +168,7 @@ export class Collector {
       if (n === null) return;
       s = n;
     }
+    if (st.gwlbEndpointOff >= 0 && !s.sameGwlbEndpoint(buf, st.gwlbEndpointOff)) this.gwlbEndpointChanged(s, buf, tsSec, tsNsec);
     this.write(s, buf, tsSec, tsNsec);
   }
 
@@ -141,9 +187,13 @@ export class Collector {
   ingestFrame(buf: Uint8Array, off: number, end: number, linktype: number, tsSec: number, tsNsec: number): void {
     const st = this.st;
     st.resetOuter();
-    const code = decodeOuter(buf, off, end, linktype, st, this.opts.vxlanPort);
+    const code = decodeOuter(buf, off, end, linktype, st, this.opts.vxlanPort, this.genevePort);
     if (code !== DROP.OK) {
       this.drops[code]!++;
+      return;
+    }
+    if (st.outerDstPort !== this.opts.vxlanPort) {
+      this.ingestGeneve(buf, st.vxlanOff, st.vxlanEnd, tsSec, tsNsec);
       return;
     }
     // decodeOuter leaves the outer fields in st; ingest4/6 reset only the inner ones.
@@ -180,6 +230,32 @@ export class Collector {
 
   // ---- the first-packet edge and files (not per packet) ------------------------------------------
 
+  /**
+   * The first packet of a pair through a GWLB endpoint, or through another one than before: remember the
+   * ids, tell the detector, and start a new file so each catalog row names one endpoint.
+   */
+  private gwlbEndpointChanged(s: Session, buf: Uint8Array, tsSec: number, tsNsec: number): void {
+    const st = this.st;
+    const first = s.gwlbEndpoint === null;
+    s.setGwlbEndpoint(buf, st.gwlbEndpointOff);
+    s.gwlbEndpointId = gwlbEndpointIdString(buf, st.gwlbEndpointOff);
+    s.gwlbAttachmentId = st.gwlbAttachmentOff >= 0 ? gwlbAttachmentIdString(buf, st.gwlbAttachmentOff) : null;
+    const atMs = tsSec * 1000 + Math.floor(tsNsec / 1e6);
+    this.opts.logger.info(
+      { sourceIp: s.sourceIp, vni: s.vni, gwlbEndpointId: s.gwlbEndpointId, gwlbAttachmentId: s.gwlbAttachmentId },
+      first ? 'mirror session arrives through a GWLB endpoint' : 'mirror session moved to another GWLB endpoint',
+    );
+    if (this.opts.onGwlbEndpoint) {
+      try {
+        this.opts.onGwlbEndpoint(s.sourceIp, s.vni, s.gwlbEndpointId, s.gwlbAttachmentId, atMs);
+      } catch (e) {
+        this.opts.logger.error({ err: e, sourceIp: s.sourceIp, vni: s.vni }, 'detector failed on a GWLB endpoint; capture continues');
+      }
+    }
+    if (!first) this.closeFile(s, 'gwlb-endpoint');
+    s.dirty = true;
+  }
+
   private newSession(s: Session | null, tsSec: number, tsNsec: number): Session | null {
     if (s === null) {
       this.drops[DROP.SESSION_LIMIT]!++;
@@ -212,6 +288,8 @@ export class Collector {
         vni: s.vni,
         sourceIp: s.sourceIp,
         sessionId: s.sessionId,
+        gwlbEndpointId: s.gwlbEndpointId,
+        gwlbAttachmentId: s.gwlbAttachmentId,
         worker: this.workerId,
         createdUs: Math.floor(this.nowSec() * 1e6),
         firstUs,
@@ -348,7 +426,7 @@ export class Collector {
   private syncObserved(s: Session, lastSeenMs: number): void {
     const mark = this.observedMark.get(s) ?? { packets: 0, bytes: 0 };
     try {
-      this.opts.catalog.observe(s.sourceIp, s.vni, s.sessionId, s.firstSec * 1000, lastSeenMs, s.packets - mark.packets, s.bytes - mark.bytes);
+      this.opts.catalog.observe(s.sourceIp, s.vni, s.sessionId, s.firstSec * 1000, lastSeenMs, s.packets - mark.packets, s.bytes - mark.bytes, s.gwlbEndpointId, s.gwlbAttachmentId);
       mark.packets = s.packets;
       mark.bytes = s.bytes;
       this.observedMark.set(s, mark);

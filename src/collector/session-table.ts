@@ -37,6 +37,24 @@ export class Session {
   syncedBytes = 0;
   /** Collision chain for IPv6 keys. */
   next: Session | null = null;
+  /** The 8 bytes of the GWLB endpoint id the pair last arrived through (GENEVE option), null if never. */
+  gwlbEndpoint: Uint8Array | null = null;
+  /** The same as text (`vpce-...`) and the attachment id, for the catalog and the detector. */
+  gwlbEndpointId: string | null = null;
+  gwlbAttachmentId: string | null = null;
+
+  /** Per packet through a GWLB: compare in place, allocate nothing. */
+  sameGwlbEndpoint(buf: Uint8Array, off: number): boolean {
+    const e = this.gwlbEndpoint;
+    if (e === null) return false;
+    for (let i = 0; i < 8; i++) if (e[i] !== buf[off + i]) return false;
+    return true;
+  }
+
+  setGwlbEndpoint(buf: Uint8Array, off: number): void {
+    if (this.gwlbEndpoint === null) this.gwlbEndpoint = new Uint8Array(8);
+    for (let i = 0; i < 8; i++) this.gwlbEndpoint[i] = buf[off + i]!;
+  }
 
   constructor(
     readonly key: number,

@@ -6,6 +6,7 @@ export function collectorSettings(config: Readonly<Config>) {
     dataDir: config.dataDir,
     strictVxlan: config.strictVxlan,
     vxlanPort: config.vxlanPort,
+    genevePort: config.geneve.port,
     maxSessions: config.maxSessions,
     rotateBytes: config.pcap.rotateBytes,
     rotateSeconds: config.pcap.rotateSeconds,

@@ -32,6 +32,15 @@ export const DEFAULTS = {
   maxSessions: 4096,
   /** Reject VXLAN headers with reserved bits set instead of counting them as weird (RFC 7348 section 5). */
   strictVxlan: false,
+  geneve: {
+    /**
+     * UDP address for GENEVE from a Gateway Load Balancer (RFC 8926 port 6081), e.g. 0.0.0.0:6081, when
+     * a GWLB endpoint is the mirror target (docs/install.md, "GWLB mode"). null: no GENEVE socket.
+     */
+    listen: null as string | null,
+    /** GENEVE UDP port in capture files and libpcap mode. 0: GENEVE in captures is not decoded. */
+    port: 6081,
+  },
   pcap: {
     /** Close a file and start the next when it would grow past this many bytes. */
     rotateBytes: 256 * MiB,
@@ -102,6 +111,13 @@ export const configSchema = z
     vxlanPort: intIn(1, 65535).default(DEFAULTS.vxlanPort),
     strictVxlan: z.boolean().default(DEFAULTS.strictVxlan),
     maxSessions: intIn(1, 1_000_000).default(DEFAULTS.maxSessions),
+    geneve: z
+      .object({
+        listen: hostPort.nullable().default(DEFAULTS.geneve.listen),
+        port: intIn(0, 65535).default(DEFAULTS.geneve.port),
+      })
+      .strict()
+      .prefault({}),
     pcap: z
       .object({
         rotateBytes: bytes('rotateBytes', 64 * 1024).default(DEFAULTS.pcap.rotateBytes),
@@ -137,6 +153,12 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.geneve.port === c.vxlanPort) {
+      ctx.addIssue({ code: 'custom', path: ['geneve', 'port'], message: `must differ from vxlanPort (${c.vxlanPort}); 0 turns GENEVE decoding off` });
+    }
+    if (c.geneve.listen !== null && c.geneve.listen === c.listen) {
+      ctx.addIssue({ code: 'custom', path: ['geneve', 'listen'], message: 'must differ from listen (the VXLAN socket)' });
+    }
     if (c.pcap.bufferBytes * 2 > c.pcap.queueBytes) {
       ctx.addIssue({ code: 'custom', path: ['pcap', 'queueBytes'], message: 'must be at least twice pcap.bufferBytes' });
     }

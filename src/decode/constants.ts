@@ -52,6 +52,18 @@ export const VXLAN_HEADER_BYTES = 8;
 /** The I flag: "MUST be set to 1 for a valid VXLAN Network ID" (RFC 7348 section 5). */
 export const VXLAN_FLAG_I = 0x08;
 
+// --- GENEVE (RFC 8926) ---
+/** IANA-assigned GENEVE port (RFC 8926 section 3.3). A Gateway Load Balancer sends to it. */
+export const GENEVE_PORT = 6081;
+export const GENEVE_HEADER_BYTES = 8;
+/** Protocol type of an Ethernet payload: Transparent Ethernet Bridging (RFC 8926 section 3.4). */
+export const ETHERTYPE_TEB = 0x6558;
+/** AWS's option class for Gateway Load Balancer metadata (AWS GWLB docs, "GENEVE TLV options"). */
+export const GENEVE_CLASS_AWS = 0x0108;
+export const GWLB_OPT_ENDPOINT_ID = 1;
+export const GWLB_OPT_ATTACHMENT_ID = 2;
+export const GWLB_OPT_FLOW_COOKIE = 3;
+
 export const IPV4_MIN_HEADER_BYTES = 20;
 export const IPV6_HEADER_BYTES = 40;
 export const UDP_HEADER_BYTES = 8;

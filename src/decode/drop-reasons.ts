@@ -39,6 +39,26 @@ export const DROP = {
   INNER_TOO_LONG: 14,
   /** A new (source IP, VNI) pair arrived while the session table was at its limit (collector.maxSessions). */
   SESSION_LIMIT: 15,
+  /** GENEVE (RFC 8926): fewer than 8 bytes of GENEVE header. */
+  GENEVE_TOO_SHORT: 16,
+  /** GENEVE: a version other than 0 (RFC 8926 section 3.4: "packets with an unknown version MUST be dropped"). */
+  GENEVE_VERSION: 17,
+  /** GENEVE: the option length runs past the datagram, or an option's length runs past the option area. */
+  GENEVE_OPTIONS_TRUNCATED: 18,
+  /** GENEVE: an option we do not know has the critical bit set (RFC 8926 section 3.5: MUST drop). */
+  GENEVE_CRITICAL_OPTION: 19,
+  /** GENEVE: the O bit is set: a control message between tunnel endpoints, not a packet to store. */
+  GENEVE_CONTROL: 20,
+  /** GENEVE: a protocol type other than IPv4, IPv6 or Ethernet (0x6558), e.g. ARP (0x0806). */
+  GENEVE_PROTOCOL: 21,
+  /** GENEVE: the IP or UDP header inside GENEVE is cut short or malformed. */
+  GENEVE_INNER_TRUNCATED: 22,
+  /** GENEVE: the packet inside GENEVE is a non-first IP fragment (no UDP header to read). */
+  GENEVE_INNER_FRAGMENT: 23,
+  /** GENEVE: the packet inside is not UDP to the VXLAN port: GENEVE traffic, but not a mirrored copy. */
+  GENEVE_NOT_MIRROR: 24,
+  /** GENEVE inside GENEVE deeper than MAX_GENEVE_DEPTH. */
+  GENEVE_NESTING_DEPTH: 25,
 } as const;
 
 export type DropCode = (typeof DROP)[keyof typeof DROP];
@@ -61,6 +81,16 @@ export const DROP_NAMES: readonly string[] = [
   'pcap.write.error',
   'decode.inner.too_long',
   'session.table_full',
+  'decode.geneve.too_short',
+  'decode.geneve.version',
+  'decode.geneve.options_truncated',
+  'decode.geneve.critical_option',
+  'decode.geneve.control',
+  'decode.geneve.protocol',
+  'decode.geneve.inner_truncated',
+  'decode.geneve.inner_fragment',
+  'decode.geneve.not_mirror',
+  'decode.geneve.nesting_depth',
 ];
 
 export const DROP_COUNT = DROP_NAMES.length;
@@ -87,6 +117,12 @@ export const WEIRD = {
   IPV6_EXT_CHAIN: 8,
   /** A non-first inner IP fragment; no ports. */
   INNER_FRAGMENT: 9,
+  /** GENEVE reserved bits (the 6 after O and C, the last byte) are non-zero; RFC 8926 says ignore them. */
+  GENEVE_RESERVED_BITS: 10,
+  /** An AWS GENEVE option (class 0x0108) of a known type with an unexpected length; it is ignored. */
+  GENEVE_AWS_OPTION_LENGTH: 11,
+  /** GENEVE without AWS's GWLB endpoint option: not from a Gateway Load Balancer. */
+  GENEVE_NO_GWLB_OPTIONS: 12,
 } as const;
 
 export const WEIRD_NAMES: readonly string[] = [
@@ -100,6 +136,9 @@ export const WEIRD_NAMES: readonly string[] = [
   'weird.vxlan.nesting_depth',
   'weird.ipv6.ext_chain',
   'weird.inner.fragment',
+  'weird.geneve.reserved_bits',
+  'weird.geneve.aws_option_length',
+  'weird.geneve.no_gwlb_options',
 ];
 
 export const WEIRD_COUNT = WEIRD_NAMES.length;

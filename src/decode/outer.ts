@@ -89,8 +89,9 @@ function afterEtherType(buf: Uint8Array, p: number, end: number): number {
 /**
  * Find the outer IP and UDP headers of a captured frame in [off, end) with the given link type. Resets
  * and sets the outer fields (outerFamily, outerSrc4 / outerSrc6Off, outerSrcPort, outerDstPort, vxlanOff,
- * vxlanEnd). Returns DROP.OK only for UDP to `vxlanPort`; otherwise OUTER_NOT_IP, OUTER_NOT_UDP,
- * OUTER_NOT_VXLAN_PORT, OUTER_TRUNCATED, OUTER_FRAGMENT or CAPTURE_LINKTYPE.
+ * vxlanEnd). Returns DROP.OK only for UDP to `vxlanPort`, or to `genevePort` when it is not 0 (the
+ * caller tells them apart by outerDstPort and runs decodeGeneve on the payload); otherwise OUTER_NOT_IP,
+ * OUTER_NOT_UDP, OUTER_NOT_VXLAN_PORT, OUTER_TRUNCATED, OUTER_FRAGMENT or CAPTURE_LINKTYPE.
  */
 export function decodeOuter(
   buf: Uint8Array,
@@ -99,6 +100,7 @@ export function decodeOuter(
   linktype: number,
   st: PacketState,
   vxlanPort: number = VXLAN_PORT,
+  genevePort = 0,
 ): DropCode {
   st.resetOuter();
   let l3: number;
@@ -207,7 +209,7 @@ export function decodeOuter(
   if (ipEnd - udp < UDP_HEADER_BYTES) return DROP.OUTER_TRUNCATED;
   st.outerSrcPort = (buf[udp] << 8) | buf[udp + 1];
   st.outerDstPort = (buf[udp + 2] << 8) | buf[udp + 3];
-  if (st.outerDstPort !== vxlanPort) return DROP.OUTER_NOT_VXLAN_PORT;
+  if (st.outerDstPort !== vxlanPort && (genevePort === 0 || st.outerDstPort !== genevePort)) return DROP.OUTER_NOT_VXLAN_PORT;
   const udpLen = (buf[udp + 4] << 8) | buf[udp + 5];
   if (udpLen !== 0 && udpLen < UDP_HEADER_BYTES) return DROP.OUTER_TRUNCATED;
   st.vxlanOff = udp + UDP_HEADER_BYTES;

@@ -10,6 +10,8 @@
 export const MAX_VLAN_DEPTH = 4;
 export const MAX_TUNNEL_DEPTH = 3;
 export const MAX_IPV6_EXT_HEADERS = 8;
+/** GENEVE headers followed, outermost first; a GWLB sends one. */
+export const MAX_GENEVE_DEPTH = 2;
 
 /** Address family values used in the state (0 = none). */
 export const AF_NONE = 0;
@@ -30,6 +32,23 @@ export class PacketState {
   vxlanOff = 0;
   /** End (exclusive) of the UDP payload: the UDP length when it fits the capture, else the captured end. */
   vxlanEnd = 0;
+
+  // --- GENEVE (RFC 8926), when the VXLAN packet arrived through a Gateway Load Balancer ---
+  /** GENEVE headers decoded (0: the VXLAN packet arrived directly). */
+  geneveDepth = 0;
+  /** VNI and protocol type of the outermost GENEVE header. */
+  geneveVni = 0;
+  geneveProto = 0;
+  /** Offset of the 8-byte GWLB endpoint id (AWS option class 0x0108 type 1) in the buffer, -1 if absent. */
+  gwlbEndpointOff = -1;
+  /** Offset of the 8-byte GWLB attachment id (type 2), -1 if absent. */
+  gwlbAttachmentOff = -1;
+  /** The 4-byte flow cookie (type 3) as an unsigned number, -1 if absent. */
+  gwlbFlowCookie = -1;
+  /** The source of the IP/UDP/VXLAN packet GENEVE carried (the source ENI's primary IP): 4 or 6. */
+  mirrorFamily = AF_NONE;
+  mirrorSrc4 = 0;
+  mirrorSrc6Off = -1;
 
   // --- VXLAN (RFC 7348 section 5) ---
   vxlanFlags = 0;
@@ -105,6 +124,19 @@ export class PacketState {
     this.dstPort = -1;
     this.icmpType = -1;
     this.icmpCode = -1;
+  }
+
+  /** Clear what decodeGeneve sets (a VXLAN packet that arrives directly has none of it). */
+  resetGeneve(): void {
+    this.geneveDepth = 0;
+    this.geneveVni = 0;
+    this.geneveProto = 0;
+    this.gwlbEndpointOff = -1;
+    this.gwlbAttachmentOff = -1;
+    this.gwlbFlowCookie = -1;
+    this.mirrorFamily = AF_NONE;
+    this.mirrorSrc4 = 0;
+    this.mirrorSrc6Off = -1;
   }
 
   resetOuter(): void {

@@ -131,6 +131,13 @@ const MIGRATIONS: readonly string[] = [
   // event to rate-limit and coalesce updates; and each endpoint's due rows, read by the dispatcher.
   `CREATE INDEX outbox_finding ON outbox (finding_id, endpoint, id);
    CREATE INDEX outbox_endpoint_due ON outbox (endpoint, state, next_attempt_at);`,
+
+  // 8: the Gateway Load Balancer endpoint (and attachment) a session's packets arrived through, from
+  // AWS's GENEVE options (docs/decoding.md, GENEVE); NULL for packets sent straight to the collector.
+  `ALTER TABLE captures ADD COLUMN gwlb_endpoint_id TEXT;
+   ALTER TABLE captures ADD COLUMN gwlb_attachment_id TEXT;
+   ALTER TABLE observed_sessions ADD COLUMN gwlb_endpoint_id TEXT;
+   ALTER TABLE observed_sessions ADD COLUMN gwlb_attachment_id TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -12,6 +12,8 @@ import { compileFilter } from '../../src/decode/filter.js';
 import { decodeVxlanPacket, LINKTYPE } from '../../src/decode/outer.js';
 import { PacketState } from '../../src/decode/packet-state.js';
 import { decodeVxlan } from '../../src/decode/vxlan.js';
+import { decodeGeneve } from '../../src/decode/geneve.js';
+import { GWLB_GENEVE_IPV4 } from './geneve-frames.js';
 import { cat, hex } from './bytes.js';
 import { INNER_TCP6, INNER_UDP4, VXLAN_AWS } from './frames.js';
 
@@ -78,6 +80,19 @@ describe('no allocation per packet', () => {
       st.reset();
       n += decodeVxlan(payload, 0, payload.length, st, true);
       if (filter.matches(f, 50, f.length)) n++;
+      return n;
+    });
+    expect(r.sink).toBeGreaterThan(0);
+    expect({ minor: r.minor, grew: r.grew < 65_536 ? 'under 64 KiB' : r.grew }).toEqual({ minor: 0, grew: 'under 64 KiB' });
+  });
+
+  it('decodeGeneve and the VXLAN inside it allocate nothing', async () => {
+    const g = GWLB_GENEVE_IPV4;
+    const r = await measure(() => {
+      st.resetGeneve();
+      let n = decodeGeneve(g, 0, g.length, st, 4789, 6081);
+      st.reset();
+      n += decodeVxlan(g, st.vxlanOff, st.vxlanEnd, st, false) + (st.gwlbFlowCookie & 1);
       return n;
     });
     expect(r.sink).toBeGreaterThan(0);

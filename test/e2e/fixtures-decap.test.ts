@@ -1,7 +1,10 @@
 /**
  * Scenario table (suricata-verify style): every capture in ../shared/fixtures/pcap run through
- * `mirrorguard decap`, with the sessions and counts SOURCES.md states for it. Non-4789 tunnels (GENEVE,
- * VXLAN-GPE, Linux's 8472, GRE/ERSPAN) must be counted as dropped, never crash, never written.
+ * `mirrorguard decap`, with the sessions and counts SOURCES.md states for it. Non-4789 tunnels (VXLAN-GPE,
+ * Linux's 8472, GRE/ERSPAN) must be counted as dropped, never crash, never written. GENEVE (6081) is
+ * decoded: VXLAN inside it (a Gateway Load Balancer delivering mirror traffic) is a session keyed by the
+ * inner packet's source; GENEVE wrapping Ethernet or IP directly is not mirror traffic and is counted as
+ * decode.geneve.not_mirror (docs/decoding.md, GENEVE).
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,7 +32,11 @@ const SCENARIOS: Record<string, Expect> = {
   'zeek-vxlan-overlapping-http-get.pcap': { sessions: { '4242@127.0.0.1': 14, '4711@127.0.0.1': 14 }, counters: { written: 28, 'decode.outer.not_udp': 14 } },
   'zeek-vxlan-triple-v2.pcap': { sessions: { '1@1.1.1.1': 1 }, counters: { 'weird.vxlan.reserved_bits': 1 } },
   'zeek-vxlan-inner-tcp-bad-checksum.pcap': { sessions: { '42@192.168.1.1': 1 } },
-  'zeek-geneve-vxlan-dns-truncated.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 2 } },
+  // GENEVE(6081) -> IPv4 127.0.0.1 -> UDP 4789 -> VXLAN 4242: the session is the inner packet's source.
+  'zeek-geneve-vxlan-dns-truncated.pcap': {
+    sessions: { '4242@127.0.0.1': 2 },
+    counters: { written: 2, 'weird.inner.truncated': 2, 'weird.geneve.no_gwlb_options': 2 },
+  },
   'suricata-verify-vxlan-decoder-01.pcap': { sessions: { '37@109.105.96.78': 1 }, counters: { written: 1, 'decode.outer.not_vxlan_port': 2 } },
   'suricata-verify-vxlan-decoder-02-tcpdump-vxlan.pcap': { sessions: { '100@192.168.202.1': 5, '100@192.168.203.1': 5 } },
   'suricata-verify-vxlan-arp.pcap': { sessions: { '100@192.168.202.1': 1, '100@192.168.203.1': 1 } },
@@ -43,12 +50,26 @@ const SCENARIOS: Record<string, Expect> = {
   'tcpdump-vxlan_port_8472.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 10 } },
   'tcpdump-nsh-over-vxlan-gpe.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 1 } },
   'arkime-gre-erspan-vxlan.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_udp': 7 } },
-  'zeek-geneve.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 6 } },
-  'zeek-geneve-ipv6.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 2 } },
-  'zeek-geneve-tagged-udp-packet.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 4 } },
-  'zeek-geneve-truncated.pcapng': { sessions: {}, counters: { written: 0 } },
-  'suricata-verify-geneve-decoder.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 10 } },
-  'tcpdump-geneve-gcp.pcap': { sessions: {}, counters: { written: 0, 'decode.outer.not_vxlan_port': 1 } },
+  // GENEVE that wraps Ethernet or IP directly (no mirror VXLAN inside): decoded, counted, never stored.
+  'zeek-geneve.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 6 } },
+  'zeek-geneve-ipv6.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 2 } },
+  'zeek-geneve-tagged-udp-packet.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 4 } },
+  // tshark marks the frame malformed: the inner Ethernet/IP is cut at 58 bytes.
+  'zeek-geneve-truncated.pcapng': { sessions: {}, counters: { written: 0, 'decode.geneve.inner_truncated': 1 } },
+  'suricata-verify-geneve-decoder.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 10 } },
+  'tcpdump-geneve-gcp.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 1 } },
+  // A real cloud GWLB (class 0x0167 options, not AWS's 0x0108) carrying IPv4 directly.
+  'tx-gwlb-for-demo-tencent-gwlb-geneve.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 18 } },
+  // VNI 10 frames carry option class 0x0000 type 0x80: critical and unknown to us, so RFC 8926 3.5 drops them.
+  'tcpdump-geneve.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.critical_option': 19, 'decode.geneve.not_mirror': 20 } },
+  'tcpdump-gso-ipv4-geneve-ipv4.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 1 } },
+  'tcpdump-gso-ipv6-geneve-ipv6.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 1 } },
+  'zeek-geneve-47101.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 24 } },
+  'zeek-geneve-many-options.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 10 } },
+  // Protocol type 0x0806: ARP with no Ethernet header.
+  'zeek-geneve-arp.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.protocol': 1 } },
+  'zeek-geneve-inner-tcp-bad-checksum.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 1 } },
+  'opflex-geneve.pcap': { sessions: {}, counters: { written: 0, 'decode.geneve.not_mirror': 9 } },
 };
 
 describeWithFixtures('decap over every shared fixture capture', () => {
@@ -96,6 +117,15 @@ describeWithFixtures('decap over every shared fixture capture', () => {
     const res = JSON.parse(r.stdout) as { sessions: { vni: number; packets: number }[] };
     expect(res.sessions.reduce((a, s) => a + s.packets, 0)).toBe(10);
     expect(new Set(res.sessions.map((s) => s.vni))).toEqual(new Set([100]));
+  });
+
+  it('with --geneve-port 0, GENEVE in captures is not decoded (the old behaviour)', () => {
+    const out = tmp.path;
+    const r = runCli(['decap', fixture('pcap', 'zeek-geneve-vxlan-dns-truncated.pcap'), '--out', out, '--json', '--geneve-port', '0']);
+    expect(r.status, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout) as { sessions: unknown[]; counters: Record<string, number> };
+    expect(res.sessions).toEqual([]);
+    expect(res.counters['decode.outer.not_vxlan_port']).toBe(2);
   });
 
   it('writes the real AWS mirror capture as a file tshark reads, with the original timestamps', () => {
