@@ -15,7 +15,7 @@ import { runRetention } from './collector/retention.js';
 import { MgError } from './errors.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
 import { startPcapReceiver, type PcapReceiver } from './ingest/libpcap.js';
-import { nativeAvailable, nativeCounters, startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
+import { geneveSink, nativeAvailable, nativeCounters, startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
 import { startNativeWorkers, type NativeWorkerPool } from './ingest/native-workers.js';
 import { startUdpReceiver, type BoundReceiver } from './ingest/udp.js';
 import { startServeApi, livePairsFrom } from './api/serve.js';
@@ -52,6 +52,8 @@ export interface App {
   readonly db: Db;
   readonly collector: Collector;
   readonly receiver: BoundReceiver | PcapReceiver | NativeWorkerPool | null;
+  /** The GENEVE socket (`geneve.listen`, a Gateway Load Balancer's traffic), when configured. Receive only. */
+  readonly geneveReceiver: BoundReceiver | null;
   /** Hand every buffered record to the disk (a live download wants the last seconds). */
   flushLive(): Promise<void>;
   kernelStats(): KernelUdpStats | null;
@@ -66,6 +68,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   let detector: Detector | undefined;
   let alerts: Alerts | undefined;
   let receiver: BoundReceiver | PcapReceiver | null = null;
+  let geneveReceiver: BoundReceiver | null = null;
   let pool: NativeWorkerPool | null = null;
   let api: ApiHandle | null = null;
   let retentionTimer: NodeJS.Timeout | null = null;
@@ -85,6 +88,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
     get receiver() {
       return pool ?? receiver;
+    },
+    get geneveReceiver() {
+      return geneveReceiver;
     },
 
     async flushLive() {
@@ -142,6 +148,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         catalog,
         logger,
         onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),
+        onGwlbEndpoint: (ip, vni, endpointId, attachmentId, atMs) => detector!.onGwlbEndpoint(ip, vni, endpointId, attachmentId, atMs),
       });
       collector.start();
 
@@ -198,6 +205,17 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         const c = collector;
         receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.backlogged() });
       }
+      if (config.geneve.listen !== null) {
+        // GENEVE from a Gateway Load Balancer, into this process's collector (with --workers, that is
+        // the main thread's, worker 0 in file names): the same sessions, files and findings as VXLAN.
+        const g = parseHostPort(config.geneve.listen)!;
+        const c = collector;
+        const kind = config.source.startsWith('pcap:') ? (nativeAvailable().ok && config.receiver !== 'dgram' ? 'native' : 'dgram') : chooseReceiver({ ...config, workers: 1 }, logger);
+        geneveReceiver =
+          kind === 'native'
+            ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.backlogged(), payload: 'geneve' })
+            : await startUdpReceiver(c, { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, payload: 'geneve' });
+      }
 
       const d = detector;
       const al = alerts;
@@ -217,7 +235,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           flushLive: () => app.flushLive(),
           reloadManifest: () => app.reloadManifest(),
           alertStats: () => al.stats(),
-          health: () => ({ receiver: app.receiver !== null }),
+          health: () => ({ receiver: app.receiver !== null, ...(config.geneve.listen !== null ? { geneve: geneveReceiver !== null } : {}) }),
         },
       });
     },
@@ -234,6 +252,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       const kernel = app.kernelStats(); // read while the socket still exists
       if (receiver) await receiver.close();
       receiver = null;
+      if (geneveReceiver) await geneveReceiver.close();
+      geneveReceiver = null;
       if (pool) {
         await pool.close();
         logger.info({ counters: app.counters() }, 'workers stopped; final counters');
@@ -258,6 +278,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         const out: Record<string, number> = {};
         w.drops.forEach((v, i) => (out[DROP_NAMES[i]!] = v));
         w.weird.forEach((v, i) => (out[WEIRD_NAMES[i]!] = v));
+        // GENEVE goes to the main thread's collector: add its outcomes.
+        if (collector && geneveReceiver) for (const [k, v] of Object.entries(collector.counters())) out[k] = (out[k] ?? 0) + v;
         return { ...out, ...nativeCounters(w.receiver) };
       }
       if (!collector) return {};

@@ -93,6 +93,8 @@ export interface CaptureView {
   sha256: string | null;
   closeReason: string | null;
   download: string;
+  gwlbEndpointId: string | null;
+  gwlbAttachmentId: string | null;
 }
 
 export function captureView(r: CaptureRow): CaptureView {
@@ -113,6 +115,8 @@ export function captureView(r: CaptureRow): CaptureView {
     sha256: r.sha256,
     closeReason: r.close_reason,
     download: `/v1/captures/${r.id}/pcap`,
+    gwlbEndpointId: r.gwlb_endpoint_id ?? null,
+    gwlbAttachmentId: r.gwlb_attachment_id ?? null,
   };
 }
 
@@ -121,7 +125,7 @@ export const captureSchema = {
   type: 'object',
   description:
     'One PCAP file of the catalog: one (outer source IP, VNI) pair, classic libpcap with nanosecond timestamps. A file with state "open" is being written; its packets and bytes are as of its last flush (about every second) and it downloads up to there.',
-  required: ['id', 'name', 'vni', 'sourceIp', 'sessionId', 'worker', 'state', 'createdAt', 'closedAt', 'firstPacketAt', 'lastPacketAt', 'packets', 'bytes', 'sha256', 'closeReason', 'download'],
+  required: ['id', 'name', 'vni', 'sourceIp', 'sessionId', 'worker', 'state', 'createdAt', 'closedAt', 'firstPacketAt', 'lastPacketAt', 'packets', 'bytes', 'sha256', 'closeReason', 'download', 'gwlbEndpointId', 'gwlbAttachmentId'],
   properties: {
     id: { type: 'integer' },
     name: { type: 'string', description: 'File name (the first packet time, the worker and a sequence number).' },
@@ -137,7 +141,12 @@ export const captureSchema = {
     packets: { type: 'integer' },
     bytes: { type: 'integer', description: 'File size, header included (open files: up to the last flushed record).' },
     sha256: { type: ['string', 'null'], description: 'SHA-256 of the whole file, hex; null while open.' },
-    closeReason: { type: ['string', 'null'], description: 'size, age, idle, shutdown, or recovered.' },
+    closeReason: { type: ['string', 'null'], description: 'size, age, idle, shutdown, gwlb-endpoint (the session moved to another GWLB endpoint), or recovered.' },
     download: { type: 'string', description: 'Path of the download route.' },
+    gwlbEndpointId: {
+      type: ['string', 'null'],
+      description: 'The Gateway Load Balancer endpoint (vpce-...) that carried the packets of this file (AWS GENEVE option); null when they arrived straight over VXLAN.',
+    },
+    gwlbAttachmentId: { type: ['string', 'null'], description: 'The GWLB attachment id (16 hex digits) from the same GENEVE options, or null.' },
   },
 } as const;

@@ -25,6 +25,9 @@ export interface LivePair {
   /** ms since the epoch. */
   firstSeenMs: number;
   lastSeenMs: number;
+  /** The GWLB endpoint and attachment the pair last arrived through (GENEVE), when it did. */
+  gwlbEndpointId?: string | null;
+  gwlbAttachmentId?: string | null;
 }
 
 /** The part of the detector the API calls. */

@@ -24,9 +24,29 @@ export async function startServeApi(o: ServeApiOptions): Promise<ApiHandle | nul
 
 /** The collector's session table entries (src/collector/session-table.ts) as the API's LivePairs. */
 export function* livePairsFrom(
-  sessions: Iterable<{ sourceIp: string; vni: number; sessionId: string | null; packets: number; bytes: number; firstSec: number; lastSec: number }>,
+  sessions: Iterable<{
+    sourceIp: string;
+    vni: number;
+    sessionId: string | null;
+    packets: number;
+    bytes: number;
+    firstSec: number;
+    lastSec: number;
+    gwlbEndpointId?: string | null;
+    gwlbAttachmentId?: string | null;
+  }>,
 ): Generator<LivePair> {
   for (const s of sessions) {
-    yield { sourceIp: s.sourceIp, vni: s.vni, sessionId: s.sessionId, packets: s.packets, bytes: s.bytes, firstSeenMs: Math.floor(s.firstSec * 1000), lastSeenMs: Math.floor(s.lastSec * 1000) };
+    yield {
+      sourceIp: s.sourceIp,
+      vni: s.vni,
+      sessionId: s.sessionId,
+      packets: s.packets,
+      bytes: s.bytes,
+      firstSeenMs: Math.floor(s.firstSec * 1000),
+      lastSeenMs: Math.floor(s.lastSec * 1000),
+      gwlbEndpointId: s.gwlbEndpointId ?? null,
+      gwlbAttachmentId: s.gwlbAttachmentId ?? null,
+    };
   }
 }

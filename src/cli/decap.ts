@@ -58,7 +58,12 @@ export async function run(argv: string[]): Promise<number> {
     ...collectorSettings(config),
     catalog,
     logger,
-    ...(detector ? { onNewPair: (ip: string, vni: number, at: number) => detector.onNewPair(ip, vni, at) } : {}),
+    ...(detector
+      ? {
+          onNewPair: (ip: string, vni: number, at: number) => detector.onNewPair(ip, vni, at),
+          onGwlbEndpoint: (ip: string, vni: number, endpointId: string, attachmentId: string | null, at: number) => detector.onGwlbEndpoint(ip, vni, endpointId, attachmentId, at),
+        }
+      : {}),
   });
 
   const inputs: { file: string; frames: number; corrupt: boolean }[] = [];
@@ -86,10 +91,11 @@ export async function run(argv: string[]): Promise<number> {
   const counters = collector.counters();
   const sessions = db
     .prepare(
-      `SELECT vni, source_ip AS sourceIp, session_id AS sessionId, COUNT(*) AS files, SUM(packets) AS packets, SUM(bytes) AS bytes
+      `SELECT vni, source_ip AS sourceIp, session_id AS sessionId, COUNT(*) AS files, SUM(packets) AS packets, SUM(bytes) AS bytes,
+              MAX(gwlb_endpoint_id) AS gwlbEndpointId
        FROM captures GROUP BY vni, source_ip ORDER BY vni, source_ip`,
     )
-    .all() as { vni: number; sourceIp: string; sessionId: string | null; files: number; packets: number; bytes: number }[];
+    .all() as { vni: number; sourceIp: string; sessionId: string | null; files: number; packets: number; bytes: number; gwlbEndpointId: string | null }[];
   const findings = detector ? detector.store.list({ limit: 1000 }).items : [];
   db.close();
 

@@ -86,6 +86,8 @@ export class DataPlaneDetector {
   readonly silentAfterMs: number;
   private readonly startedAt: number;
   private readonly pairs = new Map<string, PairState>();
+  /** The GWLB endpoint each pair last arrived through (bounded like `pairs`), for reloads. */
+  private readonly gwlbSeen = new Map<string, { sourceIp: string; vni: number; endpointId: string; attachmentId: string | null }>();
   /** When we started expecting traffic from sessions added by a reload (absent: since start). */
   private readonly expectedSince = new Map<string, number>();
 
@@ -154,6 +156,55 @@ export class DataPlaneDetector {
   }
 
   /**
+   * A pair's packets arrived through GWLB endpoint `endpointId` (the first time, or another endpoint than
+   * before). When the manifest session of the pair names `gwlbEndpointId` and it differs, raise
+   * unexpected-gwlb-endpoint; when it matches, resolve an open one. Never throws.
+   */
+  onGwlbEndpoint(sourceIp: string, vni: number, endpointId: string, attachmentId: string | null, atMs: number = this.clock()): Finding | null {
+    const ip = canonicalIp(sourceIp) ?? sourceIp;
+    const key = pairKey(ip, vni);
+    this.gwlbSeen.delete(key); // re-insert: the newest last
+    if (this.gwlbSeen.size >= MAX_TRACKED_PAIRS) this.gwlbSeen.delete(this.gwlbSeen.keys().next().value!);
+    this.gwlbSeen.set(key, { sourceIp: ip, vni, endpointId, attachmentId });
+    try {
+      return this.checkGwlbEndpoint(ip, vni, endpointId, attachmentId, atMs, 'traffic');
+    } catch (e) {
+      this.counters['detect.store.errors']++;
+      const n = this.limiter.allow('store');
+      if (n >= 0) this.log?.error({ err: (e as Error).message, sourceIp: ip, vni, endpointId, suppressed: n }, 'cannot record the GWLB endpoint finding');
+      return null;
+    }
+  }
+
+  private checkGwlbEndpoint(ip: string, vni: number, endpointId: string, attachmentId: string | null, atMs: number, trigger: string): Finding | null {
+    const s = this.index.match(ip, vni);
+    const id = findingId('unexpected-gwlb-endpoint', pairKey(ip, vni));
+    if (s?.gwlbEndpointId === undefined || s.gwlbEndpointId === endpointId) {
+      this.store.resolveIfOpen(id, atMs, s?.gwlbEndpointId === undefined ? 'the manifest names no GWLB endpoint for the session' : `traffic arrives through ${endpointId}, as the manifest says`);
+      return null;
+    }
+    const m = this.index.manifest;
+    return this.store.record({
+      kind: 'unexpected-gwlb-endpoint',
+      key: pairKey(ip, vni),
+      at: atMs,
+      vni,
+      sourceIp: ip,
+      sessionId: s.id,
+      summary: `Traffic of ${s.id} (VNI ${vni}, from ${ip}) arrives through GWLB endpoint ${endpointId}, not ${s.gwlbEndpointId} as the manifest says`,
+      evidence: {
+        pair: { sourceIp: ip, vni },
+        gwlbEndpointId: endpointId,
+        gwlbAttachmentId: attachmentId,
+        expected: s.gwlbEndpointId,
+        trigger,
+        session: claimOf(s),
+        manifest: m ? { file: m.file, sha256: m.sha256, sessions: m.sessions.length } : null,
+      },
+    }).finding;
+  }
+
+  /**
    * Swap the manifest (SIGHUP). Known pairs are evaluated again: one that became authorized has its
    * finding resolved, one that lost authorization raises one.
    */
@@ -181,6 +232,12 @@ export class DataPlaneDetector {
         pushIf(resolved, this.store.resolveIfOpen(id, atMs, `manifest reloaded (${this.shaNote()}): now ${auth.status}`));
       }
       if (auth.status !== 'authorized') raised.push(this.store.record(this.pairFinding(pair, auth, atMs, 'manifest reload')).finding);
+    }
+    for (const g of this.gwlbSeen.values()) {
+      const open = this.store.get(findingId('unexpected-gwlb-endpoint', pairKey(g.sourceIp, g.vni)))?.status === 'open';
+      const f = this.checkGwlbEndpoint(g.sourceIp, g.vni, g.endpointId, g.attachmentId, atMs, 'manifest reload');
+      if (f && !open) raised.push(f);
+      else if (!f && open) pushIf(resolved, this.store.get(findingId('unexpected-gwlb-endpoint', pairKey(g.sourceIp, g.vni))));
     }
     this.log?.info({ sessions: next.sessions.length, sha256: manifest?.sha256, raised: raised.length, resolved: resolved.length }, 'manifest in force');
     return { raised, resolved };
@@ -331,6 +388,7 @@ export function pairKey(sourceIp: string, vni: number): string {
 function claimOf(s: ManifestSession): Record<string, unknown> {
   const c: Record<string, unknown> = { id: s.id, vni: s.vni, sourceIps: s.sourceIps ?? 'any', line: s.line };
   if (s.sourceEni) c.sourceEni = s.sourceEni;
+  if (s.gwlbEndpointId) c.gwlbEndpointId = s.gwlbEndpointId;
   if (s.owner) c.owner = s.owner;
   if (s.expires !== undefined) c.expires = new Date(s.expires).toISOString();
   return c;

@@ -97,6 +97,11 @@ export class Detector {
     return this.dataPlane.onNewPair(sourceIp, vni, atMs);
   }
 
+  /** A pair's packets arrive through a GWLB endpoint (first time, or another one than before). Never throws. */
+  onGwlbEndpoint(sourceIp: string, vni: number, endpointId: string, attachmentId: string | null, atMs: number = this.clock()): void {
+    this.dataPlane.onGwlbEndpoint(sourceIp, vni, endpointId, attachmentId, atMs);
+  }
+
   /** The current verdict for a pair without recording anything. */
   verdict(sourceIp: string, vni: number, atMs: number = this.clock()): PairVerdict {
     return this.dataPlane.verdict(sourceIp, vni, atMs);

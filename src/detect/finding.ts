@@ -15,6 +15,7 @@ export const FINDING_KINDS = {
   'unexpected-source': 'high',
   'expired-session': 'high',
   'silent-session': 'low',
+  'unexpected-gwlb-endpoint': 'high',
   // control plane (CloudTrail)
   'mirror-session-created': 'critical',
   'mirror-session-modified': 'high',

@@ -9,6 +9,12 @@ export interface ManifestSession {
   sourceIps?: readonly string[];
   targetId?: string;
   filterId?: string;
+  /**
+   * The Gateway Load Balancer endpoint (`vpce-...`) the session's traffic arrives through when the
+   * mirror target is a GWLB endpoint. Traffic of the session through another endpoint is a finding
+   * (unexpected-gwlb-endpoint). Absent: any endpoint, or none.
+   */
+  gwlbEndpointId?: string;
   owner?: string;
   description?: string;
   /**

@@ -42,6 +42,8 @@ const ID_FORMS = {
   sourceEni: { prefix: 'eni-', re: /^eni-(?:[0-9a-f]{8}|[0-9a-f]{17})$/ },
   targetId: { prefix: 'tmt-', re: /^tmt-(?:[0-9a-f]{8}|[0-9a-f]{17})$/ },
   filterId: { prefix: 'tmf-', re: /^tmf-(?:[0-9a-f]{8}|[0-9a-f]{17})$/ },
+  /** The GWLB endpoint (a VPC endpoint) the session's traffic must arrive through, when the target is one. */
+  gwlbEndpointId: { prefix: 'vpce-', re: /^vpce-(?:[0-9a-f]{8}|[0-9a-f]{17})$/ },
 } as const;
 
 export function isSessionId(s: string): boolean {
@@ -58,7 +60,7 @@ export function isFilterId(s: string): boolean {
 }
 
 const TOP_KEYS = ['version', 'sessions'] as const;
-const SESSION_KEYS = ['id', 'vni', 'sourceEni', 'sourceIps', 'targetId', 'filterId', 'owner', 'description', 'region', 'expires'] as const;
+const SESSION_KEYS = ['id', 'vni', 'sourceEni', 'sourceIps', 'targetId', 'filterId', 'gwlbEndpointId', 'owner', 'description', 'region', 'expires'] as const;
 
 /** AWS region names: `eu-central-1`, `us-gov-west-1`, `cn-north-1`. */
 const REGION_RE = /^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$/;
@@ -227,6 +229,8 @@ class Validator {
     if (tgt) out.targetId = this.awsId(tgt.value!, [...path, 'targetId'], 'targetId');
     const flt = get('filterId');
     if (flt) out.filterId = this.awsId(flt.value!, [...path, 'filterId'], 'filterId');
+    const gwlbe = get('gwlbEndpointId');
+    if (gwlbe) out.gwlbEndpointId = this.awsId(gwlbe.value!, [...path, 'gwlbEndpointId'], 'gwlbEndpointId');
     const ips = get('sourceIps');
     if (ips) out.sourceIps = this.sourceIps(ips.value!, [...path, 'sourceIps']);
     const owner = get('owner');

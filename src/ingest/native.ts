@@ -19,6 +19,17 @@ export interface PacketSink {
   ingest6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number): void;
 }
 
+/**
+ * A sink for a GENEVE socket (a Gateway Load Balancer): the GWLB's own address is not the session, the
+ * VXLAN packet inside GENEVE names it, so the source the addon reports is ignored. Made once per receiver.
+ */
+export function geneveSink(collector: { ingestGeneve(buf: Uint8Array, off: number, end: number, tsSec: number, tsNsec: number): void }): PacketSink {
+  return {
+    ingest4: (buf, off, end, _src4, tsSec, tsNsec) => collector.ingestGeneve(buf, off, end, tsSec, tsNsec),
+    ingest6: (buf, off, end, _src6, _src6Off, tsSec, tsNsec) => collector.ingestGeneve(buf, off, end, tsSec, tsNsec),
+  };
+}
+
 /** Datagrams per recvmmsg call. More amortises the system call and the JS call; 256 slots of 9 KiB = 2.3 MiB. */
 export const DEFAULT_BATCH = 256;
 /**
@@ -48,6 +59,8 @@ export interface NativeReceiverOptions {
    * dropped as pcap.write.queue_full. It must be cheap and allocate nothing.
    */
   backlogged?: () => boolean;
+  /** For the log line: what the datagrams carry. */
+  payload?: 'vxlan' | 'geneve';
 }
 
 /** How often a receiver paused by backpressure looks again. */
@@ -192,7 +205,7 @@ export async function startNativeReceiver(sink: PacketSink, opts: NativeReceiver
   const host = info.family === 6 && opts.host === '::' ? '::' : opts.host;
   opts.logger.info(
     { receiver: 'native', address: host, port: info.port, recvBufferBytes: granted, recvBufferForced: info.recvBufferForced, batch, slotBytes, reusePort: opts.reusePort === true },
-    'receiving VXLAN',
+    opts.payload === 'geneve' ? 'receiving GENEVE from a Gateway Load Balancer' : 'receiving VXLAN',
   );
 
   let closing: Promise<void> | null = null;

@@ -19,6 +19,11 @@ export interface UdpReceiverOptions {
   port: number;
   recvBufferBytes: number;
   logger: Logger;
+  /**
+   * What the datagrams carry: VXLAN from the mirror source (the default), or GENEVE from a Gateway Load
+   * Balancer, whose own address is not the session (the VXLAN packet inside GENEVE names it).
+   */
+  payload?: 'vxlan' | 'geneve';
 }
 
 export interface BoundReceiver {
@@ -33,9 +38,13 @@ export async function startUdpReceiver(collector: Collector, opts: UdpReceiverOp
   const type = isIPv6(opts.host) ? 'udp6' : 'udp4';
   const sock: Socket = createSocket({ type, recvBufferSize: opts.recvBufferBytes, ipv6Only: false });
   const ts = new Timestamp();
+  const geneve = opts.payload === 'geneve';
+  // Receive only: nothing is ever sent on this socket. A GWLB appliance normally returns each packet
+  // to the GWLB; a collector of mirrored copies must not, or it would re-inject them (docs/install.md).
   sock.on('message', (msg, rinfo) => {
     ts.now();
-    collector.ingestAddress(msg, 0, msg.length, rinfo.address, ts.sec, ts.nsec);
+    if (geneve) collector.ingestGeneve(msg, 0, msg.length, ts.sec, ts.nsec);
+    else collector.ingestAddress(msg, 0, msg.length, rinfo.address, ts.sec, ts.nsec);
   });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
@@ -66,7 +75,7 @@ export async function startUdpReceiver(collector: Collector, opts: UdpReceiverOp
     );
   }
   const a = sock.address();
-  opts.logger.info({ receiver: 'dgram', address: a.address, port: a.port, recvBufferBytes: granted }, 'receiving VXLAN');
+  opts.logger.info({ receiver: 'dgram', address: a.address, port: a.port, recvBufferBytes: granted }, geneve ? 'receiving GENEVE from a Gateway Load Balancer' : 'receiving VXLAN');
   return {
     kind: 'dgram',
     address: { host: a.address, port: a.port },

@@ -62,6 +62,8 @@ describe('GET /v1/captures and /v1/captures/:id/pcap', () => {
       sha256: sha256(bytes),
       closeReason: 'size',
       download: `/v1/captures/${c1.id}/pcap`,
+      gwlbEndpointId: null,
+      gwlbAttachmentId: null,
     });
   });
 

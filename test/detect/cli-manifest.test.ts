@@ -31,7 +31,7 @@ describe('mirrorguard manifest check', () => {
       `${f}:3: sessions[0].id: must be "tms-" and 8 or 17 lowercase hex digits, got "tms-XYZ"`,
       `${f}:4: sessions[0].vni: must be from 0 to 16777215 (24 bits), got 16777216`,
       `${f}:5: sessions[0].sourceIps[0]: not an IPv4 or IPv6 address: "10.0.0.300"`,
-      `${f}:6: sessions[0].colour: unknown key; allowed: id, vni, sourceEni, sourceIps, targetId, filterId, owner, description, region, expires`,
+      `${f}:6: sessions[0].colour: unknown key; allowed: id, vni, sourceEni, sourceIps, targetId, filterId, gwlbEndpointId, owner, description, region, expires`,
     ]);
   });
 

@@ -100,10 +100,10 @@ describe('manifest: every error class, as FILE:LINE: field: message', () => {
       'm.yaml:3: sesions: unknown key (did you mean sessions?); allowed: version, sessions',
     ]);
     expect(lines(session('    sourceIP: [10.0.0.1]\n'))).toEqual([
-      'm.yaml:5: sessions[0].sourceIP: unknown key (did you mean sourceIps?); allowed: id, vni, sourceEni, sourceIps, targetId, filterId, owner, description, region, expires',
+      'm.yaml:5: sessions[0].sourceIP: unknown key (did you mean sourceIps?); allowed: id, vni, sourceEni, sourceIps, targetId, filterId, gwlbEndpointId, owner, description, region, expires',
     ]);
     expect(lines(session('    colour: blue\n'))[0]).toBe(
-      'm.yaml:5: sessions[0].colour: unknown key; allowed: id, vni, sourceEni, sourceIps, targetId, filterId, owner, description, region, expires',
+      'm.yaml:5: sessions[0].colour: unknown key; allowed: id, vni, sourceEni, sourceIps, targetId, filterId, gwlbEndpointId, owner, description, region, expires',
     );
   });
 

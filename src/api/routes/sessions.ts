@@ -40,6 +40,9 @@ export interface SessionRowView {
   live: boolean;
   /** The open finding about this row, if any. */
   findingId: string | null;
+  /** The Gateway Load Balancer endpoint the pair's traffic last arrived through (GENEVE), else null. */
+  gwlbEndpointId: string | null;
+  gwlbAttachmentId: string | null;
 }
 
 interface Observed {
@@ -50,6 +53,8 @@ interface Observed {
   firstSeenMs: number;
   lastSeenMs: number;
   live: boolean;
+  gwlbEndpointId: string | null;
+  gwlbAttachmentId: string | null;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -57,21 +62,45 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 function observedPairs(ctx: ApiContext): Observed[] {
   const byKey = new Map<string, Observed>();
   const rows = ctx.deps.db
-    .prepare<[], { source_ip: string; vni: number; first_seen: number; last_seen: number; packets: number; bytes: number }>(
-      'SELECT source_ip, vni, first_seen, last_seen, packets, bytes FROM observed_sessions',
+    .prepare<[], { source_ip: string; vni: number; first_seen: number; last_seen: number; packets: number; bytes: number; gwlb_endpoint_id: string | null; gwlb_attachment_id: string | null }>(
+      'SELECT source_ip, vni, first_seen, last_seen, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id FROM observed_sessions',
     )
     .all();
   for (const r of rows) {
-    byKey.set(`${r.source_ip}|${r.vni}`, { sourceIp: r.source_ip, vni: r.vni, packets: r.packets, bytes: r.bytes, firstSeenMs: r.first_seen, lastSeenMs: r.last_seen, live: false });
+    byKey.set(`${r.source_ip}|${r.vni}`, {
+      sourceIp: r.source_ip,
+      vni: r.vni,
+      packets: r.packets,
+      bytes: r.bytes,
+      firstSeenMs: r.first_seen,
+      lastSeenMs: r.last_seen,
+      live: false,
+      gwlbEndpointId: r.gwlb_endpoint_id,
+      gwlbAttachmentId: r.gwlb_attachment_id,
+    });
   }
   for (const l of ctx.deps.sessionsLive() as Iterable<LivePair>) {
     const k = `${l.sourceIp}|${l.vni}`;
     const o = byKey.get(k);
     if (o === undefined) {
       // Not synced to the table yet (its first flush interval): the collector's numbers are all there is.
-      byKey.set(k, { sourceIp: l.sourceIp, vni: l.vni, packets: l.packets, bytes: l.bytes, firstSeenMs: l.firstSeenMs, lastSeenMs: l.lastSeenMs, live: true });
+      byKey.set(k, {
+        sourceIp: l.sourceIp,
+        vni: l.vni,
+        packets: l.packets,
+        bytes: l.bytes,
+        firstSeenMs: l.firstSeenMs,
+        lastSeenMs: l.lastSeenMs,
+        live: true,
+        gwlbEndpointId: l.gwlbEndpointId ?? null,
+        gwlbAttachmentId: l.gwlbAttachmentId ?? null,
+      });
     } else {
       o.live = true;
+      if (l.gwlbEndpointId) {
+        o.gwlbEndpointId = l.gwlbEndpointId;
+        o.gwlbAttachmentId = l.gwlbAttachmentId ?? null;
+      }
       o.lastSeenMs = Math.max(o.lastSeenMs, l.lastSeenMs);
       o.firstSeenMs = Math.min(o.firstSeenMs, l.firstSeenMs);
     }
@@ -115,6 +144,8 @@ export function sessionRows(ctx: ApiContext): { manifest: { file: string; sha256
       lastSeen: iso(o.lastSeenMs),
       live: o.live,
       findingId: reason ? openFinding(reason, `${o.sourceIp}|${o.vni}`) : null,
+      gwlbEndpointId: o.gwlbEndpointId,
+      gwlbAttachmentId: o.gwlbAttachmentId,
     });
   }
 
@@ -143,6 +174,8 @@ export function sessionRows(ctx: ApiContext): { manifest: { file: string; sha256
         lastSeen: null,
         live: false,
         findingId: expired ? null : silentId,
+        gwlbEndpointId: null,
+        gwlbAttachmentId: null,
       });
       continue;
     }
@@ -150,17 +183,27 @@ export function sessionRows(ctx: ApiContext): { manifest: { file: string; sha256
     for (const o of pairs) {
       const expiredId = expired ? openFinding('expired-session', `${o.sourceIp}|${o.vni}`) : null;
       const status: SessionStatus = expired ? 'expired' : silentId ? 'silent' : 'authorized';
+      // Authorized, but through another GWLB endpoint than the manifest names: say so on the row.
+      const gwlbId = openFinding('unexpected-gwlb-endpoint', `${o.sourceIp}|${o.vni}`);
       items.push({
         ...base(s),
         sourceIp: o.sourceIp,
         status,
-        reason: expired ? `expired at ${new Date(s.expires!).toISOString()}` : silentId ? `no traffic since ${iso(o.lastSeenMs)}` : null,
+        reason: expired
+          ? `expired at ${new Date(s.expires!).toISOString()}`
+          : silentId
+            ? `no traffic since ${iso(o.lastSeenMs)}`
+            : gwlbId
+              ? `unexpected-gwlb-endpoint: arrives through ${o.gwlbEndpointId}, the manifest says ${s.gwlbEndpointId}`
+              : null,
         packets: o.packets,
         bytes: o.bytes,
         firstSeen: iso(o.firstSeenMs),
         lastSeen: iso(o.lastSeenMs),
         live: o.live,
-        findingId: expired ? expiredId : silentId,
+        findingId: expired ? expiredId : (silentId ?? gwlbId),
+        gwlbEndpointId: o.gwlbEndpointId,
+        gwlbAttachmentId: o.gwlbAttachmentId,
       });
     }
   }
@@ -171,7 +214,7 @@ export function sessionRows(ctx: ApiContext): { manifest: { file: string; sha256
 
 const rowSchema = {
   type: 'object',
-  required: ['sessionId', 'inManifest', 'vni', 'sourceIp', 'status', 'reason', 'packets', 'bytes', 'firstSeen', 'lastSeen', 'live', 'findingId'],
+  required: ['sessionId', 'inManifest', 'vni', 'sourceIp', 'status', 'reason', 'packets', 'bytes', 'firstSeen', 'lastSeen', 'live', 'findingId', 'gwlbEndpointId', 'gwlbAttachmentId'],
   properties: {
     sessionId: { type: ['string', 'null'], description: 'Manifest session, or null for a pair no session authorizes.' },
     inManifest: { type: 'boolean' },
@@ -188,6 +231,11 @@ const rowSchema = {
     lastSeen: { type: ['string', 'null'], format: 'date-time' },
     live: { type: 'boolean', description: 'The collector holds the pair in memory now.' },
     findingId: { type: ['string', 'null'], description: 'The open finding about this row.' },
+    gwlbEndpointId: {
+      type: ['string', 'null'],
+      description: 'The Gateway Load Balancer endpoint (vpce-...) the pair\'s traffic last arrived through, from AWS\'s GENEVE option; null when it arrives straight over VXLAN.',
+    },
+    gwlbAttachmentId: { type: ['string', 'null'], description: 'The GWLB attachment id (16 hex digits) from the same GENEVE options, or null.' },
   },
 } as const;
 
