@@ -156,7 +156,7 @@ export const configSchema = z
     if (c.geneve.port === c.vxlanPort) {
       ctx.addIssue({ code: 'custom', path: ['geneve', 'port'], message: `must differ from vxlanPort (${c.vxlanPort}); 0 turns GENEVE decoding off` });
     }
-    if (c.geneve.listen !== null && c.geneve.listen === c.listen) {
+    if (c.geneve.listen !== null && c.geneve.listen === c.listen && parseHostPort(c.listen)?.port !== 0) {
       ctx.addIssue({ code: 'custom', path: ['geneve', 'listen'], message: 'must differ from listen (the VXLAN socket)' });
     }
     if (c.pcap.bufferBytes * 2 > c.pcap.queueBytes) {
