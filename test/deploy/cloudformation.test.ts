@@ -45,6 +45,27 @@ function resolveIf(v: unknown, cond: string, holds: boolean): unknown {
 }
 const NO_VALUE = Symbol('AWS::NoValue');
 
+/** The template as one TargetMode sees it: every Fn::If on the mode's conditions resolved. */
+function inMode(v: unknown, mode: 'instance' | 'nlb' | 'gwlb'): unknown {
+  const holds: Record<string, boolean> = { UseNlb: mode === 'nlb', UseGwlb: mode === 'gwlb', UseLoadBalancer: mode !== 'instance' };
+  const walk = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(walk).filter((y) => y !== NO_VALUE);
+    if (x && typeof x === 'object') {
+      const o = x as Obj;
+      if (Array.isArray(o['Fn::If']) && o['Fn::If'][0] in holds) return walk(o['Fn::If'][holds[o['Fn::If'][0]] ? 1 : 2]);
+      if (o.Ref === 'AWS::NoValue') return NO_VALUE;
+      const out: Obj = {};
+      for (const [k, y] of Object.entries(o)) {
+        const r = walk(y);
+        if (r !== NO_VALUE) out[k] = r;
+      }
+      return out;
+    }
+    return x;
+  };
+  return walk(v);
+}
+
 describe('the template against the CloudFormation resource specification', () => {
   it('uses only resource types, properties and attributes the spec knows, with every required property, reference and condition in place', () => {
     expect(validateTemplate(template, spec)).toEqual([]);
@@ -93,7 +114,7 @@ describe('the checker finds what would fail a stack', () => {
     ['a string where a list goes', (t) => (t.Resources.CollectorEni.Properties.GroupSet = 'sg-1'), /CollectorEni\.Properties\.GroupSet: must be a list/],
     ['a non-integer where an integer goes', (t) => (t.Resources.SecurityGroup.Properties.SecurityGroupIngress[0].FromPort = 'vxlan'), /FromPort: must be Integer/],
     ['an unused parameter', (t) => (t.Parameters.Unused = { Type: 'String', Default: '' }), /Parameters\.Unused: is never used/],
-    ['a default outside its own AllowedValues', (t) => (t.Parameters.TargetMode.Default = 'gwlb'), /Parameters\.TargetMode\.Default: "gwlb" is not in AllowedValues/],
+    ['a default outside its own AllowedValues', (t) => (t.Parameters.TargetMode.Default = 'alb'), /Parameters\.TargetMode\.Default: "alb" is not in AllowedValues/],
     ['a default that fails its own AllowedPattern', (t) => (t.Parameters.CloudTrailIngestUrl.Default = 'http://x/v1/cloudtrail'), /Parameters\.CloudTrailIngestUrl\.Default: .* does not match AllowedPattern/],
     ['a DependsOn that names nothing', (t) => (t.Resources.Instance.DependsOn = 'Role'), /Resources\.Instance\.DependsOn: "Role" is not a resource/],
     ['a resource referenced inside Conditions', (t) => (t.Conditions.UseNlb = { 'Fn::Equals': [{ Ref: 'Instance' }, 'x'] }), /Conditions may refer to parameters only/],
@@ -111,12 +132,15 @@ describe('the checker finds what would fail a stack', () => {
 });
 
 describe('the mirror target', () => {
-  it("is the collector's own interface in instance mode and the NLB in nlb mode", () => {
+  it("is the collector's own interface in instance mode, the NLB in nlb mode and the GWLB endpoint in gwlb mode", () => {
     const t = res('TrafficMirrorTarget').Properties;
-    expect(resolveIf(t, 'UseNlb', false)).toMatchObject({ NetworkInterfaceId: { Ref: 'CollectorEni' } });
-    expect(resolveIf(t, 'UseNlb', false)).not.toHaveProperty('NetworkLoadBalancerArn');
-    expect(resolveIf(t, 'UseNlb', true)).toMatchObject({ NetworkLoadBalancerArn: { Ref: 'LoadBalancer' } });
-    expect(resolveIf(t, 'UseNlb', true)).not.toHaveProperty('NetworkInterfaceId');
+    const props = (mode: 'instance' | 'nlb' | 'gwlb') => Object.keys(inMode(t, mode) as Obj).filter((k) => k !== 'Description' && k !== 'Tags');
+    expect(inMode(t, 'instance')).toMatchObject({ NetworkInterfaceId: { Ref: 'CollectorEni' } });
+    expect(props('instance')).toEqual(['NetworkInterfaceId']);
+    expect(inMode(t, 'nlb')).toMatchObject({ NetworkLoadBalancerArn: { Ref: 'LoadBalancer' } });
+    expect(props('nlb')).toEqual(['NetworkLoadBalancerArn']);
+    expect(inMode(t, 'gwlb')).toMatchObject({ GatewayLoadBalancerEndpointId: { Ref: 'GatewayEndpoint' } });
+    expect(props('gwlb')).toEqual(['GatewayLoadBalancerEndpointId']);
     // The interface is the instance's primary one, so mirrored packets reach the collector's socket.
     expect(res('Instance').Properties.NetworkInterfaces).toEqual([{ NetworkInterfaceId: { Ref: 'CollectorEni' }, DeviceIndex: '0' }]);
   });
@@ -126,7 +150,26 @@ describe('the mirror target', () => {
     const tg = res('TargetGroup').Properties;
     expect(tg).toMatchObject({ Protocol: 'UDP', Port: 4789, HealthCheckProtocol: 'HTTPS', HealthCheckPath: '/healthz' });
     expect(Number(tg.HealthCheckPort)).toBe(apiPort());
-    for (const r of ['LoadBalancer', 'TargetGroup', 'Listener', 'NlbHealthCheckIngress']) expect(res(r).Condition, r).toBe('UseNlb');
+    for (const r of ['LoadBalancer', 'TargetGroup', 'Listener']) expect(res(r).Condition, r).toBe('UseNlb');
+    expect(res('NlbHealthCheckIngress').Condition).toBe('UseLoadBalancer');
+  });
+
+  it('GWLB: a gateway load balancer, a GENEVE target group health-checked on /healthz over HTTPS, its endpoint service and endpoint', () => {
+    for (const r of ['GatewayLoadBalancer', 'GeneveTargetGroup', 'GatewayListener', 'GatewayEndpointService', 'GatewayEndpoint', 'GeneveIngress']) expect(res(r).Condition, r).toBe('UseGwlb');
+    expect(res('GatewayLoadBalancer').Properties).toMatchObject({ Type: 'gateway', Subnets: [{ Ref: 'SubnetId' }] });
+    const tg = res('GeneveTargetGroup').Properties;
+    // GWLB target groups are GENEVE on 6081 (RFC 8926) and health-check over TCP, HTTP or HTTPS, never GENEVE.
+    expect(tg).toMatchObject({ Protocol: 'GENEVE', Port: 6081, TargetType: 'instance', Targets: [{ Id: { Ref: 'Instance' } }], HealthCheckProtocol: 'HTTPS', HealthCheckPath: '/healthz' });
+    expect(Number(tg.HealthCheckPort)).toBe(apiPort());
+    expect(res('GatewayListener').Properties).toEqual({ LoadBalancerArn: { Ref: 'GatewayLoadBalancer' }, DefaultActions: [{ Type: 'forward', TargetGroupArn: { Ref: 'GeneveTargetGroup' } }] });
+    expect(res('GatewayEndpointService').Properties.GatewayLoadBalancerArns).toEqual([{ Ref: 'GatewayLoadBalancer' }]);
+    expect(res('GatewayEndpoint').Properties).toMatchObject({ VpcEndpointType: 'GatewayLoadBalancer', ServiceName: { 'Fn::Sub': 'com.amazonaws.vpce.${AWS::Region}.${GatewayEndpointService}' } });
+    expect(res('GeneveIngress').Properties).toMatchObject({ IpProtocol: 'udp', FromPort: 6081, ToPort: 6081, CidrIp: { Ref: 'VpcCidr' } });
+    expect(template.Outputs.GatewayLoadBalancerEndpointId).toMatchObject({ Condition: 'UseGwlb', Value: { Ref: 'GatewayEndpoint' } });
+    // The collector receives GENEVE on the target group's port in gwlb mode only.
+    const vars = res('Instance').Properties.UserData['Fn::Base64']['Fn::Sub'][1] as Obj;
+    expect(inMode(vars.GeneveOpts, 'gwlb')).toBe('--geneve 0.0.0.0:6081');
+    expect(inMode(vars.GeneveOpts, 'instance')).toBe('');
   });
 });
 
@@ -145,10 +188,11 @@ describe('the security group', () => {
       { proto: 'tcp', from: apiPort(), to: apiPort(), cidr: { Ref: 'ApiAllowedCidr' } },
     ]);
     expect(sg.SecurityGroupEgress.map((r: Obj) => [r.IpProtocol, r.FromPort, r.ToPort])).toEqual([['tcp', 443, 443]]);
-    // Only the NLB mode opens the API port to the VPC, for the load balancer's health checks.
+    // Only the load-balancer modes open the API port to the VPC, for the health checks; only gwlb opens GENEVE.
     const extra = Object.values(template.Resources as Obj).filter((r) => r.Type === 'AWS::EC2::SecurityGroupIngress');
-    expect(extra).toHaveLength(1);
-    expect(extra[0]).toMatchObject({ Condition: 'UseNlb', Properties: { IpProtocol: 'tcp', FromPort: apiPort(), CidrIp: { Ref: 'VpcCidr' } } });
+    expect(extra).toHaveLength(2);
+    expect(extra[0]).toMatchObject({ Condition: 'UseLoadBalancer', Properties: { IpProtocol: 'tcp', FromPort: apiPort(), CidrIp: { Ref: 'VpcCidr' } } });
+    expect(extra[1]).toMatchObject({ Condition: 'UseGwlb', Properties: { IpProtocol: 'udp', FromPort: 6081, ToPort: 6081, CidrIp: { Ref: 'VpcCidr' } } });
   });
 });
 
