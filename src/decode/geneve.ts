@@ -130,11 +130,10 @@ export function decodeGeneve(buf: Uint8Array, off: number, end: number, st: Pack
       ipEnd = total === 0 || total > end - l3 ? end : l3 + total;
       if ((((buf[l3 + 6]! & 0x1f) << 8) | buf[l3 + 7]!) !== 0) return DROP.GENEVE_INNER_FRAGMENT;
       if (buf[l3 + 9] !== IPPROTO_UDP) return DROP.GENEVE_NOT_MIRROR;
-      if (depth === 1) {
-        st.mirrorFamily = AF_INET;
-        st.mirrorSrc4 = ((buf[l3 + 12]! << 24) | (buf[l3 + 13]! << 16) | (buf[l3 + 14]! << 8) | buf[l3 + 15]!) >>> 0;
-        st.mirrorSrc6Off = -1;
-      }
+      // Each level overwrites: the IP packet that finally carries the VXLAN names the session.
+      st.mirrorFamily = AF_INET;
+      st.mirrorSrc4 = ((buf[l3 + 12]! << 24) | (buf[l3 + 13]! << 16) | (buf[l3 + 14]! << 8) | buf[l3 + 15]!) >>> 0;
+      st.mirrorSrc6Off = -1;
       udp = l3 + ihl;
     } else {
       if (end - l3 < IPV6_HEADER_BYTES || buf[l3]! >> 4 !== 6) return DROP.GENEVE_INNER_TRUNCATED;
@@ -143,11 +142,9 @@ export function decodeGeneve(buf: Uint8Array, off: number, end: number, st: Pack
       if (walkIpv6Extensions(buf, l3 + IPV6_HEADER_BYTES, ipEnd, buf[l3 + 6]!) !== IPV6_WALK_OK) return DROP.GENEVE_INNER_TRUNCATED;
       if (ipv6Walk.nonFirstFragment) return DROP.GENEVE_INNER_FRAGMENT;
       if (ipv6Walk.proto !== IPPROTO_UDP) return DROP.GENEVE_NOT_MIRROR;
-      if (depth === 1) {
-        st.mirrorFamily = AF_INET6;
-        st.mirrorSrc4 = 0;
-        st.mirrorSrc6Off = l3 + 8;
-      }
+      st.mirrorFamily = AF_INET6;
+      st.mirrorSrc4 = 0;
+      st.mirrorSrc6Off = l3 + 8;
       udp = ipv6Walk.off;
     }
 

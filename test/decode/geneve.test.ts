@@ -147,7 +147,7 @@ describe('decodeGeneve (RFC 8926 section 3)', () => {
     expect(st.geneveDepth).toBe(2);
     expect(gwlbEndpointIdString(buf, st.gwlbEndpointOff)).toBe(ENDPOINT_ID_TEXT);
     // The session's source is the IP packet that carries the VXLAN, the innermost.
-    expect(st.mirrorSrc4).toBe(0xc0000201);
+    expect(st.mirrorSrc4).toBe(0x0a010203);
     const triple = geneve(ipv4Udp('192.0.2.9', '192.0.2.2', 1, 6081, nested));
     expect(decode(triple).code).toBe(DROP.GENEVE_NESTING_DEPTH);
   });
