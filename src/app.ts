@@ -185,7 +185,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
 
       const hp = parseHostPort(config.listen)!;
       if (config.source.startsWith('pcap:')) {
-        receiver = startPcapReceiver(collector, { iface: config.source.slice(5), vxlanPort: config.vxlanPort, bufferBytes: config.recvBufferBytes, logger });
+        receiver = startPcapReceiver(collector, { iface: config.source.slice(5), vxlanPort: config.vxlanPort, genevePort: config.geneve.port, bufferBytes: config.recvBufferBytes, logger });
       } else if (chooseReceiver(config, logger) === 'dgram') {
         receiver = await startUdpReceiver(collector, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger });
       } else if (config.workers > 1) {
@@ -210,7 +210,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         // the main thread's, worker 0 in file names): the same sessions, files and findings as VXLAN.
         const g = parseHostPort(config.geneve.listen)!;
         const c = collector;
-        const kind = config.source.startsWith('pcap:') ? (nativeAvailable().ok && config.receiver !== 'dgram' ? 'native' : 'dgram') : chooseReceiver({ ...config, workers: 1 }, logger);
+        const kind = chooseReceiver({ ...config, workers: 1 }, logger);
         geneveReceiver =
           kind === 'native'
             ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.backlogged(), payload: 'geneve' })

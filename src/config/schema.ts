@@ -156,6 +156,9 @@ export const configSchema = z
     if (c.geneve.port === c.vxlanPort) {
       ctx.addIssue({ code: 'custom', path: ['geneve', 'port'], message: `must differ from vxlanPort (${c.vxlanPort}); 0 turns GENEVE decoding off` });
     }
+    if (c.geneve.listen !== null && c.source !== 'udp') {
+      ctx.addIssue({ code: 'custom', path: ['geneve', 'listen'], message: 'is for the UDP source; with source pcap:IFACE, libpcap already captures GENEVE on geneve.port' });
+    }
     if (c.geneve.listen !== null && c.geneve.listen === c.listen && parseHostPort(c.listen)?.port !== 0) {
       ctx.addIssue({ code: 'custom', path: ['geneve', 'listen'], message: 'must differ from listen (the VXLAN socket)' });
     }

@@ -47,7 +47,7 @@ function loadCap(): CapModule {
   }
 }
 
-export function startPcapReceiver(collector: Collector, opts: { iface: string; vxlanPort: number; bufferBytes: number; logger: Logger }): PcapReceiver {
+export function startPcapReceiver(collector: Collector, opts: { iface: string; vxlanPort: number; genevePort?: number; bufferBytes: number; logger: Logger }): PcapReceiver {
   const { Cap } = loadCap();
   // Check the name first: `cap` crashes the process at exit after a failed open, so never open blindly.
   const devices = Cap.deviceList().map((d) => d.name);
@@ -56,7 +56,8 @@ export function startPcapReceiver(collector: Collector, opts: { iface: string; v
   }
   const cap = new Cap();
   const buf = Buffer.alloc(SNAPLEN);
-  const filter = `udp dst port ${opts.vxlanPort}`;
+  // GENEVE from a Gateway Load Balancer too (geneve.port, 6081; 0: off): the collector tells them apart.
+  const filter = opts.genevePort ? `udp dst port ${opts.vxlanPort} or udp dst port ${opts.genevePort}` : `udp dst port ${opts.vxlanPort}`;
   let linkName: string;
   try {
     linkName = cap.open(opts.iface, filter, opts.bufferBytes, buf);
