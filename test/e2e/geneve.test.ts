@@ -8,15 +8,16 @@
  * Packets are built in TypeScript and sent with node:dgram from loopback sources (test/helpers/udp-source.ts).
  */
 import Database from 'better-sqlite3';
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../../src/ingest/native.js';
 import { cat, hex } from '../decode/bytes.js';
 import { INNER_TCP4_PADDED, INNER_TCP6, INNER_UDP4, vxlan } from '../decode/frames.js';
 import { awsOptions, ENDPOINT_ID_TEXT, ATTACHMENT_ID_TEXT, geneve, ipv4Udp } from '../decode/geneve-frames.js';
-import { describeNeeds } from '../helpers/needs.js';
-import { tsharkFrameHex, tsharkReadsCleanly } from '../helpers/oracles.js';
+import { describeNeeds, itNeeds } from '../helpers/needs.js';
+import { tsharkFields, tsharkFrameHex, tsharkReadsCleanly } from '../helpers/oracles.js';
 import { runCli, startServe, type ServeHandle } from '../helpers/serve.js';
 import { useTmpDir } from '../helpers/tmp.js';
 import { udpSource } from '../helpers/udp-source.js';
@@ -162,6 +163,57 @@ describeNeeds(['tshark'], 'GENEVE from a Gateway Load Balancer, end to end', () 
     const through = outcome(join(dir, 'decap'));
     expect(through.files).toEqual(reference.files);
     expect(through.findings).toEqual([...reference.findings, `unexpected-gwlb-endpoint ${SRC_B}|42`].sort());
+  });
+});
+
+describeNeeds(['tshark'], 'GENEVE through the API and the health check', () => {
+  const tmp = useTmpDir('mg-geneve-api-');
+
+  itNeeds(['tcpdump', 'root'], '/healthz checks the GENEVE socket; /v1/sessions and /v1/captures name the GWLB endpoint; tcpdump sees nothing leave the GENEVE port', async () => {
+    const dir = tmp.path;
+    const srv = await startServe(['--data-dir', dir, '--api', '127.0.0.1:0', '--flush-interval-ms', '100', '--receiver', 'dgram', '--geneve', '127.0.0.1:0']);
+    const port = (await srv.waitForLog((l) => l.msg === 'receiving GENEVE from a Gateway Load Balancer')).port as number;
+    const base = `http://127.0.0.1:${srv.apiPort}`;
+    // What a GWLB target group's HTTPS/HTTP health check gets: no token, 200, the GENEVE socket among the checks.
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok', checks: { catalog: true, receiver: true, geneve: true } });
+
+    // Everything to and from the GENEVE port, on any interface of this host: what comes in proves the
+    // capture works; nothing may go out.
+    const pcap = join(dir, 'geneve-port.pcap');
+    const dump = spawn('tcpdump', ['-i', 'any', '--immediate-mode', '-U', '-n', '-w', pcap, `udp and port ${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      dump.stderr!.on('data', (d: Buffer) => ((err += d.toString()), /listening on/.test(err) && resolve()));
+      dump.on('exit', (code) => reject(new Error(`tcpdump exited ${code}: ${err}`)));
+    });
+    await new Promise((r) => setTimeout(r, 500)); // "listening" comes a moment before the first packet is seen
+    const gwlb = await udpSource(GWLB);
+    await gwlb.send(port, TRAFFIC.map(([src, vni, frame]) => gwlbPacket(src, vni, frame)));
+    await srv.waitForLog((l) => l.msg === 'new mirror session seen' && l.vni === 777);
+
+    const token = readFileSync(join(dir, 'api-admin.token'), 'utf8').trim();
+    const get = async (path: string) => (await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<{ items: Record<string, unknown>[] }>;
+    await new Promise((r) => setTimeout(r, 400)); // one flush interval and a catalog sync
+    const sessions = (await get('/v1/sessions')).items;
+    expect(sessions.map((r) => `${r.sourceIp}|${r.vni} ${r.gwlbEndpointId} ${r.gwlbAttachmentId}`).sort()).toEqual(
+      Object.keys(EXPECTED_FILES).map((k) => `${k} ${ENDPOINT_ID_TEXT} ${ATTACHMENT_ID_TEXT}`).sort(),
+    );
+    const captures = (await get('/v1/captures')).items;
+    expect(captures.length).toBe(Object.keys(EXPECTED_FILES).length);
+    for (const c of captures) expect(c).toMatchObject({ gwlbEndpointId: ENDPOINT_ID_TEXT, gwlbAttachmentId: ATTACHMENT_ID_TEXT });
+
+    expect(await srv.stop('SIGTERM')).toBe(0);
+    await new Promise((r) => setTimeout(r, 200));
+    dump.kill('SIGINT');
+    await new Promise((r) => dump.once('exit', r));
+    expect(gwlb.received).toEqual([]);
+    await gwlb.close();
+    expect(tsharkReadsCleanly(pcap).ok).toBe(true);
+    const seen = tsharkFields(pcap, ['udp.srcport', 'udp.dstport']);
+    expect(seen.filter(([, d]) => Number(d) === port).length).toBeGreaterThan(0); // the capture saw the GWLB's packets
+    expect(seen.filter(([sp]) => Number(sp) === port)).toEqual([]);
   });
 });
 
