@@ -279,7 +279,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         w.drops.forEach((v, i) => (out[DROP_NAMES[i]!] = v));
         w.weird.forEach((v, i) => (out[WEIRD_NAMES[i]!] = v));
         // GENEVE goes to the main thread's collector: add its outcomes.
-        if (collector && geneveReceiver) for (const [k, v] of Object.entries(collector.counters())) out[k] = (out[k] ?? 0) + v;
+        if (collector && config.geneve.listen !== null) for (const [k, v] of Object.entries(collector.counters())) out[k] = (out[k] ?? 0) + v;
         return { ...out, ...nativeCounters(w.receiver) };
       }
       if (!collector) return {};

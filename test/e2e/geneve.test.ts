@@ -217,6 +217,28 @@ describeNeeds(['tshark'], 'GENEVE through the API and the health check', () => {
   });
 });
 
+describeNeeds(['native'], 'serve --geneve with --workers', () => {
+  const tmp = useTmpDir('mg-geneve-workers-');
+
+  it('feeds GENEVE to the main thread collector (worker 0) and reports its counters with the workers\'', async () => {
+    const dir = tmp.path;
+    const srv = await startServe(['--data-dir', dir, '--api', 'off', '--flush-interval-ms', '100', '--workers', '2', '--geneve', '127.0.0.1:0']);
+    const port = (await srv.waitForLog((l) => l.msg === 'receiving GENEVE from a Gateway Load Balancer')).port as number;
+    const gwlb = await udpSource(GWLB);
+    await gwlb.send(port, TRAFFIC.map(([src, vni, frame]) => gwlbPacket(src, vni, frame)));
+    await srv.waitForLog((l) => l.msg === 'new mirror session seen' && l.vni === 777);
+    await new Promise((r) => setTimeout(r, 300));
+    await gwlb.close();
+    expect(await srv.stop('SIGTERM')).toBe(0);
+    const final = srv.logs.find((l) => l.msg === 'workers stopped; final counters')!;
+    expect((final.counters as Record<string, number>).written).toBe(TRAFFIC.length);
+    const db = new Database(join(dir, 'mirrorguard.db'), { readonly: true });
+    const rows = db.prepare('SELECT DISTINCT worker FROM captures').all();
+    db.close();
+    expect(rows).toEqual([{ worker: 0 }]);
+  });
+});
+
 describe('serve --geneve configuration', () => {
   it('refuses a GENEVE port equal to the VXLAN port', () => {
     const r = runCli(['decap', '/nonexistent.pcap', '--out', '/tmp/x', '--geneve-port', '4789']);
