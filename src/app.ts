@@ -280,11 +280,13 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         w.weird.forEach((v, i) => (out[WEIRD_NAMES[i]!] = v));
         // GENEVE goes to the main thread's collector: add its outcomes.
         if (collector && config.geneve.listen !== null) for (const [k, v] of Object.entries(collector.counters())) out[k] = (out[k] ?? 0) + v;
+        if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));
         return { ...out, ...nativeCounters(w.receiver) };
       }
       if (!collector) return {};
       const out = collector.counters();
       if (receiver?.kind === 'native') Object.assign(out, nativeCounters((receiver as NativeBoundReceiver).stats()));
+      if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));
       return out;
     },
   };

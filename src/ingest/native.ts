@@ -95,14 +95,14 @@ export interface NativeCounterSource {
   errors: number;
 }
 
-export function nativeCounters(s: NativeCounterSource): Record<string, number> {
+export function nativeCounters(s: NativeCounterSource, prefix: 'ingest.native' | 'ingest.geneve' = 'ingest.native'): Record<string, number> {
   return {
-    'ingest.native.packets': s.packets,
-    'ingest.native.batches': s.batches,
-    'ingest.native.truncated': s.truncated,
-    'ingest.native.kernel_drops': s.kernelDrops,
-    'ingest.native.unstamped': s.unstamped,
-    'ingest.native.errors': s.errors,
+    [`${prefix}.packets`]: s.packets,
+    [`${prefix}.batches`]: s.batches,
+    [`${prefix}.truncated`]: s.truncated,
+    [`${prefix}.kernel_drops`]: s.kernelDrops,
+    [`${prefix}.unstamped`]: s.unstamped,
+    [`${prefix}.errors`]: s.errors,
   };
 }
 
