@@ -23,7 +23,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
       config: { access: 'public' },
       schema: {
         summary: 'Health check (no token)',
-        description: '200 `{"status":"ok"}` when the catalog database answers and the collector reports healthy; 503 `{"status":"fail"}` with the failing checks otherwise. Use it as the NLB or GWLB target group health check (HTTP or HTTPS on the API port); with serve --geneve, checks.geneve says whether the GENEVE socket is bound.',
+        description: '200 `{"status":"ok"}` when the catalog database answers and the collector reports healthy; 503 `{"status":"fail"}` with the failing checks otherwise. Use it as the NLB target group health check (HTTP or HTTPS on the API port).',
         tags: ['operations'],
         response: {
           200: { type: 'object', required: ['status', 'checks'], properties: { status: { type: 'string', enum: ['ok'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } } } },
