@@ -155,7 +155,11 @@ describe('the mirror target', () => {
   });
 
   it('GWLB: a gateway load balancer, a GENEVE target group health-checked on /healthz over HTTPS, its endpoint service and endpoint', () => {
-    for (const r of ['GatewayLoadBalancer', 'GeneveTargetGroup', 'GatewayListener', 'GatewayEndpointService', 'GatewayEndpoint', 'GeneveIngress']) expect(res(r).Condition, r).toBe('UseGwlb');
+    for (const r of ['GatewayLoadBalancer', 'GeneveTargetGroup', 'GatewayListener', 'GatewayEndpointService', 'GatewayEndpointServicePermissions', 'GatewayEndpoint', 'GeneveIngress']) {
+      expect(res(r).Condition, r).toBe('UseGwlb');
+    }
+    // Only this account may attach endpoints to the service.
+    expect(res('GatewayEndpointServicePermissions').Properties.AllowedPrincipals).toEqual([{ 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' }]);
     expect(res('GatewayLoadBalancer').Properties).toMatchObject({ Type: 'gateway', Subnets: [{ Ref: 'SubnetId' }] });
     const tg = res('GeneveTargetGroup').Properties;
     // GWLB target groups are GENEVE on 6081 (RFC 8926) and health-check over TCP, HTTP or HTTPS, never GENEVE.
