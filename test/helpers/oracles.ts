@@ -21,7 +21,7 @@ export interface TsharkResult {
  * the undeclared need, so a run without the tool finds every test that forgot to declare it.
  */
 export function requireOracle(need: Need): void {
-  if (!have(need)) throw new Error(`this test runs ${need}, which is absent in this run, but does not declare it: wrap it in itNeeds(['${need}'], ...) or describeNeeds (test/helpers/needs.ts)`);
+  if (!have(need)) throw new Error(`this test needs ${need}, which is absent in this run, but does not declare it: wrap it in itNeeds(['${need}'], ...) or describeNeeds (test/helpers/needs.ts)`);
 }
 
 /** Run tshark with the given arguments; never throws, so a test can assert on stderr. */
