@@ -223,3 +223,17 @@ export function ether(o: { src?: string; dst?: string; vlans?: (number | VlanTag
 export function vxlanHeader(vni: number, flags = 0x08): Buffer {
   return Buffer.from([flags, 0, 0, 0, (vni >> 16) & 255, (vni >> 8) & 255, vni & 255, 0]);
 }
+
+/** The frames the API tests write (test/api/helpers.ts craftFrames), here so packets.test.ts can hold them against scapy. */
+export function API_FRAMES(): Record<string, Buffer> {
+  return {
+    tcp443: ether({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }, ipv4({ src: '10.0.0.1', dst: '10.0.0.2' }, tcp({ sport: 40000, dport: 443, flags: 'S', seq: 1000 }))),
+    tcp443r: ether({ src: '02:00:00:00:00:02', dst: '02:00:00:00:00:01' }, ipv4({ src: '10.0.0.2', dst: '10.0.0.1' }, tcp({ sport: 443, dport: 40000, flags: 'SA', seq: 5000, ack: 1001 }))),
+    dns: ether({ src: '02:00:00:00:00:03', dst: '02:00:00:00:00:04' }, ipv4({ src: '10.0.0.3', dst: '8.8.8.8' }, udp({ sport: 5353, dport: 53 }, dnsQuery('example.com')))),
+    icmp6: ether({ src: '02:00:00:00:00:05', dst: '02:00:00:00:00:06' }, ipv6({ src: 'fd00::1', dst: 'fd00::2' }, icmp6Echo({ id: 7, seq: 1 }))),
+    ssh_vlan: ether(
+      { src: '02:00:00:00:00:07', dst: '02:00:00:00:00:08', vlans: [7] },
+      ipv4({ src: '10.1.0.1', dst: '10.0.0.2' }, tcp({ sport: 50000, dport: 22, flags: 'PA' }, Buffer.concat([Buffer.from('SSH-2.0-OpenSSH_9.6'), raw('x', 400)]))),
+    ),
+  };
+}

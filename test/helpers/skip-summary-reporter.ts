@@ -37,7 +37,8 @@ export default class SkipSummaryReporter implements Reporter {
     if (skipped + partial === 0) return;
     const needs = [...byNeed.keys()].sort();
     const how = [...new Set(needs.map((n) => NEEDS[n].get))].join('; ');
-    const what = [skipped > 0 ? `${skipped} test${skipped === 1 ? '' : 's'}` : '', partial > 0 ? `part of ${partial} more` : ''].filter(Boolean).join(' and ');
+    const tests = (n: number) => `${n} test${n === 1 ? '' : 's'}`;
+    const what = [skipped > 0 ? tests(skipped) : '', partial > 0 ? `some checks of ${skipped > 0 ? `${partial} more` : tests(partial)}` : ''].filter(Boolean).join(' and ');
     process.stdout.write(
       `\n${SUMMARY_PREFIX} ${what}, needing ${needs.map((n) => `${n} (${byNeed.get(n)})`).join(', ')}. To run them: ${how}; or bash .ci/run, which installs everything.\n`,
     );
