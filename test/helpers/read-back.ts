@@ -2,7 +2,10 @@
  * Our own reader (src/pcap/reader.ts) over a capture file: what every test can check without tshark.
  * tshark stays the independent oracle in the tests that declare it (test/helpers/needs.ts).
  */
+import { expect } from 'vitest';
 import { openCapture } from '../../src/pcap/reader.js';
+import { checkIfHave } from './needs.js';
+import { tsharkFrameHex, tsharkReadsCleanly } from './oracles.js';
 
 export interface ReadBack {
   /** Captured bytes of each frame, in hex. */
@@ -30,4 +33,20 @@ export function readBack(file: string): ReadBack {
     rd.close();
   }
   return out;
+}
+
+/**
+ * The file parses to its end and holds `packets` frames: by our reader always, and by tshark too where
+ * it is installed (checkIfHave: a failure under CI=true without it, a mark in the summary elsewhere).
+ */
+export function expectReadable(file: string, packets: number): void {
+  const own = readBack(file);
+  expect({ file, truncated: own.truncated, packets: own.frames.length }).toEqual({ file, truncated: false, packets });
+  checkIfHave('tshark', () => expect(tsharkReadsCleanly(file)).toMatchObject({ ok: true, packets }));
+}
+
+/** The file holds exactly these frames (hex), by our reader and, where installed, by tshark. */
+export function expectFrames(file: string, frames: string[]): void {
+  expect(readBack(file).frames).toEqual(frames);
+  checkIfHave('tshark', () => expect(tsharkFrameHex(file)).toEqual(frames));
 }
