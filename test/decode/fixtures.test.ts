@@ -13,6 +13,7 @@ import { DROP, DROP_NAMES, WEIRD } from '../../src/decode/drop-reasons.js';
 import { decodeVxlanPacket } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, PacketState } from '../../src/decode/packet-state.js';
 import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
+import { describeNeeds } from '../helpers/needs.js';
 import { tsharkFields } from '../helpers/oracles.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
@@ -161,7 +162,7 @@ describeWithFixtures('decoding the shared fixture captures', () => {
     expect(r!.weird).toBe(1 << WEIRD.VXLAN_RESERVED_BITS);
   });
 
-  describe('frame by frame against tshark', () => {
+  describeNeeds(['mergecap', 'tshark'], 'frame by frame against tshark', () => {
     const files = expected.map(([f]) => f);
     let tmp: { dir: string; remove: () => void };
     let rows: string[][] = [];

@@ -8,6 +8,7 @@ import { canonicalIp, innerDestinationToString, innerSourceToString, outerSource
 import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
 import { LINKTYPE, decodeVxlanPacket } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, PacketState } from '../../src/decode/packet-state.js';
+import { describeNeeds } from '../helpers/needs.js';
 import { scapy } from '../helpers/oracles.js';
 import { embed } from './bytes.js';
 
@@ -191,7 +192,7 @@ function ours(buf: Buffer, off: number, end: number) {
   };
 }
 
-describe('decoders against scapy', () => {
+describeNeeds(['scapy'], 'decoders against scapy', () => {
   beforeAll(() => {
     cases = JSON.parse(scapy(SCRIPT)) as Case[];
   });

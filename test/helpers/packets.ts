@@ -163,7 +163,10 @@ export function dnsQuery(name: string, o: { id?: number; rd?: boolean } = {}): B
 }
 
 /** IPv4 (no options). `body` is a transport segment or raw bytes with `proto`. */
-export function ipv4(o: { src?: string; dst?: string; ttl?: number; id?: number; proto?: number; df?: boolean } = {}, body: L4 | Uint8Array = Buffer.alloc(0)): L3 {
+export function ipv4(
+  o: { src?: string; dst?: string; ttl?: number; id?: number; proto?: number; df?: boolean; /** Fragment offset, 8-byte units. */ frag?: number } = {},
+  body: L4 | Uint8Array = Buffer.alloc(0),
+): L3 {
   const src = ipv4Bytes(o.src ?? '127.0.0.1');
   const dst = ipv4Bytes(o.dst ?? '127.0.0.1');
   const payload = body instanceof Uint8Array ? body : body.bytes(src, dst);
@@ -171,13 +174,62 @@ export function ipv4(o: { src?: string; dst?: string; ttl?: number; id?: number;
   h[0] = 0x45;
   h.writeUInt16BE(20 + payload.length, 2);
   h.writeUInt16BE(o.id ?? 1, 4);
-  if (o.df) h[6] = 0x40;
+  h.writeUInt16BE((o.df ? 0x4000 : 0) | ((o.frag ?? 0) & 0x1fff), 6);
   h[8] = o.ttl ?? 64;
   h[9] = body instanceof Uint8Array ? (o.proto ?? 0) : body.proto;
   src.copy(h, 12);
   dst.copy(h, 16);
   h.writeUInt16BE(inetChecksum(h), 10);
   return { etherType: 0x0800, bytes: Buffer.concat([h, payload]) };
+}
+
+/** GRE (RFC 2784) with no options, carrying an IPv4 or IPv6 packet. */
+export function gre(inner: L3): L4 {
+  return {
+    proto: 47,
+    bytes() {
+      const h = Buffer.alloc(4);
+      h.writeUInt16BE(inner.etherType, 2);
+      return Buffer.concat([h, inner.bytes]);
+    },
+  };
+}
+
+/**
+ * SCTP (RFC 9260) with one INIT chunk. The CRC32c checksum is left 0: nothing in the tests verifies it
+ * (a filter or a decoder looks at ports only).
+ */
+export function sctpInit(o: { sport: number; dport: number }): L4 {
+  return {
+    proto: 132,
+    bytes() {
+      const b = Buffer.alloc(12 + 20);
+      b.writeUInt16BE(o.sport, 0);
+      b.writeUInt16BE(o.dport, 2);
+      b[12] = 1; // chunk type INIT
+      b.writeUInt16BE(20, 14); // chunk length
+      b.writeUInt32BE(1, 16); // initiate tag
+      b.writeUInt32BE(65535, 20); // a_rwnd
+      b.writeUInt16BE(1, 24); // outbound streams
+      b.writeUInt16BE(1, 26); // inbound streams
+      b.writeUInt32BE(1, 28); // initial TSN
+      return b;
+    },
+  };
+}
+
+/** An ARP request over Ethernet/IPv4 (RFC 826): who has `pdst`, tell `psrc`. */
+export function arp(o: { psrc: string; pdst: string; hwsrc?: string; op?: number }): L3 {
+  const b = Buffer.alloc(28);
+  b.writeUInt16BE(1, 0); // hardware type Ethernet
+  b.writeUInt16BE(0x0800, 2); // protocol type IPv4
+  b[4] = 6;
+  b[5] = 4;
+  b.writeUInt16BE(o.op ?? 1, 6);
+  macBytes(o.hwsrc ?? '02:00:00:00:00:01').copy(b, 8);
+  ipv4Bytes(o.psrc).copy(b, 14);
+  ipv4Bytes(o.pdst).copy(b, 24);
+  return { etherType: 0x0806, bytes: b };
 }
 
 /** IPv6 with no extension headers. Default addresses ::1 -> ::1, hop limit 64, as scapy. */
