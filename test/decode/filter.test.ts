@@ -8,7 +8,7 @@ import { PacketState } from '../../src/decode/packet-state.js';
 import { isMgError, type MgError } from '../../src/errors.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { itNeeds } from '../helpers/needs.js';
-import { arp, dnsQuery, ether, gre, icmp, icmp6Echo, ipv4, ipv6, raw, sctpInit, tcp, udp, vxlanHeader } from '../helpers/packets.js';
+import { arp, dnsQuery, ether, gre, icmp, icmp6Echo, ipv4, ipv6, raw, sctpInit, tcp, udp, vxlanHeader, type VlanTag } from '../helpers/packets.js';
 import { buildPcap } from '../pcap/pcap-helpers.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { embed } from './bytes.js';
@@ -142,7 +142,7 @@ describe('compileFilter: parsing', () => {
 
 // ------------------------------------------------------------------------------------------------
 
-const E = (inner: Parameters<typeof ether>[1], vlans?: Parameters<typeof ether>[0]['vlans']) => ether({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', vlans }, inner);
+const E = (inner: Parameters<typeof ether>[1], vlans?: (number | VlanTag)[]) => ether({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', vlans }, inner);
 
 /** The frames the filter cases below match, by name; the first UNTAGGED are also given to tcpdump. */
 function buildFrames(): [string, Buffer][] {

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { innerSourceToString, ipv4ToString, outerSourceToString } from '../../src/decode/addr.js';
 import { DROP, DROP_NAMES, WEIRD } from '../../src/decode/drop-reasons.js';
 import { decodeVxlanPacket } from '../../src/decode/outer.js';

@@ -3,7 +3,7 @@
  * decoders and prints the bytes with scapy's field values; we decode the same bytes and compare, at
  * offset 0 and at a non-zero offset inside junk.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { canonicalIp, innerDestinationToString, innerSourceToString, outerSourceToString } from '../../src/decode/addr.js';
 import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
 import { LINKTYPE, decodeVxlanPacket } from '../../src/decode/outer.js';

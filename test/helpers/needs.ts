@@ -58,9 +58,9 @@ function failing(absent: Need[]): () => never {
  */
 export function describeNeeds(needs: Need[], name: string, body: () => void): void {
   const absent = missing(needs);
-  if (absent.length === 0) return describe(name, body);
-  if (IN_CI) return describe(name, () => it(`requires ${absent.join(', ')}`, failing(absent)));
-  describe.skip(label(name, absent), () => it.skip('skipped', () => undefined));
+  if (absent.length === 0) describe(name, body);
+  else if (IN_CI) describe(name, () => it(`requires ${absent.join(', ')}`, failing(absent)));
+  else describe.skip(label(name, absent), () => it.skip('skipped', () => undefined));
 }
 
 /** `it` that runs only where `needs` are present; otherwise skipped (or failing under CI=true), as above. */
