@@ -41,7 +41,8 @@ describe('serve end to end', () => {
 
   // Both receivers, same expectations: the native recvmmsg addon and the node:dgram fallback.
   for (const receiver of ['native', 'dgram'] as const) {
-    (receiver === 'native' ? describeNeeds.bind(null, ['native']) : describe)(`mirror traffic through serve (${receiver})`, () => {
+    const suite = receiver === 'native' ? (name: string, body: () => void) => describeNeeds(['native'], name, body) : describe;
+    suite(`mirror traffic through serve (${receiver})`, () => {
       const tmpAll = makeTmpDir('mg-e2e-');
       const dir = tmpAll.dir;
       afterAll(() => tmpAll.remove());
