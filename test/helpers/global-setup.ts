@@ -70,6 +70,7 @@ export function probeNeeds(): Record<Need, boolean> {
     libpcap: root && loads('cap'),
     native: loadNativeAddon().ok,
     root,
+    procfs: existsSync('/proc/self/fdinfo'),
     tmpfs: mountsTmpfs(),
     openssl: runs('openssl', ['version']),
     'systemd-analyze': runs('systemd-analyze', ['--version']),

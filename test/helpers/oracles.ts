@@ -86,10 +86,3 @@ export function scapy(script: string, args: string[] = [], input?: string): stri
   requireOracle('scapy');
   return execFileSync(PYTHON, ['-c', script, ...args], { encoding: 'utf8', input, maxBuffer: 256 * 1024 * 1024, stdio: ['pipe', 'pipe', 'pipe'] });
 }
-
-/** Run mergecap; throws with its stderr on failure. */
-export function mergecap(args: string[]): void {
-  requireOracle('mergecap');
-  const r = spawnSync('mergecap', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`mergecap failed: ${r.stderr}`);
-}

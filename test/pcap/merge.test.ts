@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,7 +8,7 @@ import { isMgError } from '../../src/errors.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
 import { mergeCaptures, type MergeOptions, type MergeStats } from '../../src/pcap/merge.js';
 import { openCapture } from '../../src/pcap/reader.js';
-import { checkIfHave, itNeeds } from '../helpers/needs.js';
+import { checkIfHave, describeNeeds, itNeeds } from '../helpers/needs.js';
 import { expectReadable } from '../helpers/read-back.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { buildPcap, frame, tsharkFrames, md5, epochString, type Rec } from './pcap-helpers.js';
@@ -183,7 +183,7 @@ function openInputs(paths: string[]): number {
   }).length;
 }
 
-describe.skipIf(!existsSync('/proc/self/fdinfo'))('mergeCaptures: streaming', () => {
+describeNeeds(['procfs'], 'mergeCaptures: streaming', () => {
   const N = 8000;
   const LEN = 1200;
   const big: string[] = [];
