@@ -19,7 +19,7 @@ import { BufferPool } from '../pcap/buffer-pool.js';
 import { DiskQueue, type DiskErrorReport } from '../pcap/disk-queue.js';
 import { PcapFileWriter } from '../pcap/file-writer.js';
 import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
-import { toMicros } from '../util/clock.js';
+import { receiveClock, toMicros, type ReceiveClock } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import { Catalog } from './catalog.js';
 import { captureRelPath } from './layout.js';
@@ -49,6 +49,8 @@ export interface CollectorOptions {
   onNewPair?: (sourceIp: string, vni: number, atMs: number) => PairVerdict;
   /** Wall clock in seconds, replaceable in tests. */
   nowSec?: () => number;
+  /** The receivers' clock, re-anchored to the wall clock on every flush tick (default: the process's). */
+  clock?: ReceiveClock;
 }
 
 export class Collector {
@@ -295,6 +297,7 @@ export class Collector {
 
   /** Timer: hand buffered records to the disk, sync the catalog, rotate by age, close idle files. */
   tick(): void {
+    this.reanchorClock();
     const now = this.nowSec();
     const nowMs = Math.floor(now * 1000);
     const idle = this.opts.idleCloseSeconds;
@@ -321,6 +324,14 @@ export class Collector {
       const n = this.logLimit.allow('tick');
       if (n >= 0) this.opts.logger.error({ err: e, suppressed: n }, 'catalog sync failed; retrying on the next tick');
     }
+  }
+
+  /** An NTP step or a paused VM moved the wall clock: later receive timestamps follow it (src/util/clock.ts). */
+  private reanchorClock(): void {
+    const stepMs = (this.opts.clock ?? receiveClock).reanchor();
+    if (stepMs === 0) return;
+    const n = this.logLimit.allow('clock-step');
+    if (n >= 0) this.opts.logger.warn({ stepMs: Math.round(stepMs), suppressed: n }, 'the wall clock moved against the monotonic clock; receive timestamps re-anchored');
   }
 
   /** Bring an open file's catalog row up to what is committed on disk (packets, bytes, last time). */
