@@ -76,7 +76,9 @@ export class Collector {
     this.workerId = opts.workerId ?? 0;
     this.sessions = new SessionTable(opts.maxSessions);
     this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, maxBytes: opts.queueBytes });
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes });
+    // Every write outcome (a failed create, write, truncate, sync or close; a full queue) reaches the log
+    // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, onError: (report) => this.onDiskReport(report) });
     this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
     this.halfQueue = opts.queueBytes / 2;
   }
@@ -232,7 +234,6 @@ export class Collector {
       queue: this.queue,
       flushIntervalMs: 0, // the collector's timer flushes every file at once
       onLoss: (code: number, packets: number) => this.onLoss(code, packets),
-      onError: (report) => this.onWriteError(report),
     });
     s.fileOpenedSec = tsSec;
     s.fileBytes = GLOBAL_HEADER_BYTES;
@@ -259,9 +260,10 @@ export class Collector {
     this.drops[code]! += packets;
   }
 
-  /** Already rate-limited by the disk queue (one report per operation and errno a minute). */
-  private onWriteError(report: DiskErrorReport): void {
-    this.opts.logger.error(report, 'PCAP write failed; capture continues and retries on the next flush');
+  /** The disk queue's hook: already rate-limited (one report per operation and errno a minute, with the count suppressed). */
+  private onDiskReport(report: DiskErrorReport): void {
+    if (report.op === 'queue') this.opts.logger.warn(report, 'disk queue full: packets dropped (pcap.write.queue_full); the disk is slower than the capture');
+    else this.opts.logger.error(report, 'PCAP write failed; capture continues and retries on the next flush');
   }
 
   /** Close a session's current file (rotation, idle, shutdown). The catalog row is finalized when the close completes. */
