@@ -26,7 +26,7 @@ import { Detector } from './detect/detector.js';
 import { loadManifest } from './detect/manifest.js';
 import { openDb, type Db } from './store/db.js';
 import { parseHostPort } from './util/units.js';
-import type { Logger } from './util/log.js';
+import { resolveLogFormat, type Logger } from './util/log.js';
 import { DROP_NAMES, WEIRD_NAMES } from './decode/drop-reasons.js';
 
 export interface AppOptions {
@@ -200,6 +200,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           collector: collectorSettings(config),
           logger,
           logLevel: config.log.level,
+          logFormat: resolveLogFormat(config.log.format),
           onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),
         });
       } else {

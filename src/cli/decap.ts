@@ -16,7 +16,7 @@ import { loadManifest } from '../detect/manifest.js';
 import { EXIT, MgError } from '../errors.js';
 import { openCapture } from '../pcap/reader.js';
 import { openDb } from '../store/db.js';
-import { createLogger } from '../util/log.js';
+import { createLogger, resolveLogFormat } from '../util/log.js';
 import { CONFIG_FLAGS, helpText, parseFlags, type FlagSpec } from './flags.js';
 
 const SPECS: FlagSpec[] = [
@@ -30,6 +30,7 @@ const SPECS: FlagSpec[] = [
   CONFIG_FLAGS['max-sessions']!,
   { name: 'json', kind: 'boolean', help: 'print the summary as JSON' },
   CONFIG_FLAGS['log-level']!,
+  CONFIG_FLAGS['log-format']!,
 ];
 
 export async function run(argv: string[]): Promise<number> {
@@ -43,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   if (flags.positionals.length === 0) throw new MgError('MG_ERR_CLI_USAGE', 'decap needs at least one capture file');
   if (flags.values.out === undefined) throw new MgError('MG_ERR_CLI_USAGE', 'decap needs --out DIR');
   const config = loadConfig({ file: flags.values.config as string | undefined, overrides: flags.overrides });
-  const logger = createLogger(flags.values['log-level'] ? config.log.level : 'warn');
+  const logger = createLogger(flags.values['log-level'] ? config.log.level : 'warn', resolveLogFormat(config.log.format));
 
   // Open every input first so a bad path or format fails before anything is written.
   const readers = flags.positionals.map((p) => openCapture(p));

@@ -40,6 +40,7 @@ export const CONFIG_FLAGS: Record<string, FlagSpec> = {
   api: { name: 'api', path: ['api', 'listen'], kind: 'string', arg: 'HOST:PORT|off', help: 'auditor API address (default 127.0.0.1:8080)' },
   webhook: { name: 'webhook', path: ['webhooks'], kind: 'list', arg: 'URL', help: 'send findings to this webhook (repeatable; Standard Webhooks format)' },
   'log-level': { name: 'log-level', path: ['log', 'level'], kind: 'string', arg: 'LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+  'log-format': { name: 'log-format', path: ['log', 'format'], kind: 'string', arg: 'json|pretty', help: 'JSON lines (services, journald) or lines for a person (default: pretty on a terminal, else json)' },
 };
 
 export interface ParsedFlags {

@@ -6,7 +6,7 @@ import { buildApp } from '../app.js';
 import { parseAlertsConfig } from '../alert/config.js';
 import { loadConfigWithSource } from '../config/load.js';
 import { EXIT, MgError } from '../errors.js';
-import { createLogger } from '../util/log.js';
+import { createLogger, resolveLogFormat } from '../util/log.js';
 import { CONFIG_FLAGS, helpText, parseFlags } from './flags.js';
 
 const SPECS = Object.values(CONFIG_FLAGS);
@@ -29,7 +29,7 @@ export async function run(argv: string[]): Promise<number> {
   const file = flags.values.config as string | undefined;
   const { config, lineOf } = loadConfigWithSource({ file, overrides: flags.overrides });
   const alerts = parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting }, { ...(file ? { file } : {}), lineOf });
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log.level, resolveLogFormat(config.log.format));
   const app = buildApp(config, logger, { alerts });
 
   // Signals are caught from the start: a stop asked for while starting (systemd, an impatient Ctrl-C)

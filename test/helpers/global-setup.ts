@@ -54,6 +54,7 @@ export function probeNeeds(): Record<Need, boolean> {
     native: loadNativeAddon().ok,
     root,
     openssl: runs('openssl', ['version']),
+    script: runs('script', ['--version']),
     'systemd-analyze': runs('systemd-analyze', ['--version']),
     postgres: postgresBinaries(),
     s3: runs('sh', ['-c', 'command -v moto_server']),

@@ -8,6 +8,7 @@ export const NEEDS = {
   native: { probe: 'the native recvmmsg addon', get: 'apt-get install g++ make && npm ci' },
   root: { probe: 'root (tmpfs mounts, raw sockets)', get: 'run the tests as root' },
   openssl: { probe: 'openssl', get: 'apt-get install openssl' },
+  script: { probe: 'script (util-linux), to run the CLI under a pseudo-terminal', get: 'apt-get install util-linux' },
   'systemd-analyze': { probe: 'systemd-analyze', get: 'apt-get install systemd' },
   postgres: { probe: 'PostgreSQL server binaries or MIRRORGUARD_TEST_PG_URL', get: 'apt-get install postgresql' },
   s3: { probe: 'moto_server (S3 emulator)', get: 'pip install "moto[server]"' },
