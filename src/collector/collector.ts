@@ -12,7 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DROP, DROP_COUNT, DROP_NAMES, WEIRD_COUNT, WEIRD_NAMES } from '../decode/drop-reasons.js';
-import { decodeOuter } from '../decode/outer.js';
+import { decodeCapturedFrame } from '../decode/outer.js';
 import { PacketState } from '../decode/packet-state.js';
 import { decodeVxlan } from '../decode/vxlan.js';
 import { BufferPool } from '../pcap/buffer-pool.js';
@@ -101,14 +101,7 @@ export class Collector {
       this.drops[code]!++;
       return;
     }
-    if (st.weird !== 0) this.countWeird(st.weird);
-    let s = this.sessions.get4(src4, st.vni);
-    if (s === undefined) {
-      const n = this.newSession(this.sessions.add4(src4, st.vni, tsSec), tsSec, tsNsec);
-      if (n === null) return;
-      s = n;
-    }
-    this.write(s, buf, tsSec, tsNsec);
+    this.accept4(buf, src4, tsSec, tsNsec);
   }
 
   /** A VXLAN payload from an IPv6 source whose 16 address bytes are at src6[src6Off]. */
@@ -120,14 +113,7 @@ export class Collector {
       this.drops[code]!++;
       return;
     }
-    if (st.weird !== 0) this.countWeird(st.weird);
-    let s = this.sessions.get6(src6, src6Off, st.vni);
-    if (s === undefined) {
-      const n = this.newSession(this.sessions.add6(src6, src6Off, st.vni, tsSec), tsSec, tsNsec);
-      if (n === null) return;
-      s = n;
-    }
-    this.write(s, buf, tsSec, tsNsec);
+    this.accept6(buf, src6, src6Off, tsSec, tsNsec);
   }
 
   /** node:dgram: the source comes as a string (rinfo.address); resolved through a bounded cache. */
@@ -141,18 +127,41 @@ export class Collector {
     else this.ingest6(buf, off, end, a.v6, 0, tsSec, tsNsec);
   }
 
-  /** A whole captured frame (capture files, libpcap): find the outer IP/UDP first. */
+  /** A whole captured frame (capture files, libpcap): outer IP/UDP, then VXLAN, in one chain. */
   ingestFrame(buf: Uint8Array, off: number, end: number, linktype: number, tsSec: number, tsNsec: number): void {
     const st = this.st;
-    st.resetOuter();
-    const code = decodeOuter(buf, off, end, linktype, st, this.opts.vxlanPort);
+    const code = decodeCapturedFrame(buf, off, end, linktype, st, this.opts.strictVxlan, this.opts.vxlanPort);
     if (code !== DROP.OK) {
       this.drops[code]!++;
       return;
     }
-    // decodeOuter leaves the outer fields in st; ingest4/6 reset only the inner ones.
-    if (st.outerFamily === 4) this.ingest4(buf, st.vxlanOff, st.vxlanEnd, st.outerSrc4, tsSec, tsNsec);
-    else this.ingest6(buf, st.vxlanOff, st.vxlanEnd, buf, st.outerSrc6Off, tsSec, tsNsec);
+    if (st.outerFamily === 4) this.accept4(buf, st.outerSrc4, tsSec, tsNsec);
+    else this.accept6(buf, buf, st.outerSrc6Off, tsSec, tsNsec);
+  }
+
+  /** A decoded packet from an IPv4 source: its session, then its file. */
+  private accept4(buf: Uint8Array, src4: number, tsSec: number, tsNsec: number): void {
+    const st = this.st;
+    if (st.weird !== 0) this.countWeird(st.weird);
+    let s = this.sessions.get4(src4, st.vni);
+    if (s === undefined) {
+      const n = this.newSession(this.sessions.add4(src4, st.vni, tsSec), tsSec, tsNsec);
+      if (n === null) return;
+      s = n;
+    }
+    this.write(s, buf, tsSec, tsNsec);
+  }
+
+  private accept6(buf: Uint8Array, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number): void {
+    const st = this.st;
+    if (st.weird !== 0) this.countWeird(st.weird);
+    let s = this.sessions.get6(src6, src6Off, st.vni);
+    if (s === undefined) {
+      const n = this.newSession(this.sessions.add6(src6, src6Off, st.vni, tsSec), tsSec, tsNsec);
+      if (n === null) return;
+      s = n;
+    }
+    this.write(s, buf, tsSec, tsNsec);
   }
 
   private write(s: Session, buf: Uint8Array, tsSec: number, tsNsec: number): void {
