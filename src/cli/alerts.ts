@@ -15,6 +15,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EXIT, MgError, type Problem } from '../errors.js';
 import { VERSION } from '../version.js';
+import { CATALOG_FILE } from '../collector/layout.js';
 import { openDb } from '../store/db.js';
 import { parseYamlWithLines } from '../util/yaml-source.js';
 import { generateSecret, looksLikeSlack, parseAlertsConfig, secretProblem, WEBHOOK_DEFAULTS, WEBHOOK_SECRET_ENV, type ResolvedWebhook, type WebhookFormat } from '../alert/config.js';
@@ -26,8 +27,6 @@ import { sendWebhook } from '../alert/send.js';
 import { commandHelp, parseCommand, usageError, type CommandSpec, type FlagSpec } from './flags.js';
 import { PROCESS_IO, type CliIo } from './io.js';
 
-/** The catalog's file name under the data directory (src/collector/layout.ts CATALOG_FILE). */
-const CATALOG_FILE = 'mirrorguard.db';
 
 const TEST_FLAGS: FlagSpec[] = [
   { name: 'webhook', kind: 'list', arg: 'URL', help: 'receiver to test (repeatable); hooks.slack.com URLs use the slack format' },
