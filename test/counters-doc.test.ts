@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAlerts, parseAlertsConfig } from '../src/alert/index.js';
+import { createAlerts } from '../src/alert/alerts.js';
+import { parseAlertsConfig } from '../src/alert/config.js';
 import { DROP_NAMES, WEIRD_NAMES } from '../src/decode/drop-reasons.js';
 import { newDetectCounters } from '../src/detect/counters.js';
 import { nativeCounters, type NativeCounterSource } from '../src/ingest/native.js';

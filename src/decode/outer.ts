@@ -216,10 +216,10 @@ export function decodeOuter(
 }
 
 /**
- * A whole captured frame: reset the state, decodeOuter, then decodeVxlan over the UDP payload
- * [vxlanOff, vxlanEnd). The one call capture-file readers need.
+ * A whole captured frame (capture files, libpcap): reset the state, decodeOuter, then decodeVxlan over
+ * the UDP payload [vxlanOff, vxlanEnd). The one chain Collector.ingestFrame runs, and the tests with it.
  */
-export function decodeVxlanPacket(
+export function decodeCapturedFrame(
   buf: Uint8Array,
   off: number,
   end: number,
@@ -228,6 +228,7 @@ export function decodeVxlanPacket(
   strict = false,
   vxlanPort: number = VXLAN_PORT,
 ): DropCode {
+  st.resetOuter();
   st.reset();
   const code = decodeOuter(buf, off, end, linktype, st, vxlanPort);
   if (code !== DROP.OK) return code;

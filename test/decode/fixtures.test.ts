@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { innerSourceToString, ipv4ToString, outerSourceToString } from '../../src/decode/addr.js';
 import { DROP, DROP_NAMES, WEIRD } from '../../src/decode/drop-reasons.js';
-import { decodeVxlanPacket } from '../../src/decode/outer.js';
+import { decodeCapturedFrame } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, PacketState } from '../../src/decode/packet-state.js';
 import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
 import { describeNeeds } from '../helpers/needs.js';
@@ -50,7 +50,7 @@ function decodeFile(name: string, strict = false, port = 4789): Result[] {
   const cap = readClassicPcap(fixture('pcap', name));
   return cap.frames.map(({ buf, off, end }) => {
     const st = new PacketState();
-    const code = decodeVxlanPacket(buf, off, end, cap.linktype, st, strict, port);
+    const code = decodeCapturedFrame(buf, off, end, cap.linktype, st, strict, port);
     return { code, vni: st.vni, weird: st.weird, st, buf };
   });
 }
@@ -131,7 +131,7 @@ describeWithFixtures('decoding the shared fixture captures', () => {
     expect(buf.readUInt16BE(off + 16)).toBe(0); // outer IPv4 total length, as SOURCES.md says
     expect(buf.readUInt16BE(off + 38)).toBe(0); // outer UDP length
     const st = new PacketState();
-    expect(decodeVxlanPacket(buf, off, end, cap.linktype, st)).toBe(DROP.OK);
+    expect(decodeCapturedFrame(buf, off, end, cap.linktype, st)).toBe(DROP.OK);
     expect(st.vni).toBe(5001);
     expect(st.innerEnd).toBe(end);
     expect(st.origLen).toBe(end - off - 50);

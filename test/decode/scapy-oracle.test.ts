@@ -6,7 +6,7 @@
 import { beforeAll, expect, it } from 'vitest';
 import { canonicalIp, innerDestinationToString, innerSourceToString, outerSourceToString } from '../../src/decode/addr.js';
 import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
-import { LINKTYPE, decodeVxlanPacket } from '../../src/decode/outer.js';
+import { LINKTYPE, decodeCapturedFrame } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, PacketState } from '../../src/decode/packet-state.js';
 import { describeNeeds } from '../helpers/needs.js';
 import { scapy } from '../helpers/oracles.js';
@@ -163,7 +163,7 @@ let cases: Case[] = [];
 /** What our decoders say, in the same shape as the scapy description. */
 function ours(buf: Buffer, off: number, end: number) {
   const st = new PacketState();
-  const code = decodeVxlanPacket(buf, off, end, LINKTYPE.ETHERNET, st, true);
+  const code = decodeCapturedFrame(buf, off, end, LINKTYPE.ETHERNET, st, true);
   return {
     code,
     vni: st.vni,

@@ -73,6 +73,7 @@ export function probeNeeds(): Record<Need, boolean> {
     procfs: existsSync('/proc/self/fdinfo'),
     tmpfs: mountsTmpfs(),
     openssl: runs('openssl', ['version']),
+    script: runs('script', ['--version']),
     'systemd-analyze': runs('systemd-analyze', ['--version']),
     'systemd-sysusers': runs('systemd-sysusers', ['--version']),
     bash: runs('bash', ['-c', 'true']),

@@ -12,6 +12,7 @@ export const NEEDS = {
   procfs: { probe: 'Linux /proc (/proc/self/fdinfo)', get: 'run the tests on Linux with /proc mounted' },
   tmpfs: { probe: 'mounting a tmpfs (root with CAP_SYS_ADMIN)', get: 'run the tests as root, outside a container that forbids mount' },
   openssl: { probe: 'openssl', get: 'apt-get install openssl' },
+  script: { probe: 'script (util-linux), to run the CLI under a pseudo-terminal', get: 'apt-get install util-linux' },
   'systemd-analyze': { probe: 'systemd-analyze', get: 'apt-get install systemd' },
   'systemd-sysusers': { probe: 'systemd-sysusers', get: 'apt-get install systemd' },
   bash: { probe: 'bash', get: 'apt-get install bash' },

@@ -65,8 +65,11 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     const losses: [number, number][] = [];
     const w = new PcapFileWriter(path, {
       flushIntervalMs: 0,
-      queue: new DiskQueue({ drops, onError: (r) => reports.push(r) }),
-      onLoss: (code, n) => losses.push([code, n]),
+      queue: new DiskQueue({ onError: (r) => reports.push(r) }),
+      onLoss: (code, n) => {
+        losses.push([code, n]);
+        drops[code]! += n;
+      },
     });
 
     for (let i = 0; i < 10; i++) expect(w.append(frame(i, 1000), 0, 1000, 1000, 100, i)).toBe(DROP.OK);
@@ -101,7 +104,7 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     const filler = fillDisk('all-full', 1 << 20);
     const drops = new Float64Array(DROP_COUNT);
     const path = join(mnt, 'nohdr.pcap');
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0, queue: new DiskQueue({ drops }) });
+    const w = new PcapFileWriter(path, { flushIntervalMs: 0, onLoss: (code, n) => (drops[code]! += n) });
     w.append(frame(1, 200), 0, 200, 200, 1, 0);
     const info = await w.close();
     // The inode was created, but not one byte fits: the catalog learns the file is empty.

@@ -179,7 +179,7 @@ describe('PcapFileWriter: bytes on disk', () => {
     writeFileSync(taken, 'somebody else wrote this');
     const drops = new Float64Array(DROP_COUNT);
     const reports: DiskErrorReport[] = [];
-    const w2 = new PcapFileWriter(taken, { flushIntervalMs: 0, queue: new DiskQueue({ drops, onError: (r) => reports.push(r) }) });
+    const w2 = new PcapFileWriter(taken, { flushIntervalMs: 0, queue: new DiskQueue({ onError: (r) => reports.push(r) }), onLoss: (code, n) => (drops[code]! += n) });
     w2.append(frame(1), 0, 64, 64, 1, 0);
     const info = await w2.close();
     expect(readFileSync(taken, 'utf8')).toBe('somebody else wrote this');
@@ -301,9 +301,12 @@ describe('PcapFileWriter: directory problems', () => {
     const losses: [number, number][] = [];
     const w = new PcapFileWriter(path, {
       flushIntervalMs: 0,
-      queue: new DiskQueue({ drops, onError: (r) => reports.push(r) }),
+      queue: new DiskQueue({ onError: (r) => reports.push(r) }),
       onError: (r) => perFile.push(r),
-      onLoss: (code, n) => losses.push([code, n]),
+      onLoss: (code, n) => {
+        losses.push([code, n]);
+        drops[code]! += n;
+      },
     });
     for (let round = 0; round < 5; round++) {
       for (let i = 0; i < 3; i++) expect(w.append(frame(round * 3 + i), 0, 64, 64, round, i)).toBe(DROP.OK);
@@ -333,7 +336,7 @@ describe('PcapFileWriter: directory problems', () => {
     // A path under a regular file fails with ENOTDIR whoever runs the test (root ignores mode bits).
     const path = join(blocker, 'x.pcap');
     const drops = new Float64Array(DROP_COUNT);
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0, queue: new DiskQueue({ drops }) });
+    const w = new PcapFileWriter(path, { flushIntervalMs: 0, onLoss: (code, n) => (drops[code]! += n) });
     w.append(frame(1), 0, 64, 64, 1, 0);
     const info = await w.close();
     expect(info).toMatchObject({ created: false, bytes: 0, packets: 0, lostPackets: 1, sha256: EMPTY_SHA256, lastError: 'ENOTDIR' });
