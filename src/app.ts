@@ -20,12 +20,13 @@ import { startNativeWorkers, type NativeWorkerPool } from './ingest/native-worke
 import { startUdpReceiver, type BoundReceiver } from './ingest/udp.js';
 import { startServeApi, livePairsFrom } from './api/serve.js';
 import type { ApiHandle } from './api/app.js';
-import { createAlerts, parseAlertsConfig, type Alerts, type AlertingConfig, type ResolvedWebhook } from './alert/index.js';
+import { createAlerts, type Alerts } from './alert/alerts.js';
+import { parseAlertsConfig, type AlertingConfig, type ResolvedWebhook } from './alert/config.js';
 import { Detector } from './detect/detector.js';
 import { loadManifest } from './detect/manifest.js';
 import { openDb, type Db } from './store/db.js';
 import { parseHostPort } from './util/units.js';
-import type { Logger } from './util/log.js';
+import { resolveLogFormat, type Logger } from './util/log.js';
 import { DROP_NAMES, WEIRD_NAMES } from './decode/drop-reasons.js';
 
 export interface AppOptions {
@@ -178,6 +179,13 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         } catch (e) {
           logger.error({ err: e }, 'retention failed; retrying on the next interval');
         }
+        // Finished webhook deliveries go too (pending ones never): the outbox would otherwise grow forever.
+        try {
+          const deleted = alerts!.prune();
+          if (deleted > 0) logger.info({ deleted, keepDeliveriesDays: alertsConfig.alerting.keepDeliveriesDays }, 'pruned old webhook deliveries');
+        } catch (e) {
+          logger.error({ err: e }, 'pruning webhook deliveries failed; retrying on the next interval');
+        }
       };
       retention();
       retentionTimer = setInterval(retention, config.retention.intervalSeconds * 1000);
@@ -199,6 +207,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           collector: collectorSettings(config),
           logger,
           logLevel: config.log.level,
+          logFormat: resolveLogFormat(config.log.format),
           onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),
         });
       } else {

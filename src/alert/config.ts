@@ -56,6 +56,11 @@ export const ALERTING_DEFAULTS = {
   pcapMarginSeconds: 60,
   /** How long stop() waits for requests in flight before aborting them (they stay pending). */
   stopGraceMs: 5_000,
+  /**
+   * Delivered and given-up (failed) deliveries older than this are deleted by the retention timer, so
+   * the outbox does not grow forever. Pending ones are never deleted. 0 keeps them forever.
+   */
+  keepDeliveriesDays: 30,
 };
 
 export type RetryPolicy = typeof RETRY_DEFAULTS;
@@ -66,6 +71,7 @@ export interface AlertingConfig {
   pcapMarginSeconds: number;
   pollIntervalMs: number;
   stopGraceMs: number;
+  keepDeliveriesDays: number;
   retry: RetryPolicy;
 }
 
@@ -162,6 +168,7 @@ export const alertingSchema = z.strictObject({
   pcapMarginSeconds: z.number().min(0).max(86_400).optional(),
   pollIntervalMs: z.number().int().min(10).max(600_000).optional(),
   stopGraceMs: z.number().int().min(0).max(600_000).optional(),
+  keepDeliveriesDays: z.number().min(0).max(36_500).optional(),
   retry: z
     .strictObject({
       initialDelayMs: z.number().int().min(1).max(3_600_000).optional(),
@@ -234,7 +241,7 @@ export function parseAlertsConfig(raw: { webhooks?: unknown; alerting?: unknown 
   if (retry.maxDelayMs < retry.initialDelayMs) problems.push(problemAt(['alerting', 'retry', 'maxDelayMs'], 'must be at least initialDelayMs', opts));
   const alerting: AlertingConfig = Object.freeze({
     ...ALERTING_DEFAULTS,
-    ...stripUndefined({ pcapMarginSeconds: a.pcapMarginSeconds, pollIntervalMs: a.pollIntervalMs, stopGraceMs: a.stopGraceMs }),
+    ...stripUndefined({ pcapMarginSeconds: a.pcapMarginSeconds, pollIntervalMs: a.pollIntervalMs, stopGraceMs: a.stopGraceMs, keepDeliveriesDays: a.keepDeliveriesDays }),
     ...(a.publicBaseUrl !== undefined ? { publicBaseUrl: a.publicBaseUrl.replace(/\/+$/, '') } : {}),
     retry,
   });

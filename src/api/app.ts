@@ -127,7 +127,9 @@ export async function startApi(app: FastifyInstance, cfg: Pick<ApiConfig, 'liste
   await app.listen({ host: hp.host, port: hp.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : hp.port;
-  app.log.info({ port, host: hp.host, tls: cfg.tls !== undefined }, 'api listening');
+  const tls = cfg.tls !== undefined;
+  const url = `${tls ? 'https' : 'http'}://${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${port}`;
+  app.log.info({ url, port, host: hp.host, tls }, 'api listening');
   return {
     port,
     async close(graceMs = 5_000) {

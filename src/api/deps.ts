@@ -4,7 +4,7 @@
  * The API reads through these and writes only the audit log (and, through `reloadManifest`, asks for
  * a manifest reload).
  */
-import type { AlertStats } from '../alert/index.js';
+import type { AlertStats } from '../alert/alerts.js';
 import type { Detector } from '../detect/detector.js';
 import type { FindingStore } from '../detect/store.js';
 import type { KernelUdpStats } from '../ingest/proc-net-udp.js';

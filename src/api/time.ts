@@ -84,11 +84,6 @@ export function timeToMs(t: TimePoint): number {
   return t.sec * 1000 + Math.floor(t.nsec / 1_000_000);
 }
 
-export function timeFromMs(ms: number): TimePoint {
-  const sec = Math.floor(ms / 1000);
-  return { sec, nsec: (ms - sec * 1000) * 1_000_000 };
-}
-
 /** Seconds between two points, as a double (for window limits). */
 export function secondsBetween(a: TimePoint, b: TimePoint): number {
   return b.sec - a.sec + (b.nsec - a.nsec) / 1e9;

@@ -13,9 +13,9 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { EXIT, MgError, type Problem } from '../errors.js';
 import { VERSION } from '../version.js';
+import { CATALOG_FILE } from '../collector/layout.js';
 import { openDb } from '../store/db.js';
 import { parseYamlWithLines } from '../util/yaml-source.js';
 import { generateSecret, looksLikeSlack, parseAlertsConfig, secretProblem, WEBHOOK_DEFAULTS, WEBHOOK_SECRET_ENV, type ResolvedWebhook, type WebhookFormat } from '../alert/config.js';
@@ -24,88 +24,75 @@ import { renderStandardTest } from '../alert/format-standard.js';
 import { enableEndpoint, listDeliveries, listDisabledEndpoints, newMsgId, outboxCounts, requeueFailed, type OutboxState } from '../alert/outbox.js';
 import { redactUrl } from '../alert/dispatcher.js';
 import { sendWebhook } from '../alert/send.js';
+import { commandHelp, parseCommand, usageError, type CommandSpec, type FlagSpec } from './flags.js';
+import { PROCESS_IO, type CliIo } from './io.js';
 
-/** The catalog's file name under the data directory (src/collector/layout.ts CATALOG_FILE). */
-const CATALOG_FILE = 'mirrorguard.db';
 
-const HELP = `usage: mirrorguard alerts <command> [options]
+const TEST_FLAGS: FlagSpec[] = [
+  { name: 'webhook', kind: 'list', arg: 'URL', help: 'receiver to test (repeatable); hooks.slack.com URLs use the slack format' },
+  { name: 'secret', kind: 'string', arg: 'whsec_...', help: `signing secret (default: $${WEBHOOK_SECRET_ENV}, else a one-off secret, printed)` },
+  { name: 'format', kind: 'string', arg: 'FORMAT', help: 'standard | slack (default: standard, or slack for hooks.slack.com)' },
+  { name: 'config', kind: 'string', arg: 'FILE', help: "also test every webhook in the file's webhooks: list" },
+  { name: 'name', kind: 'list', arg: 'NAME', help: 'with --config: only this webhook (repeatable)' },
+  { name: 'timeout-ms', kind: 'int', min: 100, max: 120_000, arg: 'MS', help: `request timeout (default ${WEBHOOK_DEFAULTS.timeoutMs})` },
+];
 
-Check webhook wiring and look after the alert outbox (docs/alerts.md).
+const OUTBOX_FLAGS: FlagSpec[] = [
+  { name: 'data-dir', kind: 'string', arg: 'DIR', help: "the collector's data directory (default ./data, or dataDir from --config)" },
+  { name: 'config', kind: 'string', arg: 'FILE', help: 'read dataDir from this config file' },
+  { name: 'state', kind: 'string', arg: 'STATE', help: 'status: only pending | delivered | failed' },
+  { name: 'limit', kind: 'int', min: 1, max: 1000, arg: 'N', help: 'status: how many recent deliveries to list (default 20)' },
+  { name: 'json', kind: 'boolean', help: 'status: print JSON' },
+  { name: 'requeue', kind: 'boolean', help: 'enable: also retry the deliveries that failed because of the disable' },
+  { name: 'endpoint', kind: 'string', arg: 'NAME', help: 'retry: only this webhook' },
+];
 
-commands:
-  test      send one signed test event (type webhook.test) and print what the receiver answered
-  status    count deliveries by endpoint and state; list recent ones
-  enable    re-enable a webhook that a 410 Gone disabled
-  retry     put failed deliveries back in the queue (same webhook-id; receivers dedupe)
-
-test options:
-  --webhook URL         receiver to test (repeatable); hooks.slack.com URLs use the slack format
-  --secret whsec_...    signing secret (default: $${WEBHOOK_SECRET_ENV}, else a one-off secret, printed)
-  --format FORMAT       standard | slack (default: standard, or slack for hooks.slack.com)
-  --config FILE         also test every webhook in the file's webhooks: list
-  --name NAME           with --config: only this webhook (repeatable)
-  --timeout-ms MS       request timeout (default ${WEBHOOK_DEFAULTS.timeoutMs})
-
-status / enable / retry options:
-  --data-dir DIR        the collector's data directory (default ./data, or dataDir from --config)
-  --config FILE         read dataDir from this config file
-  --state STATE         status: only pending | delivered | failed
-  --limit N             status: how many recent deliveries to list (default 20)
-  --json                status: print JSON
-  --requeue             enable: also retry the deliveries that failed because of the disable
-  --endpoint NAME       retry: only this webhook
-
-  -h, --help            show this help
-`;
-
-const OPTIONS = {
-  help: { type: 'boolean', short: 'h' },
-  webhook: { type: 'string', multiple: true },
-  secret: { type: 'string' },
-  format: { type: 'string' },
-  config: { type: 'string' },
-  name: { type: 'string', multiple: true },
-  'timeout-ms': { type: 'string' },
-  'data-dir': { type: 'string' },
-  state: { type: 'string' },
-  limit: { type: 'string' },
-  json: { type: 'boolean' },
-  requeue: { type: 'boolean' },
-  endpoint: { type: 'string' },
-} as const;
+export const SPEC: CommandSpec = {
+  name: 'alerts',
+  usage: ['alerts <command> [options]'],
+  description: 'Check webhook wiring and look after the alert outbox (docs/alerts.md).',
+  subcommands: [
+    { name: 'test', summary: 'send one signed test event (type webhook.test) and print what the receiver answered' },
+    { name: 'status', summary: 'count deliveries by endpoint and state; list recent ones' },
+    { name: 'enable', args: 'NAME', summary: 're-enable a webhook that a 410 Gone disabled' },
+    { name: 'retry', summary: 'put failed deliveries back in the queue (same webhook-id; receivers dedupe)' },
+  ],
+  sections: [
+    { title: 'test options', flags: TEST_FLAGS },
+    { title: 'status / enable / retry options', flags: OUTBOX_FLAGS },
+  ],
+};
 
 type Values = {
-  help?: boolean;
   webhook?: string[];
   secret?: string;
   format?: string;
   config?: string;
   name?: string[];
-  'timeout-ms'?: string;
+  'timeout-ms'?: number;
   'data-dir'?: string;
   state?: string;
-  limit?: string;
+  limit?: number;
   json?: boolean;
   requeue?: boolean;
   endpoint?: string;
 };
 
 function usage(msg: string): MgError {
-  return new MgError('MG_ERR_CLI_USAGE', `alerts: ${msg}; see 'mirrorguard alerts --help'`);
+  return usageError(SPEC, msg);
 }
 
-function out(s: string): void {
-  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+/** Lines to stdout (out) and stderr (err), through the command's CliIo. */
+interface Say {
+  out(s: string): void;
+  err(s: string): void;
 }
 
-function err(s: string): void {
-  process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
-}
-
-function intFlag(name: string, v: string | undefined, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw usage(`--${name}: expected an integer from ${min} to ${max}, got '${v}'`);
-  return Number(v);
+function sayTo(io: CliIo): Say {
+  return {
+    out: (s) => void io.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
+    err: (s) => void io.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+  };
 }
 
 /** The `webhooks:`, `alerting:` and `dataDir` keys of a config file; the rest is the config loader's business. */
@@ -123,46 +110,41 @@ function readConfig(file: string): { raw: { webhooks?: unknown; alerting?: unkno
   return { raw: { webhooks: raw['webhooks'], alerting: raw['alerting'], dataDir: raw['dataDir'] }, lineOf: (p) => src.lineOf(p) };
 }
 
-export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
-  } catch (e) {
-    throw usage((e as Error).message.split('\n')[0]!);
-  }
-  const v = parsed.values as Values;
-  const [cmd, ...rest] = parsed.positionals;
-  if (v.help || cmd === 'help') {
-    out(HELP);
+export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
+  const say = sayTo(io);
+  if (argv[0] === 'help') argv = ['--help'];
+  const parsed = parseCommand(argv, SPEC);
+  if (parsed.help) {
+    io.stdout.write(commandHelp(SPEC));
     return EXIT.OK;
   }
-  switch (cmd) {
+  const v = parsed.values as Values;
+  const rest = parsed.positionals.slice(1);
+  switch (parsed.subcommand?.name) {
     case 'test':
       if (rest.length > 0) throw usage(`unexpected argument '${rest[0]}'`);
-      return runTest(v);
+      return runTest(v, say);
     case 'status':
       if (rest.length > 0) throw usage(`unexpected argument '${rest[0]}'`);
-      return runStatus(v);
+      return runStatus(v, say);
     case 'enable':
       if (rest.length !== 1) throw usage('enable takes one webhook name');
-      return runEnable(v, rest[0]!);
+      return runEnable(v, rest[0]!, say);
     case 'retry':
       if (rest.length > 0) throw usage(`unexpected argument '${rest[0]}'`);
-      return runRetry(v);
-    case undefined:
-      throw usage('a command is required: test, status, enable or retry');
+      return runRetry(v, say);
     default:
-      throw usage(`unknown command '${cmd}'`);
+      throw usage('a command is required: test, status, enable or retry');
   }
 }
 
-async function runTest(v: Values): Promise<number> {
+async function runTest(v: Values, { out, err }: Say): Promise<number> {
   if (v.format !== undefined && v.format !== 'standard' && v.format !== 'slack') throw usage(`--format: expected standard or slack, got '${v.format}'`);
   if (v.secret !== undefined) {
     const p = secretProblem(v.secret);
     if (p) throw usage(`--secret: ${p}`);
   }
-  const timeoutMs = intFlag('timeout-ms', v['timeout-ms'], 100, 120_000) ?? WEBHOOK_DEFAULTS.timeoutMs;
+  const timeoutMs = v['timeout-ms'] ?? WEBHOOK_DEFAULTS.timeoutMs;
   const targets: ResolvedWebhook[] = [];
 
   if (v.config !== undefined) {
@@ -223,9 +205,9 @@ function dbFile(v: Values): string {
   return join(dir ?? './data', CATALOG_FILE);
 }
 
-function runStatus(v: Values): number {
+function runStatus(v: Values, { out }: Say): number {
   if (v.state !== undefined && !['pending', 'delivered', 'failed'].includes(v.state)) throw usage(`--state: expected pending, delivered or failed, got '${v.state}'`);
-  const limit = intFlag('limit', v.limit, 1, 1000) ?? 20;
+  const limit = v.limit ?? 20;
   const db = openDb(dbFile(v));
   try {
     const counts = outboxCounts(db);
@@ -247,7 +229,7 @@ function runStatus(v: Values): number {
   }
 }
 
-function runEnable(v: Values, name: string): number {
+function runEnable(v: Values, name: string, { out }: Say): number {
   const db = openDb(dbFile(v));
   try {
     const was = listDisabledEndpoints(db).some((d) => d.name === name);
@@ -260,7 +242,7 @@ function runEnable(v: Values, name: string): number {
   }
 }
 
-function runRetry(v: Values): number {
+function runRetry(v: Values, { out }: Say): number {
   const db = openDb(dbFile(v));
   try {
     const n = requeueFailed(db, v.endpoint !== undefined ? { endpoint: v.endpoint } : {});

@@ -11,32 +11,40 @@
  * malformed JSON, a traffic-mirroring record we could not read). 2 wins over 1: the scan goes on past
  * a bad input, prints what the rest gave, and still says that something was missed.
  */
-import { parseArgs } from 'node:util';
 import { FindingAggregator } from '../detect/cloudtrail/aggregate.js';
 import { classifyRecord } from '../detect/cloudtrail/normalize.js';
-import { listCloudTrailFiles, readCloudTrailPath, readCloudTrailStream, type ReadItem } from '../detect/cloudtrail/parse.js';
+import { FILE_SKIP_REASONS, listCloudTrailFiles, readCloudTrailPath, readCloudTrailStream, type FileSkipReason, type ReadItem } from '../detect/cloudtrail/parse.js';
 import { evaluateControlEvent } from '../detect/cloudtrail/rules/index.js';
 import type { Finding } from '../detect/finding.js';
 import type { Manifest } from '../detect/manifest-types.js';
 import { EXIT, MgError } from '../errors.js';
+import { commandHelp, parseCommand, usageError, type CommandSpec } from './flags.js';
 import { PROCESS_IO, type CliIo } from './io.js';
 
-export const HELP = `usage: mirrorguard cloudtrail scan PATH... [--manifest FILE] [--json]
-
-Check CloudTrail logs for traffic-mirroring changes (docs/detection.md, "Control plane").
+export const SPEC: CommandSpec = {
+  name: 'cloudtrail',
+  usage: ['cloudtrail scan PATH... [--manifest FILE] [--json] [--verbose]'],
+  description: `Check CloudTrail logs for traffic-mirroring changes (docs/detection.md, "Control plane").
 
 PATH is a CloudTrail file or a directory walked recursively (the S3 layout
 AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz), or - for stdin. Accepted:
 one event record, {"Records": [...]} log files, EventBridge "AWS API Call via CloudTrail"
-events, 'aws cloudtrail lookup-events' output and JSON lines; plain or gzip.
-
-options:
-  --manifest FILE   authorized sessions (docs/manifest.md); without it every change is reported
-  --json            one finding per line as JSON (the API's Finding shape)
-  -h, --help        show this help
-
-exit status: 0 no findings, 1 findings, 2 an input could not be read (the others are still scanned)
-`;
+events, 'aws cloudtrail lookup-events' output and JSON lines; plain or gzip. In a directory,
+files not named *.json, *.jsonl or *.ndjson (optionally .gz) are read when their content is
+gzip or JSON holding CloudTrail; the others are skipped and counted in the summary.`,
+  subcommands: [{ name: 'scan', args: 'PATH...', summary: 'scan files, directories or stdin (-); print findings, a summary on stderr' }],
+  sections: [
+    {
+      title: 'options',
+      flags: [
+        { name: 'manifest', kind: 'string', arg: 'FILE', help: 'authorized sessions (docs/manifest.md); without it every change is reported' },
+        { name: 'json', kind: 'boolean', help: "one finding per line as JSON (the API's Finding shape)" },
+        { name: 'verbose', short: 'v', kind: 'boolean', help: 'list every file skipped, with the reason' },
+      ],
+    },
+  ],
+  epilogue: 'exit status: 0 no findings, 1 findings, 2 an input could not be read (the others are still scanned)',
+};
 
 /** Below this many files a progress bar would only flicker. */
 const PROGRESS_MIN_FILES = 2;
@@ -45,34 +53,21 @@ const PROGRESS_REDRAW_MS = 100;
 export type { CliIo };
 
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: { manifest: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (e) {
-    throw new MgError('MG_ERR_CLI_USAGE', `cloudtrail: ${(e as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '')}; see 'mirrorguard cloudtrail --help'`);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    io.stdout.write(HELP);
+  const { values, positionals, subcommand, help } = parseCommand(argv, SPEC);
+  if (help) {
+    io.stdout.write(commandHelp(SPEC));
     return EXIT.OK;
   }
-  const [sub, ...paths] = positionals;
-  if (sub !== 'scan') {
-    throw new MgError('MG_ERR_CLI_USAGE', sub === undefined ? `cloudtrail: missing command 'scan'; see 'mirrorguard cloudtrail --help'` : `cloudtrail: unknown command '${sub}'; the command is 'scan'`);
-  }
-  if (paths.length === 0) throw new MgError('MG_ERR_CLI_USAGE', `cloudtrail scan: give at least one PATH (a file, a directory or -)`);
+  if (subcommand === undefined) throw usageError(SPEC, "missing command 'scan'");
+  const paths = positionals.slice(1);
+  if (paths.length === 0) throw usageError(SPEC, 'scan: give at least one PATH (a file, a directory or -)');
 
   let manifest: Manifest | null = null;
   if (values.manifest !== undefined) {
     const { loadManifest } = await import('../detect/manifest.js');
-    manifest = loadManifest(values.manifest);
+    manifest = loadManifest(values.manifest as string);
   }
-  return scan(paths, manifest, values.json === true, io);
+  return scan(paths, manifest, values.json === true, values.verbose === true, io);
 }
 
 interface ScanStats {
@@ -80,11 +75,14 @@ interface ScanStats {
   records: number;
   events: number;
   unreadable: number;
+  /** Entries not read, by reason (FILE_SKIP_REASONS). */
+  skipped: Map<FileSkipReason, number>;
 }
 
-async function scan(paths: string[], manifest: Manifest | null, json: boolean, io: CliIo): Promise<number> {
+async function scan(paths: string[], manifest: Manifest | null, json: boolean, verbose: boolean, io: CliIo): Promise<number> {
   const agg = new FindingAggregator();
-  const stats: ScanStats = { files: 0, records: 0, events: 0, unreadable: 0 };
+  const stats: ScanStats = { files: 0, records: 0, events: 0, unreadable: 0, skipped: new Map() };
+  let lastSkipped: string | null = null;
   const progress = io.stderr.isTTY ? await Progress.forPaths(paths, io.stderr) : null;
   const say = (s: string): void => {
     progress?.clear();
@@ -95,8 +93,12 @@ async function scan(paths: string[], manifest: Manifest | null, json: boolean, i
     if (item.type === 'error') {
       stats.unreadable++;
       say(`mirrorguard: ${item.error.describe()}\n`);
+    } else if (item.type === 'skipped') {
+      stats.skipped.set(item.reason, (stats.skipped.get(item.reason) ?? 0) + 1);
+      lastSkipped = item.file;
+      if (verbose) say(`mirrorguard: skipped ${item.file}: ${FILE_SKIP_REASONS[item.reason]}\n`);
     } else if (item.type === 'end') {
-      stats.files++;
+      if (item.file !== lastSkipped) stats.files++;
       progress?.fileDone(item.bytes);
     } else {
       let unread = 0;
@@ -138,10 +140,19 @@ async function scan(paths: string[], manifest: Manifest | null, json: boolean, i
   io.stderr.write(
     `mirrorguard: cloudtrail scan: ${plural(stats.records, 'record')} in ${plural(stats.files, 'file')}, ` +
       `${plural(stats.events, 'traffic-mirroring call')}, ${plural(findings.length, 'finding')}` +
-      `${manifest === null ? ' (no manifest)' : ''}${stats.unreadable > 0 ? `; ${plural(stats.unreadable, 'input problem')} (see above)` : ''}\n`,
+      `${manifest === null ? ' (no manifest)' : ''}${skippedText(stats.skipped, verbose)}` +
+      `${stats.unreadable > 0 ? `; ${plural(stats.unreadable, 'input problem')} (see above)` : ''}\n`,
   );
   if (stats.unreadable > 0) return EXIT.INPUT_UNREADABLE;
   return findings.length > 0 ? EXIT.FINDINGS : EXIT.OK;
+}
+
+/** `; 3 skipped (2 neither gzip nor JSON, 1 hidden (name starts with a dot)); --verbose lists them` */
+function skippedText(skipped: Map<FileSkipReason, number>, verbose: boolean): string {
+  if (skipped.size === 0) return '';
+  const total = [...skipped.values()].reduce((a, b) => a + b, 0);
+  const parts = [...skipped].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${n} ${FILE_SKIP_REASONS[r]}`);
+  return `; ${total} skipped (${parts.join(', ')})${verbose ? ' (listed above)' : '; --verbose lists them'}`;
 }
 
 /** `2022-11-15T22:58:35Z  high      mirror-attempt-failed   <summary>  [f_..., 3 events]` */

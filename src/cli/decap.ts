@@ -13,13 +13,14 @@ import { recoverCatalog } from '../collector/recovery.js';
 import { loadConfig } from '../config/load.js';
 import { Detector } from '../detect/detector.js';
 import { loadManifest } from '../detect/manifest.js';
-import { EXIT, MgError } from '../errors.js';
+import { EXIT } from '../errors.js';
 import { openCapture } from '../pcap/reader.js';
 import { openDb } from '../store/db.js';
-import { createLogger } from '../util/log.js';
-import { CONFIG_FLAGS, helpText, parseFlags, type FlagSpec } from './flags.js';
+import { createLogger, resolveLogFormat } from '../util/log.js';
+import { CONFIG_FLAGS, commandHelp, parseCommand, usageError, type CommandSpec, type FlagSpec } from './flags.js';
+import { PROCESS_IO, type CliIo } from './io.js';
 
-const SPECS: FlagSpec[] = [
+const FLAGS: FlagSpec[] = [
   { name: 'out', path: ['dataDir'], kind: 'string', arg: 'DIR', help: 'output directory (PCAP files and catalog), like serve --data-dir (required)' },
   CONFIG_FLAGS.config!,
   CONFIG_FLAGS.manifest!,
@@ -31,20 +32,26 @@ const SPECS: FlagSpec[] = [
   CONFIG_FLAGS['max-sessions']!,
   { name: 'json', kind: 'boolean', help: 'print the summary as JSON' },
   CONFIG_FLAGS['log-level']!,
+  CONFIG_FLAGS['log-format']!,
 ];
 
-export async function run(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, SPECS, 'decap');
+export const SPEC: CommandSpec = {
+  name: 'decap',
+  usage: ['decap IN... --out DIR [options]'],
+  description: 'Decapsulate VXLAN (UDP 4789), also inside GENEVE from a Gateway Load Balancer (UDP 6081), in pcap/pcapng captures into per-session PCAP files, as serve would.',
+  sections: [{ title: 'options', flags: FLAGS }],
+};
+
+export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
+  const flags = parseCommand(argv, SPEC);
   if (flags.help) {
-    process.stdout.write(
-      helpText('mirrorguard decap IN... --out DIR [options]', 'Decapsulate VXLAN (UDP 4789), also inside GENEVE from a Gateway Load Balancer (UDP 6081), in pcap/pcapng captures into per-session PCAP files, as serve would.', SPECS),
-    );
+    io.stdout.write(commandHelp(SPEC));
     return EXIT.OK;
   }
-  if (flags.positionals.length === 0) throw new MgError('MG_ERR_CLI_USAGE', 'decap needs at least one capture file');
-  if (flags.values.out === undefined) throw new MgError('MG_ERR_CLI_USAGE', 'decap needs --out DIR');
+  if (flags.positionals.length === 0) throw usageError(SPEC, 'give at least one capture file');
+  if (flags.values.out === undefined) throw usageError(SPEC, '--out DIR is required');
   const config = loadConfig({ file: flags.values.config as string | undefined, overrides: flags.overrides });
-  const logger = createLogger(flags.values['log-level'] ? config.log.level : 'warn');
+  const logger = createLogger(flags.values['log-level'] ? config.log.level : 'warn', resolveLogFormat(config.log.format));
 
   // Open every input first so a bad path or format fails before anything is written.
   const readers = flags.positionals.map((p) => openCapture(p));
@@ -84,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
       r.close();
     }
     inputs.push({ file: flags.positionals[i++]!, frames, corrupt: r.truncated });
-    if (r.truncated) process.stderr.write(`mirrorguard: warning: ${flags.positionals[i - 1]}: the capture ends in a corrupt or cut record; frames before it were processed\n`);
+    if (r.truncated) io.stderr.write(`mirrorguard: warning: ${flags.positionals[i - 1]}: the capture ends in a corrupt or cut record; frames before it were processed\n`);
   }
   await collector.close();
 
@@ -100,7 +107,7 @@ export async function run(argv: string[]): Promise<number> {
   db.close();
 
   if (flags.values.json) {
-    process.stdout.write(`${JSON.stringify({ inputs, sessions, counters, findings })}\n`);
+    io.stdout.write(`${JSON.stringify({ inputs, sessions, counters, findings })}\n`);
   } else {
     const out: string[] = [];
     out.push(`${inputs.reduce((a, b) => a + b.frames, 0)} frames read from ${inputs.length} capture(s); output in ${config.dataDir}`);
@@ -115,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
       out.push('');
       for (const f of findings) out.push(`FINDING ${f.severity.toUpperCase()} ${f.kind} ${f.summary}`);
     }
-    process.stdout.write(`${out.join('\n')}\n`);
+    io.stdout.write(`${out.join('\n')}\n`);
   }
   return EXIT.OK;
 }

@@ -6,61 +6,56 @@
  * Exit status: 0 no findings, 1 findings, 2 the describe file cannot be read; a failed live call is
  * MG_ERR_INVENTORY_AWS (69) and an invalid manifest MG_ERR_MANIFEST_INVALID (78).
  */
-import { parseArgs } from 'node:util';
 import { EXIT, MgError } from '../errors.js';
 import { FINDING_KINDS, severityRank, type Finding, type FindingInput } from '../detect/finding.js';
 import { findingId } from '../detect/finding-id.js';
+import { commandHelp, parseCommand, usageError, type CommandSpec } from './flags.js';
 import { PROCESS_IO, type CliIo } from './io.js';
 
-export const HELP = `usage: mirrorguard inventory check --manifest FILE (--describe-json FILE | --aws [--region R] [--endpoint URL]) [--json]
-
-Compare the traffic mirror sessions in AWS with the manifest (docs/detection.md, "Inventory"):
-unmanaged-session (in AWS, not in the manifest), missing-session (in the manifest, not in AWS),
-session-drift (VNI, source ENI, target or filter differ).
-
-options:
-  --manifest FILE       authorized sessions (docs/manifest.md)
-  --describe-json FILE  saved 'aws ec2 describe-traffic-mirror-sessions' output
-  --aws                 call DescribeTrafficMirrorSessions (default credential chain, all pages)
-  --region R            AWS region for --aws; also scopes manifest entries that name a region
-  --endpoint URL        EC2 endpoint override for --aws (a VPC endpoint)
-  --json                one finding per line as JSON (the API's Finding shape)
-  -h, --help            show this help
-
-exit status: 0 no findings, 1 findings, 2 the describe file cannot be read,
-69 the AWS call failed, 78 the manifest is invalid
-`;
-
+export const SPEC: CommandSpec = {
+  name: 'inventory',
+  usage: ['inventory check --manifest FILE (--describe-json FILE | --aws [--region R] [--endpoint URL]) [--json]'],
+  description:
+    'Compare the traffic mirror sessions in AWS with the manifest (docs/detection.md, "Inventory"):\n' +
+    'unmanaged-session (in AWS, not in the manifest), missing-session (in the manifest, not in AWS),\n' +
+    'session-drift (VNI, source ENI, target or filter differ).',
+  subcommands: [{ name: 'check', summary: 'compare, print one line per finding' }],
+  sections: [
+    {
+      title: 'options',
+      flags: [
+        { name: 'manifest', kind: 'string', arg: 'FILE', help: 'authorized sessions (docs/manifest.md)' },
+        { name: 'describe-json', kind: 'string', arg: 'FILE', help: "saved 'aws ec2 describe-traffic-mirror-sessions' output" },
+        { name: 'aws', kind: 'boolean', help: 'call DescribeTrafficMirrorSessions (default credential chain, all pages)' },
+        { name: 'region', kind: 'string', arg: 'R', help: 'AWS region for --aws; also scopes manifest entries that name a region' },
+        { name: 'endpoint', kind: 'string', arg: 'URL', help: 'EC2 endpoint override for --aws (a VPC endpoint)' },
+        { name: 'json', kind: 'boolean', help: "one finding per line as JSON (the API's Finding shape)" },
+      ],
+    },
+  ],
+  epilogue: 'exit status: 0 no findings, 1 findings, 2 the describe file cannot be read,\n69 the AWS call failed, 78 the manifest is invalid',
+};
 
 export type { CliIo };
 
+interface Values {
+  manifest?: string;
+  'describe-json'?: string;
+  aws?: boolean;
+  region?: string;
+  endpoint?: string;
+  json?: boolean;
+}
+
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        manifest: { type: 'string' },
-        'describe-json': { type: 'string' },
-        aws: { type: 'boolean' },
-        region: { type: 'string' },
-        endpoint: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (e) {
-    throw usage((e as Error).message.split('\n')[0]!);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    io.stdout.write(HELP);
+  const parsed = parseCommand(argv, SPEC);
+  if (parsed.help) {
+    io.stdout.write(commandHelp(SPEC));
     return EXIT.OK;
   }
-  const [sub, ...rest] = positionals;
-  if (sub !== 'check') throw usage(sub === undefined ? "missing command 'check'" : `unknown command '${sub}'; the command is 'check'`);
+  const values = parsed.values as Values;
+  const rest = parsed.positionals.slice(1);
+  if (parsed.subcommand === undefined) throw usage("missing command 'check'");
   if (rest.length) throw usage(`unexpected argument '${rest[0]}'`);
   if (values.manifest === undefined) throw usage('--manifest FILE is required');
   const describe = values['describe-json'];
@@ -86,7 +81,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
 }
 
 function usage(msg: string): MgError {
-  return new MgError('MG_ERR_CLI_USAGE', `inventory: ${msg}; see 'mirrorguard inventory --help'`);
+  return usageError(SPEC, msg);
 }
 
 function toFinding(i: FindingInput): Finding {

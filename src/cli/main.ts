@@ -3,10 +3,11 @@
  * `manifest check` does not pay for fastify or the AWS SDK.
  */
 import { EXIT, isMgError, MgError } from '../errors.js';
+import { PROCESS_IO, type CliIo } from './io.js';
 
 interface Command {
   summary: string;
-  load: () => Promise<{ run(argv: string[]): Promise<number> }>;
+  load: () => Promise<{ run(argv: string[], io?: CliIo): Promise<number> }>;
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -25,25 +26,25 @@ function usage(): string {
   return `usage: mirrorguard <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'mirrorguard <command> --help' for a command's options.\n`;
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage());
+    io.stdout.write(usage());
     return name === undefined ? EXIT.USAGE : EXIT.OK;
   }
   if (name === '--version' || name === '-V') {
     const { VERSION } = await import('../version.js');
-    process.stdout.write(`${VERSION}\n`);
+    io.stdout.write(`${VERSION}\n`);
     return EXIT.OK;
   }
   const cmd = COMMANDS[name];
   try {
     if (!cmd) throw new MgError('MG_ERR_CLI_UNKNOWN_COMMAND', `'${name}'; run 'mirrorguard --help'`);
     const mod = await cmd.load();
-    return await mod.run(rest);
+    return await mod.run(rest, io);
   } catch (e) {
     if (isMgError(e)) {
-      process.stderr.write(`mirrorguard: ${e.describe()}\n`);
+      io.stderr.write(`mirrorguard: ${e.describe()}\n`);
       return e.exitCode;
     }
     throw e;

@@ -8,72 +8,53 @@
  * without --force).
  */
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { EXIT, MgError } from '../errors.js';
+import { commandHelp, parseCommand, usageError, type CommandSpec, type FlagSpec } from './flags.js';
 import { PROCESS_IO, type CliIo } from './io.js';
 
-export const HELP = `usage: mirrorguard manifest check FILE
-       mirrorguard manifest init (--describe-json FILE | --aws [--region R] [--endpoint URL]) [--out FILE] [--force]
+const INIT_FLAGS: FlagSpec[] = [
+  { name: 'describe-json', kind: 'string', arg: 'FILE', help: "saved 'aws ec2 describe-traffic-mirror-sessions' output" },
+  { name: 'aws', kind: 'boolean', help: 'call DescribeTrafficMirrorSessions (default credential chain)' },
+  { name: 'region', kind: 'string', arg: 'R', help: "AWS region for --aws (default: the SDK's, e.g. AWS_REGION)" },
+  { name: 'endpoint', kind: 'string', arg: 'URL', help: 'EC2 endpoint override for --aws (a VPC endpoint)' },
+  { name: 'out', kind: 'string', arg: 'FILE', help: 'write to FILE instead of stdout' },
+  { name: 'force', kind: 'boolean', help: 'overwrite FILE if it exists' },
+];
 
-Check a manifest of authorized mirror sessions, or write a first one (docs/manifest.md).
-
-check FILE          exit 0 when valid; else print every problem as FILE:LINE: field: message, exit 78
-init                write a manifest listing the sessions that exist today:
-  --describe-json FILE  saved 'aws ec2 describe-traffic-mirror-sessions' output
-  --aws                 call DescribeTrafficMirrorSessions (default credential chain)
-  --region R            AWS region for --aws (default: the SDK's, e.g. AWS_REGION)
-  --endpoint URL        EC2 endpoint override for --aws (a VPC endpoint)
-  --out FILE            write to FILE instead of stdout
-  --force               overwrite FILE if it exists
-  -h, --help            show this help
-
-Review every entry init writes before trusting it: a session an attacker created exists today too.
-`;
-
+export const SPEC: CommandSpec = {
+  name: 'manifest',
+  usage: ['manifest check FILE', 'manifest init (--describe-json FILE | --aws [--region R] [--endpoint URL]) [--out FILE] [--force]'],
+  description: 'Check a manifest of authorized mirror sessions, or write a first one (docs/manifest.md).',
+  subcommands: [
+    { name: 'check', args: 'FILE', summary: 'exit 0 when valid; else print every problem as FILE:LINE: field: message, exit 78', flags: [] },
+    { name: 'init', summary: 'write a manifest listing the sessions that exist today', flags: INIT_FLAGS.map((f) => f.name) },
+  ],
+  sections: [{ title: 'init options', flags: INIT_FLAGS }],
+  epilogue: 'Review every entry init writes before trusting it: a session an attacker created exists today too.',
+};
 
 export type { CliIo };
 
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        'describe-json': { type: 'string' },
-        aws: { type: 'boolean' },
-        region: { type: 'string' },
-        endpoint: { type: 'string' },
-        out: { type: 'string' },
-        force: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (e) {
-    throw usage(`${(e as Error).message.split('\n')[0]}`);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    io.stdout.write(HELP);
+  const { values, positionals, subcommand, help } = parseCommand(argv, SPEC);
+  if (help) {
+    io.stdout.write(commandHelp(SPEC));
     return EXIT.OK;
   }
-  const [sub, ...rest] = positionals;
-  if (sub === 'check') {
-    const initOnly = (['describe-json', 'aws', 'region', 'endpoint', 'out', 'force'] as const).filter((k) => values[k] !== undefined);
-    if (initOnly.length) throw usage(`check takes no --${initOnly[0]}`);
+  const rest = positionals.slice(1);
+  if (subcommand?.name === 'check') {
     if (rest.length !== 1) throw usage('check takes exactly one FILE');
     return check(rest[0]!, io);
   }
-  if (sub === 'init') {
+  if (subcommand?.name === 'init') {
     if (rest.length) throw usage(`init takes no positional argument ('${rest[0]}'); use --out FILE`);
-    return init(values, io);
+    return init(values as Record<string, string | boolean | undefined>, io);
   }
-  throw usage(sub === undefined ? "missing command 'check' or 'init'" : `unknown command '${sub}'; the commands are 'check' and 'init'`);
+  throw usage("missing command 'check' or 'init'");
 }
 
 function usage(msg: string): MgError {
-  return new MgError('MG_ERR_CLI_USAGE', `manifest: ${msg}; see 'mirrorguard manifest --help'`);
+  return usageError(SPEC, msg);
 }
 
 async function check(file: string, io: CliIo): Promise<number> {

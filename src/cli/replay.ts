@@ -10,37 +10,41 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DROP, DROP_NAMES } from '../decode/drop-reasons.js';
 import { decodeOuter } from '../decode/outer.js';
 import { PacketState } from '../decode/packet-state.js';
-import { EXIT, MgError } from '../errors.js';
+import { EXIT } from '../errors.js';
 import { openCapture } from '../pcap/reader.js';
 import { parseHostPort } from '../util/units.js';
-import { helpText, parseFlags, type FlagSpec } from './flags.js';
+import { commandHelp, parseCommand, usageError, type CommandSpec } from './flags.js';
+import { PROCESS_IO, type CliIo } from './io.js';
 
-const SPECS: FlagSpec[] = [
-  { name: 'to', kind: 'string', arg: 'HOST:PORT', help: 'collector address (required), e.g. 127.0.0.1:4789' },
-  { name: 'rate', kind: 'int', arg: 'PPS', help: 'packets per second (default: as fast as the socket takes them)' },
-  { name: 'loop', kind: 'int', arg: 'N', help: 'send the capture N times (default 1)' },
-  { name: 'vxlan-port', kind: 'int', arg: 'PORT', help: 'VXLAN port in the capture (default 4789)' },
-];
+export const SPEC: CommandSpec = {
+  name: 'replay',
+  usage: ['replay IN --to HOST:PORT [--rate PPS]'],
+  description: 'Send the VXLAN payloads in a capture file to a collector.',
+  sections: [
+    {
+      title: 'options',
+      flags: [
+        { name: 'to', kind: 'string', arg: 'HOST:PORT', help: 'collector address (required), e.g. 127.0.0.1:4789' },
+        { name: 'rate', kind: 'int', min: 1, arg: 'PPS', help: 'packets per second (default: as fast as the socket takes them)' },
+        { name: 'loop', kind: 'int', min: 1, arg: 'N', help: 'send the capture N times (default 1)' },
+        { name: 'vxlan-port', kind: 'int', min: 1, max: 65535, arg: 'PORT', help: 'VXLAN port in the capture (default 4789)' },
+      ],
+    },
+  ],
+};
 
-export async function run(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, SPECS, 'replay');
+export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
+  const flags = parseCommand(argv, SPEC);
   if (flags.help) {
-    process.stdout.write(helpText('mirrorguard replay IN --to HOST:PORT [--rate PPS]', 'Send the VXLAN payloads in a capture file to a collector.', SPECS));
+    io.stdout.write(commandHelp(SPEC));
     return EXIT.OK;
   }
-  if (flags.positionals.length !== 1) throw new MgError('MG_ERR_CLI_USAGE', 'replay needs exactly one capture file');
+  if (flags.positionals.length !== 1) throw usageError(SPEC, 'give exactly one capture file');
   const to = typeof flags.values.to === 'string' ? parseHostPort(flags.values.to, '127.0.0.1') : null;
-  if (!to || to.port === 0) throw new MgError('MG_ERR_CLI_USAGE', '--to HOST:PORT is required (e.g. 127.0.0.1:4789)');
-  const int = (name: string, dflt: number, min: number): number => {
-    const v = flags.values[name];
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new MgError('MG_ERR_CLI_USAGE', `--${name}: expected an integer >= ${min}, got '${String(v)}'`);
-    return n;
-  };
-  const rate = int('rate', 0, 1);
-  const loops = int('loop', 1, 1);
-  const vxlanPort = int('vxlan-port', 4789, 1);
+  if (!to || to.port === 0) throw usageError(SPEC, '--to HOST:PORT is required (e.g. 127.0.0.1:4789)');
+  const rate = (flags.values.rate as number | undefined) ?? 0;
+  const loops = (flags.values.loop as number | undefined) ?? 1;
+  const vxlanPort = (flags.values['vxlan-port'] as number | undefined) ?? 4789;
   const file = flags.positionals[0]!;
   openCapture(file).close(); // fail fast on a bad file
 
@@ -92,6 +96,6 @@ export async function run(argv: string[]): Promise<number> {
   sock.close();
   const secs = (performance.now() - started) / 1000;
   const skippedText = [...skipped].map(([k, v]) => `${k}=${v}`).join(' ');
-  process.stdout.write(`sent ${sent} VXLAN datagrams (${bytes} bytes) to ${flags.values.to} in ${secs.toFixed(2)} s${skippedText ? `; skipped ${skippedText}` : ''}\n`);
+  io.stdout.write(`sent ${sent} VXLAN datagrams (${bytes} bytes) to ${flags.values.to} in ${secs.toFixed(2)} s${skippedText ? `; skipped ${skippedText}` : ''}\n`);
   return EXIT.OK;
 }

@@ -5,31 +5,31 @@
 import { buildApp } from '../app.js';
 import { parseAlertsConfig } from '../alert/config.js';
 import { loadConfigWithSource } from '../config/load.js';
-import { EXIT, MgError } from '../errors.js';
-import { createLogger } from '../util/log.js';
-import { CONFIG_FLAGS, helpText, parseFlags } from './flags.js';
+import { EXIT } from '../errors.js';
+import { createLogger, resolveLogFormat } from '../util/log.js';
+import { CONFIG_FLAGS, commandHelp, parseCommand, usageError, type CommandSpec } from './flags.js';
+import { PROCESS_IO, type CliIo } from './io.js';
 
-const SPECS = Object.values(CONFIG_FLAGS);
+export const SPEC: CommandSpec = {
+  name: 'serve',
+  usage: ['serve [options]'],
+  description: 'Receive AWS Traffic Mirroring VXLAN on UDP, write decapsulated PCAP per mirror session, detect\nunauthorized sessions, alert, and serve the auditor API.',
+  sections: [{ title: 'options', flags: Object.values(CONFIG_FLAGS) }],
+};
 /** A graceful stop must finish within this, or we exit anyway (systemd's stop timeout is longer). */
 const STOP_TIMEOUT_MS = 10_000;
 
-export async function run(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, SPECS, 'serve');
+export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
+  const flags = parseCommand(argv, SPEC);
   if (flags.help) {
-    process.stdout.write(
-      helpText(
-        'mirrorguard serve [options]',
-        'Receive AWS Traffic Mirroring VXLAN on UDP, write decapsulated PCAP per mirror session, detect\nunauthorized sessions, alert, and serve the auditor API.',
-        SPECS,
-      ),
-    );
+    io.stdout.write(commandHelp(SPEC));
     return EXIT.OK;
   }
-  if (flags.positionals.length) throw new MgError('MG_ERR_CLI_USAGE', `serve takes no arguments, got '${flags.positionals[0]}'`);
+  if (flags.positionals.length) throw usageError(SPEC, `takes no arguments, got '${flags.positionals[0]}'`);
   const file = flags.values.config as string | undefined;
   const { config, lineOf } = loadConfigWithSource({ file, overrides: flags.overrides });
   const alerts = parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting }, { ...(file ? { file } : {}), lineOf });
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log.level, resolveLogFormat(config.log.format));
   const app = buildApp(config, logger, { alerts });
 
   // Signals are caught from the start: a stop asked for while starting (systemd, an impatient Ctrl-C)

@@ -13,16 +13,16 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DROP, DROP_COUNT, DROP_NAMES, WEIRD_COUNT, WEIRD_NAMES } from '../decode/drop-reasons.js';
-import { decodeGeneve, gwlbAttachmentIdString, gwlbEndpointIdString } from '../decode/geneve.js';
 import { GENEVE_PORT } from '../decode/constants.js';
-import { decodeOuter } from '../decode/outer.js';
+import { decodeGeneve, gwlbAttachmentIdString, gwlbEndpointIdString } from '../decode/geneve.js';
+import { decodeCapturedFrame } from '../decode/outer.js';
 import { PacketState } from '../decode/packet-state.js';
 import { decodeVxlan } from '../decode/vxlan.js';
 import { BufferPool } from '../pcap/buffer-pool.js';
 import { DiskQueue, type DiskErrorReport } from '../pcap/disk-queue.js';
 import { PcapFileWriter } from '../pcap/file-writer.js';
 import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
-import { toMicros } from '../util/clock.js';
+import { receiveClock, toMicros, type ReceiveClock } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import { Catalog } from './catalog.js';
 import { captureRelPath } from './layout.js';
@@ -59,6 +59,8 @@ export interface CollectorOptions {
   onGwlbEndpoint?: (sourceIp: string, vni: number, endpointId: string, attachmentId: string | null, atMs: number) => void;
   /** Wall clock in seconds, replaceable in tests. */
   nowSec?: () => number;
+  /** The receivers' clock, re-anchored to the wall clock on every flush tick (default: the process's). */
+  clock?: ReceiveClock;
 }
 
 export class Collector {
@@ -85,7 +87,9 @@ export class Collector {
     this.workerId = opts.workerId ?? 0;
     this.sessions = new SessionTable(opts.maxSessions);
     this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, maxBytes: opts.queueBytes });
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes });
+    // Every write outcome (a failed create, write, truncate, sync or close; a full queue) reaches the log
+    // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, onError: (report) => this.onDiskReport(report) });
     this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
     this.halfQueue = opts.queueBytes / 2;
     this.genevePort = opts.genevePort ?? GENEVE_PORT;
@@ -103,13 +107,13 @@ export class Collector {
   /** A VXLAN payload (UDP payload) from an IPv4 source. */
   ingest4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number): void {
     this.st.resetGeneve();
-    this.deliver4(buf, off, end, src4, tsSec, tsNsec);
+    this.deliver4(buf, off, end, src4, tsSec, tsNsec, 0);
   }
 
   /** A VXLAN payload from an IPv6 source whose 16 address bytes are at src6[src6Off]. */
   ingest6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number): void {
     this.st.resetGeneve();
-    this.deliver6(buf, off, end, src6, src6Off, tsSec, tsNsec);
+    this.deliver6(buf, off, end, src6, src6Off, tsSec, tsNsec, 0);
   }
 
   /**
@@ -126,50 +130,33 @@ export class Collector {
       this.drops[code]!++;
       return;
     }
-    // decodeVxlan's reset() clears weird; keep what the GENEVE header said.
-    const geneveWeird = st.weird;
-    if (st.mirrorFamily === 4) this.deliver4(buf, st.vxlanOff, st.vxlanEnd, st.mirrorSrc4, tsSec, tsNsec, geneveWeird);
-    else this.deliver6(buf, st.vxlanOff, st.vxlanEnd, buf, st.mirrorSrc6Off, tsSec, tsNsec, geneveWeird);
+    if (st.mirrorFamily === 4) this.deliver4(buf, st.vxlanOff, st.vxlanEnd, st.mirrorSrc4, tsSec, tsNsec, st.weird);
+    else this.deliver6(buf, st.vxlanOff, st.vxlanEnd, buf, st.mirrorSrc6Off, tsSec, tsNsec, st.weird);
   }
 
-  private deliver4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number, extraWeird = 0): void {
+  /** VXLAN, then the session: `weird` carries what a GENEVE header said (decodeVxlan's reset() clears it). */
+  private deliver4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number, weird: number): void {
     const st = this.st;
     st.reset();
     const code = decodeVxlan(buf, off, end, st, this.opts.strictVxlan);
-    st.weird |= extraWeird;
     if (code !== DROP.OK) {
       this.drops[code]!++;
       return;
     }
-    if (st.weird !== 0) this.countWeird(st.weird);
-    let s = this.sessions.get4(src4, st.vni);
-    if (s === undefined) {
-      const n = this.newSession(this.sessions.add4(src4, st.vni, tsSec), tsSec, tsNsec);
-      if (n === null) return;
-      s = n;
-    }
-    if (st.gwlbEndpointOff >= 0 && !s.sameGwlbEndpoint(buf, st.gwlbEndpointOff)) this.gwlbEndpointChanged(s, buf, tsSec, tsNsec);
-    this.write(s, buf, tsSec, tsNsec);
+    st.weird |= weird;
+    this.accept4(buf, src4, tsSec, tsNsec);
   }
 
-  private deliver6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number, extraWeird = 0): void {
+  private deliver6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number, weird: number): void {
     const st = this.st;
     st.reset();
     const code = decodeVxlan(buf, off, end, st, this.opts.strictVxlan);
-    st.weird |= extraWeird;
     if (code !== DROP.OK) {
       this.drops[code]!++;
       return;
     }
-    if (st.weird !== 0) this.countWeird(st.weird);
-    let s = this.sessions.get6(src6, src6Off, st.vni);
-    if (s === undefined) {
-      const n = this.newSession(this.sessions.add6(src6, src6Off, st.vni, tsSec), tsSec, tsNsec);
-      if (n === null) return;
-      s = n;
-    }
-    if (st.gwlbEndpointOff >= 0 && !s.sameGwlbEndpoint(buf, st.gwlbEndpointOff)) this.gwlbEndpointChanged(s, buf, tsSec, tsNsec);
-    this.write(s, buf, tsSec, tsNsec);
+    st.weird |= weird;
+    this.accept6(buf, src6, src6Off, tsSec, tsNsec);
   }
 
   /** node:dgram: the source comes as a string (rinfo.address); resolved through a bounded cache. */
@@ -183,22 +170,49 @@ export class Collector {
     else this.ingest6(buf, off, end, a.v6, 0, tsSec, tsNsec);
   }
 
-  /** A whole captured frame (capture files, libpcap): find the outer IP/UDP first. */
+  /**
+   * A whole captured frame (capture files, libpcap): outer IP/UDP, then VXLAN (or GENEVE and the VXLAN
+   * inside it), in one chain. Through GENEVE the session's source is the VXLAN packet's, not the outer one.
+   */
   ingestFrame(buf: Uint8Array, off: number, end: number, linktype: number, tsSec: number, tsNsec: number): void {
     const st = this.st;
-    st.resetOuter();
-    const code = decodeOuter(buf, off, end, linktype, st, this.opts.vxlanPort, this.genevePort);
+    const code = decodeCapturedFrame(buf, off, end, linktype, st, this.opts.strictVxlan, this.opts.vxlanPort, this.genevePort);
     if (code !== DROP.OK) {
       this.drops[code]!++;
       return;
     }
-    if (st.outerDstPort !== this.opts.vxlanPort) {
-      this.ingestGeneve(buf, st.vxlanOff, st.vxlanEnd, tsSec, tsNsec);
-      return;
+    if (st.geneveDepth > 0) {
+      if (st.mirrorFamily === 4) this.accept4(buf, st.mirrorSrc4, tsSec, tsNsec);
+      else this.accept6(buf, buf, st.mirrorSrc6Off, tsSec, tsNsec);
+    } else if (st.outerFamily === 4) this.accept4(buf, st.outerSrc4, tsSec, tsNsec);
+    else this.accept6(buf, buf, st.outerSrc6Off, tsSec, tsNsec);
+  }
+
+  /** A decoded packet from an IPv4 source: its session, then its file. */
+  private accept4(buf: Uint8Array, src4: number, tsSec: number, tsNsec: number): void {
+    const st = this.st;
+    if (st.weird !== 0) this.countWeird(st.weird);
+    let s = this.sessions.get4(src4, st.vni);
+    if (s === undefined) {
+      const n = this.newSession(this.sessions.add4(src4, st.vni, tsSec), tsSec, tsNsec);
+      if (n === null) return;
+      s = n;
     }
-    // decodeOuter leaves the outer fields in st; ingest4/6 reset only the inner ones.
-    if (st.outerFamily === 4) this.ingest4(buf, st.vxlanOff, st.vxlanEnd, st.outerSrc4, tsSec, tsNsec);
-    else this.ingest6(buf, st.vxlanOff, st.vxlanEnd, buf, st.outerSrc6Off, tsSec, tsNsec);
+    if (st.gwlbEndpointOff >= 0 && !s.sameGwlbEndpoint(buf, st.gwlbEndpointOff)) this.gwlbEndpointChanged(s, buf, tsSec, tsNsec);
+    this.write(s, buf, tsSec, tsNsec);
+  }
+
+  private accept6(buf: Uint8Array, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number): void {
+    const st = this.st;
+    if (st.weird !== 0) this.countWeird(st.weird);
+    let s = this.sessions.get6(src6, src6Off, st.vni);
+    if (s === undefined) {
+      const n = this.newSession(this.sessions.add6(src6, src6Off, st.vni, tsSec), tsSec, tsNsec);
+      if (n === null) return;
+      s = n;
+    }
+    if (st.gwlbEndpointOff >= 0 && !s.sameGwlbEndpoint(buf, st.gwlbEndpointOff)) this.gwlbEndpointChanged(s, buf, tsSec, tsNsec);
+    this.write(s, buf, tsSec, tsNsec);
   }
 
   private write(s: Session, buf: Uint8Array, tsSec: number, tsNsec: number): void {
@@ -308,7 +322,6 @@ export class Collector {
       queue: this.queue,
       flushIntervalMs: 0, // the collector's timer flushes every file at once
       onLoss: (code: number, packets: number) => this.onLoss(code, packets),
-      onError: (report) => this.onWriteError(report),
     });
     s.fileOpenedSec = tsSec;
     s.fileBytes = GLOBAL_HEADER_BYTES;
@@ -335,9 +348,10 @@ export class Collector {
     this.drops[code]! += packets;
   }
 
-  /** Already rate-limited by the disk queue (one report per operation and errno a minute). */
-  private onWriteError(report: DiskErrorReport): void {
-    this.opts.logger.error(report, 'PCAP write failed; capture continues and retries on the next flush');
+  /** The disk queue's hook: already rate-limited (one report per operation and errno a minute, with the count suppressed). */
+  private onDiskReport(report: DiskErrorReport): void {
+    if (report.op === 'queue') this.opts.logger.warn(report, 'disk queue full: packets dropped (pcap.write.queue_full); the disk is slower than the capture');
+    else this.opts.logger.error(report, 'PCAP write failed; capture continues and retries on the next flush');
   }
 
   /** Close a session's current file (rotation, idle, shutdown). The catalog row is finalized when the close completes. */
@@ -373,6 +387,7 @@ export class Collector {
 
   /** Timer: hand buffered records to the disk, sync the catalog, rotate by age, close idle files. */
   tick(): void {
+    this.reanchorClock();
     const now = this.nowSec();
     const nowMs = Math.floor(now * 1000);
     const idle = this.opts.idleCloseSeconds;
@@ -399,6 +414,14 @@ export class Collector {
       const n = this.logLimit.allow('tick');
       if (n >= 0) this.opts.logger.error({ err: e, suppressed: n }, 'catalog sync failed; retrying on the next tick');
     }
+  }
+
+  /** An NTP step or a paused VM moved the wall clock: later receive timestamps follow it (src/util/clock.ts). */
+  private reanchorClock(): void {
+    const stepMs = (this.opts.clock ?? receiveClock).reanchor();
+    if (stepMs === 0) return;
+    const n = this.logLimit.allow('clock-step');
+    if (n >= 0) this.opts.logger.warn({ stepMs: Math.round(stepMs), suppressed: n }, 'the wall clock moved against the monotonic clock; receive timestamps re-anchored');
   }
 
   /** Bring an open file's catalog row up to what is committed on disk (packets, bytes, last time). */

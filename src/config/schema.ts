@@ -77,6 +77,8 @@ export const DEFAULTS = {
   // api: the auditor API's keys and defaults live in src/api/config.ts (API_DEFAULTS).
   log: {
     level: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
+    /** `json` (one JSON object a line, for journald and log shippers), `pretty` (for a person), or `auto`: pretty when stderr is a terminal. */
+    format: 'auto' as 'auto' | 'json' | 'pretty',
   },
 };
 
@@ -147,6 +149,7 @@ export const configSchema = z
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        format: z.enum(['auto', 'json', 'pretty']).default(DEFAULTS.log.format),
       })
       .strict()
       .prefault({}),

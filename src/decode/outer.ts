@@ -26,6 +26,7 @@ import {
 import { DROP, type DropCode } from './drop-reasons.js';
 import { IPV6_WALK_OK, ipv6Walk, walkIpv6Extensions } from './ipv6.js';
 import { AF_INET, AF_INET6, MAX_VLAN_DEPTH, type PacketState } from './packet-state.js';
+import { decodeGeneve } from './geneve.js';
 import { decodeVxlan } from './vxlan.js';
 
 /** tcpdump.org "Link-layer header types" (LINKTYPE_*) values we can find an IP header in. */
@@ -218,10 +219,13 @@ export function decodeOuter(
 }
 
 /**
- * A whole captured frame: reset the state, decodeOuter, then decodeVxlan over the UDP payload
- * [vxlanOff, vxlanEnd). The one call capture-file readers need.
+ * A whole captured frame (capture files, libpcap): reset the state, decodeOuter, then decodeVxlan over
+ * the UDP payload [vxlanOff, vxlanEnd). The one chain Collector.ingestFrame runs, and the tests with it.
+ * With `genevePort` (not 0), UDP to it is GENEVE from a Gateway Load Balancer: decodeGeneve, then
+ * decodeVxlan over the VXLAN payload inside (geneveDepth > 0; the session's source is mirrorFamily /
+ * mirrorSrc4 / mirrorSrc6Off, not the outer source).
  */
-export function decodeVxlanPacket(
+export function decodeCapturedFrame(
   buf: Uint8Array,
   off: number,
   end: number,
@@ -229,9 +233,20 @@ export function decodeVxlanPacket(
   st: PacketState,
   strict = false,
   vxlanPort: number = VXLAN_PORT,
+  genevePort = 0,
 ): DropCode {
+  st.resetOuter();
+  st.resetGeneve();
   st.reset();
-  const code = decodeOuter(buf, off, end, linktype, st, vxlanPort);
+  const code = decodeOuter(buf, off, end, linktype, st, vxlanPort, genevePort);
   if (code !== DROP.OK) return code;
-  return decodeVxlan(buf, st.vxlanOff, st.vxlanEnd, st, strict);
+  if (st.outerDstPort === vxlanPort) return decodeVxlan(buf, st.vxlanOff, st.vxlanEnd, st, strict);
+  // UDP to the GENEVE port (a Gateway Load Balancer): the VXLAN packet inside, then the same chain.
+  const g = decodeGeneve(buf, st.vxlanOff, st.vxlanEnd, st, vxlanPort, genevePort);
+  if (g !== DROP.OK) return g;
+  const weird = st.weird;
+  st.reset();
+  const v = decodeVxlan(buf, st.vxlanOff, st.vxlanEnd, st, strict);
+  st.weird |= weird;
+  return v;
 }

@@ -24,7 +24,7 @@ import { Worker } from 'node:worker_threads';
 import type { CollectorOptions, PairVerdict } from '../collector/collector.js';
 import { DROP_COUNT, WEIRD_COUNT } from '../decode/drop-reasons.js';
 import { ERRORS, MgError, type ErrorCode } from '../errors.js';
-import type { Logger, LogLevel } from '../util/log.js';
+import type { Logger, LogFormat, LogLevel } from '../util/log.js';
 import type { NativeCounterSource } from './native.js';
 import type { BoundReceiver } from './udp.js';
 
@@ -40,8 +40,10 @@ export interface NativeWorkersOptions {
   dbFile: string;
   collector: WorkerCollectorConfig;
   logger: Logger;
-  /** Level for the workers' own loggers (JSON lines on stderr, with `worker: id`). */
+  /** Level for the workers' own loggers (on stderr, with `worker: id`). */
   logLevel?: LogLevel;
+  /** Format of the workers' own loggers (default json), as the main thread's. */
+  logFormat?: LogFormat;
   /** The detector hook, run here in the main thread once per new (source IP, VNI) pair across all workers. */
   onNewPair?: (sourceIp: string, vni: number, atMs: number) => PairVerdict;
   batch?: number;
@@ -113,6 +115,7 @@ export interface WorkerData {
   dbFile: string;
   collector: WorkerCollectorConfig;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   batch: number | undefined;
   slotBytes: number | undefined;
   counters: SharedArrayBuffer;
@@ -200,6 +203,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         dbFile: opts.dbFile,
         collector: opts.collector,
         logLevel: opts.logLevel ?? 'info',
+        logFormat: opts.logFormat ?? 'json',
         batch: opts.batch,
         slotBytes: opts.slotBytes,
         counters: sab,

@@ -30,9 +30,6 @@ export const DEFAULT_MAX_CONCURRENT_WRITES = 4;
 export const DEFAULT_ERROR_REPORT_INTERVAL_MS = 60_000;
 export const DEFAULT_FILE_MODE = 0o640;
 
-/** Loss counters indexed by DropCode (a Float64Array of DROP_COUNT entries, or a plain array). */
-export type DropCounters = { [code: number]: number };
-
 export type DiskOp = 'create' | 'write' | 'truncate' | 'sync' | 'close' | 'queue';
 
 /** What the error hook receives. Never thrown: capture goes on. */
@@ -57,8 +54,6 @@ export interface DiskQueueOptions {
   onError?: (report: DiskErrorReport) => void;
   /** At most one report per (operation, errno) per this many ms. Default 60000. */
   errorReportIntervalMs?: number;
-  /** Lost packets are added here under WRITE_ENOSPC / WRITE_ERROR. */
-  drops?: DropCounters;
   /** Permission bits for new files. Default 0o640. */
   fileMode?: number;
 }
@@ -111,7 +106,6 @@ export class DiskQueue {
   readonly fileMode: number;
   private readonly onError: ((r: DiskErrorReport) => void) | undefined;
   private readonly limiter: RateLimiter;
-  readonly drops: DropCounters | undefined;
   /** Bytes handed over and not yet written or dropped. */
   queuedBytes = 0;
   private readonly ready: DiskFile[] = [];
@@ -130,7 +124,6 @@ export class DiskQueue {
     this.maxConcurrentWrites = maxConcurrentWrites;
     this.onError = opts.onError;
     this.limiter = new RateLimiter(opts.errorReportIntervalMs ?? DEFAULT_ERROR_REPORT_INTERVAL_MS);
-    this.drops = opts.drops;
     this.fileMode = opts.fileMode ?? DEFAULT_FILE_MODE;
   }
 
@@ -159,10 +152,6 @@ export class DiskQueue {
     } catch {
       // A failing hook must not stop the disk queue.
     }
-  }
-
-  countLoss(code: DropCode, packets: number): void {
-    if (this.drops !== undefined && packets > 0) this.drops[code] = (this.drops[code] ?? 0) + packets;
   }
 
   /** @internal a file has a job to run. */
@@ -306,7 +295,6 @@ export class DiskFile {
   private lose(chunk: WriteChunk, op: DiskOp, e: unknown): void {
     const drop = dropCodeForError(errCode(e));
     this.lostPackets += chunk.packets;
-    this.queue.countLoss(drop, chunk.packets);
     if (this.opts.onLoss !== undefined && chunk.packets > 0) {
       try {
         this.opts.onLoss(drop, chunk.packets);

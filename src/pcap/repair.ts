@@ -18,7 +18,6 @@
  * Every repaired file opens in tshark without an error (test/pcap/repair.test.ts cuts files at every byte).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { MgError } from '../errors.js';
 import { GLOBAL_HEADER_BYTES, globalHeader, LINKTYPE_ETHERNET, PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC, RECORD_HEADER_BYTES, SNAPLEN } from './format.js';
@@ -54,7 +53,7 @@ export interface RepairResult {
   sha256: string;
 }
 
-/** The record walk over buffered bytes, shared by the sync and async front ends. */
+/** The record walk over buffered bytes. */
 class Walk {
   buf = Buffer.allocUnsafeSlow(CHUNK_BYTES + SNAPLEN + RECORD_HEADER_BYTES);
   /** Buffered bytes are buf[0, end), starting at file offset fileOff. */
@@ -179,63 +178,6 @@ function isZero(b: Buffer, n: number): boolean {
 function looksLikeShortHeader(b: Buffer, n: number): boolean {
   const k = Math.min(n, 4);
   return MAGIC_BYTES.some((m) => m.subarray(0, k).equals(b.subarray(0, k)));
-}
-
-/** Repair a PCAP file in place (synchronous: the startup recovery scan, the CLI). */
-export function repairPcapSync(path: string, opts: RepairOptions = {}): RepairResult {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r+');
-  } catch (e) {
-    throw readError(path, e);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const w = new Walk();
-    if (size < GLOBAL_HEADER_BYTES) {
-      const n = size > 0 ? readSync(fd, w.buf, 0, size, 0) : 0;
-      if (!looksLikeShortHeader(w.buf, n)) throw formatError(path, `${size}-byte file with no pcap magic`);
-      const h = globalHeader(opts.linktype ?? LINKTYPE_ETHERNET);
-      writeSync(fd, h, 0, h.length, 0);
-      ftruncateSync(fd, h.length);
-      fsyncSync(fd);
-      w.linktype = opts.linktype ?? LINKTYPE_ETHERNET;
-      w.hash.update(h);
-      return w.result(path, h.length, 0, true);
-    }
-    w.end = readSync(fd, w.buf, 0, GLOBAL_HEADER_BYTES, 0);
-    const zeroHeader = isZero(w.buf, GLOBAL_HEADER_BYTES);
-    if (zeroHeader) {
-      const h = globalHeader(opts.linktype ?? LINKTYPE_ETHERNET);
-      writeSync(fd, h, 0, h.length, 0);
-      h.copy(w.buf);
-    }
-    const problem = w.header();
-    if (problem !== null) throw formatError(path, problem);
-    w.hash.update(w.buf.subarray(0, GLOBAL_HEADER_BYTES));
-    w.compact(GLOBAL_HEADER_BYTES);
-    let good = GLOBAL_HEADER_BYTES;
-    for (;;) {
-      const pos = w.fileOff + w.end;
-      const n = pos < size ? readSync(fd, w.buf, w.end, Math.min(CHUNK_BYTES, size - pos), pos) : 0;
-      w.end += n;
-      const o = w.records(0);
-      good = w.fileOff + o;
-      if (w.reason !== null || n === 0) break;
-      w.compact(o);
-    }
-    if (good < size) {
-      ftruncateSync(fd, good);
-      if (w.reason === null) w.reason = `last record cut short at offset ${good}`;
-    }
-    fsyncSync(fd);
-    return w.result(path, good, size - good, zeroHeader);
-  } catch (e) {
-    if (e instanceof MgError) throw e;
-    throw readError(path, e);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Repair a PCAP file in place without blocking the event loop (reads on the libuv threadpool). */

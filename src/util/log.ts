@@ -1,16 +1,78 @@
 /**
- * Logging through pino (JSON lines on stderr by default). Disabled levels cost nothing. Anything that
- * can repeat per packet or per retry goes through a RateLimiter so a storm logs at most once a minute
- * per key, with a count of what was suppressed.
+ * Logging through pino: JSON lines on stderr for services, journald and anything that parses logs, or
+ * `pretty` lines for a person at a terminal (the default when stderr is one). Disabled levels cost
+ * nothing. Anything that can repeat per packet or per retry goes through a RateLimiter so a storm logs
+ * at most once a minute per key, with a count of what was suppressed.
  */
 import { pino, type Logger } from 'pino';
+import { PinoPretty } from 'pino-pretty';
 
 export type { Logger };
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type LogFormat = 'json' | 'pretty';
 
-export function createLogger(level: LogLevel = 'info', name = 'mirrorguard'): Logger {
-  return pino({ name, level, base: { pid: process.pid } }, pino.destination({ dest: 2, sync: true }));
+/** `auto` (config log.format, --log-format): pretty when the logs go to a terminal, JSON otherwise. */
+export function resolveLogFormat(format: LogFormat | 'auto' = 'auto', stream: { isTTY?: boolean } = process.stderr): LogFormat {
+  if (format !== 'auto') return format;
+  return stream.isTTY === true ? 'pretty' : 'json';
+}
+
+export function createLogger(level: LogLevel = 'info', format: LogFormat = 'json', name = 'mirrorguard'): Logger {
+  const opts = { name, level, base: { pid: process.pid } };
+  if (format === 'pretty') return pino(opts, prettyStream(process.stderr.isTTY === true));
+  return pino(opts, pino.destination({ dest: 2, sync: true }));
+}
+
+/**
+ * `09:41:07.412 INFO  receiving VXLAN  receiver=native address=0.0.0.0 port=4789`: time, level and
+ * message first, then the fields as key=value on the same line (objects as compact JSON), and an
+ * error's stack below. Written synchronously to stderr, like the JSON logger, so nothing is lost at exit.
+ */
+export function prettyStream(colorize: boolean, destination: number | NodeJS.WritableStream = 2): NodeJS.WritableStream {
+  return PinoPretty({
+    destination,
+    sync: true,
+    colorize,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,name',
+    hideObject: true,
+    messageFormat: (log, messageKey) => prettyMessage(log as Record<string, unknown>, messageKey),
+  });
+}
+
+/** Strings bare unless they need quotes; a table of counters (all numbers) as its non-zero entries only. */
+function prettyValue(v: unknown): string {
+  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    const entries = Object.entries(v);
+    if (entries.length > 8 && entries.every(([, n]) => typeof n === 'number')) {
+      const nonZero = entries.filter(([, n]) => n !== 0);
+      return nonZero.length === 0 ? '(all 0)' : `{${nonZero.map(([k, n]) => `${k}: ${String(n)}`).join(', ')}}`;
+    }
+  }
+  return JSON.stringify(v);
+}
+
+const PRETTY_SKIP = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', 'v']);
+
+/** The message and the fields of a pretty line (exported for tests). */
+export function prettyMessage(log: Record<string, unknown>, messageKey = 'msg'): string {
+  let out = typeof log[messageKey] === 'string' ? (log[messageKey] as string) : '';
+  let stack = '';
+  const fields: string[] = [];
+  for (const [k, v] of Object.entries(log)) {
+    if (PRETTY_SKIP.has(k) || k === messageKey || v === undefined) continue;
+    if (k === 'err' && v !== null && typeof v === 'object') {
+      const e = v as { message?: unknown; stack?: unknown; code?: unknown };
+      fields.push(`err=${JSON.stringify(String(e.message ?? ''))}${e.code !== undefined ? ` code=${String(e.code)}` : ''}`);
+      if (typeof e.stack === 'string') stack = `\n${e.stack.split('\n').slice(1).join('\n')}`;
+      continue;
+    }
+    fields.push(`${k}=${prettyValue(v)}`);
+  }
+  if (fields.length > 0) out += `  ${fields.join(' ')}`;
+  return out + stack;
 }
 
 /** A logger that prints nothing, for tests and library use. */

@@ -28,18 +28,6 @@ export function parseBytes(v: unknown): number {
   return Number.isSafeInteger(n) ? n : NaN;
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1024;
-    i++;
-  } while (v >= 1024 && i < units.length - 1);
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
-
 /** "HOST:PORT", "[v6]:PORT" or ":PORT"; returns null when malformed. */
 export function parseHostPort(text: string, defaultHost = '0.0.0.0'): { host: string; port: number } | null {
   let host: string;

@@ -14,6 +14,7 @@ import { WebhookDispatcher } from '../../src/alert/dispatcher.js';
 import { sendWebhook } from '../../src/alert/send.js';
 import { generateSecret } from '../../src/alert/config.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
+import { itNeeds } from '../helpers/needs.js';
 import { PYTHON } from '../helpers/oracles.js';
 import { event, FAST_RETRY, finding, SECRET, waitFor } from './helpers.js';
 
@@ -90,7 +91,7 @@ async function exercise(r: Running): Promise<void> {
 }
 
 describe('documented receivers verify real deliveries', () => {
-  it('Python snippet', async () => {
+  itNeeds(['python3'], 'Python snippet', async () => {
     await exercise(await start(PYTHON, ['-c', snippet('Python (3.9 or later', 'python')]));
   });
 

@@ -3,7 +3,9 @@ import { appendFileSync, readFileSync, renameSync, symlinkSync, unlinkSync, writ
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toMicros } from '../../src/util/clock.js';
+import { checkIfHave } from '../helpers/needs.js';
 import { tsharkFields, tsharkFrameHex, tsharkReadsCleanly } from '../helpers/oracles.js';
+import { readBack } from '../helpers/read-back.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { bearer, buildHarness, craftFrames, writeCapture, type Frame, type Harness } from './helpers.js';
 
@@ -135,10 +137,12 @@ describe('GET /v1/captures and /v1/captures/:id/pcap', () => {
     expect(r.headers['etag']).toBe(`"${sha256(file)}"`);
     expect(r.headers['accept-ranges']).toBe('bytes');
     expect(r.headers['content-disposition']).toBe(`attachment; filename="${c1.path.split('/').pop()}"`);
-    // What tshark reads from the download is what scapy built.
+    // What our reader, and tshark where installed, read from the download is what was written.
     const out = join(dir, 'dl.pcap');
     writeFileSync(out, r.rawPayload);
-    expect(tsharkFrameHex(out)).toEqual([F.tcp443!, F.tcp443r!, F.dns!].map((b) => b.toString('hex')));
+    const want = [F.tcp443!, F.tcp443r!, F.dns!].map((b) => b.toString('hex'));
+    expect(readBack(out)).toMatchObject({ truncated: false, frames: want });
+    checkIfHave('tshark', () => expect(tsharkFrameHex(out)).toEqual(want));
 
     const a = h.detector.store.db.prepare('SELECT * FROM audit_log WHERE id = ?').get(Number(r.headers['x-audit-id'])) as Record<string, unknown>;
     expect(a).toMatchObject({ actor: 'auditor-user', role: 'auditor', remote_ip: '127.0.0.1', action: 'capture.download', target: `capture:${c1.id}`, status: 200, bytes: file.length, sha256: sha256(file) });
@@ -208,11 +212,12 @@ describe('GET /v1/captures and /v1/captures/:id/pcap', () => {
     expect((h.db.prepare('SELECT COUNT(*) AS n FROM audit_log').get() as { n: number }).n).toBe(before);
   });
 
-  it('downloads an IPv6 source\'s file that tshark reads with its nanosecond timestamp', async () => {
+  it('downloads an IPv6 source\'s file, with its nanosecond timestamp', async () => {
     const r = await h.app.inject({ url: `/v1/captures/${c3.id}/pcap`, headers: auditor });
     const out = join(dir, 'v6.pcap');
     writeFileSync(out, r.rawPayload);
-    expect(tsharkFields(out, ['frame.time_epoch', 'ipv6.src'])).toEqual([[`${T + 120}.123456789`, 'fd00::1']]);
+    expect(readBack(out)).toMatchObject({ truncated: false, times: [`${T + 120}.123456789`], frames: [F.icmp6!.toString('hex')] });
+    checkIfHave('tshark', () => expect(tsharkFields(out, ['frame.time_epoch', 'ipv6.src'])).toEqual([[`${T + 120}.123456789`, 'fd00::1']]));
   });
 });
 
@@ -249,8 +254,12 @@ describe('the file being written', () => {
     expect(r.trailers['x-content-sha256']).toBe(sha256(r.rawPayload));
     const out = join(dir, 'live.pcap');
     writeFileSync(out, r.rawPayload);
-    expect(tsharkFrameHex(out)).toEqual([F.tcp443!, F.tcp443!, F.tcp443!, F.dns!, F.icmp6!].map((b) => b.toString('hex')));
-    expect(tsharkReadsCleanly(out).ok).toBe(true);
+    const want = [F.tcp443!, F.tcp443!, F.tcp443!, F.dns!, F.icmp6!].map((b) => b.toString('hex'));
+    expect(readBack(out)).toMatchObject({ truncated: false, frames: want });
+    checkIfHave('tshark', () => {
+      expect(tsharkFrameHex(out)).toEqual(want);
+      expect(tsharkReadsCleanly(out).ok).toBe(true);
+    });
 
     // Bytes on disk past the catalog's count (written after the last sync) are not served: the row's
     // byte count is the end of the last record the catalog vouches for.

@@ -19,7 +19,7 @@ import { PcapFileWriter } from '../../src/pcap/file-writer.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { toMicros } from '../../src/util/clock.js';
 import type { Logger } from '../../src/util/log.js';
-import { scapy } from '../helpers/oracles.js';
+import { API_FRAMES } from '../helpers/packets.js';
 
 export const TOKENS: Record<ApiRole, string> = {
   auditor: 'auditor-token-0123456789abcdef',
@@ -159,27 +159,12 @@ export async function writeCapture(
 }
 
 /**
- * Inner Ethernet frames crafted by scapy (the independent oracle for packet bytes), by name:
- * tcp443 / tcp443r (a TCP handshake 10.0.0.1 <-> 10.0.0.2:443), dns (UDP 10.0.0.3 -> 8.8.8.8:53),
- * icmp6 (fd00::1 -> fd00::2 echo), ssh_vlan (VLAN 7, 10.1.0.1 -> 10.0.0.2:22).
+ * Inner Ethernet frames by name (test/helpers/packets.ts; test/helpers/packets.test.ts checks the same
+ * frames against scapy where it is installed): tcp443 / tcp443r (a TCP handshake 10.0.0.1 <-> 10.0.0.2:443),
+ * dns (UDP 10.0.0.3 -> 8.8.8.8:53), icmp6 (fd00::1 -> fd00::2 echo), ssh_vlan (VLAN 7, 10.1.0.1 -> 10.0.0.2:22).
  */
 export function craftFrames(): Record<string, Buffer> {
-  const out = scapy(
-    `
-import json
-from scapy.all import Ether, IP, IPv6, TCP, UDP, DNS, DNSQR, ICMPv6EchoRequest, Dot1Q, Raw
-f = {
-  'tcp443': Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')/IP(src='10.0.0.1', dst='10.0.0.2')/TCP(sport=40000, dport=443, flags='S', seq=1000),
-  'tcp443r': Ether(src='02:00:00:00:00:02', dst='02:00:00:00:00:01')/IP(src='10.0.0.2', dst='10.0.0.1')/TCP(sport=443, dport=40000, flags='SA', seq=5000, ack=1001),
-  'dns': Ether(src='02:00:00:00:00:03', dst='02:00:00:00:00:04')/IP(src='10.0.0.3', dst='8.8.8.8')/UDP(sport=5353, dport=53)/DNS(rd=1, qd=DNSQR(qname='example.com')),
-  'icmp6': Ether(src='02:00:00:00:00:05', dst='02:00:00:00:00:06')/IPv6(src='fd00::1', dst='fd00::2')/ICMPv6EchoRequest(id=7, seq=1),
-  'ssh_vlan': Ether(src='02:00:00:00:00:07', dst='02:00:00:00:00:08')/Dot1Q(vlan=7)/IP(src='10.1.0.1', dst='10.0.0.2')/TCP(sport=50000, dport=22, flags='PA')/Raw(b'SSH-2.0-OpenSSH_9.6' + b'x' * 400),
-}
-print(json.dumps({k: bytes(v).hex() for k, v in f.items()}))
-`,
-  );
-  const hex = JSON.parse(out) as Record<string, string>;
-  return Object.fromEntries(Object.entries(hex).map(([k, v]) => [k, Buffer.from(v, 'hex')]));
+  return API_FRAMES();
 }
 
 export function writeFile(path: string, text: string): string {

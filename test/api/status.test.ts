@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AlertOutbox, generateSecret, parseAlertsConfig } from '../../src/alert/index.js';
+import { generateSecret, parseAlertsConfig } from '../../src/alert/config.js';
+import { AlertOutbox } from '../../src/alert/outbox.js';
 import { MAX_VNI_SERIES } from '../../src/api/metrics.js';
 import { VERSION } from '../../src/version.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';

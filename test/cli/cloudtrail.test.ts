@@ -82,6 +82,28 @@ describe('mirrorguard cloudtrail scan', () => {
     expect(c.err()).toContain('3 records in 2 files, 3 traffic-mirroring calls, 2 findings');
   });
 
+  it('reads SIEM exports named *.log, and counts (with --verbose, lists) every file it skips with the reason', async () => {
+    const dir = tmpDir();
+    const rogue = createSession({ id: IDS.session2, eni: IDS.eni2, target: IDS.rogueTarget, vni: 4242 });
+    writeFileSync(join(dir, 'export-1.log'), `${JSON.stringify(rogue)}\n${JSON.stringify(createFilterRule(IDS.rogueFilter))}\n`);
+    writeFileSync(join(dir, 'export-2.log'), gzipSync(records(rogue)));
+    writeFileSync(join(dir, 'notes.txt'), 'exported from the SIEM on Monday\n');
+    writeFileSync(join(dir, 'app.log'), '{"level":30,"msg":"not CloudTrail"}\n');
+    writeFileSync(join(dir, '.cache'), 'x');
+    const c = io();
+    expect(await run(['scan', dir], c)).toBe(1);
+    expect(c.err()).toBe(
+      'mirrorguard: cloudtrail scan: 3 records in 2 files, 3 traffic-mirroring calls, 2 findings (no manifest); ' +
+        '3 skipped (1 hidden (name starts with a dot), 1 JSON, but no CloudTrail records, 1 neither gzip nor JSON); --verbose lists them\n',
+    );
+    const v = io();
+    expect(await run(['scan', dir, '--verbose'], v)).toBe(1);
+    expect(v.err()).toContain(`mirrorguard: skipped ${join(dir, 'notes.txt')}: neither gzip nor JSON\n`);
+    expect(v.err()).toContain(`mirrorguard: skipped ${join(dir, 'app.log')}: JSON, but no CloudTrail records\n`);
+    expect(v.err()).toContain(`mirrorguard: skipped ${join(dir, '.cache')}: hidden (name starts with a dot)\n`);
+    expect(v.err()).toContain('3 skipped (1 hidden (name starts with a dot), 1 JSON, but no CloudTrail records, 1 neither gzip nor JSON) (listed above)\n');
+  });
+
   it('--json prints one Finding per line', async () => {
     const dir = tmpDir();
     writeFileSync(join(dir, 'trail.jsonl'), [createSession(), deleteSession(IDS.session)].map((r) => JSON.stringify(r)).join('\n'));

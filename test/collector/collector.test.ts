@@ -8,7 +8,7 @@ import { parseCaptureRelPath } from '../../src/collector/layout.js';
 import { DROP } from '../../src/decode/drop-reasons.js';
 import { openDb } from '../../src/store/db.js';
 import { silentLogger } from '../../src/util/log.js';
-import { tsharkFrameHex, tsharkReadsCleanly } from '../helpers/oracles.js';
+import { expectFrames, expectReadable } from '../helpers/read-back.js';
 import { useTmpDir } from '../helpers/tmp.js';
 
 const ip4 = (s: string) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
@@ -89,7 +89,7 @@ describe('collector', () => {
       expect(parseCaptureRelPath(row.path)).toMatchObject({ vni: row.vni, sourceIp: row.source_ip });
       const frames = sent.get(`${row.source_ip}|${row.vni}`)!;
       expect(row.packets).toBe(frames.length);
-      expect(tsharkFrameHex(abs)).toEqual(frames.map((f) => f.toString('hex')));
+      expectFrames(abs, frames.map((f) => f.toString('hex')));
       const bytes = readFileSync(abs);
       expect(row.bytes).toBe(bytes.length);
       expect(row.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
@@ -119,7 +119,7 @@ describe('collector', () => {
       'decode.outer.not_ip': 1,
     });
     expect(rows()).toHaveLength(1);
-    expect(tsharkFrameHex(join(dir, rows()[0]!.path))).toEqual([f.toString('hex')]);
+    expectFrames(join(dir, rows()[0]!.path), [f.toString('hex')]);
   });
 
   it('treats a dual-stack ::ffff: source and an IPv4 source as the same session; IPv6 sources get their own', async () => {
@@ -154,7 +154,7 @@ describe('collector', () => {
     expect(r.reduce((a, b) => a + b.packets, 0)).toBe(201);
     for (const row of r) {
       expect(row.bytes).toBeLessThanOrEqual(300 * 1024);
-      expect(tsharkReadsCleanly(join(dir, row.path))).toMatchObject({ ok: true, packets: row.packets });
+      expectReadable(join(dir, row.path), row.packets);
     }
     expect(r.map((x) => x.close_reason)).toContain('size');
     expect(r.map((x) => x.close_reason)).toContain('age');

@@ -13,7 +13,7 @@ import {
   parseCidr,
   parseIp,
 } from '../../src/decode/addr.js';
-import { LINKTYPE, decodeVxlanPacket } from '../../src/decode/outer.js';
+import { LINKTYPE, decodeCapturedFrame } from '../../src/decode/outer.js';
 import { PacketState } from '../../src/decode/packet-state.js';
 import { cat, embed, hex } from './bytes.js';
 import { INNER_TCP6, VXLAN_AWS } from './frames.js';
@@ -180,7 +180,7 @@ describe('state to text', () => {
     const frame = cat(outer, VXLAN_AWS, INNER_TCP6);
     const { buf, off, end } = embed(frame);
     const st = new PacketState();
-    expect(decodeVxlanPacket(buf, off, end, LINKTYPE.IPV6, st)).toBe(0);
+    expect(decodeCapturedFrame(buf, off, end, LINKTYPE.IPV6, st)).toBe(0);
     expect(outerSourceToString(st, buf)).toBe('2600:1f18::a');
     expect(innerSourceToString(st, buf)).toBe('2001:db8::1');
     expect(innerDestinationToString(st, buf)).toBe('2001:db8::2');

@@ -9,7 +9,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileFilter } from '../../src/decode/filter.js';
-import { decodeVxlanPacket, LINKTYPE } from '../../src/decode/outer.js';
+import { decodeCapturedFrame, LINKTYPE } from '../../src/decode/outer.js';
 import { PacketState } from '../../src/decode/packet-state.js';
 import { decodeVxlan } from '../../src/decode/vxlan.js';
 import { decodeGeneve } from '../../src/decode/geneve.js';
@@ -73,10 +73,10 @@ describe('no allocation per packet', () => {
     expect(r.minor > 0 || r.grew > 1_000_000).toBe(true);
   });
 
-  it('decodeVxlanPacket, decodeVxlan and filter matching allocate nothing', async () => {
+  it('decodeCapturedFrame, decodeVxlan and filter matching allocate nothing', async () => {
     const r = await measure((i) => {
       const f = (i & 1) === 0 ? frame6 : frame4;
-      let n = decodeVxlanPacket(f, 0, f.length, LINKTYPE.ETHERNET, st);
+      let n = decodeCapturedFrame(f, 0, f.length, LINKTYPE.ETHERNET, st);
       st.reset();
       n += decodeVxlan(payload, 0, payload.length, st, true);
       if (filter.matches(f, 50, f.length)) n++;

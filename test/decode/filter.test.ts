@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileFilter, MAX_FILTER_DEPTH, MAX_FILTER_LENGTH } from '../../src/decode/filter.js';
@@ -7,7 +7,9 @@ import { decodeInnerFrame } from '../../src/decode/inner.js';
 import { PacketState } from '../../src/decode/packet-state.js';
 import { isMgError, type MgError } from '../../src/errors.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
-import { haveTool, scapy } from '../helpers/oracles.js';
+import { itNeeds } from '../helpers/needs.js';
+import { arp, dnsQuery, ether, gre, icmp, icmp6Echo, ipv4, ipv6, raw, sctpInit, tcp, udp, vxlanHeader, type VlanTag } from '../helpers/packets.js';
+import { buildPcap } from '../pcap/pcap-helpers.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { embed } from './bytes.js';
 
@@ -140,43 +142,33 @@ describe('compileFilter: parsing', () => {
 
 // ------------------------------------------------------------------------------------------------
 
-const SCRIPT = String.raw`
-import json, sys
-from scapy.all import *
-from scapy.layers.vxlan import VXLAN
-from scapy.layers.inet6 import *
-from scapy.layers.sctp import SCTP, SCTPChunkInit
+const E = (inner: Parameters<typeof ether>[1], vlans?: (number | VlanTag)[]) => ether({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', vlans }, inner);
 
-def E():
-    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-frames = [
-  ("tcp4", E()/IP(src="10.0.0.1", dst="10.0.0.2")/TCP(sport=51000, dport=22)/Raw(b"ssh"*10)),
-  ("dns4", E()/IP(src="10.0.0.2", dst="10.0.0.1")/UDP(sport=53, dport=40000)/DNS(qr=1, qd=DNSQR(qname="example.com"))),
-  ("tcp6", E()/IPv6(src="2001:db8::1", dst="2001:db8:1::2")/TCP(sport=443, dport=50000)),
-  ("icmp4", E()/IP(src="192.168.1.5", dst="8.8.8.8")/ICMP(type=8)/Raw(b"x"*32)),
-  ("icmp6", E()/IPv6(src="fe80::1", dst="ff02::1")/ICMPv6EchoRequest()),
-  ("arp", E()/ARP(op=1, psrc="10.0.0.1", pdst="10.0.0.2")),
-  ("frag4", E()/IP(src="10.0.0.1", dst="10.0.0.2", frag=100, proto=17)/Raw(b"f"*40)),
-  ("trunc4", (E()/IP(src="10.0.0.1", dst="10.0.0.3")/TCP(sport=22, dport=51001)/Raw(b"z"*1000)).build()[:60]),
-  ("gre4", E()/IP(src="10.0.0.1", dst="10.0.0.2")/GRE()/IP(src="10.5.5.5", dst="10.6.6.6")/ICMP()),
-  ("sctp4", E()/IP(src="172.16.0.1", dst="172.16.0.2")/SCTP(sport=2905, dport=2906)/SCTPChunkInit()),
-  ("udp6hi", E()/IPv6(src="2001:db8::99", dst="2001:db8::1")/UDP(sport=33434, dport=33435)),
-  # Untagged above: tcpdump (libpcap BPF) reads them the same way we do. Below: where we differ on purpose.
-  ("vlan6", E()/Dot1Q(vlan=100)/IPv6(src="2001:db8::1", dst="2001:db8:1::2")/TCP(sport=443, dport=50001)),
-  ("qinq", E()/Dot1AD(vlan=10)/Dot1Q(vlan=20)/IP(src="172.16.0.1", dst="172.16.0.9")/UDP(sport=5000, dport=5001)),
-  ("nested", E()/IP(src="192.168.9.1", dst="192.168.9.2")/UDP(sport=1234, dport=4789)/VXLAN(flags=0x08, vni=9)/E()/IP(src="10.7.7.7", dst="10.8.8.8")/TCP(sport=1234, dport=80)),
-]
-UNTAGGED = 11
-untagged = []
-for i, (_, f) in enumerate(frames[:UNTAGGED]):
-    p = Ether(bytes(f))
-    p.time = i + 1   # the timestamp names the frame in tcpdump's output
-    untagged.append(p)
-wrpcap(sys.argv[1], untagged)
-print(json.dumps([[n, bytes(f).hex()] for n, f in frames]))
-`;
+/** The frames the filter cases below match, by name; the first UNTAGGED are also given to tcpdump. */
+function buildFrames(): [string, Buffer][] {
+  return [
+    ['tcp4', E(ipv4({ src: '10.0.0.1', dst: '10.0.0.2' }, tcp({ sport: 51000, dport: 22 }, Buffer.from('ssh'.repeat(10)))))],
+    ['dns4', E(ipv4({ src: '10.0.0.2', dst: '10.0.0.1' }, udp({ sport: 53, dport: 40000 }, dnsQuery('example.com'))))],
+    ['tcp6', E(ipv6({ src: '2001:db8::1', dst: '2001:db8:1::2' }, tcp({ sport: 443, dport: 50000 })))],
+    ['icmp4', E(ipv4({ src: '192.168.1.5', dst: '8.8.8.8' }, icmp({ type: 8 }, raw('x', 32))))],
+    ['icmp6', E(ipv6({ src: 'fe80::1', dst: 'ff02::1' }, icmp6Echo()))],
+    ['arp', E(arp({ psrc: '10.0.0.1', pdst: '10.0.0.2' }))],
+    ['frag4', E(ipv4({ src: '10.0.0.1', dst: '10.0.0.2', frag: 100, proto: 17 }, raw('f', 40)))],
+    ['trunc4', E(ipv4({ src: '10.0.0.1', dst: '10.0.0.3' }, tcp({ sport: 22, dport: 51001 }, raw('z', 1000)))).subarray(0, 60)],
+    ['gre4', E(ipv4({ src: '10.0.0.1', dst: '10.0.0.2' }, gre(ipv4({ src: '10.5.5.5', dst: '10.6.6.6' }, icmp()))))],
+    ['sctp4', E(ipv4({ src: '172.16.0.1', dst: '172.16.0.2' }, sctpInit({ sport: 2905, dport: 2906 })))],
+    ['udp6hi', E(ipv6({ src: '2001:db8::99', dst: '2001:db8::1' }, udp({ sport: 33434, dport: 33435 })))],
+    // Untagged above: tcpdump (libpcap BPF) reads them the same way we do. Below: where we differ on purpose.
+    ['vlan6', E(ipv6({ src: '2001:db8::1', dst: '2001:db8:1::2' }, tcp({ sport: 443, dport: 50001 })), [100])],
+    ['qinq', E(ipv4({ src: '172.16.0.1', dst: '172.16.0.9' }, udp({ sport: 5000, dport: 5001 })), [{ vid: 10, tpid: 0x88a8 }, 20])],
+    [
+      'nested',
+      E(ipv4({ src: '192.168.9.1', dst: '192.168.9.2' }, udp({ sport: 1234, dport: 4789 }, Buffer.concat([vxlanHeader(9), E(ipv4({ src: '10.7.7.7', dst: '10.8.8.8' }, tcp({ sport: 1234, dport: 80 })))])))),
+    ],
+  ];
+}
 
-describe('compileFilter: matching scapy-crafted frames', () => {
+describe('compileFilter: matching crafted frames', () => {
   let frames: [string, Buffer][] = [];
   let tmp: { dir: string; remove: () => void };
   let pcapFile = '';
@@ -185,7 +177,9 @@ describe('compileFilter: matching scapy-crafted frames', () => {
   beforeAll(() => {
     tmp = makeTmpDir();
     pcapFile = join(tmp.dir, 'untagged.pcap');
-    frames = (JSON.parse(scapy(SCRIPT, [pcapFile])) as [string, string][]).map(([n, h]) => [n, Buffer.from(h, 'hex')]);
+    frames = buildFrames();
+    // The timestamp (seconds) names the frame in tcpdump's output.
+    writeFileSync(pcapFile, buildPcap(frames.slice(0, UNTAGGED).map(([, data], i) => ({ tsSec: i + 1, tsNsec: 0, data }))));
   });
   afterAll(() => tmp?.remove());
 
@@ -242,7 +236,7 @@ describe('compileFilter: matching scapy-crafted frames', () => {
     });
   }
 
-  it.skipIf(!haveTool('tcpdump'))('matches what tcpdump (libpcap BPF) matches on untagged, non-nested frames', () => {
+  itNeeds(['tcpdump'], 'matches what tcpdump (libpcap BPF) matches on untagged, non-nested frames', () => {
     const exprs = [
       'host 10.0.0.1',
       'src host 10.0.0.1',

@@ -7,12 +7,13 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { innerSourceToString, ipv4ToString, outerSourceToString } from '../../src/decode/addr.js';
 import { DROP, DROP_NAMES, WEIRD } from '../../src/decode/drop-reasons.js';
-import { decodeVxlanPacket } from '../../src/decode/outer.js';
+import { decodeCapturedFrame } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, PacketState } from '../../src/decode/packet-state.js';
 import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
+import { describeNeeds } from '../helpers/needs.js';
 import { tsharkFields } from '../helpers/oracles.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
@@ -49,7 +50,7 @@ function decodeFile(name: string, strict = false, port = 4789): Result[] {
   const cap = readClassicPcap(fixture('pcap', name));
   return cap.frames.map(({ buf, off, end }) => {
     const st = new PacketState();
-    const code = decodeVxlanPacket(buf, off, end, cap.linktype, st, strict, port);
+    const code = decodeCapturedFrame(buf, off, end, cap.linktype, st, strict, port);
     return { code, vni: st.vni, weird: st.weird, st, buf };
   });
 }
@@ -130,7 +131,7 @@ describeWithFixtures('decoding the shared fixture captures', () => {
     expect(buf.readUInt16BE(off + 16)).toBe(0); // outer IPv4 total length, as SOURCES.md says
     expect(buf.readUInt16BE(off + 38)).toBe(0); // outer UDP length
     const st = new PacketState();
-    expect(decodeVxlanPacket(buf, off, end, cap.linktype, st)).toBe(DROP.OK);
+    expect(decodeCapturedFrame(buf, off, end, cap.linktype, st)).toBe(DROP.OK);
     expect(st.vni).toBe(5001);
     expect(st.innerEnd).toBe(end);
     expect(st.origLen).toBe(end - off - 50);
@@ -161,7 +162,7 @@ describeWithFixtures('decoding the shared fixture captures', () => {
     expect(r!.weird).toBe(1 << WEIRD.VXLAN_RESERVED_BITS);
   });
 
-  describe('frame by frame against tshark', () => {
+  describeNeeds(['mergecap', 'tshark'], 'frame by frame against tshark', () => {
     const files = expected.map(([f]) => f);
     let tmp: { dir: string; remove: () => void };
     let rows: string[][] = [];

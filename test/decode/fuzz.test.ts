@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { DROP_COUNT } from '../../src/decode/drop-reasons.js';
 import { compileFilter } from '../../src/decode/filter.js';
 import { decodeInnerFrame } from '../../src/decode/inner.js';
-import { decodeVxlanPacket, LINKTYPE, SUPPORTED_LINKTYPES } from '../../src/decode/outer.js';
+import { decodeCapturedFrame, LINKTYPE, SUPPORTED_LINKTYPES } from '../../src/decode/outer.js';
 import { MAX_TUNNEL_DEPTH, MAX_VLAN_DEPTH, PacketState } from '../../src/decode/packet-state.js';
 import { decodeVxlan } from '../../src/decode/vxlan.js';
 import { cat, hex } from './bytes.js';
@@ -94,7 +94,7 @@ describe('decoders never throw and recover', () => {
   const st = new PacketState();
   const filter = compileFilter('(tcp and port 22) or (udp and not port 53) or host 10.0.0.1 or net 2001:db8::/32 or vlan 5');
   const goodVxlan = GOOD_VXLAN.map((p) => fresh((s) => decodeVxlan(p, 0, p.length, s, false)));
-  const goodFrames = GOOD_FRAMES.map((p) => fresh((s) => decodeVxlanPacket(p, 0, p.length, LINKTYPE.ETHERNET, s)));
+  const goodFrames = GOOD_FRAMES.map((p) => fresh((s) => decodeCapturedFrame(p, 0, p.length, LINKTYPE.ETHERNET, s)));
   const goodVxlanJson = goodVxlan.map((g) => JSON.stringify(g.snap));
   const goodFramesJson = goodFrames.map((g) => JSON.stringify(g.snap));
 
@@ -111,7 +111,7 @@ describe('decoders never throw and recover', () => {
     expect(decodeVxlan(p, 0, p.length, st, false)).toBe(0);
     expect(JSON.stringify(snapshot(st))).toBe(goodVxlanJson[i]);
     const f = GOOD_FRAMES[i]!;
-    expect(decodeVxlanPacket(f, 0, f.length, LINKTYPE.ETHERNET, st)).toBe(0);
+    expect(decodeCapturedFrame(f, 0, f.length, LINKTYPE.ETHERNET, st)).toBe(0);
     expect(JSON.stringify(snapshot(st))).toBe(goodFramesJson[i]);
   }
 
@@ -138,11 +138,11 @@ describe('decoders never throw and recover', () => {
     );
   });
 
-  it('decodeVxlanPacket over random and mutated frames, every link type', () => {
+  it('decodeCapturedFrame over random and mutated frames, every link type', () => {
     const linktypes = [...SUPPORTED_LINKTYPES, 127, 0xffff];
     fc.assert(
       fc.property(inputs, fc.constantFrom(...linktypes), fc.boolean(), fc.nat({ max: GOOD_VXLAN.length - 1 }), ({ buf, off, end }, lt, strict, g) => {
-        const code = decodeVxlanPacket(buf, off, end, lt, st, strict);
+        const code = decodeCapturedFrame(buf, off, end, lt, st, strict);
         expect(code >= 0 && code < DROP_COUNT).toBe(true);
         expect(boundsProblem(st, off, end)).toBe('');
         recover(g);
@@ -156,7 +156,7 @@ describe('decoders never throw and recover', () => {
       fc.property(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 64 }), fc.nat({ max: GOOD_FRAMES.length - 1 }), (a, c, i) => {
         const g = GOOD_FRAMES[i]!;
         const buf = cat(a, g, c);
-        expect(decodeVxlanPacket(buf, a.length, a.length + g.length, LINKTYPE.ETHERNET, st)).toBe(0);
+        expect(decodeCapturedFrame(buf, a.length, a.length + g.length, LINKTYPE.ETHERNET, st)).toBe(0);
         const s = snapshot(st);
         const want = goodFrames[i]!.snap;
         for (const k of ['innerOff', 'innerEnd', 'l3Off', 'l4Off', 'vxlanOff', 'vxlanEnd', 'src6Off', 'dst6Off']) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
-import { decodeOuter, decodeVxlanPacket, isSupportedLinktype, LINKTYPE, SUPPORTED_LINKTYPES } from '../../src/decode/outer.js';
+import { decodeOuter, decodeCapturedFrame, isSupportedLinktype, LINKTYPE, SUPPORTED_LINKTYPES } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, AF_NONE, PacketState } from '../../src/decode/packet-state.js';
 import { cat, embed, hex, slice16 } from './bytes.js';
 import { INNER_UDP4, VXLAN_AWS, vxlan } from './frames.js';
@@ -237,11 +237,11 @@ describe('decodeOuter', () => {
   });
 });
 
-describe('decodeVxlanPacket', () => {
+describe('decodeCapturedFrame', () => {
   it('decodes a whole captured frame down to the inner packet', () => {
     const e = embed(cat(ETH('08 00'), ipv4Udp(VXLAN_PAYLOAD)));
     const st = new PacketState();
-    expect(decodeVxlanPacket(e.buf, e.off, e.end, LINKTYPE.ETHERNET, st)).toBe(DROP.OK);
+    expect(decodeCapturedFrame(e.buf, e.off, e.end, LINKTYPE.ETHERNET, st)).toBe(DROP.OK);
     expect(st.vni).toBe(5569041);
     expect(st.outerSrc4).toBe(0xac1f00ee);
     expect(st.innerOff).toBe(e.off + 14 + 28 + 8);
@@ -252,17 +252,17 @@ describe('decodeVxlanPacket', () => {
   it('resets the state itself, so a previous packet leaves nothing behind', () => {
     const st = new PacketState();
     const odd = cat(ETH('08 00'), ipv4Udp(cat(hex('ff 01 d1 f2 00 00 0b 00'), INNER_UDP4)));
-    expect(decodeVxlanPacket(odd, 0, odd.length, LINKTYPE.ETHERNET, st)).toBe(DROP.OK);
+    expect(decodeCapturedFrame(odd, 0, odd.length, LINKTYPE.ETHERNET, st)).toBe(DROP.OK);
     expect(st.weird).toBe(1 << WEIRD.VXLAN_RESERVED_BITS);
-    expect(decodeVxlanPacket(odd, 0, odd.length, LINKTYPE.ETHERNET, st, true)).toBe(DROP.VXLAN_RESERVED_BITS);
+    expect(decodeCapturedFrame(odd, 0, odd.length, LINKTYPE.ETHERNET, st, true)).toBe(DROP.VXLAN_RESERVED_BITS);
     const good = cat(ETH('86 dd'), ipv6Udp(vxlan(7, INNER_UDP4)));
-    expect(decodeVxlanPacket(good, 0, good.length, LINKTYPE.ETHERNET, st, true)).toBe(DROP.OK);
+    expect(decodeCapturedFrame(good, 0, good.length, LINKTYPE.ETHERNET, st, true)).toBe(DROP.OK);
     expect(st.weird).toBe(0);
     expect(st.vni).toBe(7);
     expect(st.outerFamily).toBe(AF_INET6);
     expect(st.outerSrc4).toBe(0);
     const arp = cat(ETH('08 06'), Buffer.alloc(28));
-    expect(decodeVxlanPacket(arp, 0, arp.length, LINKTYPE.ETHERNET, st)).toBe(DROP.OUTER_NOT_IP);
+    expect(decodeCapturedFrame(arp, 0, arp.length, LINKTYPE.ETHERNET, st)).toBe(DROP.OUTER_NOT_IP);
     expect(st.outerFamily).toBe(AF_NONE);
     expect(st.vni).toBe(0);
   });
@@ -271,7 +271,7 @@ describe('decodeVxlanPacket', () => {
     // 4 trailer bytes after the datagram would otherwise become trailing bytes of the inner frame.
     const frame = cat(ipv4Udp(VXLAN_PAYLOAD), hex('de ad be ef'));
     const st = new PacketState();
-    expect(decodeVxlanPacket(frame, 0, frame.length, LINKTYPE.IPV4, st)).toBe(DROP.OK);
+    expect(decodeCapturedFrame(frame, 0, frame.length, LINKTYPE.IPV4, st)).toBe(DROP.OK);
     expect(st.innerEnd).toBe(frame.length - 4);
     expect(st.weird).toBe(0);
   });

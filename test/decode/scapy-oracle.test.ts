@@ -3,11 +3,12 @@
  * decoders and prints the bytes with scapy's field values; we decode the same bytes and compare, at
  * offset 0 and at a non-zero offset inside junk.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { canonicalIp, innerDestinationToString, innerSourceToString, outerSourceToString } from '../../src/decode/addr.js';
 import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
-import { LINKTYPE, decodeVxlanPacket } from '../../src/decode/outer.js';
+import { LINKTYPE, decodeCapturedFrame } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, PacketState } from '../../src/decode/packet-state.js';
+import { describeNeeds } from '../helpers/needs.js';
 import { scapy } from '../helpers/oracles.js';
 import { embed } from './bytes.js';
 
@@ -162,7 +163,7 @@ let cases: Case[] = [];
 /** What our decoders say, in the same shape as the scapy description. */
 function ours(buf: Buffer, off: number, end: number) {
   const st = new PacketState();
-  const code = decodeVxlanPacket(buf, off, end, LINKTYPE.ETHERNET, st, true);
+  const code = decodeCapturedFrame(buf, off, end, LINKTYPE.ETHERNET, st, true);
   return {
     code,
     vni: st.vni,
@@ -191,7 +192,7 @@ function ours(buf: Buffer, off: number, end: number) {
   };
 }
 
-describe('decoders against scapy', () => {
+describeNeeds(['scapy'], 'decoders against scapy', () => {
   beforeAll(() => {
     cases = JSON.parse(scapy(SCRIPT)) as Case[];
   });

@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { MUTATING_CALLS } from '../../src/detect/cloudtrail/normalize.js';
 import { parseHostPort } from '../../src/util/units.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
+import { itNeeds } from '../helpers/needs.js';
 import { parseTemplate, subVariables, validateTemplate, type CfnSpec } from './cfn-lint.js';
 
 const TEMPLATE = join(PROJECT_ROOT, 'deploy', 'cloudformation', 'mirrorguard-target.yaml');
@@ -267,8 +268,8 @@ describe('the first-boot script (UserData)', () => {
     return text.replace(/\$\{([^}!]+)\}/g, (_m: string, name: string) => (name in vars ? 'arn:aws:secretsmanager:eu-central-1:111122223333:secret:x' : name.includes('::') ? 'eu-central-1' : `value-of-${name.replace('.', '-')}`));
   };
 
-  it.runIf(existsSync('/bin/bash'))('is valid bash', () => {
-    const r = spawnSync('/bin/bash', ['-n'], { input: script(), encoding: 'utf8' });
+  itNeeds(['bash'], 'is valid bash', () => {
+    const r = spawnSync('bash', ['-n'], { input: script(), encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });

@@ -3,7 +3,7 @@
  * them into a temporary root. `systemd-analyze verify` must print nothing for our unit: every warning
  * it prints is a setting systemd would ignore at run time.
  *
- * Needs systemd-analyze (Debian package `systemd`); the tests that run it skip, saying so, without it.
+ * The tests that run systemd-analyze, systemd-sysusers, openssl or bash declare them (test/helpers/needs.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { parseBytes } from '../../src/util/units.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
+import { describeNeeds, itNeeds } from '../helpers/needs.js';
 import { useTmpDir } from '../helpers/tmp.js';
 
 const DEPLOY = join(PROJECT_ROOT, 'deploy');
@@ -20,10 +21,6 @@ const UNIT = join(DEPLOY, 'systemd', 'mirrorguard.service');
 const LIBPCAP = join(DEPLOY, 'systemd', 'mirrorguard.service.d', 'libpcap.conf');
 const INSTALL = join(DEPLOY, 'install.sh');
 
-const HAVE_ANALYZE = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' }).status === 0;
-const HAVE_OPENSSL = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status === 0;
-const withAnalyze = HAVE_ANALYZE ? describe : describe.skip;
-if (!HAVE_ANALYZE) console.warn('test/deploy/systemd.test.ts: systemd-analyze not found (Debian package systemd): unit verification skipped');
 
 /** `[Section] Key=value` lines of a unit file, in order (repeated keys kept). */
 function unitSettings(text: string): { section: string; key: string; value: string }[] {
@@ -98,7 +95,7 @@ describe('the unit file', () => {
   });
 });
 
-withAnalyze('systemd-analyze', () => {
+describeNeeds(['systemd-analyze'], 'systemd-analyze', () => {
   const tmp = useTmpDir('mg-deploy-');
 
   it('verify prints nothing for the unit', () => {
@@ -141,14 +138,14 @@ describe('the sysctl and sysusers files', () => {
     expect(cfg.recvBufferBytes).toBe(parseBytes('64MiB'));
   });
 
-  it.runIf(spawnSync('systemd-sysusers', ['--version']).status === 0)('sysusers.d creates the mirrorguard system user (dry run)', () => {
+  itNeeds(['systemd-sysusers'], 'sysusers.d creates the mirrorguard system user (dry run)', () => {
     const r = spawnSync('systemd-sysusers', ['--dry-run', '--root=/nonexistent-root', join(DEPLOY, 'sysusers.d', 'mirrorguard.conf')], { encoding: 'utf8' });
     expect(`${r.stdout}${r.stderr}`).toMatch(/mirrorguard/);
     expect(r.status).toBe(0);
   });
 });
 
-describe.runIf(HAVE_OPENSSL)('deploy/install.sh --root', () => {
+describeNeeds(['bash', 'openssl'], 'deploy/install.sh --root', () => {
   const tmp = useTmpDir('mg-install-');
   const install = (...args: string[]) =>
     spawnSync('bash', [INSTALL, '--root', tmp.path, '--node', process.execPath, ...args], { encoding: 'utf8' });
@@ -211,7 +208,7 @@ describe.runIf(HAVE_OPENSSL)('deploy/install.sh --root', () => {
     expect(files.map((f) => readFileSync(join(conf, f), 'utf8'))).toEqual(before);
   });
 
-  it.runIf(HAVE_ANALYZE)('installs a unit that systemd-analyze verify accepts', () => {
+  itNeeds(['systemd-analyze'], 'installs a unit that systemd-analyze verify accepts', () => {
     expect(install('--libpcap').status).toBe(0);
     const r = verify(join(tmp.path, 'etc', 'systemd', 'system', 'mirrorguard.service'));
     expect(r.output).toBe('');

@@ -1,6 +1,6 @@
 /**
  * Issue 3 and 4 end to end: `serve` with a manifest; authorized and unauthorized mirror traffic over real
- * UDP (scapy sets the outer source IP); findings as expected, none for the authorized session; and each
+ * UDP (from 127.x.y.z outer sources on loopback); findings as expected, none for the authorized session; and each
  * finding arrives at a real webhook receiver with a Standard Webhooks signature we verify ourselves.
  */
 import Database from 'better-sqlite3';
@@ -10,7 +10,9 @@ import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sendVxlan, startServe } from '../helpers/serve.js';
+import { ether, ipv4, tcp, udp } from '../helpers/packets.js';
+import { sendVxlan } from '../helpers/send-vxlan.js';
+import { startServe } from '../helpers/serve.js';
 import { useTmpDir } from '../helpers/tmp.js';
 
 interface Delivery {
@@ -61,7 +63,7 @@ describe('detection and alerts end to end', () => {
         'sessions:',
         '  - id: tms-0123456789abcdef0',
         '    vni: 5569041',
-        '    sourceIps: [172.31.0.238]',
+        '    sourceIps: [127.31.0.238]',
         '    owner: netops',
         '  - id: tms-0fedcba9876543210',
         '    vni: 888',
@@ -74,11 +76,13 @@ describe('detection and alerts end to end', () => {
 
     const srv = await startServe(['--data-dir', join(dir, 'data'), '--api', 'off', '--manifest', manifest, '--config', config]);
     try {
-      sendVxlan(srv.udpPort, [
-        { src: '172.31.0.238', vni: 5569041, inner: "Ether()/IP()/TCP(dport=22)", count: 3 }, // authorized
-        { src: '172.31.0.99', vni: 5569041, inner: "Ether()/IP()/TCP(dport=22)" }, // right VNI, wrong source
-        { src: '172.31.0.238', vni: 777, inner: "Ether()/IP()/UDP()", count: 2 }, // nobody authorized VNI 777
-        { src: '10.0.0.5', vni: 888, inner: "Ether()/IP()/UDP()" }, // session past its expiry
+      const ssh = ether({}, ipv4({}, tcp({ dport: 22 })));
+      const dgram = ether({}, ipv4({}, udp()));
+      await sendVxlan(srv.udpPort, [
+        { src: '127.31.0.238', vni: 5569041, inner: ssh, count: 3 }, // authorized
+        { src: '127.31.0.99', vni: 5569041, inner: ssh }, // right VNI, wrong source
+        { src: '127.31.0.238', vni: 777, inner: dgram, count: 2 }, // nobody authorized VNI 777
+        { src: '127.0.0.5', vni: 888, inner: dgram }, // session past its expiry
       ]);
       const deadline = Date.now() + 20_000;
       while (deliveries.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -92,13 +96,13 @@ describe('detection and alerts end to end', () => {
     const captures = db.prepare('SELECT source_ip, vni, session_id FROM captures ORDER BY vni, source_ip').all();
     db.close();
     expect(findings).toEqual([
-      { kind: 'expired-session', severity: 'high', source_ip: '10.0.0.5', vni: 888, count: 1 },
-      { kind: 'unauthorized-vni', severity: 'critical', source_ip: '172.31.0.238', vni: 777, count: 1 },
-      { kind: 'unexpected-source', severity: 'high', source_ip: '172.31.0.99', vni: 5569041, count: 1 },
+      { kind: 'expired-session', severity: 'high', source_ip: '127.0.0.5', vni: 888, count: 1 },
+      { kind: 'unauthorized-vni', severity: 'critical', source_ip: '127.31.0.238', vni: 777, count: 1 },
+      { kind: 'unexpected-source', severity: 'high', source_ip: '127.31.0.99', vni: 5569041, count: 1 },
     ]);
     // The authorized pair's files carry its session ID; the others none.
-    expect(captures).toContainEqual({ source_ip: '172.31.0.238', vni: 5569041, session_id: 'tms-0123456789abcdef0' });
-    expect(captures).toContainEqual({ source_ip: '172.31.0.99', vni: 5569041, session_id: null });
+    expect(captures).toContainEqual({ source_ip: '127.31.0.238', vni: 5569041, session_id: 'tms-0123456789abcdef0' });
+    expect(captures).toContainEqual({ source_ip: '127.31.0.99', vni: 5569041, session_id: null });
 
     expect(deliveries).toHaveLength(3);
     for (const d of deliveries) {
@@ -133,7 +137,7 @@ describe('silent sessions under serve', () => {
     try {
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
-        sendVxlan(srv.udpPort, [{ src: '10.0.0.1', vni: 20, inner: 'Ether()/IP()/UDP()' }]); // session 20 keeps talking
+        await sendVxlan(srv.udpPort, [{ src: '127.0.0.11', vni: 20, inner: ether({}, ipv4({}, udp())) }]); // session 20 keeps talking
         const d = db();
         kinds = d.prepare("SELECT kind, session_id FROM findings WHERE status = 'open'").all() as typeof kinds;
         d.close();

@@ -1,33 +1,22 @@
 /**
  * Disk full under `serve`: the data directory on a tiny tmpfs. Capture keeps running, what could not be
  * written is counted (pcap.write.enospc), every file still parses, and writing resumes by itself when
- * space returns. Needs root to mount a tmpfs (CI runs as root); skipped with the reason otherwise.
+ * space returns. Needs to mount a tmpfs (root; CI runs as root): declared as the `tmpfs` need.
  */
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { checkIfHave, describeNeeds } from '../helpers/needs.js';
 import { tsharkFields, tsharkReadsCleanly } from '../helpers/oracles.js';
-import { sendVxlan, startServe } from '../helpers/serve.js';
+import { ether, ipv4, raw, udp } from '../helpers/packets.js';
+import { readBack } from '../helpers/read-back.js';
+import { sendVxlan } from '../helpers/send-vxlan.js';
+import { startServe } from '../helpers/serve.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
-function canMount(): string | null {
-  if (process.getuid?.() !== 0) return 'not root';
-  const probe = makeTmpDir('mg-mount-probe-');
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe.dir]);
-  if (r.status !== 0) {
-    probe.remove();
-    return `cannot mount a tmpfs: ${String(r.stderr).trim()}`;
-  }
-  spawnSync('umount', [probe.dir]);
-  probe.remove();
-  return null;
-}
-
-const skip = canMount();
-
-describe.skipIf(skip !== null)(`serve on a full disk${skip ? ` (skipped: ${skip})` : ''}`, () => {
+describeNeeds(['tmpfs'], 'serve on a full disk', () => {
   let mnt: { dir: string; remove: () => void };
   beforeEach(() => {
     mnt = makeTmpDir('mg-full-');
@@ -45,13 +34,13 @@ describe.skipIf(skip !== null)(`serve on a full disk${skip ? ` (skipped: ${skip}
     mkdirSync(data);
     const srv = await startServe(['--data-dir', data, '--api', 'off', '--flush-interval-ms', '100', '--receiver', 'dgram']);
     // ~1.5 MB of frames into ~0.5 MB of free space.
-    sendVxlan(srv.udpPort, [{ src: '172.31.0.238', vni: 1, inner: "Ether()/IP()/UDP(sport=40000,dport=40001)/Raw(b'x'*1000)", count: 1500 }]);
+    await sendVxlan(srv.udpPort, [{ src: '127.31.0.238', vni: 1, inner: ether({}, ipv4({}, udp({ sport: 40000, dport: 40001 }, raw('x', 1000)))), count: 1500 }]);
     await srv.waitForLog((l) => l.msg === 'PCAP write failed; capture continues and retries on the next flush');
     expect(srv.proc.exitCode).toBeNull();
 
     rmSync(filler); // space returns
     await new Promise((r) => setTimeout(r, 300));
-    sendVxlan(srv.udpPort, [{ src: '172.31.0.238', vni: 1, inner: "Ether()/IP()/UDP(sport=40000,dport=40001)/Raw(b'y'*1000)", count: 100 }]);
+    await sendVxlan(srv.udpPort, [{ src: '127.31.0.238', vni: 1, inner: ether({}, ipv4({}, udp({ sport: 40000, dport: 40001 }, raw('y', 1000)))), count: 100 }]);
     await new Promise((r) => setTimeout(r, 800));
     expect(await srv.stop()).toBe(0);
 
@@ -68,13 +57,16 @@ describe.skipIf(skip !== null)(`serve on a full disk${skip ? ` (skipped: ${skip}
     let onDisk = 0;
     for (const r of rows) {
       const file = join(data, r.path);
-      expect(tsharkReadsCleanly(file)).toMatchObject({ ok: true, packets: r.packets });
+      const own = readBack(file);
+      expect({ truncated: own.truncated, packets: own.frames.length }).toEqual({ truncated: false, packets: r.packets });
+      checkIfHave('tshark', () => expect(tsharkReadsCleanly(file)).toMatchObject({ ok: true, packets: r.packets }));
       onDisk += r.packets;
     }
     expect(onDisk).toBe(counters.written);
     // The last frames on disk are from after the space came back.
     const last = rows[rows.length - 1]!;
-    const payloads = tsharkFields(join(data, last.path), ['data.data']).map(([d]) => d!.slice(0, 4));
-    expect(payloads.at(-1)).toBe('7979');
+    // The UDP payload starts after Ethernet (14), IPv4 (20) and UDP (8) headers: byte 42, hex digit 84.
+    expect(readBack(join(data, last.path)).frames.at(-1)!.slice(84, 88)).toBe('7979');
+    checkIfHave('tshark', () => expect(tsharkFields(join(data, last.path), ['data.data']).map(([d]) => d!.slice(0, 4)).at(-1)).toBe('7979'));
   });
 });

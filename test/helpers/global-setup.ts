@@ -4,7 +4,9 @@
  * out of the hundreds of test files and workers.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { TestProject } from 'vitest/node';
 import { loadNativeAddon } from '../../src/ingest/native-addon.js';
@@ -36,6 +38,19 @@ function loads(pkg: string): boolean {
   }
 }
 
+/** Root alone is not enough: a container may forbid mount(2). Mount and unmount a tiny tmpfs to know. */
+function mountsTmpfs(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  const dir = mkdtempSync(join(tmpdir(), 'mg-mount-probe-'));
+  try {
+    if (!runs('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir])) return false;
+    runs('umount', [dir]);
+    return true;
+  } finally {
+    rmdirSync(dir);
+  }
+}
+
 function postgresBinaries(): boolean {
   if (process.env.MIRRORGUARD_TEST_PG_URL) return true;
   const base = '/usr/lib/postgresql';
@@ -48,13 +63,20 @@ export function probeNeeds(): Record<Need, boolean> {
   const found: Record<Need, boolean> = {
     tshark: runs('tshark', ['--version']),
     mergecap: runs('mergecap', ['--version']),
+    editcap: runs('editcap', ['--version']),
     tcpdump: runs('tcpdump', ['--version']),
     scapy: runs(PYTHON, ['-c', 'import scapy.all']),
+    python3: runs(PYTHON, ['--version']),
     libpcap: root && loads('cap'),
     native: loadNativeAddon().ok,
     root,
+    procfs: existsSync('/proc/self/fdinfo'),
+    tmpfs: mountsTmpfs(),
     openssl: runs('openssl', ['version']),
+    script: runs('script', ['--version']),
     'systemd-analyze': runs('systemd-analyze', ['--version']),
+    'systemd-sysusers': runs('systemd-sysusers', ['--version']),
+    bash: runs('bash', ['-c', 'true']),
     postgres: postgresBinaries(),
     s3: runs('sh', ['-c', 'command -v moto_server']),
     chromium: existsSync(process.env.MIRRORGUARD_CHROMIUM ?? '/usr/bin/chromium') && resolves('playwright-core'),

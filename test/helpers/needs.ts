@@ -10,8 +10,10 @@
  *
  * `MIRRORGUARD_TEST_WITHOUT=tshark,scapy` pretends those are absent (how the skip path itself is tested).
  */
-import { describe, inject, it } from 'vitest';
+import { describe, inject, it, TestRunner } from 'vitest';
 
+
+import { probeNeeds } from './global-setup.js';
 import { NEEDS, NEEDS_MARKER, type Need } from './needs-table.js';
 
 export { NEEDS, NEEDS_MARKER, type Need };
@@ -23,8 +25,18 @@ export function have(...needs: Need[]): boolean {
 
 /** The needs of `needs` that are absent in this run. */
 export function missing(needs: readonly Need[]): Need[] {
-  const present = inject('mirrorguardNeeds');
+  const present = answers();
   return needs.filter((n) => present[n] !== true);
+}
+
+let local: Record<Need, boolean> | null = null;
+
+/** The global setup's answers; a config without that setup (a one-off run) gets a probe of its own. */
+function answers(): Record<Need, boolean> {
+  const provided = inject('mirrorguardNeeds') as Record<Need, boolean> | undefined;
+  if (provided) return provided;
+  local ??= probeNeeds();
+  return local;
 }
 
 const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
@@ -46,9 +58,9 @@ function failing(absent: Need[]): () => never {
  */
 export function describeNeeds(needs: Need[], name: string, body: () => void): void {
   const absent = missing(needs);
-  if (absent.length === 0) return describe(name, body);
-  if (IN_CI) return describe(name, () => it(`requires ${absent.join(', ')}`, failing(absent)));
-  describe.skip(label(name, absent), () => it.skip('skipped', () => undefined));
+  if (absent.length === 0) describe(name, body);
+  else if (IN_CI) describe(name, () => it(`requires ${absent.join(', ')}`, failing(absent)));
+  else describe.skip(label(name, absent), () => it.skip('skipped', () => undefined));
 }
 
 /** `it` that runs only where `needs` are present; otherwise skipped (or failing under CI=true), as above. */
@@ -57,6 +69,26 @@ export function itNeeds(needs: Need[], name: string, fn: () => unknown | Promise
   if (absent.length === 0) return it(name, fn, timeout);
   if (IN_CI) return it(label(name, absent), failing(absent));
   it.skip(label(name, absent), fn);
+}
+
+/**
+ * Inside a test that also checks things without the need: run `check` where the need is present; under
+ * CI=true fail where it is absent; elsewhere leave the check out and mark the test, so the summary line
+ * counts it. For an oracle's second opinion on files the rest of the test already checked with our own code.
+ */
+export function checkIfHave<T>(need: Need, check: () => T): T | undefined {
+  if (have(need)) return check();
+  if (IN_CI) failing([need])();
+  const t = TestRunner.getCurrentTest();
+  if (t) t.meta.mirrorguardChecksLeftOut = [...new Set([...(t.meta.mirrorguardChecksLeftOut ?? []), need])];
+  return undefined;
+}
+
+declare module '@vitest/runner' {
+  interface TaskMeta {
+    /** Needs whose checks checkIfHave() left out of this test. */
+    mirrorguardChecksLeftOut?: Need[];
+  }
 }
 
 declare module 'vitest' {

@@ -5,6 +5,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { have, type Need } from './needs.js';
 
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
@@ -14,8 +15,18 @@ export interface TsharkResult {
   stderr: string;
 }
 
+/**
+ * A test that runs an oracle must say so (describeNeeds / itNeeds in test/helpers/needs.ts). Where the
+ * oracle is absent, or pretended absent with MIRRORGUARD_TEST_WITHOUT, calling it is an error that names
+ * the undeclared need, so a run without the tool finds every test that forgot to declare it.
+ */
+export function requireOracle(need: Need): void {
+  if (!have(need)) throw new Error(`this test needs ${need}, which is absent in this run, but does not declare it: wrap it in itNeeds(['${need}'], ...) or describeNeeds (test/helpers/needs.ts)`);
+}
+
 /** Run tshark with the given arguments; never throws, so a test can assert on stderr. */
 export function tshark(args: string[]): TsharkResult {
+  requireOracle('tshark');
   const r = spawnSync('tshark', args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' } });
   return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
@@ -72,10 +83,6 @@ export function tsharkReadsCleanly(file: string): { ok: boolean; packets: number
 
 /** Run a Python (scapy) script given as text; returns stdout. Throws with stderr on failure. */
 export function scapy(script: string, args: string[] = [], input?: string): string {
+  requireOracle('scapy');
   return execFileSync(PYTHON, ['-c', script, ...args], { encoding: 'utf8', input, maxBuffer: 256 * 1024 * 1024, stdio: ['pipe', 'pipe', 'pipe'] });
-}
-
-export function haveTool(cmd: string): boolean {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`]);
-  return r.status === 0;
 }

@@ -5,11 +5,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { PYTHON } from './oracles.js';
 import { PROJECT_ROOT } from './fixtures.js';
 
 export const BIN = join(PROJECT_ROOT, 'bin', 'mirrorguard.js');
-const HELPERS = join(PROJECT_ROOT, 'test', 'helpers');
 
 export interface LogLine {
   level: number;
@@ -114,27 +112,4 @@ export function runCli(args: string[], opts: { input?: string; env?: NodeJS.Proc
     maxBuffer: 64 * 1024 * 1024,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-export interface PacketSpec {
-  src: string;
-  vni?: number;
-  sport?: number;
-  inner?: string;
-  innerHex?: string;
-  truncate?: number;
-  vxlanHex?: string;
-  flags?: number;
-  count?: number;
-}
-
-/** Send VXLAN packets with scapy (outer source IP as given); returns the inner frames sent, in hex. */
-export function sendVxlan(port: number, packets: PacketSpec[], opts: { dst?: string; inter?: number } = {}): string[] {
-  const r = spawnSync(PYTHON, [join(HELPERS, 'vxlan_send.py')], {
-    input: JSON.stringify({ dst: opts.dst ?? '127.0.0.1', port, inter: opts.inter ?? 0, packets }),
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (r.status !== 0) throw new Error(`vxlan_send.py failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as string[];
 }

@@ -1,26 +1,18 @@
 /**
- * `--source pcap:lo`: the same pipeline fed by libpcap (the optional `cap` package). Skipped, with the
- * reason, when `cap` did not build or we may not capture (needs root or CAP_NET_RAW); CI runs as root
- * with libpcap-dev installed, so there it runs.
+ * `--source pcap:lo`: the same pipeline fed by libpcap (the optional `cap` package). Needs `libpcap`
+ * (test/helpers/needs.ts): `cap` built and root (CAP_NET_RAW); CI runs as root with libpcap-dev installed.
  */
 import Database from 'better-sqlite3';
-import { createRequire } from 'node:module';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
+import { checkIfHave, describeNeeds } from '../helpers/needs.js';
 import { tsharkFrameHex } from '../helpers/oracles.js';
-import { runCli, sendVxlan, startServe } from '../helpers/serve.js';
+import { ether, ipv4, ipv6, raw, tcp, udp } from '../helpers/packets.js';
+import { readBack } from '../helpers/read-back.js';
+import { sendVxlan } from '../helpers/send-vxlan.js';
+import { runCli, startServe } from '../helpers/serve.js';
 import { useTmpDir } from '../helpers/tmp.js';
-
-function capUsable(): string | null {
-  try {
-    createRequire(import.meta.url)('cap');
-  } catch (e) {
-    return `cap not built: ${(e as Error).message.split('\n')[0]}`;
-  }
-  if (process.getuid?.() !== 0) return 'not root: libpcap needs CAP_NET_RAW';
-  return null;
-}
 
 async function freeUdpPort(): Promise<number> {
   const s = createSocket('udp4');
@@ -30,9 +22,7 @@ async function freeUdpPort(): Promise<number> {
   return p;
 }
 
-const skip = capUsable();
-
-describe.skipIf(skip !== null)(`libpcap source${skip ? ` (skipped: ${skip})` : ''}`, () => {
+describeNeeds(['libpcap'], 'libpcap source', () => {
   const tmp = useTmpDir('mg-pcap-');
 
   it('captures VXLAN on lo through libpcap and writes the same per-session files', async () => {
@@ -40,9 +30,9 @@ describe.skipIf(skip !== null)(`libpcap source${skip ? ` (skipped: ${skip})` : '
     const port = await freeUdpPort();
     const srv = await startServe(['--source', 'pcap:lo', '--vxlan-port', String(port), '--data-dir', dir, '--api', 'off']);
     await new Promise((r) => setTimeout(r, 300)); // libpcap is armed once 'receiving VXLAN' is logged; give the kernel a moment
-    const sent = sendVxlan(port, [
-      { src: '172.31.0.238', vni: 5569041, inner: "Ether()/IP(dst='10.0.0.2')/TCP(dport=22)/Raw(b'q'*50)", count: 4 },
-      { src: '172.31.0.239', vni: 9, inner: "Ether()/Dot1Q(vlan=3)/IPv6()/UDP()" },
+    const sent = await sendVxlan(port, [
+      { src: '127.31.0.238', vni: 5569041, inner: ether({}, ipv4({ dst: '10.0.0.2' }, tcp({ dport: 22 }, raw('q', 50)))), count: 4 },
+      { src: '127.31.0.239', vni: 9, inner: ether({ vlans: [3] }, ipv6({}, udp())) },
     ]);
     await srv.waitForLog((l) => l.msg === 'new mirror session seen' && l.vni === 9);
     expect(await srv.stop()).toBe(0);
@@ -50,11 +40,15 @@ describe.skipIf(skip !== null)(`libpcap source${skip ? ` (skipped: ${skip})` : '
     const rows = db.prepare('SELECT path, vni, source_ip, packets FROM captures ORDER BY vni DESC').all() as { path: string; vni: number; source_ip: string; packets: number }[];
     db.close();
     expect(rows.map((r) => [r.vni, r.source_ip, r.packets])).toEqual([
-      [5569041, '172.31.0.238', 4],
-      [9, '172.31.0.239', 1],
+      [5569041, '127.31.0.238', 4],
+      [9, '127.31.0.239', 1],
     ]);
-    expect(tsharkFrameHex(join(dir, rows[0]!.path))).toEqual(sent.slice(0, 4));
-    expect(tsharkFrameHex(join(dir, rows[1]!.path))).toEqual(sent.slice(4));
+    expect(readBack(join(dir, rows[0]!.path)).frames).toEqual(sent.slice(0, 4));
+    expect(readBack(join(dir, rows[1]!.path)).frames).toEqual(sent.slice(4));
+    checkIfHave('tshark', () => {
+      expect(tsharkFrameHex(join(dir, rows[0]!.path))).toEqual(sent.slice(0, 4));
+      expect(tsharkFrameHex(join(dir, rows[1]!.path))).toEqual(sent.slice(4));
+    });
   });
 
   it('says what is wrong when the interface does not exist', () => {

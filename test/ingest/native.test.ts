@@ -1,16 +1,17 @@
 /**
  * The native receiver (native/src/receiver.cc + src/ingest/native.ts) against real UDP traffic on
  * loopback: what reaches the sink (bytes, sources, kernel timestamps), batching after a pause,
- * pause/resume/close, SO_REUSEPORT, truncation and the kernel drop counter. Skipped, with the reason in
- * the suite name, when the addon is not built (no compiler at install); the fallback's own behaviour is
- * tested at the end whether or not it is.
+ * pause/resume/close, SO_REUSEPORT, truncation and the kernel drop counter. Needs the addon built (the
+ * `native` need: a compiler at install); the fallback's own behaviour is tested at the end whether or not it is.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { readKernelUdpStats } from '../../src/ingest/proc-net-udp.js';
-import { nativeAvailable, startNativeReceiver, type NativeBoundReceiver, type PacketSink } from '../../src/ingest/native.js';
+import { startNativeReceiver, type NativeBoundReceiver, type PacketSink } from '../../src/ingest/native.js';
 import { silentLogger } from '../../src/util/log.js';
-import { sendVxlan } from '../helpers/serve.js';
+import { describeNeeds, itNeeds } from '../helpers/needs.js';
+import { ether, ipv4, tcp, udp } from '../helpers/packets.js';
+import { sendVxlanRaw } from '../helpers/send-vxlan.js';
 
 interface Got {
   family: 4 | 6;
@@ -67,10 +68,7 @@ async function waitFor(pred: () => boolean, what: string, timeoutMs = 5000): Pro
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const avail = nativeAvailable();
-const suite = avail.ok ? describe : describe.skip;
-
-suite(`native receiver${avail.ok ? '' : ` (skipped: ${avail.reason})`}`, () => {
+describeNeeds(['native'], 'native receiver', () => {
   it('binds port 0 and hands every datagram to the sink with its bytes, IPv4 source and a kernel timestamp', async () => {
     const sink = new RecordingSink();
     const r = await start(sink);
@@ -112,18 +110,19 @@ suite(`native receiver${avail.ok ? '' : ` (skipped: ${avail.reason})`}`, () => {
     expect(bySrc.four!.src).toBe('127.0.0.1');
   });
 
-  it('passes outer IPv4 sources above 2^31 unsigned (AWS VPC ranges such as 172.31.0.0/16), from scapy', async () => {
+  // A source above 2^31 cannot come from 127.0.0.0/8: the outer packet goes out through a raw socket.
+  itNeeds(['root', 'python3'], 'passes outer IPv4 sources above 2^31 unsigned (AWS VPC ranges such as 172.31.0.0/16)', async () => {
     const sink = new RecordingSink();
     const r = await start(sink);
-    const sent = sendVxlan(r.address.port, [
-      { src: '172.31.0.238', vni: 5569041, inner: 'Ether()/IP(src="10.0.0.1",dst="10.0.0.2")/TCP(dport=443)' },
-      { src: '10.1.2.3', vni: 7, inner: 'Ether()/IP()/UDP(dport=53)' },
-      { src: '192.168.255.1', vni: 16777215, innerHex: '02000000000102000000000208004500001c0001000040117ccd7f0000017f000001' },
+    const sent = sendVxlanRaw(r.address.port, [
+      { src: '172.31.0.238', vni: 5569041, inner: ether({}, ipv4({ src: '10.0.0.1', dst: '10.0.0.2' }, tcp({ dport: 443 }))) },
+      { src: '10.1.2.3', vni: 7, inner: ether({}, ipv4({}, udp({ dport: 53 }))) },
+      { src: '192.168.255.1', vni: 16777215, inner: Buffer.from('02000000000102000000000208004500001c0001000040117ccd7f0000017f000001', 'hex') },
     ]);
     await waitFor(() => sink.got.length === 3, 'three VXLAN datagrams');
     expect(sink.got.map((g) => g.src).sort()).toEqual(['10.1.2.3', '172.31.0.238', '192.168.255.1']);
     for (const g of sink.got) {
-      // The sink sees the UDP payload: the VXLAN header, then exactly the inner frame scapy sent.
+      // The sink sees the UDP payload: the VXLAN header, then exactly the inner frame sent.
       expect(g.bytes[0]).toBe(0x08);
       expect(sent).toContain(g.bytes.subarray(8).toString('hex'));
     }

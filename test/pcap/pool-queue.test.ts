@@ -88,7 +88,6 @@ describe('DiskQueue', () => {
     const drops = new Float64Array(DROP_COUNT);
     let calls = 0;
     const queue = new DiskQueue({
-      drops,
       errorReportIntervalMs: 50,
       onError: (r) => {
         calls++;
@@ -96,7 +95,7 @@ describe('DiskQueue', () => {
         throw new Error('a broken hook');
       },
     });
-    const w = new PcapFileWriter(join(dir, 'missing-dir', 'x.pcap'), { queue, flushIntervalMs: 0 });
+    const w = new PcapFileWriter(join(dir, 'missing-dir', 'x.pcap'), { queue, flushIntervalMs: 0, onLoss: (code, n) => (drops[code]! += n) });
     for (let i = 0; i < 4; i++) {
       w.append(frame(i), 0, 64, 64, 1, 0);
       await w.drain();

@@ -14,6 +14,9 @@
  * not by the name), and directories walked recursively in the S3 delivery layout
  * `AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/<account>_CloudTrail_<region>_<time>_<id>.json.gz`
  * (CloudTrail User Guide, "Finding your CloudTrail log files"), skipping the digest files beside them.
+ * A file whose name does not say JSON (a SIEM export named `*.log`, `*.txt`, no extension) is sniffed:
+ * read when it is gzip or starts like JSON (an object, an array, JSON lines) and holds CloudTrail,
+ * otherwise skipped. Nothing is skipped silently: every skipped entry is yielded with its reason.
  *
  * Reading streams: a tree is walked lazily, files are read one at a time and records are yielded in
  * batches, so memory holds one file (JSON documents must be parsed whole) or one batch (JSON lines).
@@ -215,15 +218,35 @@ export interface ReadOptions {
 export type ReadItem =
   | { type: 'records'; file: string; records: unknown[] }
   | { type: 'error'; file: string; error: MgError }
+  | { type: 'skipped'; file: string; reason: FileSkipReason }
   | { type: 'end'; file: string; bytes: number };
+
+/** Why an entry under a scanned path was not read; each is counted and can be listed (scan --verbose). */
+export const FILE_SKIP_REASONS = {
+  hidden: 'hidden (name starts with a dot)',
+  digest: 'CloudTrail digest (integrity proof, no events)',
+  'dangling-link': 'symbolic link to nothing',
+  'not-a-file': 'not a regular file',
+  empty: 'empty',
+  'not-json': 'neither gzip nor JSON',
+  'not-cloudtrail': 'JSON, but no CloudTrail records',
+} as const;
+export type FileSkipReason = keyof typeof FILE_SKIP_REASONS;
 
 export interface FoundFile {
   file: string;
   bytes: number;
+  /** The name does not say JSON: read it only if its content turns out to be CloudTrail. */
+  sniff: boolean;
+}
+
+export interface SkippedEntry {
+  file: string;
+  skipped: FileSkipReason;
 }
 
 /** Files under `path` (the path itself when it is a file), lazily, in sorted order; errors as items. */
-export async function* listCloudTrailFiles(path: string): AsyncGenerator<FoundFile | { file: string; error: MgError }> {
+export async function* listCloudTrailFiles(path: string): AsyncGenerator<FoundFile | SkippedEntry | { file: string; error: MgError }> {
   let st;
   try {
     st = await stat(path);
@@ -232,14 +255,15 @@ export async function* listCloudTrailFiles(path: string): AsyncGenerator<FoundFi
     return;
   }
   if (!st.isDirectory()) {
-    yield { file: path, bytes: st.size };
+    // A file the user named is read whatever its name; only its content can get it skipped.
+    yield { file: path, bytes: st.size, sniff: !isCloudTrailFileName(basename(path)) };
     return;
   }
   const visited = new Set<string>();
   yield* walk(path, 0, visited);
 }
 
-async function* walk(dir: string, depth: number, visited: Set<string>): AsyncGenerator<FoundFile | { file: string; error: MgError }> {
+async function* walk(dir: string, depth: number, visited: Set<string>): AsyncGenerator<FoundFile | SkippedEntry | { file: string; error: MgError }> {
   let real: string;
   let entries: Dirent[];
   try {
@@ -254,8 +278,11 @@ async function* walk(dir: string, depth: number, visited: Set<string>): AsyncGen
   visited.add(real);
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const ent of entries) {
-    if (ent.name.startsWith('.')) continue;
     const p = join(dir, ent.name);
+    if (ent.name.startsWith('.')) {
+      yield { file: p, skipped: 'hidden' };
+      continue;
+    }
     let isDir = ent.isDirectory();
     let isFile = ent.isFile();
     let size = -1;
@@ -266,18 +293,26 @@ async function* walk(dir: string, depth: number, visited: Set<string>): AsyncGen
         isFile = st.isFile();
         size = st.size;
       } catch {
-        continue; // a dangling link inside a tree is not an input the user named
+        yield { file: p, skipped: 'dangling-link' };
+        continue;
       }
     }
     if (isDir) {
       // Digest files prove log integrity; they hold no events (CloudTrail User Guide, "CloudTrail digest file structure").
-      if (ent.name === 'CloudTrail-Digest') continue;
+      if (ent.name === 'CloudTrail-Digest') {
+        yield { file: p, skipped: 'digest' };
+        continue;
+      }
       if (depth + 1 >= MAX_TREE_DEPTH) {
         yield { file: p, error: new MgError('MG_ERR_CLOUDTRAIL_READ', `${p}: nested more than ${MAX_TREE_DEPTH} directories deep`) };
         continue;
       }
       yield* walk(p, depth + 1, visited);
-    } else if (isFile && isCloudTrailFileName(ent.name)) {
+    } else if (!isFile) {
+      yield { file: p, skipped: 'not-a-file' }; // a FIFO or a socket: reading it could block
+    } else if (ent.name.includes('_CloudTrail-Digest_')) {
+      yield { file: p, skipped: 'digest' };
+    } else {
       if (size < 0) {
         try {
           size = (await stat(p)).size;
@@ -286,12 +321,12 @@ async function* walk(dir: string, depth: number, visited: Set<string>): AsyncGen
           continue;
         }
       }
-      yield { file: p, bytes: size };
+      yield { file: p, bytes: size, sniff: !isCloudTrailFileName(ent.name) };
     }
   }
 }
 
-/** In a tree, only JSON files count: a README or a .DS_Store beside the logs is not an input. */
+/** Names that say CloudTrail JSON: read as such, and an error when they are not. Other names are sniffed. */
 export function isCloudTrailFileName(name: string): boolean {
   return /\.(json|jsonl|ndjson)(\.gz)?$/i.test(name) && !name.includes('_CloudTrail-Digest_');
 }
@@ -300,12 +335,13 @@ export function isCloudTrailFileName(name: string): boolean {
 export async function* readCloudTrailPath(path: string, opts: ReadOptions = {}): AsyncGenerator<ReadItem> {
   for await (const f of listCloudTrailFiles(path)) {
     if ('error' in f) yield { type: 'error', file: f.file, error: f.error };
-    else yield* readCloudTrailFile(f.file, opts, f.bytes);
+    else if ('skipped' in f) yield { type: 'skipped', file: f.file, reason: f.skipped };
+    else yield* readCloudTrailFile(f.file, { ...opts, sniff: f.sniff }, f.bytes);
   }
 }
 
-/** The records of one file. */
-export async function* readCloudTrailFile(file: string, opts: ReadOptions = {}, size?: number): AsyncGenerator<ReadItem> {
+/** The records of one file; with `sniff`, a file that turns out not to be CloudTrail is skipped (before its `end`). */
+export async function* readCloudTrailFile(file: string, opts: ReadOptions & { sniff?: boolean } = {}, size?: number): AsyncGenerator<ReadItem> {
   let stream: Readable;
   let bytes = size ?? 0;
   try {
@@ -317,7 +353,7 @@ export async function* readCloudTrailFile(file: string, opts: ReadOptions = {}, 
     return;
   }
   const name = basename(file).replace(/\.gz$/i, '');
-  yield* readCloudTrailStream(stream, file, { ...opts, jsonLines: /\.(jsonl|ndjson)$/i.test(name) });
+  yield* readCloudTrailStream(stream, file, { ...opts, jsonLines: !opts.sniff && /\.(jsonl|ndjson)$/i.test(name) });
   yield { type: 'end', file, bytes };
 }
 
@@ -328,12 +364,20 @@ export async function* readCloudTrailFile(file: string, opts: ReadOptions = {}, 
 export async function* readCloudTrailStream(
   input: Readable,
   file: string,
-  opts: ReadOptions & { jsonLines?: boolean } = {},
+  opts: ReadOptions & { jsonLines?: boolean; sniff?: boolean } = {},
 ): AsyncGenerator<ReadItem> {
   const maxBytes = opts.maxBytes ?? MAX_DECOMPRESSED_BYTES;
   const batchRecords = opts.batchRecords ?? BATCH_RECORDS;
-  const chunks = decompressed(input, file, maxBytes);
+  let chunks: AsyncIterable<Buffer> = decompressed(input, file, maxBytes);
   try {
+    if (opts.sniff) {
+      const s = await sniffJson(chunks);
+      if (s.reason !== null) {
+        yield { type: 'skipped', file, reason: s.reason };
+        return;
+      }
+      chunks = s.chunks;
+    }
     if (opts.jsonLines) {
       yield* streamLines(chunks, file, batchRecords);
       return;
@@ -348,13 +392,74 @@ export async function* readCloudTrailStream(
       throw new MgError('MG_ERR_CLOUDTRAIL_READ', `${file}: too large to parse as one JSON document; split it or use JSON lines`, { cause: e });
     }
     parts.length = 0;
-    const records = recordsFromText(text, file);
+    let records: unknown[];
+    try {
+      records = recordsFromText(text, file);
+    } catch (e) {
+      // A sniffed file that parses but holds no CloudTrail shape is someone else's JSON, not a broken log.
+      if (opts.sniff && e instanceof MgError && e.code === 'MG_ERR_CLOUDTRAIL_FORMAT' && !holdsAnyRecord(text)) {
+        yield { type: 'skipped', file, reason: 'not-cloudtrail' };
+        return;
+      }
+      throw e;
+    }
     for (let i = 0; i < records.length; i += batchRecords) yield { type: 'records', file, records: records.slice(i, i + batchRecords) };
   } catch (e) {
     yield { type: 'error', file, error: e instanceof MgError ? e : readError(file, e) };
   } finally {
     input.destroy();
   }
+}
+
+/**
+ * Look at the first non-blank character of (decompressed) content: JSON documents and JSON lines start
+ * with `{` or `[`. Returns the chunks to read on (those looked at included), or why to skip.
+ */
+async function sniffJson(chunks: AsyncIterable<Buffer>): Promise<{ reason: FileSkipReason; chunks?: undefined } | { reason: null; chunks: AsyncIterable<Buffer> }> {
+  const it = chunks[Symbol.asyncIterator]();
+  const seen: Buffer[] = [];
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return { reason: 'empty' };
+    seen.push(r.value);
+    const c = firstSignificantByte(r.value, seen.length === 1);
+    if (c === -1) continue; // only blanks so far
+    if (c !== 0x7b && c !== 0x5b) return { reason: 'not-json' }; // '{' or '['
+    break;
+  }
+  async function* rest(): AsyncGenerator<Buffer> {
+    yield* seen;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  return { reason: null, chunks: rest() };
+}
+
+/** The first byte that is not JSON whitespace (nor, at the very start, a UTF-8 byte order mark), or -1. */
+function firstSignificantByte(b: Buffer, atStart: boolean): number {
+  let i = atStart && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
+  for (; i < b.length; i++) {
+    const c = b[i]!;
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return c;
+  }
+  return -1;
+}
+
+/** Whether any line or the whole text gives at least one CloudTrail record (then a format error is a real error). */
+function holdsAnyRecord(text: string): boolean {
+  for (const line of text.split('\n')) {
+    const s = line.trim();
+    if (s.length === 0) continue;
+    try {
+      if (recordsFromJson(JSON.parse(s)).length > 0) return true;
+    } catch {
+      /* not JSON, or not CloudTrail */
+    }
+  }
+  return false;
 }
 
 /** Decompressed chunks, gunzipping when the first two bytes are the gzip magic; throws past maxBytes. */

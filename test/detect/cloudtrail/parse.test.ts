@@ -16,13 +16,16 @@ import {
 import { tmpDir } from '../../helpers/tmp.js';
 import { createSession, deleteSession, IDS } from './events.js';
 
-async function collect(it: AsyncIterable<ReadItem>): Promise<{ records: unknown[]; errors: MgError[]; ends: { file: string; bytes: number }[]; batches: number }> {
-  const out = { records: [] as unknown[], errors: [] as MgError[], ends: [] as { file: string; bytes: number }[], batches: 0 };
+async function collect(
+  it: AsyncIterable<ReadItem>,
+): Promise<{ records: unknown[]; errors: MgError[]; ends: { file: string; bytes: number }[]; skipped: [string, string][]; batches: number }> {
+  const out = { records: [] as unknown[], errors: [] as MgError[], ends: [] as { file: string; bytes: number }[], skipped: [] as [string, string][], batches: 0 };
   for await (const item of it) {
     if (item.type === 'records') {
       out.records.push(...item.records);
       out.batches++;
     } else if (item.type === 'error') out.errors.push(item.error);
+    else if (item.type === 'skipped') out.skipped.push([item.file.split('/').pop()!, item.reason]);
     else out.ends.push({ file: item.file, bytes: item.bytes });
   }
   return out;
@@ -135,7 +138,7 @@ describe('readCloudTrailPath', () => {
     }
   });
 
-  it('walks an S3 delivery tree in order, skipping digests, hidden and non-JSON files', async () => {
+  it('walks an S3 delivery tree in order, skipping (and saying so) digests, hidden and non-JSON files', async () => {
     const dir = tmpDir();
     const day = (d: string): string => join(dir, 'AWSLogs', '111122223333', 'CloudTrail', 'eu-central-1', '2024', '03', d);
     mkdirSync(day('05'), { recursive: true });
@@ -153,12 +156,51 @@ describe('readCloudTrailPath', () => {
     expect(r.records).toEqual([a, b]);
     expect(r.ends.map((e) => e.file.split('/').pop())).toEqual([
       '111122223333_CloudTrail_eu-central-1_20240305T1015Z_abc.json.gz',
+      'README.txt', // sniffed, then skipped
       '111122223333_CloudTrail_eu-central-1_20240306T0000Z_def.json.gz',
+    ]);
+    expect(r.skipped).toEqual([
+      ['.DS_Store', 'hidden'],
+      ['README.txt', 'not-json'],
+      ['CloudTrail-Digest', 'digest'],
     ]);
     expect(r.ends.every((e) => e.bytes > 0)).toBe(true);
     const listed: string[] = [];
     for await (const f of listCloudTrailFiles(dir)) if ('bytes' in f) listed.push(f.file);
-    expect(listed).toHaveLength(2);
+    expect(listed).toHaveLength(3);
+  });
+
+  it('sniffs files whose names do not say JSON: reads gzip, JSON documents and JSON lines holding CloudTrail, skips the rest with a reason', async () => {
+    const dir = tmpDir();
+    writeFileSync(join(dir, 'a-records.log'), `\ufeff  ${JSON.stringify({ Records: [a] })}`);
+    writeFileSync(join(dir, 'b-lines.log'), `${JSON.stringify(b)}\n\n${JSON.stringify(a)}\n`);
+    writeFileSync(join(dir, 'c-zipped.log.gz'), gzipSync(JSON.stringify([{ Records: [b] }])));
+    writeFileSync(join(dir, 'd-export'), gzipSync(`${JSON.stringify(a)}\n`));
+    writeFileSync(join(dir, 'e-syslog.log'), '<134>Dec  3 09:00:00 host app: hello\n');
+    writeFileSync(join(dir, 'f-other.log'), JSON.stringify({ level: 'info', msg: 'an app log, not CloudTrail' }));
+    writeFileSync(join(dir, 'g-other-lines.txt'), '{"a":1}\n{"b":2}\n');
+    writeFileSync(join(dir, 'h-empty.log'), ' \n');
+    writeFileSync(join(dir, 'i-binary.bin'), Buffer.from([0x00, 0x01, 0x7b]));
+    const r = await collect(readCloudTrailPath(dir));
+    expect(r.errors).toEqual([]);
+    expect(r.records).toEqual([a, b, a, b, a]);
+    expect(r.skipped).toEqual([
+      ['e-syslog.log', 'not-json'],
+      ['f-other.log', 'not-cloudtrail'],
+      ['g-other-lines.txt', 'not-cloudtrail'],
+      ['h-empty.log', 'empty'],
+      ['i-binary.bin', 'not-json'],
+    ]);
+    expect(r.ends).toHaveLength(9); // every file found ends once, read or skipped
+  });
+
+  it('still reports a broken file whose name says JSON, and a sniffed file that mixes CloudTrail with garbage', async () => {
+    const dir = tmpDir();
+    writeFileSync(join(dir, 'app.json'), JSON.stringify({ level: 'info' }));
+    writeFileSync(join(dir, 'mixed.log'), `${JSON.stringify(a)}\nnot json\n`);
+    const r = await collect(readCloudTrailPath(dir));
+    expect(r.skipped).toEqual([]);
+    expect(r.errors.map((e) => e.code)).toEqual(['MG_ERR_CLOUDTRAIL_FORMAT', 'MG_ERR_CLOUDTRAIL_FORMAT']);
   });
 
   it('knows which names in a tree are logs', () => {

@@ -1,22 +1,15 @@
 /**
- * Alert delivery: config, the durable outbox written with each finding, the dispatcher that delivers
- * it, and the payload formats. `createAlerts` wires them the way `serve` uses them.
+ * Alert delivery as `serve` wires it: the durable outbox written with each finding, the dispatcher that
+ * delivers it, and the pruning of finished deliveries (called from the retention timer).
  */
 import type { Logger } from '../util/log.js';
 import type { Db } from '../store/db.js';
 import type { AlertingConfig, ResolvedWebhook } from './config.js';
 import { WebhookDispatcher, type DispatcherStats } from './dispatcher.js';
-import { AlertOutbox, type OutboxCounters } from './outbox.js';
+import { AlertOutbox, pruneDeliveries, type OutboxCounters } from './outbox.js';
 import type { FindingEvent } from '../detect/finding.js';
 
-export * from './config.js';
-export * from './backoff.js';
-export * from './links.js';
-export * from './format-standard.js';
-export * from './format-slack.js';
-export * from './send.js';
-export * from './outbox.js';
-export * from './dispatcher.js';
+const DAY_MS = 86_400_000;
 
 export interface AlertStats extends Omit<DispatcherStats, 'counters'> {
   counters: DispatcherStats['counters'] & OutboxCounters;
@@ -30,6 +23,11 @@ export interface Alerts {
   start(): void;
   stop(): Promise<void>;
   stats(): AlertStats;
+  /**
+   * Delete delivered and given-up deliveries older than alerting.keepDeliveriesDays (never pending
+   * ones); returns how many went. 0 days keeps everything.
+   */
+  prune(nowMs?: number): number;
 }
 
 export function createAlerts(opts: { db: Db; webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig; log?: Logger; now?: () => number }): Alerts {
@@ -58,6 +56,10 @@ export function createAlerts(opts: { db: Db; webhooks: readonly ResolvedWebhook[
     stats: () => {
       const s = dispatcher.stats();
       return { ...s, counters: { ...s.counters, ...outbox.counters } };
+    },
+    prune: (nowMs = (opts.now ?? Date.now)()) => {
+      const days = opts.alerting.keepDeliveriesDays;
+      return days > 0 ? pruneDeliveries(opts.db, nowMs - days * DAY_MS) : 0;
     },
   };
 }
