@@ -36,7 +36,7 @@ describe('console routes', () => {
   });
 
   it('refuses paths out of the console folder and unknown files', async () => {
-    for (const url of ['/console/../package.json', '/console/%2e%2e/package.json', '/console/%2e%2e%2fpackage.json', '/console/.hidden', '/console/nope.js']) {
+    for (const url of ['/console/', '/console/views', '/console/../package.json', '/console/%2e%2e/package.json', '/console/%2e%2e%2fpackage.json', '/console/.hidden', '/console/nope.js']) {
       const r = await h.app.inject({ url });
       expect(r.statusCode, url).toBeGreaterThanOrEqual(400);
       expect(r.body).not.toContain('"name": "mirrorguard"');

@@ -34,6 +34,7 @@ describeNeeds(['chromium', 'tshark'], 'console in Chromium against serve', () =>
   let page: Page;
   const dialogs: string[] = [];
   const pageErrors: string[] = [];
+  const cspViolations: string[] = [];
   let rogueFindingId = '';
   let ctFindingId = '';
   let stopServe = async () => undefined as unknown;
@@ -84,7 +85,10 @@ describeNeeds(['chromium', 'tshark'], 'console in Chromium against serve', () =>
       void d.dismiss();
     });
     page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => { if (process.env.MG_CONSOLE_DEBUG) console.log('[browser]', m.type(), m.text()); });
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to/i.test(m.text())) cspViolations.push(m.text());
+      if (process.env.MG_CONSOLE_DEBUG) console.log('[browser]', m.type(), m.text());
+    });
   }, 90_000);
 
   afterAll(async () => {
@@ -249,5 +253,7 @@ describeNeeds(['chromium', 'tshark'], 'console in Chromium against serve', () =>
     expect(audit.items[0]).toMatchObject({ actor: 'alice', detail: { note: 'ENI isolated' } });
     expect(pageErrors).toEqual([]);
     expect(dialogs).toEqual([]);
+    // The console itself never trips its own CSP (no inline script or style, nothing from elsewhere).
+    expect(cspViolations).toEqual([]);
   }, 30_000);
 });

@@ -49,7 +49,7 @@ export const CONSOLE_HEADERS: Readonly<Record<string, string>> = {
 export async function consoleRoutes(app: FastifyInstance, opts: { ctx: ApiContext }): Promise<void> {
   void opts;
   // serve: false: we declare the routes ourselves, so they carry `access: 'public'` for the auth hook.
-  await app.register(fastifyStatic, { root: CONSOLE_ROOT, serve: false, cacheControl: false, etag: true, lastModified: true });
+  await app.register(fastifyStatic, { root: CONSOLE_ROOT, serve: false, index: false, redirect: false, cacheControl: false, etag: true, lastModified: true });
 
   const send = (reply: FastifyReply, file: string) => reply.headers(CONSOLE_HEADERS).sendFile(file);
 
