@@ -21,6 +21,7 @@ import { sendMirrored } from './send.js';
 
 const ADMIN = 'console-admin-token-0123456789';
 const AUDITOR = 'console-auditor-token-0123456789';
+const INGEST = 'console-ingest-token-0123456789';
 const AUTHORIZED = { source: '127.0.0.2', vni: 5569041 };
 const ROGUE = { source: '127.0.0.3', vni: 777 };
 const XSS = '<img src=x onerror=alert(1)>';
@@ -49,7 +50,7 @@ describeNeeds(['chromium', 'tshark'], 'console in Chromium against serve', () =>
     const manifest = join(dir, 'manifest.yaml');
     writeFileSync(manifest, ['version: 1', 'sessions:', '  - id: tms-0123456789abcdef0', `    vni: ${AUTHORIZED.vni}`, `    sourceIps: [${AUTHORIZED.source}]`, '    owner: netops', '    description: web tier', ''].join('\n'));
     const config = join(dir, 'config.yaml');
-    writeFileSync(config, ['api:', '  tokens:', `    - { name: alice, role: admin, token: ${ADMIN} }`, `    - { name: bob, role: auditor, token: ${AUDITOR} }`, ''].join('\n'));
+    writeFileSync(config, ['api:', '  tokens:', `    - { name: alice, role: admin, token: ${ADMIN} }`, `    - { name: bob, role: auditor, token: ${AUDITOR} }`, `    - { name: carol, role: ingest, token: ${INGEST} }`, ''].join('\n'));
     srv = await startServe(['--data-dir', join(dir, 'data'), '--api', '127.0.0.1:0', '--manifest', manifest, '--config', config, '--flush-interval-ms', '100']);
     base = `http://127.0.0.1:${srv.apiPort}`;
     // startServe() kills its processes after each test; this file's tests are steps against one serve,
@@ -141,8 +142,11 @@ describeNeeds(['chromium', 'tshark'], 'console in Chromium against serve', () =>
     await noAxeViolations('findings');
     await screenshot(page, 'findings');
 
-    await row.getByRole('link', { name: 'unauthorized-vni' }).click();
+    // By keyboard: Enter on the link opens the finding, and the focus lands on its heading.
+    await row.getByRole('link', { name: 'unauthorized-vni' }).focus();
+    await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Finding unauthorized-vni' }).waitFor();
+    await expect.poll(() => page.evaluate(() => document.activeElement?.tagName)).toBe('H1');
     expect(await page.getByText(ROGUE.source).count()).toBeGreaterThan(0);
     await noAxeViolations('finding');
     await screenshot(page, 'finding');
@@ -233,6 +237,13 @@ describeNeeds(['chromium', 'tshark'], 'console in Chromium against serve', () =>
     await page.reload();
     await page.getByLabel('API token').waitFor();
     expect(await page.getByRole('link', { name: 'Findings' }).count()).toBe(0);
+    // An ingest token sees only its own audit entries.
+    await signIn(INGEST);
+    await page.getByRole('heading', { name: 'Audit' }).waitFor();
+    expect(await page.locator('#nav a').allTextContents()).toEqual(['Audit']);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API token').waitFor();
+    expect(await token()).toBeNull();
   }, 30_000);
 
   it('lets an admin acknowledge and resolve with a note, audited', async () => {
