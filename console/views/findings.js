@@ -123,6 +123,30 @@ export async function finding(ctx) {
       : el('p', { class: 'note' }, 'No traffic is tied to this finding yet, so there is no PCAP window to extract.'),
   ];
 
+  if (ctx.role === 'admin' && f.status === 'open') {
+    const note = el('textarea', { id: 'note', name: 'note', rows: 2, maxlength: 2000 });
+    const out = el('div', { role: 'status' });
+    const act = (action) => async () => {
+      try {
+        await postJson(`/v1/findings/${encodeURIComponent(f.id)}/${action}`, note.value.trim() ? { note: note.value.trim() } : {});
+        announce(`Finding ${action === 'resolve' ? 'resolved' : 'acknowledged'}.`);
+        ctx.go(`findings/${encodeURIComponent(f.id)}`);
+      } catch (e) {
+        out.replaceChildren(errorBox(e));
+      }
+    };
+    parts.push(
+      el('h2', {}, 'Act on it'),
+      el(
+        'div',
+        { class: 'actions' },
+        field('Note (kept with the finding and in the audit log)', note),
+        el('button', { type: 'button', class: 'secondary', on: { click: act('acknowledge') } }, 'Acknowledge'),
+        el('button', { type: 'button', on: { click: act('resolve') } }, 'Resolve'),
+      ),
+      out,
+    );
+  }
   if (isControl) {
     parts.push(
       el('h2', {}, 'CloudTrail record'),
@@ -155,30 +179,6 @@ export async function finding(ctx) {
   }
   parts.push(el('h2', {}, 'Evidence (as recorded)'), el('pre', { tabindex: '0', 'aria-label': 'Evidence as JSON' }, JSON.stringify(ev, null, 2)));
 
-  if (ctx.role === 'admin' && f.status === 'open') {
-    const note = el('textarea', { id: 'note', name: 'note', rows: 2, maxlength: 2000 });
-    const out = el('div', { role: 'status' });
-    const act = (action) => async () => {
-      try {
-        await postJson(`/v1/findings/${encodeURIComponent(f.id)}/${action}`, note.value.trim() ? { note: note.value.trim() } : {});
-        announce(`Finding ${action === 'resolve' ? 'resolved' : 'acknowledged'}.`);
-        ctx.go(`findings/${encodeURIComponent(f.id)}`);
-      } catch (e) {
-        out.replaceChildren(errorBox(e));
-      }
-    };
-    parts.push(
-      el('h2', {}, 'Act on it'),
-      el(
-        'div',
-        { class: 'actions' },
-        field('Note (kept with the finding and in the audit log)', note),
-        el('button', { type: 'button', class: 'secondary', on: { click: act('acknowledge') } }, 'Acknowledge'),
-        el('button', { type: 'button', on: { click: act('resolve') } }, 'Resolve'),
-      ),
-      out,
-    );
-  }
   parts.push(el('p', {}, el('a', { href: '#/findings' }, 'All findings')));
   return el('div', {}, parts);
 }
