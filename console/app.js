@@ -54,13 +54,16 @@ function renderSignIn(message) {
   document.getElementById('nav').hidden = true;
   document.getElementById('who').hidden = true;
   document.title = 'Sign in - mirrorguard console';
-  const tokenInput = el('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'off', required: true, spellcheck: 'false', 'aria-describedby': 'token-help' });
+  // No `name`, and a POST form: even if the script failed mid-submit, the token could never be
+  // serialized into a URL.
+  const tokenInput = el('input', { id: 'token', type: 'password', autocomplete: 'off', required: true, spellcheck: 'false', 'aria-describedby': 'token-help' });
   const out = el('div', { id: 'signin-message' });
   if (message) out.append(el('p', { class: 'note', role: 'status' }, message));
   const form = el(
     'form',
     {
       class: 'signin',
+      method: 'post',
       on: {
         submit: async (ev) => {
           ev.preventDefault();

@@ -115,6 +115,8 @@ describeNeeds(['chromium', 'tshark'], 'console in Chromium against serve', () =>
     expect(await token()).toBeNull();
     expect(await page.getByRole('link', { name: 'Findings' }).count()).toBe(0);
     expect(page.url()).not.toContain('not-the-right-token');
+    // The field has no name and the form posts: a token can never end up in a URL.
+    expect(await page.getByLabel('API token').getAttribute('name')).toBeNull();
     await noAxeViolations('sign-in');
     await screenshot(page, 'sign-in');
   }, 30_000);
