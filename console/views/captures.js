@@ -45,7 +45,7 @@ export async function captures(ctx) {
     { num: bytes(c.bytes) },
     el('span', { class: 'mono' }, c.sha256 ?? (c.state === 'open' ? 'when closed' : '-')),
     [c.state, c.closeReason ? ` (${c.closeReason})` : '', c.archive ? `, archive: ${c.archive.state ?? c.archive}` : ''],
-    el('a', { href: c.download, on: { click: get(c) }, 'aria-label': undefined }, 'Download'),
+    el('a', { href: c.download, on: { click: get(c) } }, 'Download'),
   ]);
   const filters = Object.fromEntries(FILTERS.filter((k) => p.get(k)).map((k) => [k, p.get(k)]));
   const t = rows.length ? table('Capture files, newest first', ['#Id', 'Node', '#VNI', 'Source IP', 'Session', 'First packet', 'Last packet', '#Packets', '#Size', 'SHA-256', 'State', 'File'], rows) : el('p', { class: 'note' }, 'No capture files match.');
