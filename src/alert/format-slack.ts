@@ -5,7 +5,7 @@
  * fields of 2000 each, button text 75, button URL 3000.
  */
 import type { Finding, FindingEvent, Severity } from '../detect/finding.js';
-import { actorOf, pcapUrl, trafficOf, type RenderContext } from './links.js';
+import { actorOf, consoleExtractUrl, consoleFindingUrl, trafficOf, type RenderContext } from './links.js';
 
 const SEVERITY_EMOJI: Record<Severity, string> = {
   critical: ':rotating_light:',
@@ -50,7 +50,9 @@ export function renderSlackMessage(e: FindingEvent, ctx: RenderContext): SlackMe
   const f: Finding = e.finding;
   const { vni, sourceIp } = trafficOf(f);
   const actor = actorOf(f);
-  const link = pcapUrl(f, ctx);
+  // Buttons open the console (a person with a browser), not the API (which needs a bearer header).
+  const open = consoleFindingUrl(f, ctx);
+  const extract = consoleExtractUrl(f, ctx);
   const head = headline(e);
 
   const fields = [
@@ -70,12 +72,10 @@ export function renderSlackMessage(e: FindingEvent, ctx: RenderContext): SlackMe
     { type: 'section', text: { type: 'mrkdwn', text: cut(slackEscape(f.summary), 3000) } },
     { type: 'section', fields },
   ];
-  if (link !== undefined && link.length <= 3000) {
-    blocks.push({
-      type: 'actions',
-      elements: [{ type: 'button', text: { type: 'plain_text', text: 'Download PCAP', emoji: false }, url: link, action_id: 'mirrorguard_pcap' }],
-    });
-  }
+  const buttons: Record<string, unknown>[] = [];
+  if (open !== undefined && open.length <= 3000) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Open in console', emoji: false }, url: open, action_id: 'mirrorguard_console' });
+  if (extract !== undefined && extract.length <= 3000) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Extract PCAP', emoji: false }, url: extract, action_id: 'mirrorguard_pcap' });
+  if (buttons.length > 0) blocks.push({ type: 'actions', elements: buttons });
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: cut(`mirrorguard · ${e.type} · finding ${code(f.id)} · ${new Date(e.at).toISOString()}`, 3000) }] });
 
   // The notification text: one line a phone lock screen can show, naming the who and where.

@@ -6,7 +6,7 @@
  * holds the schema and a full example.
  */
 import type { Finding, FindingEvent } from '../detect/finding.js';
-import { pcapUrl, type RenderContext } from './links.js';
+import { consoleExtractUrl, consoleFindingUrl, pcapUrl, type RenderContext } from './links.js';
 
 export const TEST_EVENT_TYPE = 'webhook.test';
 
@@ -21,7 +21,8 @@ export interface StandardPayload {
   type: string;
   timestamp: string;
   data: Finding | (Omit<Finding, 'evidence' | 'correlated'> & { evidence: Record<string, unknown>; truncated: true }) | TestData;
-  links?: { pcap?: string; finding?: string };
+  /** API links (need a bearer token) and console links (a browser; docs/console.md). */
+  links?: { pcap?: string; finding?: string; console?: string; consoleExtract?: string };
 }
 
 export interface TestData {
@@ -35,6 +36,10 @@ export function renderStandard(e: FindingEvent, ctx: RenderContext): string {
   const pcap = pcapUrl(e.finding, ctx);
   if (pcap !== undefined) links.pcap = pcap;
   if (ctx.publicBaseUrl !== undefined) links.finding = `${ctx.publicBaseUrl.replace(/\/+$/, '')}/v1/findings/${encodeURIComponent(e.finding.id)}`;
+  const open = consoleFindingUrl(e.finding, ctx);
+  if (open !== undefined) links.console = open;
+  const extract = consoleExtractUrl(e.finding, ctx);
+  if (extract !== undefined) links.consoleExtract = extract;
   const body: StandardPayload = { type: e.type, timestamp: new Date(e.at).toISOString(), data: e.finding };
   if (Object.keys(links).length > 0) body.links = links;
   const json = JSON.stringify(body);

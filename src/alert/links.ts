@@ -1,7 +1,9 @@
 /**
  * Links and facts an alert points a responder at. The PCAP link targets the API's extraction route
  * (`GET /v1/pcap`, docs/api.md): by mirror session when the finding names one, else by the data-plane
- * pair (VNI, outer source IP), over the finding's time window widened by a margin.
+ * pair (VNI, outer source IP), over the finding's time window widened by a margin. The console links
+ * (docs/console.md) open the same finding and the same extraction in a browser, where a person signs
+ * in with a token instead of crafting a bearer header.
  */
 import type { Finding } from '../detect/finding.js';
 
@@ -11,8 +13,29 @@ export interface RenderContext {
   pcapMarginSeconds: number;
 }
 
+const baseOf = (ctx: RenderContext): string | undefined => ctx.publicBaseUrl?.replace(/\/+$/, '');
+
 export function pcapUrl(f: Finding, ctx: RenderContext): string | undefined {
-  if (ctx.publicBaseUrl === undefined) return undefined;
+  const base = baseOf(ctx);
+  const q = base === undefined ? undefined : pcapQuery(f, ctx);
+  return q === undefined ? undefined : `${base}/v1/pcap?${q}`;
+}
+
+/** The console's view of the finding: `<base>/#/findings/<id>`. */
+export function consoleFindingUrl(f: Finding, ctx: RenderContext): string | undefined {
+  const base = baseOf(ctx);
+  return base === undefined ? undefined : `${base}/#/findings/${encodeURIComponent(f.id)}`;
+}
+
+/** The console's Extract view filled in with pcapUrl()'s parameters: `<base>/#/extract?session=...&from=...&to=...`. */
+export function consoleExtractUrl(f: Finding, ctx: RenderContext): string | undefined {
+  const base = baseOf(ctx);
+  const q = base === undefined ? undefined : pcapQuery(f, ctx);
+  return q === undefined ? undefined : `${base}/#/extract?${q}`;
+}
+
+/** The extraction parameters of a finding (session, else VNI and source IP; the widened window). */
+function pcapQuery(f: Finding, ctx: RenderContext): string | undefined {
   const q = new URLSearchParams();
   if (f.sessionId !== undefined && f.sessionId !== '') q.set('session', f.sessionId);
   else {
@@ -26,7 +49,7 @@ export function pcapUrl(f: Finding, ctx: RenderContext): string | undefined {
   const last = Date.parse(f.lastSeen);
   if (!Number.isNaN(first)) q.set('from', new Date(first - margin).toISOString());
   if (!Number.isNaN(last)) q.set('to', new Date(last + margin).toISOString());
-  return `${ctx.publicBaseUrl.replace(/\/+$/, '')}/v1/pcap?${q.toString()}`;
+  return q.toString();
 }
 
 /**

@@ -22,7 +22,8 @@ import { OPENAPI_PATH, openApiDocument, registerOpenApi } from './openapi.js';
 import { adminRoutes, auditSchema } from './routes/admin.js';
 import { captureRoutes } from './routes/captures.js';
 import { cloudtrailRoutes } from './routes/cloudtrail.js';
-import { findingRoutes, findingSchema } from './routes/findings.js';
+import { consoleRoutes } from './routes/console.js';
+import { findingActionRoutes, findingRoutes, findingSchema } from './routes/findings.js';
 import { pcapRoutes } from './routes/pcap.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { statusRoutes } from './routes/status.js';
@@ -100,10 +101,12 @@ export function buildApi(deps: ApiDeps, cfg: ApiConfig, tokens: readonly ApiToke
   void app.register(captureRoutes, { ctx });
   void app.register(pcapRoutes, { ctx });
   void app.register(findingRoutes, { ctx });
+  void app.register(findingActionRoutes, { ctx });
   void app.register(sessionRoutes, { ctx });
   void app.register(cloudtrailRoutes, { ctx });
   void app.register(adminRoutes, { ctx });
   void app.register(statusRoutes, { ctx, metrics });
+  void app.register(consoleRoutes, { ctx });
   app.get(
     OPENAPI_PATH,
     { config: { access: 'public' }, schema: { hide: true } },

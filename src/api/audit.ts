@@ -10,7 +10,7 @@
 import type { Db } from '../store/db.js';
 import { badRequest } from './errors.js';
 
-export const AUDIT_ACTIONS = ['capture.download', 'pcap.extract', 'manifest.reload', 'cloudtrail.ingest'] as const;
+export const AUDIT_ACTIONS = ['capture.download', 'pcap.extract', 'manifest.reload', 'cloudtrail.ingest', 'finding.acknowledge', 'finding.resolve'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export interface AuditEntry {
@@ -18,7 +18,7 @@ export interface AuditEntry {
   role: string;
   remoteIp: string | null;
   action: AuditAction;
-  /** What was acted on: `capture:12`, `session:tms-...`, `vni:123/10.0.0.1`, a manifest path. */
+  /** What was acted on: `capture:12`, `session:tms-...`, `vni:123/10.0.0.1`, `finding:f_...`, a manifest path. */
   target: string;
   status: number;
   bytes?: number | null;

@@ -110,6 +110,7 @@ export class FindingStore {
   private readonly updateStmt;
   private readonly resolveStmt;
   private readonly correlateStmt;
+  private readonly evidenceStmt;
 
   constructor(opts: FindingStoreOptions) {
     this.db = opts.db;
@@ -127,6 +128,7 @@ export class FindingStore {
     );
     this.resolveStmt = this.db.prepare(`UPDATE findings SET status = 'resolved', evidence = ?, updated_at = ? WHERE id = ?`);
     this.correlateStmt = this.db.prepare(`UPDATE findings SET correlated = ?, updated_at = ? WHERE id = ?`);
+    this.evidenceStmt = this.db.prepare(`UPDATE findings SET evidence = ?, updated_at = ? WHERE id = ?`);
   }
 
   /** Record an occurrence of an incident: insert, bump, or reopen. */
@@ -161,7 +163,11 @@ export class FindingStore {
       const newSeverity = reopened || severityRank(severity) > severityRank(oldSeverity) ? severity : oldSeverity;
       const { merged, changed } = mergeCorrelated(parseJson<Correlated>(old.correlated), input.correlated);
       const oldEvidence = parseJson<Record<string, unknown>>(old.evidence) ?? {};
-      if (reopened) delete oldEvidence.resolution;
+      if (reopened) {
+        delete oldEvidence.resolution;
+        // An acknowledgement was of the incident as it was; a recurrence needs a new look.
+        delete oldEvidence.acknowledgement;
+      }
       this.updateStmt.run({
         id,
         severity: newSeverity,
@@ -185,17 +191,34 @@ export class FindingStore {
   }
 
   /** Resolve an open finding; a no-op (returning it unchanged) when it is already resolved. */
-  resolve(id: string, at: number, reason?: string): Finding | undefined {
+  resolve(id: string, at: number, reason?: string, by?: { actor: string; note?: string }): Finding | undefined {
     return this.db.transaction((): Finding | undefined => {
       const old = this.getStmt.get(id);
       if (old === undefined) return undefined;
       if (old.status === 'resolved') return toFinding(old);
       const evidence = parseJson<Record<string, unknown>>(old.evidence) ?? {};
-      evidence.resolution = { at: new Date(at).toISOString(), ...(reason ? { reason } : {}) };
+      evidence.resolution = { at: new Date(at).toISOString(), ...(reason ? { reason } : {}), ...(by ? { by: by.actor, ...(by.note ? { note: by.note } : {}) } : {}) };
       this.resolveStmt.run(JSON.stringify(evidence), Date.now(), id);
       const finding = this.get(id)!;
       this.emit('finding.resolved', finding, at);
       return finding;
+    })();
+  }
+
+  /**
+   * Record that someone looked at an open finding (`evidence.acknowledgement`: when, who, a note). It
+   * stays open and keeps alerting on escalation; no event is emitted. Undefined when there is no such
+   * finding; the finding unchanged when it is resolved (the caller decides what to answer).
+   */
+  acknowledge(id: string, at: number, by: string, note?: string): Finding | undefined {
+    return this.db.transaction((): Finding | undefined => {
+      const old = this.getStmt.get(id);
+      if (old === undefined) return undefined;
+      if (old.status === 'resolved') return toFinding(old);
+      const evidence = parseJson<Record<string, unknown>>(old.evidence) ?? {};
+      evidence.acknowledgement = { at: new Date(at).toISOString(), by, ...(note ? { note } : {}) };
+      this.evidenceStmt.run(JSON.stringify(evidence), Date.now(), id);
+      return this.get(id)!;
     })();
   }
 

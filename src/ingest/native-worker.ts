@@ -16,7 +16,7 @@ import { COUNTER_LAYOUT, PENDING, type FromWorker, type ToWorker, type WorkerDat
 const data = workerData as WorkerData;
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
-const logger = createLogger(data.logLevel, data.logFormat).child({ worker: data.id });
+const logger = createLogger(data.logLevel, data.logFormat, { colorize: data.logColor }).child({ worker: data.id });
 const verdicts = new Map<string, PairVerdict>();
 const key = (ip: string, vni: number) => `${ip}|${vni}`;
 const view = new Float64Array(data.counters);

@@ -116,6 +116,8 @@ export interface WorkerData {
   collector: WorkerCollectorConfig;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  /** Pretty logs in color: the main thread's stderr is a terminal. */
+  logColor: boolean;
   batch: number | undefined;
   slotBytes: number | undefined;
   counters: SharedArrayBuffer;
@@ -204,6 +206,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         collector: opts.collector,
         logLevel: opts.logLevel ?? 'info',
         logFormat: opts.logFormat ?? 'json',
+        logColor: process.stderr.isTTY === true,
         batch: opts.batch,
         slotBytes: opts.slotBytes,
         counters: sab,

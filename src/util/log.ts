@@ -18,10 +18,14 @@ export function resolveLogFormat(format: LogFormat | 'auto' = 'auto', stream: { 
   return stream.isTTY === true ? 'pretty' : 'json';
 }
 
-export function createLogger(level: LogLevel = 'info', format: LogFormat = 'json', name = 'mirrorguard'): Logger {
-  const opts = { name, level, base: { pid: process.pid } };
-  if (format === 'pretty') return pino(opts, prettyStream(process.stderr.isTTY === true));
-  return pino(opts, pino.destination({ dest: 2, sync: true }));
+/**
+ * The process's logger on stderr. `colorize` (pretty only) defaults to whether stderr is a terminal; a
+ * worker thread, whose stderr is a pipe to the main thread, is told by the main thread.
+ */
+export function createLogger(level: LogLevel = 'info', format: LogFormat = 'json', opts: { name?: string; colorize?: boolean } = {}): Logger {
+  const options = { name: opts.name ?? 'mirrorguard', level, base: { pid: process.pid } };
+  if (format === 'pretty') return pino(options, prettyStream(opts.colorize ?? process.stderr.isTTY === true));
+  return pino(options, pino.destination({ dest: 2, sync: true }));
 }
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_STANDARD_BODY_BYTES, renderStandard, renderStandardTest } from '../../src/alert/format-standard.js';
 import { renderSlackMessage, slackEscape } from '../../src/alert/format-slack.js';
-import { actorOf, pcapUrl } from '../../src/alert/links.js';
+import { actorOf, consoleExtractUrl, consoleFindingUrl, pcapUrl } from '../../src/alert/links.js';
 import { event, finding } from './helpers.js';
 
 const ctx = { publicBaseUrl: 'https://mirrorguard.example.com', pcapMarginSeconds: 60 };
@@ -18,6 +18,8 @@ describe('standard payload', () => {
       links: {
         pcap: 'https://mirrorguard.example.com/v1/pcap?session=tms-0a1b2c3d4e5f60718&from=2026-03-01T09%3A59%3A00.000Z&to=2026-03-01T10%3A01%3A05.000Z',
         finding: `https://mirrorguard.example.com/v1/findings/${f.id}`,
+        console: `https://mirrorguard.example.com/#/findings/${f.id}`,
+        consoleExtract: 'https://mirrorguard.example.com/#/extract?session=tms-0a1b2c3d4e5f60718&from=2026-03-01T09%3A59%3A00.000Z&to=2026-03-01T10%3A01%3A05.000Z',
       },
     });
     // No base URL: no links at all.
@@ -88,7 +90,9 @@ describe('slack message', () => {
       '*Last seen*\n2026-03-01T10:00:05.000Z',
     ]);
     expect(fields.length).toBeLessThanOrEqual(10); // Block Kit limit
-    expect(actions!.elements[0]).toMatchObject({ type: 'button', url: pcapUrl(f, ctx) });
+    expect(actions!.elements[0]).toMatchObject({ type: 'button', url: consoleFindingUrl(f, ctx) });
+    expect(actions!.elements[1]).toMatchObject({ type: 'button', url: consoleExtractUrl(f, ctx) });
+    expect(consoleExtractUrl(f, ctx)!.split('?')[1]).toBe(pcapUrl(f, ctx)!.split('?')[1]);
     expect(context!.type).toBe('context');
     // The notification line names what, where and who.
     expect(m.text).toBe(`:rotating_light: CRITICAL: unauthorized-vni on tms-0a1b2c3d4e5f60718: Mirror session &lt;tms-1&gt; &amp; friends (actor ${arn})`);

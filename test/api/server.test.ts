@@ -129,6 +129,13 @@ describe('the API on a socket', () => {
     });
     expect(res.statusCode).toBe(200);
     expect(JSON.parse((await body(res)).toString())).toHaveProperty('counters');
+    // The console (docs/console.md) is on the same listener, over the same TLS.
+    const page = await new Promise<IncomingMessage>((resolve, reject) => {
+      httpsGet({ host: '127.0.0.1', port: api.port, path: '/', ca: readFileSync(cert) }, resolve).on('error', reject);
+    });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect((await body(page)).toString()).toContain('/console/app.js');
     // Plain HTTP to the TLS port is not answered.
     await expect(request(api.port, '/healthz')).rejects.toThrow(/socket hang up|ECONNRESET/);
     await api.close();

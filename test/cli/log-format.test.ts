@@ -9,10 +9,11 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { MgError } from '../../src/errors.js';
 import { prettyMessage, resolveLogFormat } from '../../src/util/log.js';
+import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { itNeeds } from '../helpers/needs.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const BIN = join(__dirname, '..', '..', 'bin', 'mirrorguard.js');
+const BIN = join(PROJECT_ROOT, 'bin', 'mirrorguard.js');
 const SERVE = ['serve', '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0', '--receiver', 'dgram'];
 
 /** Run serve until its API listens, stop it with SIGTERM, and return everything it wrote. */

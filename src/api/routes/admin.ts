@@ -24,7 +24,7 @@ const auditSchema = {
     role: { type: 'string' },
     remoteIp: { type: ['string', 'null'] },
     action: { type: 'string', enum: [...AUDIT_ACTIONS] },
-    target: { type: 'string', description: 'capture:ID, session:tms-..., vni:VNI[/IP], cloudtrail, or the manifest path.' },
+    target: { type: 'string', description: 'capture:ID, session:tms-..., vni:VNI[/IP], finding:f_..., cloudtrail, or the manifest path.' },
     status: { type: 'integer', description: 'HTTP status answered.' },
     bytes: { type: ['integer', 'null'], description: 'Body bytes handed to the connection.' },
     sha256: { type: ['string', 'null'], description: 'SHA-256 of exactly those bytes, hex.' },

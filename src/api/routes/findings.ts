@@ -1,6 +1,8 @@
 /**
  * GET /v1/findings       findings, newest last_seen first, filtered by kind, severity, status, time, VNI, session
  * GET /v1/findings/:id   one finding (alert webhooks link here)
+ * POST /v1/findings/:id/acknowledge   (admin) someone is on it: who, when, a note; audited
+ * POST /v1/findings/:id/resolve       (admin) close it with a note; audited, and alerts say so
  *
  * The body is the `Finding` shape of src/detect/finding.ts, the same one the webhooks carry.
  */
@@ -8,10 +10,13 @@ import type { FastifyInstance } from 'fastify';
 import { FINDING_KINDS, SEVERITIES, type FindingKind, type Severity } from '../../detect/finding.js';
 import { FINDING_ID_HEX_DIGITS, FINDING_ID_PREFIX } from '../../detect/finding-id.js';
 import type { ApiContext } from '../deps.js';
-import { badRequest, notFound } from '../errors.js';
+import { badRequest, httpError, notFound } from '../errors.js';
 import { cursorParam, limitParam, parseWindow, sessionParam, timeParam, vniParam } from '../params.js';
 import { timeToMs } from '../time.js';
-import { errorResponses, pageOf } from './common.js';
+import { errorResponses, pageOf, remoteIp } from './common.js';
+
+/** Longest note an admin may attach when acknowledging or resolving, characters. */
+export const MAX_NOTE_CHARS = 2000;
 
 const KINDS = Object.keys(FINDING_KINDS) as FindingKind[];
 
@@ -134,4 +139,70 @@ export async function findingRoutes(app: FastifyInstance, opts: { ctx: ApiContex
       return f;
     },
   );
+}
+
+const idParamsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: `^${FINDING_ID_PREFIX}[0-9a-f]{${FINDING_ID_HEX_DIGITS}}$`, description: 'Finding id (f_ and 20 hex digits).' } },
+} as const;
+
+const noteBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { note: { type: 'string', maxLength: MAX_NOTE_CHARS, description: 'Why: kept in the finding\'s evidence and in the audit log.' } },
+} as const;
+
+/**
+ * Acknowledge and resolve: admin actions on a finding, each written to the audit log (actions
+ * `finding.acknowledge`, `finding.resolve`) whatever the outcome. A resolution goes through the store's
+ * resolve(), so webhooks announce it as any other; a finding seen again reopens as usual.
+ */
+export async function findingActionRoutes(app: FastifyInstance, opts: { ctx: ApiContext }): Promise<void> {
+  const { ctx } = opts;
+  for (const action of ['acknowledge', 'resolve'] as const) {
+    app.post<{ Params: { id: string }; Body: { note?: string } | undefined }>(
+      `/v1/findings/:id/${action}`,
+      {
+        config: { access: ['admin'] },
+        // A bare POST (no body, as `curl -X POST` sends) means no note.
+        preValidation: async (request) => {
+          if (request.body === undefined || request.body === null) request.body = {};
+        },
+        schema: {
+          summary: action === 'acknowledge' ? 'Acknowledge a finding' : 'Resolve a finding',
+          description:
+            action === 'acknowledge'
+              ? 'Records who looked at an open finding, when, and an optional note, in `evidence.acknowledgement`. The finding stays open. A resolved finding answers 409. Audited as `finding.acknowledge`.'
+              : 'Resolves an open finding with an optional note (`evidence.resolution`: at, by, note); webhooks send `finding.resolved`. If the incident is seen again it reopens under the same id. Resolving a resolved finding answers 409. Audited as `finding.resolve`.',
+          tags: ['findings'],
+          params: idParamsSchema,
+          body: noteBodySchema,
+          response: { 200: { $ref: 'Finding#' }, ...errorResponses(400, 401, 403, 404, 409) },
+        },
+      },
+      async (request) => {
+        const p = request.principal!;
+        const id = request.params.id;
+        const note = request.body?.note?.trim() || undefined;
+        const audit = (status: number, detail: Record<string, unknown>) =>
+          ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: `finding.${action}`, target: `finding:${id}`, status, detail: { ...(note ? { note } : {}), ...detail } });
+        const cur = ctx.deps.findings.get(id);
+        if (!cur) {
+          audit(404, { error: 'MG_ERR_API_NOT_FOUND' });
+          throw notFound(`no finding ${id}`);
+        }
+        if (cur.status === 'resolved') {
+          audit(409, { error: 'MG_ERR_API_CONFLICT' });
+          throw httpError('MG_ERR_API_CONFLICT', `finding ${id} is resolved already`);
+        }
+        const at = ctx.now();
+        const f = action === 'acknowledge' ? ctx.deps.findings.acknowledge(id, at, p.name, note) : ctx.deps.findings.resolve(id, at, 'resolved through the API', { actor: p.name, ...(note ? { note } : {}) });
+        audit(200, { kind: cur.kind, severity: cur.severity });
+        request.log.info({ actor: p.name, finding: id, action }, `finding ${action}d through the API`);
+        return f!;
+      },
+    );
+  }
 }

@@ -13,6 +13,9 @@
  * Retry-After beyond); a client that disconnects aborts its merge and frees its slot.
  *
  * The window is [from, to): `from` inclusive, `to` exclusive, so consecutive windows never repeat a packet.
+ *
+ * GET /v1/pcap/filter?filter=   checks a capture filter without extracting anything (the console checks
+ *                               as the user types): the grouping it compiled to, or the error position.
  */
 import { lstat } from 'node:fs/promises';
 import { pipeline, Readable } from 'node:stream';
@@ -23,6 +26,7 @@ import { GLOBAL_HEADER_BYTES } from '../../pcap/format.js';
 import { mergeCaptures, type MergeStream } from '../../pcap/merge.js';
 import { capturePath } from '../capture-files.js';
 import type { ApiContext } from '../deps.js';
+import { isMgError } from '../../errors.js';
 import { badRequest, httpError, notFound, toErrorBody } from '../errors.js';
 import { contentDisposition, HashingCounter, PCAP_MEDIA_TYPE } from '../http.js';
 import { parseBoundedWindow, parseSourceIp, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
@@ -43,8 +47,59 @@ interface PcapQuery {
   filter?: string;
 }
 
+export interface FilterCheck {
+  valid: boolean;
+  /** The filter with its grouping made explicit, when valid. */
+  normalized?: string;
+  /** 1-based character position of the error, when invalid. */
+  position?: number;
+  message?: string;
+}
+
+/** Compile a filter the way GET /v1/pcap does and say what it made of it. */
+export function checkFilter(text: string): FilterCheck {
+  if (text.trim() === '') return { valid: true, normalized: '' };
+  try {
+    return { valid: true, normalized: compileFilter(text).toString() };
+  } catch (e) {
+    if (!isMgError(e) || e.code !== 'MG_ERR_FILTER_SYNTAX') throw e;
+    // filter.ts words every syntax error "at position N: what" (its syntaxError()).
+    const detail = e.problems[0]?.message ?? e.message;
+    const m = /^at position (\d+): (.*)$/s.exec(detail);
+    return m ? { valid: false, position: Number(m[1]), message: m[2]! } : { valid: false, message: detail };
+  }
+}
+
 export async function pcapRoutes(app: FastifyInstance, opts: { ctx: ApiContext }): Promise<void> {
   const { ctx } = opts;
+
+  app.get<{ Querystring: { filter: string } }>(
+    '/v1/pcap/filter',
+    {
+      config: { access: ['auditor'] },
+      schema: {
+        summary: 'Check a capture filter',
+        description:
+          'Compiles `filter` exactly as GET /v1/pcap would, without reading any file. Always 200 for a filter within the length limit: `valid` true with the grouping it compiled to (`normalized`), or false with the 1-based `position` of the error and a `message`. GET /v1/pcap answers the same error as 400 MG_ERR_FILTER_SYNTAX ("at position N: ...").',
+        tags: ['captures'],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['filter'],
+          properties: { filter: { type: 'string', maxLength: MAX_FILTER_LENGTH, description: 'The capture filter to check.' } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['valid'],
+            properties: { valid: { type: 'boolean' }, normalized: { type: 'string' }, position: { type: 'integer', minimum: 1 }, message: { type: 'string' } },
+          },
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => checkFilter(request.query.filter),
+  );
 
   app.route<{ Querystring: PcapQuery }>({
     method: ['GET', 'HEAD'],

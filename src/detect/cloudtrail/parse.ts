@@ -226,6 +226,7 @@ export const FILE_SKIP_REASONS = {
   hidden: 'hidden (name starts with a dot)',
   digest: 'CloudTrail digest (integrity proof, no events)',
   'dangling-link': 'symbolic link to nothing',
+  'seen-dir': 'directory already read (through another symbolic link)',
   'not-a-file': 'not a regular file',
   empty: 'empty',
   'not-json': 'neither gzip nor JSON',
@@ -274,7 +275,10 @@ async function* walk(dir: string, depth: number, visited: Set<string>): AsyncGen
     return;
   }
   // Symlinked directories are followed once: a link back up the tree is not a loop.
-  if (visited.has(real)) return;
+  if (visited.has(real)) {
+    yield { file: dir, skipped: 'seen-dir' };
+    return;
+  }
   visited.add(real);
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const ent of entries) {

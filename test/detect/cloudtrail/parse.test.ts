@@ -162,6 +162,7 @@ describe('readCloudTrailPath', () => {
     expect(r.skipped).toEqual([
       ['.DS_Store', 'hidden'],
       ['README.txt', 'not-json'],
+      ['loop', 'seen-dir'],
       ['CloudTrail-Digest', 'digest'],
     ]);
     expect(r.ends.every((e) => e.bytes > 0)).toBe(true);
