@@ -12,7 +12,6 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { nativeAvailable } from '../../src/ingest/native.js';
 import { cat, hex } from '../decode/bytes.js';
 import { INNER_TCP4_PADDED, INNER_TCP6, INNER_UDP4, vxlan } from '../decode/frames.js';
 import { awsOptions, ENDPOINT_ID_TEXT, ATTACHMENT_ID_TEXT, geneve, ipv4Udp } from '../decode/geneve-frames.js';
@@ -111,7 +110,7 @@ describeNeeds(['tshark'], 'GENEVE from a Gateway Load Balancer, end to end', () 
   }
 
   for (const receiver of ['native', 'dgram'] as const) {
-    it.skipIf(receiver === 'native' && !nativeAvailable().ok)(`serve --geneve writes the same files and findings as VXLAN, and sends nothing back (${receiver})`, async () => {
+    itNeeds(receiver === 'native' ? ['native'] : [], `serve --geneve writes the same files and findings as VXLAN, and sends nothing back (${receiver})`, async () => {
       const dir = tmp.path;
       const reference = await overVxlan(dir);
       expect(reference.files).toEqual(EXPECTED_FILES);
