@@ -37,7 +37,7 @@ export async function captures(ctx) {
     { num: String(c.id) },
     c.worker === null || c.worker === undefined ? '-' : `worker ${c.worker}`,
     { num: String(c.vni) },
-    c.sourceIp,
+    [c.sourceIp, c.gwlbEndpointId ? el('span', { class: 'note' }, ` via ${c.gwlbEndpointId}`) : ''],
     c.sessionId ?? '-',
     time(c.firstPacketAt ?? c.createdAt),
     time(c.lastPacketAt),

@@ -24,7 +24,8 @@ export async function sessions(ctx) {
     r.owner ?? '',
     r.expires ? time(r.expires) : '',
     // Observed side
-    r.sourceIp ?? el('span', { class: 'note' }, 'no traffic'),
+    // Through a Gateway Load Balancer the pair also names the endpoint that carried it (GENEVE option 0x0108/1).
+    r.sourceIp ? [r.sourceIp, r.gwlbEndpointId ? el('span', { class: 'note' }, ` via ${r.gwlbEndpointId}`) : ''] : el('span', { class: 'note' }, 'no traffic'),
     r.sourceIp ? { num: String(r.vni) } : '',
     { num: num(r.packets) },
     { num: bytes(r.bytes) },
