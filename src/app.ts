@@ -23,6 +23,7 @@ import type { ApiHandle } from './api/app.js';
 import { createAlerts, type Alerts } from './alert/alerts.js';
 import { parseAlertsConfig, type AlertingConfig, type ResolvedWebhook } from './alert/config.js';
 import { Detector } from './detect/detector.js';
+import { FLUSH_INTERVAL_MS as FLOOD_FLUSH_MS, type FloodThresholds } from './detect/flood.js';
 import { loadManifest } from './detect/manifest.js';
 import { openDb, type Db } from './store/db.js';
 import { parseHostPort } from './util/units.js';
@@ -74,6 +75,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   let api: ApiHandle | null = null;
   let retentionTimer: NodeJS.Timeout | null = null;
   let detectTimer: NodeJS.Timeout | null = null;
+  let floodTimer: NodeJS.Timeout | null = null;
   let inventory: { stop(): void } | null = null;
   let started = false;
 
@@ -137,6 +139,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         onChange: alerts.onFindingEvent,
         silentAfterMs: config.detect.silentAfterSeconds * 1000,
         log: logger,
+        newPairFlood: floodThresholds(config),
       });
       // Without a manifest the detector itself warns loudly (every session is unauthorized).
       if (manifest) logger.info({ manifest: config.manifest, sessions: manifest.sessions.length, sha256: manifest.sha256 }, 'manifest loaded');
@@ -164,6 +167,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         }
       }, detectTickMs(config.detect.silentAfterSeconds));
       detectTimer.unref();
+      floodTimer = setInterval(() => detector!.flushFlood(), FLOOD_FLUSH_MS);
+      floodTimer.unref();
       const inv = config.detect.inventory;
       if (inv.intervalSeconds > 0) {
         inventory = detector.scheduleInventory(inv.intervalSeconds * 1000, {
@@ -257,6 +262,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       retentionTimer = null;
       if (detectTimer) clearInterval(detectTimer);
       detectTimer = null;
+      if (floodTimer) clearInterval(floodTimer);
+      floodTimer = null;
       inventory?.stop();
       const kernel = app.kernelStats(); // read while the socket still exists
       if (receiver) await receiver.close();
@@ -289,17 +296,24 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         w.weird.forEach((v, i) => (out[WEIRD_NAMES[i]!] = v));
         // GENEVE goes to the main thread's collector: add its outcomes.
         if (collector && config.geneve.listen !== null) for (const [k, v] of Object.entries(collector.counters())) out[k] = (out[k] ?? 0) + v;
+        // The workers' session tables keep their own counters, not published yet: the main thread's only.
+        if (collector) Object.assign(out, collector.sessions.counters);
         if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));
         return { ...out, ...nativeCounters(w.receiver) };
       }
       if (!collector) return {};
-      const out = collector.counters();
+      const out: Record<string, number> = { ...collector.counters(), ...collector.sessions.counters };
       if (receiver?.kind === 'native') Object.assign(out, nativeCounters((receiver as NativeBoundReceiver).stats()));
       if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));
       return out;
     },
   };
   return app;
+}
+
+function floodThresholds(config: Readonly<Config>): FloodThresholds {
+  const f = config.detect.newPairFlood;
+  return { intervalMs: f.intervalSeconds * 1000, perSource: f.perSource, total: f.total };
 }
 
 /** `receiver: auto` takes the native addon when it is built, and says once when it is not. */

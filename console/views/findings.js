@@ -3,7 +3,7 @@
 import { actorOf, api, badge, el, errorBox, field, findingWindow, formValues, input, num, postJson, select, table, time, trafficOf, announce } from '../lib.js';
 
 export const KINDS = [
-  'unauthorized-vni', 'unexpected-source', 'expired-session', 'silent-session',
+  'unauthorized-vni', 'unexpected-source', 'expired-session', 'silent-session', 'unexpected-gwlb-endpoint', 'session-flood',
   'mirror-session-created', 'mirror-session-modified', 'mirror-session-deleted', 'mirror-target-created', 'mirror-filter-changed', 'mirror-attempt-failed',
   'unmanaged-session', 'missing-session', 'session-drift',
 ];

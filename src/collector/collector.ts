@@ -44,6 +44,8 @@ export interface CollectorOptions {
   /** GENEVE port in captured frames (ingestFrame) and inside GENEVE; 0 turns GENEVE in captures off. Default 6081. */
   genevePort?: number;
   maxSessions: number;
+  /** Per-source admission of unauthorized pairs to the session table (src/collector/session-table.ts). */
+  admission?: { admitPerSource: number; admitIntervalSeconds: number };
   rotateBytes: number;
   rotateSeconds: number;
   idleCloseSeconds: number;
@@ -85,7 +87,8 @@ export class Collector {
 
   constructor(private readonly opts: CollectorOptions) {
     this.workerId = opts.workerId ?? 0;
-    this.sessions = new SessionTable(opts.maxSessions);
+    // A pair the table cannot simply admit is judged there, and an evicted pair's file closed here.
+    this.sessions = new SessionTable(opts.maxSessions, { ...opts.admission, judge: opts.onNewPair, onEvict: (s) => this.evicted(s) });
     this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, maxBytes: opts.queueBytes });
     // Every write outcome (a failed create, write, truncate, sync or close; a full queue) reaches the log
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
@@ -278,7 +281,7 @@ export class Collector {
       return null;
     }
     const atMs = tsSec * 1000 + Math.floor(tsNsec / 1e6);
-    if (this.opts.onNewPair) {
+    if (this.opts.onNewPair && s.status === 'unknown') {
       try {
         const v = this.opts.onNewPair(s.sourceIp, s.vni, atMs);
         s.sessionId = v.sessionId;
@@ -290,6 +293,12 @@ export class Collector {
     this.opts.logger.info({ sourceIp: s.sourceIp, vni: s.vni, sessionId: s.sessionId, status: s.status }, 'new mirror session seen');
     this.syncObserved(s, atMs);
     return s;
+  }
+
+  /** The table evicted `s` to make room for a new pair (session-table.ts says which it prefers). */
+  private evicted(s: Session): void {
+    if (s.dirty) this.syncObserved(s, Math.floor(this.nowSec() * 1000));
+    this.closeFile(s, 'evicted');
   }
 
   private openFile(s: Session, tsSec: number, tsNsec: number): void {

@@ -8,6 +8,7 @@ export function collectorSettings(config: Readonly<Config>) {
     vxlanPort: config.vxlanPort,
     genevePort: config.geneve.port,
     maxSessions: config.maxSessions,
+    admission: { admitPerSource: config.detect.newPairFlood.admitPerSource, admitIntervalSeconds: config.detect.newPairFlood.intervalSeconds },
     rotateBytes: config.pcap.rotateBytes,
     rotateSeconds: config.pcap.rotateSeconds,
     idleCloseSeconds: config.pcap.idleCloseSeconds,

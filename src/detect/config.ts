@@ -9,6 +9,11 @@
  *       region: eu-central-1         # default: the SDK's (AWS_REGION, profile)
  *       endpoint: https://ec2.eu-central-1.amazonaws.com   # optional override (VPC endpoint)
  *       pageSize: 1000
+ *     newPairFlood:                  # docs/detection.md "session-flood"
+ *       intervalSeconds: 10          # new pairs are counted per interval this long
+ *       perSource: 20                # more new unauthorized pairs than this from one source in one interval is a flood
+ *       total: 200                   # ... or from all sources together
+ *       admitPerSource: 16           # new unauthorized pairs one source may add to the session table per interval; 0: no limit
  */
 import { z } from 'zod';
 
@@ -20,6 +25,22 @@ export const DETECT_DEFAULTS = {
     intervalSeconds: 0,
     /** MaxResults per DescribeTrafficMirrorSessions page (the API allows 5..1000). */
     pageSize: 1000,
+  },
+  newPairFlood: {
+    /** Long enough to smooth a burst of legitimate first packets, short enough to alert within seconds. */
+    intervalSeconds: 10,
+    /**
+     * A real mirror source (an ENI's primary IP) carries a handful of sessions, so a few dozen new
+     * unauthorized VNIs from one address in ten seconds is forged.
+     */
+    perSource: 20,
+    /**
+     * Only pairs the manifest does not authorize count: a collector that starts behind a Network Load
+     * Balancer sees every authorized session of the fleet at once, and that is not a flood.
+     */
+    total: 200,
+    /** Table slots one source may take for unauthorized pairs per interval, so no source can fill it. */
+    admitPerSource: 16,
   },
 } as const;
 
@@ -43,6 +64,15 @@ export const detectConfigSchema = z
         region: region.optional(),
         endpoint: z.url({ protocol: /^https?$/ }).optional(),
         pageSize: z.number().int().min(5).max(1000).default(DETECT_DEFAULTS.inventory.pageSize),
+      })
+      .strict()
+      .prefault({}),
+    newPairFlood: z
+      .object({
+        intervalSeconds: z.number().int().min(1).max(3600).default(DETECT_DEFAULTS.newPairFlood.intervalSeconds),
+        perSource: z.number().int().min(1).max(1_000_000).default(DETECT_DEFAULTS.newPairFlood.perSource),
+        total: z.number().int().min(1).max(10_000_000).default(DETECT_DEFAULTS.newPairFlood.total),
+        admitPerSource: z.number().int().min(0).max(1_000_000).default(DETECT_DEFAULTS.newPairFlood.admitPerSource),
       })
       .strict()
       .prefault({}),

@@ -3,6 +3,8 @@ export interface DetectCounters {
   'detect.pairs.evaluated': number;
   'detect.pairs.unauthorized': number;
   'detect.pairs.forgotten': number;
+  'detect.pairs.coalesced': number;
+  'detect.flood.episodes': number;
   'detect.store.errors': number;
   'detect.control.events': number;
   'detect.control.duplicates': number;
@@ -15,6 +17,8 @@ export function newDetectCounters(): DetectCounters {
     'detect.pairs.evaluated': 0,
     'detect.pairs.unauthorized': 0,
     'detect.pairs.forgotten': 0,
+    'detect.pairs.coalesced': 0,
+    'detect.flood.episodes': 0,
     'detect.store.errors': 0,
     'detect.control.events': 0,
     'detect.control.duplicates': 0,

@@ -21,6 +21,8 @@ import { newDetectCounters, type DetectCounters } from './counters.js';
 import type { Finding, FindingInput, FindingKind } from './finding.js';
 import { canonicalIp } from '../decode/addr.js';
 import type { Manifest, ManifestSession } from './manifest-types.js';
+import { DETECT_DEFAULTS } from './config.js';
+import { FloodMonitor, type FloodThresholds } from './flood.js';
 import { findingId, type FindingStore } from './store.js';
 
 /** Default for `detect.silentAfterSeconds`: 15 minutes. */
@@ -59,7 +61,16 @@ export interface DataPlaneOptions {
   clock?: () => number;
   log?: Logger;
   counters?: DetectCounters;
+  /** `detect.newPairFlood` (src/detect/flood.ts); the defaults of src/detect/config.ts when absent. */
+  newPairFlood?: FloodThresholds;
 }
+
+/** DETECT_DEFAULTS.newPairFlood, in the monitor's units. */
+export const DEFAULT_FLOOD_THRESHOLDS: FloodThresholds = Object.freeze({
+  intervalMs: DETECT_DEFAULTS.newPairFlood.intervalSeconds * 1000,
+  perSource: DETECT_DEFAULTS.newPairFlood.perSource,
+  total: DETECT_DEFAULTS.newPairFlood.total,
+});
 
 interface PairState {
   sourceIp: string;
@@ -90,6 +101,7 @@ export class DataPlaneDetector {
   private readonly gwlbSeen = new Map<string, { sourceIp: string; vni: number; endpointId: string; attachmentId: string | null }>();
   /** When we started expecting traffic from sessions added by a reload (absent: since start). */
   private readonly expectedSince = new Map<string, number>();
+  readonly flood: FloodMonitor;
 
   constructor(opts: DataPlaneOptions) {
     this.store = opts.store;
@@ -99,6 +111,37 @@ export class DataPlaneDetector {
     this.silentAfterMs = opts.silentAfterMs ?? DEFAULT_SILENT_AFTER_MS;
     this.startedAt = this.clock();
     this.index = buildIndex(opts.manifest);
+    this.flood = new FloodMonitor(opts.newPairFlood ?? DEFAULT_FLOOD_THRESHOLDS, {
+      record: (input) => this.recordSafely(input),
+      onEpisode: (started, summary) => {
+        if (started) this.counters['detect.flood.episodes']++;
+        if (started) this.log?.warn(summary, 'session flood: new unauthorized pairs past detect.newPairFlood; pairs are now coalesced (session-flood finding raised)');
+        else this.log?.info(summary, 'session flood ended');
+      },
+    });
+  }
+
+  /** Write coalesced and flood findings (timer); never throws. */
+  flushFlood(now: number = this.clock()): void {
+    try {
+      this.flood.flush(now);
+    } catch (e) {
+      this.storeError(e, {});
+    }
+  }
+
+  private recordSafely(input: FindingInput): void {
+    try {
+      this.store.record(input);
+    } catch (e) {
+      this.storeError(e, { kind: input.kind, key: input.key });
+    }
+  }
+
+  private storeError(e: unknown, ctx: Record<string, unknown>): void {
+    this.counters['detect.store.errors']++;
+    const n = this.limiter.allow('store');
+    if (n >= 0) this.log?.error({ err: (e as Error).message, ...ctx, suppressed: n }, 'cannot record a flood finding');
   }
 
   get manifest(): Manifest | null {
@@ -119,7 +162,14 @@ export class DataPlaneDetector {
     const auth = this.index.authorize(ip, vni, atMs);
     const sessionId = auth.status === 'authorized' || auth.status === 'expired' ? auth.session!.id : null;
     this.counters['detect.pairs.evaluated']++;
-    if (auth.status !== 'authorized') this.counters['detect.pairs.unauthorized']++;
+    if (auth.status !== 'authorized') {
+      this.counters['detect.pairs.unauthorized']++;
+      // During a flood most unauthorized pairs are counted into one finding per kind, not written one by one.
+      if (this.flood.note(ip, vni, KIND_OF[auth.status], atMs) === 'coalesce') {
+        this.counters['detect.pairs.coalesced']++;
+        return { sessionId, status: auth.status };
+      }
+    }
     const key = pairKey(ip, vni);
     let pair = this.pairs.get(key);
     if (pair === undefined) {

@@ -23,6 +23,7 @@ import { newDetectCounters, type DetectCounters } from './counters.js';
 import { DataPlaneDetector, type CheckResult, type ObservedPair, type PairVerdict } from './data-plane.js';
 import type { Finding, FindingEvent, FindingInput, FindingKind } from './finding.js';
 import { compareInventory, fetchInventory, type FetchOptions, type InventorySession } from './inventory.js';
+import type { FloodThresholds } from './flood.js';
 import { loadManifest } from './manifest.js';
 import type { Manifest } from './manifest-types.js';
 import { FindingStore, findingId, mergeCorrelated } from './store.js';
@@ -45,6 +46,8 @@ export interface DetectorOptions {
   log?: Logger;
   /** The control-plane rules; the CloudTrail rules by default. */
   rules?: ControlRules;
+  /** `detect.newPairFlood` thresholds (src/detect/flood.ts). */
+  newPairFlood?: FloodThresholds;
 }
 
 export interface IngestResult {
@@ -82,7 +85,7 @@ export class Detector {
     this.log = opts.log;
     this.rules = opts.rules ?? evaluateControlEvent;
     this.store = new FindingStore({ db: opts.db, onChange: opts.onChange });
-    this.dataPlane = new DataPlaneDetector({ store: this.store, manifest: opts.manifest, silentAfterMs: opts.silentAfterMs, clock: this.clock, log: opts.log, counters: this.counters });
+    this.dataPlane = new DataPlaneDetector({ store: this.store, manifest: opts.manifest, silentAfterMs: opts.silentAfterMs, clock: this.clock, log: opts.log, counters: this.counters, newPairFlood: opts.newPairFlood });
     if (opts.manifest === null) {
       this.log?.warn('NO MANIFEST: every mirror session is treated as unauthorized; every VNI seen raises unauthorized-vni. Write one (mirrorguard manifest init --aws --out manifest.yaml, then review it) and start with --manifest FILE (docs/manifest.md)');
     }
@@ -95,6 +98,11 @@ export class Detector {
   /** The first packet of a new (source IP, VNI) pair (the collector's first-packet edge). */
   onNewPair(sourceIp: string, vni: number, atMs: number = this.clock()): PairVerdict {
     return this.dataPlane.onNewPair(sourceIp, vni, atMs);
+  }
+
+  /** Write what a flood has coalesced and end a quiet episode (serve's one-second timer). Never throws. */
+  flushFlood(now: number = this.clock()): void {
+    this.dataPlane.flushFlood(now);
   }
 
   /** A pair's packets arrive through a GWLB endpoint (first time, or another one than before). Never throws. */

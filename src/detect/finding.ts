@@ -16,6 +16,7 @@ export const FINDING_KINDS = {
   'expired-session': 'high',
   'silent-session': 'low',
   'unexpected-gwlb-endpoint': 'high',
+  'session-flood': 'critical',
   // control plane (CloudTrail)
   'mirror-session-created': 'critical',
   'mirror-session-modified': 'high',
@@ -92,6 +93,8 @@ export interface FindingInput {
   summary: string;
   evidence: Record<string, unknown>;
   correlated?: { control?: ControlEvidence[]; traffic?: TrafficEvidence[] };
+  /** Occurrences this input stands for (a coalesced batch of pairs); default 1. */
+  occurrences?: number;
 }
 
 export type FindingEventType = 'finding.created' | 'finding.updated' | 'finding.resolved';

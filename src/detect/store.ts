@@ -118,10 +118,10 @@ export class FindingStore {
     this.getStmt = this.db.prepare<[string], Row>('SELECT * FROM findings WHERE id = ?');
     this.insertStmt = this.db.prepare(
       `INSERT INTO findings (id, kind, severity, status, first_seen, last_seen, count, vni, source_ip, session_id, summary, evidence, correlated, updated_at)
-       VALUES (@id, @kind, @severity, 'open', @at, @at, 1, @vni, @source_ip, @session_id, @summary, @evidence, @correlated, @now)`,
+       VALUES (@id, @kind, @severity, 'open', @at, @at, @count, @vni, @source_ip, @session_id, @summary, @evidence, @correlated, @now)`,
     );
     this.updateStmt = this.db.prepare(
-      `UPDATE findings SET severity = @severity, status = 'open', first_seen = @first_seen, last_seen = @last_seen, count = count + 1,
+      `UPDATE findings SET severity = @severity, status = 'open', first_seen = @first_seen, last_seen = @last_seen, count = count + @count,
          vni = @vni, source_ip = @source_ip, session_id = @session_id, summary = @summary, evidence = @evidence,
          correlated = @correlated, updated_at = @now
        WHERE id = @id`,
@@ -145,6 +145,7 @@ export class FindingStore {
           kind: input.kind,
           severity,
           at: input.at,
+          count: input.occurrences ?? 1,
           vni: input.vni ?? null,
           source_ip: input.sourceIp ?? null,
           session_id: input.sessionId ?? null,
@@ -173,6 +174,7 @@ export class FindingStore {
         severity: newSeverity,
         first_seen: Math.min(old.first_seen, input.at),
         last_seen: Math.max(old.last_seen, input.at),
+        count: input.occurrences ?? 1,
         vni: input.vni ?? old.vni,
         source_ip: input.sourceIp ?? old.source_ip,
         session_id: input.sessionId ?? old.session_id,

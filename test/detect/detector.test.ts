@@ -117,7 +117,11 @@ describeWithFixtures('Detector.ingestCloudTrail with the Panther-exported Record
 
 describe('detect config', () => {
   it('has defaults with units in the key names', () => {
-    expect(detectConfigSchema.parse(undefined)).toEqual({ silentAfterSeconds: 900, inventory: { intervalSeconds: 0, pageSize: 1000 } });
+    expect(detectConfigSchema.parse(undefined)).toEqual({
+      silentAfterSeconds: 900,
+      inventory: { intervalSeconds: 0, pageSize: 1000 },
+      newPairFlood: { intervalSeconds: 10, perSource: 20, total: 200, admitPerSource: 16 },
+    });
     expect(DETECT_DEFAULTS.silentAfterSeconds * 1000).toBe(15 * 60_000);
   });
 
