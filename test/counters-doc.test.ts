@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAlerts } from '../src/alert/alerts.js';
 import { parseAlertsConfig } from '../src/alert/config.js';
 import { DROP_NAMES, WEIRD_NAMES } from '../src/decode/drop-reasons.js';
+import { newSessionTableCounters } from '../src/collector/session-table.js';
 import { newDetectCounters } from '../src/detect/counters.js';
 import { nativeCounters, type NativeCounterSource } from '../src/ingest/native.js';
 import { openDb } from '../src/store/db.js';
@@ -49,6 +50,7 @@ describe('docs/counters.md', () => {
     ['Packet outcomes', [...DROP_NAMES]],
     ['Weird (stored, but odd)', [...WEIRD_NAMES]],
     ['Alerts', alertNames],
+    ['Session table', Object.keys(newSessionTableCounters())],
     ['Detector', Object.keys(newDetectCounters())],
     ['Native receiver', nativeNames],
     ['GENEVE socket', Object.keys(nativeCounters(new Proxy({}, { get: () => 0 }) as NativeCounterSource, 'ingest.geneve'))],
