@@ -55,12 +55,14 @@ export function renderSlackMessage(e: FindingEvent, ctx: RenderContext): SlackMe
   const extract = consoleExtractUrl(f, ctx);
   const head = headline(e);
 
+  // A flood is about many sources, none of them a session: name the top ones instead.
+  const top = f.kind === 'session-flood' ? topSourcesOf(f) : undefined;
   const fields = [
     `*Severity*\n${f.severity}`,
     `*Kind*\n${f.kind}`,
-    `*Session*\n${code(f.sessionId)}`,
-    `*Source IP*\n${code(sourceIp)}`,
-    `*VNI*\n${code(vni)}`,
+    ...(top !== undefined
+      ? [`*Top sources*\n${top.map((t) => `${code(t.sourceIp)} ${t.newPairs}`).join('\n') || code(undefined)}`]
+      : [`*Session*\n${code(f.sessionId)}`, `*Source IP*\n${code(sourceIp)}`, `*VNI*\n${code(vni)}`]),
     `*Actor*\n${code(actor)}`,
     `*Seen*\n${f.count} time${f.count === 1 ? '' : 's'}`,
     `*First seen*\n${slackEscape(f.firstSeen)}`,
@@ -79,9 +81,21 @@ export function renderSlackMessage(e: FindingEvent, ctx: RenderContext): SlackMe
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: cut(`mirrorguard · ${e.type} · finding ${code(f.id)} · ${new Date(e.at).toISOString()}`, 3000) }] });
 
   // The notification text: one line a phone lock screen can show, naming the who and where.
-  const where = f.sessionId ?? (sourceIp !== undefined ? `${sourceIp}${vni !== undefined ? ` VNI ${vni}` : ''}` : undefined);
+  const where = top?.[0] !== undefined ? `top source ${top[0].sourceIp}` : f.sessionId ?? (sourceIp !== undefined ? `${sourceIp}${vni !== undefined ? ` VNI ${vni}` : ''}` : undefined);
   const text = cut(slackEscape(`${head}${where !== undefined ? ` on ${where}` : ''}: ${f.summary}${actor !== undefined ? ` (actor ${actor})` : ''}`), 3000);
   return { text, blocks };
+}
+
+/** The first three of a session-flood finding's `evidence.topSources` that look right (it is JSON from SQLite). */
+function topSourcesOf(f: Finding): { sourceIp: string; newPairs: number }[] {
+  const list = f.evidence.topSources;
+  if (!Array.isArray(list)) return [];
+  const out: { sourceIp: string; newPairs: number }[] = [];
+  for (const t of list.slice(0, 3) as unknown[]) {
+    const r = t as { sourceIp?: unknown; newPairs?: unknown };
+    if (typeof r?.sourceIp === 'string' && typeof r.newPairs === 'number') out.push({ sourceIp: r.sourceIp, newPairs: r.newPairs });
+  }
+  return out;
 }
 
 export function renderSlack(e: FindingEvent, ctx: RenderContext): string {

@@ -66,6 +66,16 @@ describe('PCAP links and actors', () => {
 });
 
 describe('slack message', () => {
+  it('names the top sources of a session-flood instead of a session, a source and a VNI', () => {
+    const { vni: _v, sourceIp: _s, sessionId: _i, ...rest } = finding();
+    const f = { ...rest, kind: 'session-flood' as const, count: 5000, summary: 'Flood of new unauthorized pairs', evidence: { topSources: [{ sourceIp: '10.9.9.9', newPairs: 4990 }, { sourceIp: '10.1.1.1', newPairs: 10 }, 'junk'] } };
+    const m = renderSlackMessage(event('finding.created', f, at), ctx);
+    const fields = (m.blocks[2] as { fields: { text: string }[] }).fields.map((x) => x.text);
+    expect(fields).toContain('*Top sources*\n`10.9.9.9` 4990\n`10.1.1.1` 10');
+    expect(fields.some((t) => t.startsWith('*VNI*'))).toBe(false);
+    expect(m.text).toContain('on top source 10.9.9.9');
+  });
+
   const arn = 'arn:aws:iam::123456789012:user/mallory';
   const f = finding({
     summary: 'Mirror session <tms-1> & friends',
