@@ -3,7 +3,9 @@
  * of 20,000 forged (source IP, VNI) pairs, then one rogue pair from another source. The rogue pair must
  * raise its own finding within a second of its first packet; the flood must raise one session-flood
  * finding; finding rows and webhooks stay bounded (the forged pairs are coalesced); an authorized session
- * keeps its slot and loses nothing. The table is small here (64) so the flood fills it.
+ * keeps its slot and loses nothing. (The flood comes from one source, so admission (16 pairs per 10 s) keeps
+ * it from filling even this small table (64); eviction is covered by test/collector/session-table.test.ts.)
+ * MG_FLOOD_WORKERS=2 runs the same through `serve --workers 2` (native receiver, detector in the main thread).
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
@@ -45,7 +47,7 @@ describe('a flood of forged pairs does not blind the detector', () => {
     writeFileSync(config, ['maxSessions: 64', 'webhooks:', `  - url: http://127.0.0.1:${hook}/hook`, `    secret: whsec_${randomBytes(32).toString('base64')}`, ''].join('\n'));
     const dbFile = join(dir, 'data', 'mirrorguard.db');
 
-    const srv = await startServe(['--data-dir', join(dir, 'data'), '--api', 'off', '--manifest', manifest, '--config', config]);
+    const srv = await startServe(['--data-dir', join(dir, 'data'), '--api', 'off', '--manifest', manifest, '--config', config, ...(process.env.MG_FLOOD_WORKERS ? ['--workers', process.env.MG_FLOOD_WORKERS] : [])]);
     const inner = ether({}, ipv4({}, udp()));
     const datagram = (vni: number) => Buffer.concat([vxlanHeader(vni), inner]);
     const flooder = await udpSource(FLOODER);
@@ -125,6 +127,7 @@ describe('a flood of forged pairs does not blind the detector', () => {
     expect(kinds.filter((k) => k === 'session-flood')).toHaveLength(1);
     // The authorized session kept its slot throughout.
     expect(captures.packets).toBe(authorizedSent);
-    expect(final?.counters['session.judged_untracked']).toBeGreaterThan(0);
+    // With workers (MG_FLOOD_WORKERS=2) the tables live in the workers, whose table counters are not published yet.
+    if (!process.env.MG_FLOOD_WORKERS) expect(final?.counters['session.judged_untracked']).toBeGreaterThan(0);
   });
 });
