@@ -23,7 +23,8 @@ import type { ApiHandle } from './api/app.js';
 import { createAlerts, type Alerts } from './alert/alerts.js';
 import { parseAlertsConfig, type AlertingConfig, type ResolvedWebhook } from './alert/config.js';
 import { Detector } from './detect/detector.js';
-import { FLUSH_INTERVAL_MS as FLOOD_FLUSH_MS, type FloodThresholds } from './detect/flood.js';
+import { floodThresholds } from './detect/config.js';
+import { FLUSH_INTERVAL_MS as FLOOD_FLUSH_MS } from './detect/flood.js';
 import { loadManifest } from './detect/manifest.js';
 import { openDb, type Db } from './store/db.js';
 import { parseHostPort } from './util/units.js';
@@ -139,7 +140,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         onChange: alerts.onFindingEvent,
         silentAfterMs: config.detect.silentAfterSeconds * 1000,
         log: logger,
-        newPairFlood: floodThresholds(config),
+        newPairFlood: floodThresholds(config.detect),
       });
       // Without a manifest the detector itself warns loudly (every session is unauthorized).
       if (manifest) logger.info({ manifest: config.manifest, sessions: manifest.sessions.length, sha256: manifest.sha256 }, 'manifest loaded');
@@ -278,7 +279,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         await collector.close();
         logger.info({ counters: app.counters(), kernel }, 'stopped; final counters');
       }
-      // After the collector: its last first-packet edges may have queued alerts.
+      // After the collector: what a flood coalesced since the last second, then the alerts its last edges queued.
+      detector?.flushFlood();
       if (alerts) await alerts.stop();
       db?.close();
     },
@@ -309,11 +311,6 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
   };
   return app;
-}
-
-function floodThresholds(config: Readonly<Config>): FloodThresholds {
-  const f = config.detect.newPairFlood;
-  return { intervalMs: f.intervalSeconds * 1000, perSource: f.perSource, total: f.total };
 }
 
 /** `receiver: auto` takes the native addon when it is built, and says once when it is not. */

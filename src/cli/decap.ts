@@ -11,6 +11,7 @@ import { CATALOG_FILE } from '../collector/layout.js';
 import { collectorSettings } from '../collector/settings.js';
 import { recoverCatalog } from '../collector/recovery.js';
 import { loadConfig } from '../config/load.js';
+import { floodThresholds } from '../detect/config.js';
 import { Detector } from '../detect/detector.js';
 import { loadManifest } from '../detect/manifest.js';
 import { EXIT } from '../errors.js';
@@ -60,9 +61,11 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   const db = openDb(join(config.dataDir, CATALOG_FILE));
   const catalog = new Catalog(db);
   await recoverCatalog(catalog, config.dataDir, logger);
-  const detector = manifest ? new Detector({ db, manifest, log: logger }) : null;
+  const detector = manifest ? new Detector({ db, manifest, log: logger, newPairFlood: floodThresholds(config.detect) }) : null;
   const collector = new Collector({
     ...collectorSettings(config),
+    // A capture file is read, not received: no source can crowd others out of it, so no admission budget.
+    admission: { admitPerSource: 0, admitIntervalSeconds: config.detect.newPairFlood.intervalSeconds },
     catalog,
     logger,
     ...(detector
@@ -94,6 +97,8 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
     if (r.truncated) io.stderr.write(`mirrorguard: warning: ${flags.positionals[i - 1]}: the capture ends in a corrupt or cut record; frames before it were processed\n`);
   }
   await collector.close();
+  // What a flood in the capture coalesced is written on the detector's timer in serve; here, now.
+  detector?.flushFlood(Date.now());
 
   const counters = collector.counters();
   const sessions = db

@@ -16,6 +16,7 @@
  *       admitPerSource: 16           # new unauthorized pairs one source may add to the session table per interval; 0: no limit
  */
 import { z } from 'zod';
+import type { FloodThresholds } from './flood.js';
 
 export const DETECT_DEFAULTS = {
   /** 15 minutes: long enough for a quiet ENI (a mirrored instance with little traffic) not to flap. */
@@ -81,3 +82,9 @@ export const detectConfigSchema = z
   .prefault({});
 
 export type DetectConfig = z.output<typeof detectConfigSchema>;
+
+/** `detect.newPairFlood` in the flood monitor's units. */
+export function floodThresholds(c: Pick<DetectConfig, 'newPairFlood'>): FloodThresholds {
+  const f = c.newPairFlood;
+  return { intervalMs: f.intervalSeconds * 1000, perSource: f.perSource, total: f.total };
+}
