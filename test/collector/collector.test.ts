@@ -99,6 +99,34 @@ describe('collector', () => {
     expect(observed.n).toBe(30);
   });
 
+  it('judges a pair the full table refuses, and evicts an idle unauthorized pair (file closed as evicted) for an authorized one', async () => {
+    const dir = tmp.path;
+    const judged: string[] = [];
+    const { collector, rows } = setup(dir, {
+      maxSessions: 2,
+      onNewPair: (ip, vni) => (judged.push(`${ip}|${vni}`), vni === 42 ? { sessionId: 'tms-1', status: 'authorized' } : { sessionId: null, status: 'unauthorized-vni' }),
+    });
+    const f = innerFrame(20);
+    const t = 1_800_000_000;
+    collector.ingest4(vxlan(1, f), 0, 8 + f.length, ip4('10.0.0.1'), t, 0);
+    collector.ingest4(vxlan(2, f), 0, 8 + f.length, ip4('10.0.0.2'), t, 0);
+    // Full, both active: an unauthorized newcomer is judged (once) and refused.
+    for (let i = 0; i < 3; i++) collector.ingest4(vxlan(3, f), 0, 8 + f.length, ip4('10.0.0.3'), t + 1, 0);
+    expect(collector.drops[DROP.SESSION_LIMIT]).toBe(3);
+    expect(collector.sessions.counters['session.judged_untracked']).toBe(1);
+    collector.ingest4(vxlan(2, f), 0, 8 + f.length, ip4('10.0.0.2'), t + 9, 0); // 10.0.0.2 stays active
+    // The authorized pair arrives: 10.0.0.1 (idle since t) goes, 10.0.0.2 stays.
+    collector.ingest4(vxlan(42, f), 0, 8 + f.length, ip4('10.0.0.42'), t + 10, 0);
+    expect(collector.sessions.get4(ip4('10.0.0.42'), 42)).toMatchObject({ status: 'authorized', sessionId: 'tms-1' });
+    expect(collector.sessions.get4(ip4('10.0.0.1'), 1)).toBeUndefined();
+    expect(judged).toEqual(['10.0.0.1|1', '10.0.0.2|2', '10.0.0.3|3', '10.0.0.42|42']); // each once
+    await collector.close();
+    const byPair = Object.fromEntries(rows().map((r) => [`${r.source_ip}|${r.vni}`, r]));
+    expect(byPair['10.0.0.1|1']).toMatchObject({ close_reason: 'evicted', packets: 1 });
+    expect(byPair['10.0.0.42|42']).toMatchObject({ session_id: 'tms-1', packets: 1 });
+    expect(byPair['10.0.0.3|3']).toBeUndefined();
+  });
+
   it('decodes at a non-zero offset and drops malformed VXLAN by reason without writing', async () => {
     const dir = tmp.path;
     const { collector, rows } = setup(dir);
