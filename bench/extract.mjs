@@ -174,6 +174,21 @@ function timed(cmd, argv) {
   return { s, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** CPU seconds (user + system, all threads) of a process so far, from /proc. */
+function cpuSeconds(pid) {
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+const serverCpu = [];
+function timedCpu(pid, fn) {
+  const c = cpuSeconds(pid);
+  const s = fn();
+  serverCpu.push(cpuSeconds(pid) - c);
+  return s;
+}
+
 function has(tool) {
   return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 }
@@ -205,10 +220,14 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, log 
   if (!has('mergecap') || !has('curl')) return { skipped: 'mergecap or curl is not installed', rows: [] };
   const withTcpdump = has('tcpdump');
   const dir = mkdtempSync(join(tmpdir(), 'mg-bench-extract-'));
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve', dir, String(frames), String(files)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // MG_BENCH_CPU_PROF=DIR: profile the server (node --cpu-prof) for docs/performance.md.
+  const prof = process.env.MG_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MG_BENCH_CPU_PROF] : [];
+  if (process.env.MG_BENCH_NODE_FLAGS) prof.push(...process.env.MG_BENCH_NODE_FLAGS.split(' '));
+  const child = spawn(process.execPath, [...prof, fileURLToPath(import.meta.url), 'serve', dir, String(frames), String(files)], { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
     const ready = await new Promise((resolve, reject) => {
-      createInterface({ input: child.stdout }).once('line', (l) => (l.startsWith('ready ') ? resolve(JSON.parse(l.slice(6))) : reject(new Error(l))));
+      // Other lines (node --trace-gc through MG_BENCH_NODE_FLAGS) go to stderr.
+      createInterface({ input: child.stdout }).on('line', (l) => (l.startsWith('ready ') ? resolve(JSON.parse(l.slice(6))) : process.stderr.write(`server: ${l}\n`)));
       child.once('exit', (c) => reject(new Error(`the extraction server exited (${c})`)));
     });
     const rows = [];
@@ -218,7 +237,7 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, log 
         const url = `http://127.0.0.1:${ready.port}/v1/pcap?${q}`;
         const oursOut = join(dir, 'ours.pcap');
         const toolOut = join(dir, 'tool.pcap');
-        const ours = () => timed('curl', ['-sS', '--fail', '-o', oursOut, '-H', `authorization: Bearer ${TOKEN}`, url]).s;
+        const ours = () => timedCpu(child.pid, () => timed('curl', ['-sS', '--fail', '-o', oursOut, '-H', `authorization: Bearer ${TOKEN}`, url]).s);
         const tool = filtered
           ? () => timed('sh', ['-c', `mergecap -F nsecpcap -w - ${sc.files.map((f) => `'${f}'`).join(' ')} | tcpdump -r - -w '${toolOut}' '${FILTER}' 2>/dev/null`]).s
           : () => timed('mergecap', ['-F', 'nsecpcap', '-w', toolOut, ...sc.files]).s;
@@ -227,6 +246,7 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, log 
         tool();
         const a = [];
         const b = [];
+        serverCpu.length = 0;
         for (let r = 0; r < reps; r++) {
           a.push(ours());
           b.push(tool());
@@ -243,6 +263,7 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, log 
           inputPackets: sc.packets,
           outputPackets: oursPackets,
           oursS: median(a),
+          serverCpuS: median(serverCpu),
           toolS: median(b),
           oursRuns: a,
           toolRuns: b,
@@ -251,7 +272,7 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, log 
         };
         rows.push(row);
         log(
-          `extract ${name.padEnd(11)} ${filtered ? `filter '${FILTER}'` : 'whole window     '}  ours ${row.oursS.toFixed(3)} s  ${row.tool} ${row.toolS.toFixed(3)} s  ` +
+          `extract ${name.padEnd(11)} ${filtered ? `filter '${FILTER}'` : 'whole window     '}  ours ${row.oursS.toFixed(3)} s (server CPU ${row.serverCpuS.toFixed(2)} s)  ${row.tool} ${row.toolS.toFixed(3)} s  ` +
             `tool/ours ${row.ratio.toFixed(2)}  (${oursPackets} packets, ${identical ? 'same as the tool' : 'DIFFERENT from the tool'})`,
         );
       }
