@@ -287,12 +287,12 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, log 
 
 export function extractionTable(result) {
   const lines = [
-    '| files | window | mirrorguard (HTTP, SHA-256 trailer) | tool | tool time | tool / mirrorguard | output |',
-    '|---|---|---:|---|---:|---:|---|',
+    '| files | window | mirrorguard (HTTP, SHA-256 trailer) | its server CPU | tool | tool time | tool / mirrorguard | output |',
+    '|---|---|---:|---:|---|---:|---:|---|',
   ];
   for (const r of result.rows) {
     lines.push(
-      `| ${r.scenario} (${r.files} x ${(r.inputPackets / r.files).toLocaleString('en-US')}) | ${r.filtered ? `filter \`${result.filter}\`` : 'whole'} | ${r.oursS.toFixed(3)} s | ${r.tool.replace('|', '\\|')} | ${r.toolS.toFixed(3)} s | ${r.ratio.toFixed(2)} | ${r.sameOutput ? (r.filtered ? 'same packet count' : 'same bytes') : 'DIFFERENT'} |`,
+      `| ${r.scenario} (${r.files} x ${(r.inputPackets / r.files).toLocaleString('en-US')}) | ${r.filtered ? `filter \`${result.filter}\`` : 'whole'} | ${r.oursS.toFixed(3)} s | ${r.serverCpuS.toFixed(2)} s | ${r.tool.replace('|', '\\|')} | ${r.toolS.toFixed(3)} s | ${r.ratio.toFixed(2)} | ${r.sameOutput ? (r.filtered ? 'same packet count' : 'same bytes') : 'DIFFERENT'} |`,
     );
   }
   return lines.join('\n');
