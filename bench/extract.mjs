@@ -19,6 +19,8 @@
 //      (after the global header), and the filtered packet counts agree.
 //
 // Standalone: node bench/extract.mjs [--reps 7] [--frames 50000] [--files 8] [--quick]
+//             [--only interleaved|rotated] [--filter both|yes|no]
+//   MG_BENCH_CPU_PROF=DIR profiles the server (node --cpu-prof), MG_BENCH_NODE_FLAGS adds node flags.
 // From npm run bench: runExtraction() below.
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
@@ -216,7 +218,7 @@ function sameRecords(a, b) {
  * Run the extraction comparison. Returns rows { scenario, filtered, oursS, toolS, ratio, ... }.
  * log: a function for progress lines.
  */
-export async function runExtraction({ reps = 7, frames = 50_000, files = 8, log = (l) => process.stderr.write(`${l}\n`) } = {}) {
+export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only = null, filters = [false, true], log = (l) => process.stderr.write(`${l}\n`) } = {}) {
   if (!has('mergecap') || !has('curl')) return { skipped: 'mergecap or curl is not installed', rows: [] };
   const withTcpdump = has('tcpdump');
   const dir = mkdtempSync(join(tmpdir(), 'mg-bench-extract-'));
@@ -232,7 +234,8 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, log 
     });
     const rows = [];
     for (const [name, sc] of Object.entries(ready.scenarios)) {
-      for (const filtered of withTcpdump ? [false, true] : [false]) {
+      if (only !== null && only !== name) continue;
+      for (const filtered of withTcpdump ? filters : filters.filter((f) => !f)) {
         const q = `vni=${sc.vni}&from=${ready.from}&to=${ready.to}${filtered ? `&filter=${encodeURIComponent(FILTER)}` : ''}`;
         const url = `http://127.0.0.1:${ready.port}/v1/pcap?${q}`;
         const oursOut = join(dir, 'ours.pcap');
@@ -302,8 +305,14 @@ const isMain = process.argv[1] === fileURLToPath(import.meta.url);
 if (isMain && process.argv[2] === 'serve') {
   await serve(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
 } else if (isMain) {
-  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, frames: { type: 'string', default: '50000' }, files: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false } } });
-  const res = await runExtraction({ reps: values.quick ? 1 : Number(values.reps), frames: values.quick ? 5000 : Number(values.frames), files: Number(values.files) });
+  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, frames: { type: 'string', default: '50000' }, files: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, filter: { type: 'string', default: 'both' } } });
+  const res = await runExtraction({
+    reps: values.quick ? 1 : Number(values.reps),
+    frames: values.quick ? 5000 : Number(values.frames),
+    files: Number(values.files),
+    only: values.only ?? null,
+    filters: values.filter === 'both' ? [false, true] : [values.filter === 'yes'],
+  });
   if (res.skipped) process.stdout.write(`skipped: ${res.skipped}\n`);
   else process.stdout.write(`${extractionTable(res)}\n`);
 }
