@@ -4,13 +4,18 @@
  *
  * - Each input is read by an AsyncCaptureReader (pcap or pcapng) holding one chunk in memory, and a
  *   binary heap keyed by (seconds, nanoseconds, input index) picks the earliest current record. Memory
- *   is inputs x chunkBytes plus one output chunk, whatever the file sizes. Equal timestamps keep input
- *   order, so a merge is deterministic.
+ *   is inputs x chunkBytes plus the output chunks in flight, whatever the file sizes. Equal timestamps
+ *   keep input order, so a merge is deterministic (mergecap takes the file named last first).
+ * - The earliest input's records go out in a run up to the next input's head, without touching the heap:
+ *   one run per packet when inputs interleave packet by packet, one per read buffer when files follow
+ *   each other (rotated files). A record already in our format (little-endian nanosecond pcap, our link
+ *   type) is copied with its header as it is; any other is rewritten.
  * - Timestamps are compared as (sec, nsec) pairs: nanoseconds since the epoch exceed 2^53.
  * - The window is [from, to): `from` inclusive, `to` exclusive, so adjacent windows never repeat a packet.
  *   Each input is assumed to be in time order (our writer appends in arrival order); once the earliest
  *   current record of every input is at or after `to`, the merge ends without reading further.
  * - Output goes through Readable.push with backpressure: nothing is read while the consumer is slow.
+ *   With `heldDownstream`, a pushed chunk is refilled once all its bytes have left, instead of a new one.
  * - `signal` aborts: the stream is destroyed with an AbortError and every input is closed.
  */
 import { addAbortSignal, Readable } from 'node:stream';
