@@ -14,10 +14,13 @@
 //   4. Peak RSS is VmHWM; heap growth and young-generation allocation come from the mirrorguard
 //      children (run with --expose-gc), and from a live "soak" run of a million packets.
 //   5. Print a table with ratios to the C reference and write everything to .bench/results-<date>.json.
+//   6. Extraction (bench/extract.mjs): GET /v1/pcap through HTTP against mergecap (whole window) and
+//      mergecap | tcpdump (filtered), on interleaved and on rotated non-overlapping files, as ratios.
 //
 // Options: --sizes 64,512,1450  --receivers ref,native,dgram,plain,tcpdump  --reps 3  --count N
 //          --sessions 16  --no-soak  --quick (small counts, one rep: a smoke test of the harness)
 //          --no-sysctl (do not raise net.core.rmem_max for the run; see raiseRmemMax)
+//          --no-extract (skip the extraction rows)  --extract-only (only them)  --extract-reps 7
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
@@ -25,6 +28,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { extractionTable, runExtraction } from './extract.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = join(ROOT, '.bench');
@@ -46,6 +50,9 @@ const { values: args } = parseArgs({
     sessions: { type: 'string', default: '16' },
     'no-soak': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
+    'no-extract': { type: 'boolean', default: false },
+    'extract-only': { type: 'boolean', default: false },
+    'extract-reps': { type: 'string', default: '7' },
   },
 });
 const SIZES = args.sizes.split(',').map(Number);
@@ -605,6 +612,7 @@ async function main() {
     skipped.tcpdump = 'tcpdump is not installed';
     kinds = kinds.filter((k) => k !== 'tcpdump');
   }
+  if (args['extract-only']) kinds = [];
   for (const [k, why] of Object.entries(skipped)) log(`skipping ${LABEL[k]}: ${why}`);
 
   const meta = {
@@ -621,7 +629,7 @@ async function main() {
   };
   const runs = [];
   const plan = {};
-  for (const size of SIZES) {
+  for (const size of kinds.length ? SIZES : []) {
     const { truesize, recvBufferBytes } = await measureTruesize(size);
     // Fill at most 60% of what the kernel granted, and at most what keeps a run short.
     const fits = Math.floor((recvBufferBytes * 0.6) / truesize);
@@ -631,7 +639,7 @@ async function main() {
   }
   meta.plan = plan;
   for (let rep = 0; rep < REPS; rep++) {
-    for (const size of SIZES) {
+    for (const size of kinds.length ? SIZES : []) {
       for (const kind of kinds) {
         const count = plan[size].count;
         const t = Date.now();
@@ -652,18 +660,31 @@ async function main() {
     log(`soak: ${fmtInt(s.packets)} packets live through the native path: heap growth ${fmtInt(soak.heapGrowthPerMillion)} bytes per million, ${fmtRatio(soak.minorGcsPerMillion)} scavenges per million`);
   }
   restoreRmem();
+  let extraction = null;
+  if (!args['no-extract']) {
+    extraction = await runExtraction({ reps: args.quick ? 1 : Number(args['extract-reps']), ...(args.quick ? { frames: 5000 } : {}), log });
+    if (extraction.skipped) log(`skipping extraction: ${extraction.skipped}`);
+  }
   const summary = summarize(runs);
   const checks = targets(summary, soak);
+  for (const r of extraction?.rows ?? []) {
+    checks.push({ target: `extraction (${r.scenario}, ${r.filtered ? 'filtered' : 'whole window'}${r.sink === 'null' ? ', to /dev/null' : ''}) at least as fast as ${r.tool} (tool time / ours >= 1)`, value: r.ratio, pass: r.ratio >= 1 });
+  }
   meta.elapsedSeconds = Math.round((Date.now() - started) / 1000);
   mkdirSync(OUT_DIR, { recursive: true });
   const file = join(OUT_DIR, `results-${meta.date.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify({ meta, summary, checks, soak, runs }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ meta, summary, checks, soak, runs, extraction }, null, 2)}\n`);
 
   const out = [];
   out.push(`mirrorguard bench ${meta.date}: ${meta.cpus} x ${meta.cpu}, Linux ${meta.kernel}, Node ${meta.node}`);
-  out.push(`${SESSIONS} sessions, median of ${REPS} run(s); packets per run: ${SIZES.map((s) => `${s} B: ${fmtInt(plan[s].count)}`).join(', ')}`);
+  if (runs.length) out.push(`${SESSIONS} sessions, median of ${REPS} run(s); packets per run: ${SIZES.map((s) => `${s} B: ${fmtInt(plan[s].count)}`).join(', ')}`);
   out.push('');
-  out.push(table(summary));
+  if (runs.length) out.push(table(summary));
+  if (extraction?.rows?.length) {
+    out.push('');
+    out.push(`Extraction: ${extraction.files} files x ${fmtInt(extraction.frames)} frames of ${extraction.frameBytes} B, median of ${extraction.reps} interleaved runs`);
+    out.push(extractionTable(extraction));
+  }
   if (soak) {
     out.push('');
     out.push(

@@ -346,7 +346,7 @@ function parsePort(text: string): number {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Evaluation: no allocation, index loops only.
+// Evaluation: compiled once into closures; no allocation per packet, index loops only.
 
 function u32(buf: Uint8Array, o: number): number {
   return ((buf[o] << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]) >>> 0;
@@ -376,58 +376,99 @@ function equal16(buf: Uint8Array, off: number, want: Uint8Array): boolean {
   return true;
 }
 
-function evalNode(n: Node, st: PacketState, buf: Uint8Array): boolean {
+/** A compiled term: tests a decoded packet. */
+type Test = (st: PacketState, buf: Uint8Array) => boolean;
+
+/**
+ * Turn the tree into closures once, at compile time: each term's constants (address, prefix, port
+ * range, direction) are captured, so a match runs straight-line comparisons instead of dispatching on
+ * node kinds for every packet. The closures allocate nothing when called.
+ */
+function compileNode(n: Node): Test {
   switch (n.kind) {
     case 'all':
-      return true;
-    case 'and':
-      for (let i = 0; i < n.items.length; i++) if (!evalNode(n.items[i], st, buf)) return false;
-      return true;
-    case 'or':
-      for (let i = 0; i < n.items.length; i++) if (evalNode(n.items[i], st, buf)) return true;
-      return false;
-    case 'not':
-      return !evalNode(n.item, st, buf);
+      return () => true;
+    case 'and': {
+      const t = n.items.map(compileNode);
+      if (t.length === 2) {
+        const [x, y] = t as [Test, Test];
+        return (st, buf) => x(st, buf) && y(st, buf);
+      }
+      return (st, buf) => {
+        for (let i = 0; i < t.length; i++) if (!t[i](st, buf)) return false;
+        return true;
+      };
+    }
+    case 'or': {
+      const t = n.items.map(compileNode);
+      if (t.length === 2) {
+        const [x, y] = t as [Test, Test];
+        return (st, buf) => x(st, buf) || y(st, buf);
+      }
+      return (st, buf) => {
+        for (let i = 0; i < t.length; i++) if (t[i](st, buf)) return true;
+        return false;
+      };
+    }
+    case 'not': {
+      const x = compileNode(n.item);
+      return (st, buf) => !x(st, buf);
+    }
     case 'host': {
+      const src = n.dir !== DST;
+      const dst = n.dir !== SRC;
       const ip = n.ip;
       if (ip.family === 4) {
-        if (st.l3Family === AF_INET) return (n.dir !== DST && st.src4 === ip.v4) || (n.dir !== SRC && st.dst4 === ip.v4);
-        if (isArpIpv4(st, buf)) {
-          return (n.dir !== DST && u32(buf, st.l3Off + 14) === ip.v4) || (n.dir !== SRC && u32(buf, st.l3Off + 24) === ip.v4);
-        }
-        return false;
+        const v4 = ip.v4;
+        return (st, buf) => {
+          if (st.l3Family === AF_INET) return (src && st.src4 === v4) || (dst && st.dst4 === v4);
+          if (isArpIpv4(st, buf)) return (src && u32(buf, st.l3Off + 14) === v4) || (dst && u32(buf, st.l3Off + 24) === v4);
+          return false;
+        };
       }
-      if (st.l3Family !== AF_INET6) return false;
-      return (n.dir !== DST && equal16(buf, st.src6Off, ip.v6)) || (n.dir !== SRC && equal16(buf, st.dst6Off, ip.v6));
+      const v6 = ip.v6;
+      return (st, buf) => st.l3Family === AF_INET6 && ((src && equal16(buf, st.src6Off, v6)) || (dst && equal16(buf, st.dst6Off, v6)));
     }
     case 'net': {
+      const src = n.dir !== DST;
+      const dst = n.dir !== SRC;
       const c = n.cidr;
       if (c.family === 4) {
-        if (st.l3Family === AF_INET) return (n.dir !== DST && ipv4InCidr(st.src4, c)) || (n.dir !== SRC && ipv4InCidr(st.dst4, c));
-        if (isArpIpv4(st, buf)) {
-          return (
-            (n.dir !== DST && ipv4InCidr(u32(buf, st.l3Off + 14), c)) || (n.dir !== SRC && ipv4InCidr(u32(buf, st.l3Off + 24), c))
-          );
-        }
-        return false;
+        return (st, buf) => {
+          if (st.l3Family === AF_INET) return (src && ipv4InCidr(st.src4, c)) || (dst && ipv4InCidr(st.dst4, c));
+          if (isArpIpv4(st, buf)) return (src && ipv4InCidr(u32(buf, st.l3Off + 14), c)) || (dst && ipv4InCidr(u32(buf, st.l3Off + 24), c));
+          return false;
+        };
       }
-      if (st.l3Family !== AF_INET6) return false;
-      return (n.dir !== DST && ipv6InCidr(buf, st.src6Off, c)) || (n.dir !== SRC && ipv6InCidr(buf, st.dst6Off, c));
+      return (st, buf) => st.l3Family === AF_INET6 && ((src && ipv6InCidr(buf, st.src6Off, c)) || (dst && ipv6InCidr(buf, st.dst6Off, c)));
     }
     case 'port': {
-      const p = st.ipProto;
-      if (st.srcPort < 0) return false;
-      if (n.proto >= 0 ? p !== n.proto : p !== IPPROTO_TCP && p !== IPPROTO_UDP && p !== IPPROTO_SCTP) return false;
-      return (n.dir !== DST && st.srcPort >= n.lo && st.srcPort <= n.hi) || (n.dir !== SRC && st.dstPort >= n.lo && st.dstPort <= n.hi);
+      const src = n.dir !== DST;
+      const dst = n.dir !== SRC;
+      const { lo, hi, proto } = n;
+      return (st) => {
+        const p = st.ipProto;
+        if (st.srcPort < 0) return false;
+        if (proto >= 0 ? p !== proto : p !== IPPROTO_TCP && p !== IPPROTO_UDP && p !== IPPROTO_SCTP) return false;
+        return (src && st.srcPort >= lo && st.srcPort <= hi) || (dst && st.dstPort >= lo && st.dstPort <= hi);
+      };
     }
-    case 'proto':
-      return st.ipProto === n.proto;
-    case 'ethertype':
-      return st.etherType === n.type;
-    case 'vlan':
-      if (n.id < 0) return st.vlanCount > 0;
-      for (let i = 0; i < st.vlanCount; i++) if (st.vlanIds[i] === n.id) return true;
-      return false;
+    case 'proto': {
+      const proto = n.proto;
+      return (st) => st.ipProto === proto;
+    }
+    case 'ethertype': {
+      const type = n.type;
+      return (st) => st.etherType === type;
+    }
+    case 'vlan': {
+      const id = n.id;
+      if (id < 0) return (st) => st.vlanCount > 0;
+      return (st) => {
+        for (let i = 0; i < st.vlanCount; i++) if (st.vlanIds[i] === id) return true;
+        return false;
+      };
+    }
   }
 }
 
@@ -475,21 +516,24 @@ function nodeText(n: Node): string {
 
 class CompiledFilter implements PacketFilter {
   private readonly st = new PacketState();
+  private readonly test: Test;
 
   constructor(
     readonly expr: string,
     private readonly root: Node,
-  ) {}
+  ) {
+    this.test = compileNode(root);
+  }
 
   matches(buf: Uint8Array, off: number, end: number): boolean {
     const st = this.st;
     st.reset();
     if (decodeInnerFrame(buf, off, end, st) !== DROP.OK) return false;
-    return evalNode(this.root, st, buf);
+    return this.test(st, buf);
   }
 
   matchesDecoded(st: PacketState, buf: Uint8Array): boolean {
-    return evalNode(this.root, st, buf);
+    return this.test(st, buf);
   }
 
   toString(): string {

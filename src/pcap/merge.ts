@@ -4,13 +4,18 @@
  *
  * - Each input is read by an AsyncCaptureReader (pcap or pcapng) holding one chunk in memory, and a
  *   binary heap keyed by (seconds, nanoseconds, input index) picks the earliest current record. Memory
- *   is inputs x chunkBytes plus one output chunk, whatever the file sizes. Equal timestamps keep input
- *   order, so a merge is deterministic.
+ *   is inputs x chunkBytes plus the output chunks in flight, whatever the file sizes. Equal timestamps
+ *   keep input order, so a merge is deterministic (mergecap takes the file named last first).
+ * - The earliest input's records go out in a run up to the next input's head, without touching the heap:
+ *   one run per packet when inputs interleave packet by packet, one per read buffer when files follow
+ *   each other (rotated files). A record already in our format (little-endian nanosecond pcap, our link
+ *   type) is copied with its header as it is; any other is rewritten.
  * - Timestamps are compared as (sec, nsec) pairs: nanoseconds since the epoch exceed 2^53.
  * - The window is [from, to): `from` inclusive, `to` exclusive, so adjacent windows never repeat a packet.
  *   Each input is assumed to be in time order (our writer appends in arrival order); once the earliest
  *   current record of every input is at or after `to`, the merge ends without reading further.
  * - Output goes through Readable.push with backpressure: nothing is read while the consumer is slow.
+ *   With `heldDownstream`, a pushed chunk is refilled once all its bytes have left, instead of a new one.
  * - `signal` aborts: the stream is destroyed with an AbortError and every input is closed.
  */
 import { addAbortSignal, Readable } from 'node:stream';
@@ -20,6 +25,7 @@ import { openCaptureAsync, type AsyncCaptureReader } from './reader.js';
 
 export const DEFAULT_MERGE_CHUNK_BYTES = 256 * 1024;
 export const DEFAULT_MERGE_OUTPUT_CHUNK_BYTES = 64 * 1024;
+const NSEC_PER_SEC = 1_000_000_000;
 
 export interface MergeOptions {
   /** Window start, inclusive. Default: no lower bound. */
@@ -39,6 +45,14 @@ export interface MergeOptions {
   chunkBytes?: number;
   /** Size of the chunks pushed downstream, bytes. Default 64 KiB. */
   outputChunkBytes?: number;
+  /**
+   * Bytes of this stream's output still held downstream, beyond its own buffer: pushed but not yet
+   * handed to the kernel. When given, an output chunk whose bytes have all left is refilled instead of
+   * allocating a new one. Every fresh chunk is external memory, and V8 answers a few hundred MB of it
+   * with a full GC every few tens of MB: about a third of the CPU of an extraction. Give it only when
+   * every holder is counted (a socket's writableLength is; a test harness that keeps the chunks is not).
+   */
+  heldDownstream?: () => number;
 }
 
 export interface MergeStats {
@@ -67,6 +81,20 @@ export class MergeStream extends Readable {
   private readers: AsyncCaptureReader[] = [];
   /** Heap of indexes into readers, ordered by their current record's timestamp. */
   private heap: number[] = [];
+  /** The current record's timestamp of each input (copied out of its reader for the heap's comparisons). */
+  private secs: number[] = [];
+  private nsecs: number[] = [];
+  /** 1 where an input's records are byte for byte ours (classic little-endian nanosecond pcap, our link type). */
+  private raw: Uint8Array = new Uint8Array(0);
+  /** No predicate: records can be copied in runs. */
+  private readonly plain: boolean;
+  /** A run of input records waiting to be copied out: runBuf[runStart, runEnd). */
+  private runBuf: Buffer | null = null;
+  private runStart = 0;
+  private runEnd = 0;
+  /** Output bytes pushed so far, and the chunks pushed that may still be held downstream (heldDownstream). */
+  private pushedBytes = 0;
+  private sent: { buf: Buffer; end: number }[] = [];
   private out: Buffer;
   private outLen = 0;
   private readonly outSize: number;
@@ -93,14 +121,30 @@ export class MergeStream extends Readable {
     this.fromNsec = opts.fromNsec ?? 0;
     this.toSec = opts.toSec ?? 0;
     this.toNsec = opts.toNsec ?? 0;
+    this.plain = opts.predicate === undefined;
     if (opts.signal !== undefined) addAbortSignal(opts.signal, this);
   }
 
+  private readyResult: Promise<void> | null = null;
+
   override _construct(callback: (error?: Error | null) => void): void {
-    this.start().then(
+    this.readyResult = this.start();
+    // Whoever awaits ready() sees the error; the stream reports it too (nobody may be awaiting ready()).
+    this.readyResult.catch(() => undefined);
+    this.readyResult.then(
       () => callback(),
       (e: unknown) => callback(e as Error),
     );
+  }
+
+  /**
+   * Resolves once every input is open and has its first record (the global header is then buffered);
+   * rejects with the error that fails the stream (MG_ERR_CAPTURE_READ / MG_ERR_CAPTURE_FORMAT).
+   */
+  async ready(): Promise<void> {
+    // _construct runs on the next tick after the constructor.
+    while (this.readyResult === null) await new Promise<void>((r) => process.nextTick(r));
+    return this.readyResult;
   }
 
   /** Open every input, read its first record, build the heap and write the global header. */
@@ -111,12 +155,19 @@ export class MergeStream extends Readable {
       const lim = limits[i];
       this.readers.push(await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim }));
     }
-    for (let i = 0; i < this.readers.length; i++) {
+    const n = this.readers.length;
+    this.secs = new Array<number>(n).fill(0);
+    this.nsecs = new Array<number>(n).fill(0);
+    const live: boolean[] = [];
+    for (let i = 0; i < n; i++) {
       if (this.opts.signal?.aborted) return;
-      if (await this.readers[i]!.next()) {
+      const r = this.readers[i]!;
+      live.push(await r.next());
+      if (live[i]) {
         this.stats.read++;
-        this.heapPush(i);
-      } else await this.retire(i);
+        this.secs[i] = r.record.tsSec;
+        this.nsecs[i] = r.record.tsNsec;
+      }
     }
     let linktype = this.opts.linktype;
     if (linktype === undefined) {
@@ -124,6 +175,13 @@ export class MergeStream extends Readable {
       linktype = first !== undefined ? first.linktype : LINKTYPE_ETHERNET;
     }
     this.stats.linktype = linktype;
+    this.raw = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const r = this.readers[i]!;
+      this.raw[i] = r.format === 'pcap' && r.littleEndian && r.nanosecond && r.linktype === linktype ? 1 : 0;
+      if (live[i]) this.heapPush(i);
+      else await this.retire(i);
+    }
     if (writeGlobalHeader(this.out, 0, linktype, SNAPLEN) < 0) throw new MgError('MG_ERR_CAPTURE_LINKTYPE', `link type ${linktype}`);
     this.outLen = GLOBAL_HEADER_BYTES;
     this.stats.bytes = GLOBAL_HEADER_BYTES;
@@ -148,32 +206,101 @@ export class MergeStream extends Readable {
 
   private async pump(): Promise<void> {
     const heap = this.heap;
+    const secs = this.secs;
+    const nsecs = this.nsecs;
     while (this.wantMore && !this.destroyed) {
       if (heap.length === 0) return this.complete();
       const i = heap[0]!;
+      // The input to beat: the earlier of the root's children (the heap's second-smallest head). Records
+      // of input i up to it go out in one run, without touching the heap: one run per packet when the
+      // inputs interleave packet by packet, one run per file (a byte range) when files follow each other.
+      let b = -1;
+      if (heap.length > 1) {
+        b = heap[1]!;
+        if (heap.length > 2 && this.less(heap[2]!, b)) b = heap[2]!;
+      }
+      const bSec = b < 0 ? Infinity : secs[b]!;
+      const bNsec = b < 0 ? 0 : nsecs[b]!;
       const r = this.readers[i]!;
       const rec = r.record;
-      if (this.hasTo && (rec.tsSec > this.toSec || (rec.tsSec === this.toSec && rec.tsNsec >= this.toNsec))) return this.complete();
-      this.accept(rec.buf, rec.off, rec.caplen, rec.origLen, rec.tsSec, rec.tsNsec, rec.linktype);
-      // Advance this input; the other inputs' records stay valid meanwhile.
-      let more = r.tryNext();
-      if (more === null) {
-        await r.fill();
-        if (this.destroyed) return;
-        more = r.tryNext() ?? false;
-      }
-      if (more) {
-        this.stats.read++;
-        this.siftDown(0);
-      } else {
-        const last = heap.pop()!;
-        if (heap.length > 0) {
-          heap[0] = last;
-          this.siftDown(0);
+      const raw = this.raw[i] === 1;
+      for (;;) {
+        const sec = secs[i]!;
+        const nsec = nsecs[i]!;
+        // Past the next input's head (ties go to the lower input index: stable): hand over.
+        if (sec > bSec || (sec === bSec && (nsec > bNsec || (nsec === bNsec && i > b)))) break;
+        // The earliest record of all is at or past `to`: nothing later can be in the window.
+        if (this.hasTo && (sec > this.toSec || (sec === this.toSec && nsec >= this.toNsec))) {
+          this.flushRun();
+          return this.complete();
         }
-        await this.retire(i);
+        if (raw && this.plain && rec.caplen <= SNAPLEN && nsec < NSEC_PER_SEC && !(this.hasFrom && (sec < this.fromSec || (sec === this.fromSec && nsec < this.fromNsec))) && rec.caplen <= rec.origLen && rec.origLen > 0) {
+          // Already a record of ours, byte for byte (nanosecond little-endian pcap, our link type): extend the run.
+          const recStart = rec.off - RECORD_HEADER_BYTES;
+          if (this.runBuf !== rec.buf || this.runEnd !== recStart) {
+            this.flushRun();
+            this.runBuf = rec.buf;
+            this.runStart = recStart;
+          }
+          this.runEnd = rec.off + rec.caplen;
+          this.stats.packets++;
+        } else {
+          this.flushRun();
+          this.accept(rec.buf, rec.off, rec.caplen, rec.origLen, sec, nsec, rec.linktype);
+        }
+        // Advance this input; the other inputs' records stay valid meanwhile.
+        let more = r.tryNext();
+        if (more === null) {
+          // The read buffer is about to be compacted and refilled: the run must leave it first.
+          this.flushRun();
+          await r.fill();
+          if (this.destroyed) return;
+          more = r.tryNext() ?? false;
+        }
+        if (!more) {
+          this.flushRun();
+          const last = heap.pop()!;
+          if (heap.length > 0) {
+            heap[0] = last;
+            this.siftDown(0);
+          }
+          await this.retire(i);
+          break;
+        }
+        this.stats.read++;
+        secs[i] = rec.tsSec;
+        nsecs[i] = rec.tsNsec;
+        if (!this.wantMore) {
+          this.flushRun();
+          this.siftDown(0);
+          break;
+        }
       }
+      if (heap[0] === i) this.siftDown(0);
     }
+    this.flushRun();
+  }
+
+  /** Copy the pending run of input records (already in our output format) to the output. */
+  private flushRun(): void {
+    const src = this.runBuf;
+    if (src === null) return;
+    this.runBuf = null;
+    let a = this.runStart;
+    const end = this.runEnd;
+    this.stats.bytes += end - a;
+    while (a < end) {
+      let room = this.out.length - this.outLen;
+      if (room === 0) {
+        this.pushOut();
+        room = this.out.length;
+      }
+      const n = Math.min(room, end - a);
+      src.copy(this.out, this.outLen, a, a + n);
+      this.outLen += n;
+      a += n;
+    }
+    if (this.outLen === this.out.length) this.pushOut();
   }
 
   /** Copy one record into the output if it passes the window, the link type and the predicate. */
@@ -210,9 +337,23 @@ export class MergeStream extends Readable {
   private pushOut(): void {
     if (this.outLen === 0) return;
     const chunk = this.out.subarray(0, this.outLen);
-    this.out = Buffer.allocUnsafe(this.outSize);
+    this.pushedBytes += this.outLen;
+    const held = this.opts.heldDownstream;
+    if (held !== undefined) this.sent.push({ buf: this.out, end: this.pushedBytes });
     this.outLen = 0;
     this.wantMore = this.push(chunk);
+    this.out = this.freeChunk() ?? Buffer.allocUnsafe(this.outSize);
+  }
+
+  /** The oldest pushed chunk, when every byte of it has left for the kernel (FIFO: the bytes before it too). */
+  private freeChunk(): Buffer | null {
+    const held = this.opts.heldDownstream;
+    const oldest = this.sent[0];
+    if (held === undefined || oldest === undefined) return null;
+    const left = this.pushedBytes - this.readableLength - held();
+    if (oldest.end > left) return null;
+    this.sent.shift();
+    return oldest.buf;
   }
 
   private async complete(): Promise<void> {
@@ -235,10 +376,12 @@ export class MergeStream extends Readable {
   }
 
   private less(a: number, b: number): boolean {
-    const ra = this.readers[a]!.record;
-    const rb = this.readers[b]!.record;
-    if (ra.tsSec !== rb.tsSec) return ra.tsSec < rb.tsSec;
-    if (ra.tsNsec !== rb.tsNsec) return ra.tsNsec < rb.tsNsec;
+    const sa = this.secs[a]!;
+    const sb = this.secs[b]!;
+    if (sa !== sb) return sa < sb;
+    const na = this.nsecs[a]!;
+    const nb = this.nsecs[b]!;
+    if (na !== nb) return na < nb;
     return a < b;
   }
 

@@ -269,16 +269,19 @@ class CaptureParser {
     const s = this.start;
     const avail = this.end - s;
     if (avail < 16) return this.need(16);
-    const caplen = this.u32(s + 8);
+    // The per-record path of every merge: the byte order is read once, not per field.
+    const b = this.buf;
+    const le = this.littleEndian;
+    const caplen = le ? b.readUInt32LE(s + 8) : b.readUInt32BE(s + 8);
     if (caplen > this.maxCaplen) return this.stop(`record at offset ${this.fileOff + s} has caplen ${caplen}, more than ${this.maxCaplen}`);
     const total = 16 + caplen;
     if (avail < total) return this.need(total);
     const rec = this.record;
-    rec.tsSec = this.u32(s);
-    const frac = this.u32(s + 4);
+    rec.tsSec = le ? b.readUInt32LE(s) : b.readUInt32BE(s);
+    const frac = le ? b.readUInt32LE(s + 4) : b.readUInt32BE(s + 4);
     rec.tsNsec = this.nanosecond ? frac : frac * 1000;
     rec.caplen = caplen;
-    rec.origLen = this.u32(s + 12);
+    rec.origLen = le ? b.readUInt32LE(s + 12) : b.readUInt32BE(s + 12);
     rec.off = s + 16;
     rec.linktype = this.linktype;
     rec.interfaceId = 0;

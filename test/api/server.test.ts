@@ -32,22 +32,22 @@ function capturingLogger(): { logger: pino.Logger; lines: Record<string, unknown
 }
 
 /** A large capture (crafted record by record) in the catalog, closed, with its SHA-256. */
-function bigCapture(h: Harness, frames: number, frameBytes: number): { id: number; bytes: number } {
-  const rel = captureRelPath(9, '10.0.0.9', T, 0, 0, 1);
+function bigCapture(h: Harness, frames: number, frameBytes: number, sourceIp = '10.0.0.9', offsetNs = 0): { id: number; bytes: number; abs: string } {
+  const rel = captureRelPath(9, sourceIp, T, offsetNs, 0, 1);
   const abs = join(h.dataDir, rel);
   mkdirSync(dirname(abs), { recursive: true });
   const buf = Buffer.alloc(GLOBAL_HEADER_BYTES + frames * (RECORD_HEADER_BYTES + frameBytes));
   globalHeader().copy(buf, 0);
   let off = GLOBAL_HEADER_BYTES;
   for (let i = 0; i < frames; i++) {
-    off = writeRecordHeader(buf, off, T + Math.floor(i / 1000), (i % 1000) * 1_000_000, frameBytes, frameBytes);
+    off = writeRecordHeader(buf, off, T + Math.floor(i / 1000), (i % 1000) * 1_000_000 + offsetNs, frameBytes, frameBytes);
     buf.writeUInt32BE(i, off + 14);
     off += frameBytes;
   }
   writeFileSync(abs, buf);
-  const id = h.catalog.open({ path: rel, vni: 9, sourceIp: '10.0.0.9', sessionId: null, worker: 0, createdUs: T * 1e6, firstUs: T * 1e6 });
+  const id = h.catalog.open({ path: rel, vni: 9, sourceIp, sessionId: null, worker: 0, createdUs: T * 1e6, firstUs: T * 1e6 });
   h.catalog.close(id, { closedUs: (T + 100) * 1e6, firstUs: T * 1e6, lastUs: (T + 30) * 1e6, packets: frames, bytes: buf.length, sha256: createHash('sha256').update(buf).digest('hex'), reason: 'size' });
-  return { id, bytes: buf.length };
+  return { id, bytes: buf.length, abs };
 }
 
 function request(port: number, path: string): Promise<{ req: ClientRequest; res: IncomingMessage }> {
@@ -109,9 +109,36 @@ describe('the API on a socket', () => {
     expect(third.res.statusCode).toBe(200);
     const all = await body(third.res);
     expect(all.length).toBe(big.bytes);
+    // One file, whole window: the extraction is the file itself, byte for byte (its records went out in runs).
+    expect(all.equals(readFileSync(big.abs))).toBe(true);
     expect(third.res.trailers['x-content-sha256']).toBe(createHash('sha256').update(all).digest('hex'));
     const status = await request(api.port, '/v1/status');
     expect(JSON.parse((await body(status.res)).toString()).extractions).toEqual({ active: 0, max: 1, started: 2, refusedBusy: 1 });
+    await api.close();
+    h.db.close();
+  }, 60_000);
+
+  it('reuses output chunks only once the socket took them: a slow reader gets what app.inject() gets', async () => {
+    const h = buildHarness({ dataDir: join(dir, 'slow') });
+    // Two sources interleaved packet by packet (0.5 ms apart): a heap merge, ~13 MB of output.
+    bigCapture(h, 4000, 1500, '10.0.0.9', 0);
+    bigCapture(h, 4000, 1500, '10.0.0.10', 500_000);
+    const q = `/v1/pcap?vni=9&from=${T}&to=${T + 60}`;
+    const injected = await h.app.inject({ url: q, headers: bearer('auditor') });
+    expect(injected.statusCode).toBe(200);
+    const api = await startApi(h.app, { listen: '127.0.0.1:0' });
+    const { res } = await request(api.port, q);
+    expect(res.statusCode).toBe(200);
+    const chunks: Buffer[] = [];
+    for await (const c of res) {
+      chunks.push(c as Buffer);
+      // Stop now and then, so that the socket buffers fill and the server's chunks wait in them.
+      if (chunks.length % 64 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    const all = Buffer.concat(chunks);
+    expect(all.length).toBe(24 + 8000 * (16 + 1500));
+    expect(all.equals(injected.rawPayload)).toBe(true);
+    expect(res.trailers['x-content-sha256']).toBe(createHash('sha256').update(all).digest('hex'));
     await api.close();
     h.db.close();
   }, 60_000);
@@ -136,6 +163,15 @@ describe('the API on a socket', () => {
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'");
     expect((await body(page)).toString()).toContain('/console/app.js');
+    // An extraction over TLS: output chunks are reused once the TLS socket took them; the bytes are the file's.
+    const big = bigCapture(h, 6000, 1500);
+    const pcap = await new Promise<IncomingMessage>((resolve, reject) => {
+      httpsGet({ host: '127.0.0.1', port: api.port, path: `/v1/pcap?vni=9&from=${T}&to=${T + 60}`, ca: readFileSync(cert), headers: { authorization: `Bearer ${TOKENS.auditor}` } }, resolve).on('error', reject);
+    });
+    expect(pcap.statusCode).toBe(200);
+    const got = await body(pcap);
+    expect(got.equals(readFileSync(big.abs))).toBe(true);
+    expect(pcap.trailers['x-content-sha256']).toBe(createHash('sha256').update(got).digest('hex'));
     // Plain HTTP to the TLS port is not answered.
     await expect(request(api.port, '/healthz')).rejects.toThrow(/socket hang up|ECONNRESET/);
     await api.close();

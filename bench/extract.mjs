@@ -1,0 +1,322 @@
+#!/usr/bin/env node
+// Extraction through the HTTP API against mergecap (whole window) and `mergecap | tcpdump` (filtered).
+//
+// Method (docs/performance.md, "Extraction"):
+//   1. A child process (this file with `serve DIR`) writes two sets of capture files and catalogs them
+//      the way the collector does, then serves the real API (dist/) on 127.0.0.1:
+//        interleaved: 8 sources of one VNI, 50,000 frames of 512 B each, interleaved in time (one packet
+//                     of each source in turn), one file per source: 8 overlapping files;
+//        rotated:     one source, 400,000 frames in 8 rotated files that follow each other in time.
+//      Each inner frame is UDP 10.0.0.1:40000 -> 10.0.0.2:(1000 + i % 100): `port 1007` keeps 1 %.
+//   2. For each scenario and each tool, interleaved repetitions (ours, mergecap, ours, mergecap ...):
+//        ours:     curl -o FILE 'GET /v1/pcap?vni=..&from=..&to=..[&filter=port 1007]' (the body is
+//                  hashed on the server and sent with its SHA-256 trailer, as in production);
+//        mergecap: mergecap -F nsecpcap -w FILE files... (-F pcap would rewrite the timestamps in microseconds);
+//        filtered: sh -c 'mergecap -F nsecpcap -w - files... | tcpdump -r - -w FILE "port 1007"'.
+//      Wall time from spawn to exit of the client (curl) or the tool pipeline; the medians are compared
+//      as ratios (tool time / our time: 1.0 = as fast, above 1 = faster than the tool).
+//   3. The outputs are checked: our whole-window output is byte for byte mergecap's -F pcap output
+//      (after the global header), and the filtered packet counts agree.
+//
+// Standalone: node bench/extract.mjs [--reps 7] [--frames 50000] [--files 8] [--quick]
+//             [--only interleaved|rotated] [--filter both|yes|no]
+//   MG_BENCH_CPU_PROF=DIR profiles the server (node --cpu-prof), MG_BENCH_NODE_FLAGS adds node flags.
+// From npm run bench: runExtraction() below.
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const T0 = 1_764_000_000;
+const VNI_INTERLEAVED = 4242;
+const VNI_ROTATED = 4343;
+const FRAME_BYTES = 512;
+const FILTER = 'port 1007';
+const TOKEN = 'bench-auditor-token-0123456789abcdef';
+
+// ---- the server child ---------------------------------------------------------------------------------
+/** An Ethernet/IPv4/UDP frame of FRAME_BYTES, UDP 10.0.0.1:40000 -> 10.0.0.2:dport, with a sequence number. */
+function frameTemplate() {
+  const f = Buffer.alloc(FRAME_BYTES);
+  f.set([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00], 0);
+  const ip = 14;
+  f[ip] = 0x45;
+  f.writeUInt16BE(FRAME_BYTES - 14, ip + 2);
+  f[ip + 8] = 64;
+  f[ip + 9] = 17;
+  f.set([10, 0, 0, 1, 10, 0, 0, 2], ip + 12);
+  const udp = ip + 20;
+  f.writeUInt16BE(40000, udp);
+  f.writeUInt16BE(FRAME_BYTES - 34, udp + 4);
+  return f;
+}
+
+/** Write one classic nanosecond pcap with records built by rec(i) -> [sec, nsec, dport, seq]. */
+function writePcap(path, n, rec) {
+  mkdirSync(dirname(path), { recursive: true });
+  const fd = openSync(path, 'w');
+  const tpl = frameTemplate();
+  const per = 16 + FRAME_BYTES;
+  const batch = 2048;
+  const buf = Buffer.alloc(24 + batch * per);
+  buf.writeUInt32LE(0xa1b23c4d, 0);
+  buf.writeUInt16LE(2, 4);
+  buf.writeUInt16LE(4, 6);
+  buf.writeUInt32LE(262144, 16);
+  buf.writeUInt32LE(1, 20);
+  let o = 24;
+  let first = null;
+  let last = null;
+  for (let i = 0; i < n; i++) {
+    const [sec, nsec, dport, seq] = rec(i);
+    first ??= [sec, nsec];
+    last = [sec, nsec];
+    buf.writeUInt32LE(sec, o);
+    buf.writeUInt32LE(nsec, o + 4);
+    buf.writeUInt32LE(FRAME_BYTES, o + 8);
+    buf.writeUInt32LE(FRAME_BYTES, o + 12);
+    tpl.copy(buf, o + 16);
+    buf.writeUInt16BE(dport, o + 16 + 36);
+    buf.writeUInt32BE(seq, o + 16 + 42);
+    o += per;
+    if (o + per > buf.length) {
+      writeSync(fd, buf, 0, o);
+      o = 0;
+    }
+  }
+  if (o > 0) writeSync(fd, buf, 0, o);
+  closeSync(fd);
+  return { first, last, bytes: statSync(path).size, packets: n };
+}
+
+async function serve(dir, frames, nfiles) {
+  const d = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
+  const [{ buildApi }, { parseApiConfig, sha256Digest }, { Catalog }, { captureRelPath }, { Detector }, { openDb }, { toMicros }] = await Promise.all([
+    d('api/app.js'),
+    d('api/config.js'),
+    d('collector/catalog.js'),
+    d('collector/layout.js'),
+    d('detect/detector.js'),
+    d('store/db.js'),
+    d('util/clock.js'),
+  ]);
+  const db = openDb(join(dir, 'catalog.db'));
+  const catalog = new Catalog(db);
+  const detector = new Detector({ db, manifest: null, silentAfterMs: 0 });
+  const scenarios = {};
+  const add = (name, vni, sourceIp, seq, n, rec) => {
+    const [s0, n0] = rec(0);
+    const rel = captureRelPath(vni, sourceIp, s0, n0, 0, seq);
+    const abs = join(dir, rel);
+    const info = writePcap(abs, n, rec);
+    const us = (t) => toMicros(t[0], t[1]);
+    const id = catalog.open({ path: rel, vni, sourceIp, sessionId: null, worker: 0, createdUs: us(info.first), firstUs: us(info.first) });
+    catalog.close(id, { closedUs: us(info.last) + 1, firstUs: us(info.first), lastUs: us(info.last), packets: n, bytes: info.bytes, sha256: '0'.repeat(64), reason: 'size' });
+    (scenarios[name] ??= { vni, files: [], packets: 0, bytes: 0 }).files.push(abs);
+    scenarios[name].packets += n;
+    scenarios[name].bytes += info.bytes;
+  };
+  // Interleaved: source k's packet i at T0 + (i * nfiles + k) microseconds.
+  for (let k = 0; k < nfiles; k++) {
+    add('interleaved', VNI_INTERLEAVED, `172.31.0.${10 + k}`, 1, frames, (i) => {
+      const t = i * nfiles + k;
+      return [T0 + Math.floor(t / 1e6), (t % 1e6) * 1000, 1000 + (t % 100), t];
+    });
+  }
+  // Rotated: one source, file f holds packets [f * frames, (f + 1) * frames), one microsecond apart.
+  for (let f = 0; f < nfiles; f++) {
+    add('rotated', VNI_ROTATED, '172.31.1.10', f + 1, frames, (i) => {
+      const t = f * frames + i;
+      return [T0 + Math.floor(t / 1e6), (t % 1e6) * 1000, 1000 + (t % 100), t];
+    });
+  }
+  const cfg = parseApiConfig({ listen: '127.0.0.1:0', maxRangeHours: 24 });
+  const app = buildApi(
+    {
+      db,
+      dataDir: dir,
+      findings: detector.store,
+      detector,
+      counters: () => ({}),
+      kernelStats: () => null,
+      sessionsLive: () => [],
+      flushLive: async () => undefined,
+      reloadManifest: () => null,
+    },
+    cfg,
+    [{ name: 'bench', role: 'auditor', digest: sha256Digest(TOKEN) }],
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = app.server.address().port;
+  process.stdout.write(`ready ${JSON.stringify({ port, scenarios, from: T0, to: T0 + 10 })}\n`);
+  createInterface({ input: process.stdin }).on('line', async (line) => {
+    if (line === 'quit') {
+      await app.close();
+      db.close();
+      process.exit(0);
+    }
+  });
+}
+
+// ---- the timing parent ----------------------------------------------------------------------------------
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+
+function timed(cmd, argv) {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return { s, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** CPU seconds (user + system, all threads) of a process so far, from /proc. */
+function cpuSeconds(pid) {
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+const serverCpu = [];
+function timedCpu(pid, fn) {
+  const c = cpuSeconds(pid);
+  const s = fn();
+  serverCpu.push(cpuSeconds(pid) - c);
+  return s;
+}
+
+function has(tool) {
+  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+}
+
+/** Records in a pcap file (classic, any byte order): count only. */
+function countRecords(path) {
+  const b = readFileSync(path);
+  const le = b.readUInt32LE(0) === 0xa1b23c4d || b.readUInt32LE(0) === 0xa1b2c3d4;
+  let o = 24;
+  let n = 0;
+  while (o + 16 <= b.length) {
+    o += 16 + (le ? b.readUInt32LE(o + 8) : b.readUInt32BE(o + 8));
+    n++;
+  }
+  return n;
+}
+
+function sameRecords(a, b) {
+  const x = readFileSync(a);
+  const y = readFileSync(b);
+  return x.length === y.length && x.subarray(24).equals(y.subarray(24));
+}
+
+/**
+ * Run the extraction comparison. Returns rows { scenario, filtered, oursS, toolS, ratio, ... }.
+ * log: a function for progress lines.
+ */
+export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only = null, filters = [false, true], sinks = ['file', 'null'], log = (l) => process.stderr.write(`${l}\n`) } = {}) {
+  if (!has('mergecap') || !has('curl')) return { skipped: 'mergecap or curl is not installed', rows: [] };
+  const withTcpdump = has('tcpdump');
+  const dir = mkdtempSync(join(tmpdir(), 'mg-bench-extract-'));
+  // MG_BENCH_CPU_PROF=DIR: profile the server (node --cpu-prof) for docs/performance.md.
+  const prof = process.env.MG_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MG_BENCH_CPU_PROF] : [];
+  if (process.env.MG_BENCH_NODE_FLAGS) prof.push(...process.env.MG_BENCH_NODE_FLAGS.split(' '));
+  const child = spawn(process.execPath, [...prof, fileURLToPath(import.meta.url), 'serve', dir, String(frames), String(files)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const ready = await new Promise((resolve, reject) => {
+      // Other lines (node --trace-gc through MG_BENCH_NODE_FLAGS) go to stderr.
+      createInterface({ input: child.stdout }).on('line', (l) => (l.startsWith('ready ') ? resolve(JSON.parse(l.slice(6))) : process.stderr.write(`server: ${l}\n`)));
+      child.once('exit', (c) => reject(new Error(`the extraction server exited (${c})`)));
+    });
+    const rows = [];
+    for (const [name, sc] of Object.entries(ready.scenarios)) {
+      if (only !== null && only !== name) continue;
+      const plan = [];
+      for (const filtered of withTcpdump ? filters : filters.filter((f) => !f)) for (const sink of filtered ? ['file'] : sinks) plan.push({ filtered, sink });
+      for (const { filtered, sink } of plan) {
+        const q = `vni=${sc.vni}&from=${ready.from}&to=${ready.to}${filtered ? `&filter=${encodeURIComponent(FILTER)}` : ''}`;
+        const url = `http://127.0.0.1:${ready.port}/v1/pcap?${q}`;
+        // sink 'null': both write to /dev/null, leaving out the cost of writing 211 MB to a file.
+        const oursOut = sink === 'null' ? '/dev/null' : join(dir, 'ours.pcap');
+        const toolOut = sink === 'null' ? '/dev/null' : join(dir, 'tool.pcap');
+        const ours = () => timedCpu(child.pid, () => timed('curl', ['-sS', '--fail', '-o', oursOut, '-H', `authorization: Bearer ${TOKEN}`, url]).s);
+        const tool = filtered
+          ? () => timed('sh', ['-c', `mergecap -F nsecpcap -w - ${sc.files.map((f) => `'${f}'`).join(' ')} | tcpdump -r - -w '${toolOut}' '${FILTER}' 2>/dev/null`]).s
+          : () => timed('mergecap', ['-F', 'nsecpcap', '-w', toolOut, ...sc.files]).s;
+        // One warm-up of each (page cache, JIT), then interleaved repetitions.
+        ours();
+        tool();
+        const a = [];
+        const b = [];
+        serverCpu.length = 0;
+        for (let r = 0; r < reps; r++) {
+          a.push(ours());
+          b.push(tool());
+        }
+        const oursPackets = sink === 'null' ? null : countRecords(oursOut);
+        const toolPackets = sink === 'null' ? null : countRecords(toolOut);
+        const identical = sink === 'null' ? null : filtered ? oursPackets === toolPackets : sameRecords(oursOut, toolOut);
+        const row = {
+          scenario: name,
+          filtered,
+          sink,
+          tool: filtered ? 'mergecap | tcpdump' : 'mergecap',
+          files: sc.files.length,
+          inputBytes: sc.bytes,
+          inputPackets: sc.packets,
+          outputPackets: oursPackets,
+          oursS: median(a),
+          serverCpuS: median(serverCpu),
+          toolS: median(b),
+          oursRuns: a,
+          toolRuns: b,
+          ratio: median(b) / median(a),
+          sameOutput: identical,
+        };
+        rows.push(row);
+        log(
+          `extract ${name.padEnd(11)} ${filtered ? `filter '${FILTER}'` : 'whole window     '} -> ${sink.padEnd(4)}  ours ${row.oursS.toFixed(3)} s (server CPU ${row.serverCpuS.toFixed(2)} s)  ${row.tool} ${row.toolS.toFixed(3)} s  ` +
+            `tool/ours ${row.ratio.toFixed(2)}` + (sink === 'null' ? '' : `  (${oursPackets} packets, ${identical ? 'same as the tool' : 'DIFFERENT from the tool'})`),
+        );
+      }
+    }
+    return { rows, frames, files, frameBytes: FRAME_BYTES, filter: FILTER, reps };
+  } finally {
+    child.stdin.write('quit\n');
+    await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function extractionTable(result) {
+  const lines = [
+    '| files | window | written to | mirrorguard (HTTP, SHA-256 trailer) | its server CPU | tool | tool time | tool / mirrorguard | output |',
+    '|---|---|---|---:|---:|---|---:|---:|---|',
+  ];
+  for (const r of result.rows) {
+    lines.push(
+      `| ${r.scenario} (${r.files} x ${(r.inputPackets / r.files).toLocaleString('en-US')}) | ${r.filtered ? `filter \`${result.filter}\`` : 'whole'} | ${r.sink === 'null' ? '/dev/null' : 'a file'} | ${r.oursS.toFixed(3)} s | ${r.serverCpuS.toFixed(2)} s | ${r.tool.replace('|', '\\|')} | ${r.toolS.toFixed(3)} s | ${r.ratio.toFixed(2)} | ${r.sameOutput === null ? '-' : r.sameOutput ? (r.filtered ? 'same packet count' : 'same bytes') : 'DIFFERENT'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const isMain = process.argv[1] === fileURLToPath(import.meta.url);
+if (isMain && process.argv[2] === 'serve') {
+  await serve(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
+} else if (isMain) {
+  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, frames: { type: 'string', default: '50000' }, files: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, filter: { type: 'string', default: 'both' } } });
+  const res = await runExtraction({
+    reps: values.quick ? 1 : Number(values.reps),
+    frames: values.quick ? 5000 : Number(values.frames),
+    files: Number(values.files),
+    only: values.only ?? null,
+    filters: values.filter === 'both' ? [false, true] : [values.filter === 'yes'],
+  });
+  if (res.skipped) process.stdout.write(`skipped: ${res.skipped}\n`);
+  else process.stdout.write(`${extractionTable(res)}\n`);
+}
