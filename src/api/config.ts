@@ -126,10 +126,31 @@ export const apiConfigSchema = z
     maxRangeHours: z.number().positive().max(24 * 366).default(API_DEFAULTS.maxRangeHours),
     maxExtractionFiles: z.number().int().min(1).max(10_000).default(API_DEFAULTS.maxExtractionFiles),
     publicMetrics: z.boolean().default(API_DEFAULTS.publicMetrics),
-    trustProxy: z.union([z.boolean(), z.number().int().min(0).max(16), z.array(z.string().min(1))]).default(API_DEFAULTS.trustProxy),
+    // One address or CIDR (`10.0.0.0/8`), a comma-separated string of them, or a YAML list: always a list after parsing.
+    trustProxy: z
+      .union([z.boolean(), z.number().int().min(0).max(16), z.string(), z.array(z.string())])
+      .transform((v, ctx) => {
+        if (typeof v === 'boolean' || typeof v === 'number') return v;
+        const list = (Array.isArray(v) ? v : v.split(',')).map((a) => a.trim());
+        const bad = list.filter((a) => !isAddressOrCidr(a));
+        if (bad.length || list.length === 0) {
+          ctx.addIssue({ code: 'custom', message: `must be true, false, a hop count, or IP addresses/CIDRs (e.g. 10.0.0.5 or 10.0.0.0/8); got '${bad.join(', ')}'` });
+          return z.NEVER;
+        }
+        return list;
+      })
+      .default(API_DEFAULTS.trustProxy),
   })
   .strict()
   .prefault({});
+
+function isAddressOrCidr(a: string): boolean {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(a);
+  if (!m) return false;
+  const v = isIP(m[1]!);
+  if (v === 0) return false;
+  return m[2] === undefined || Number(m[2]) <= (v === 4 ? 32 : 128);
+}
 
 export type ApiConfig = z.output<typeof apiConfigSchema>;
 export type ApiTokenConfig = z.output<typeof tokenSchema>;

@@ -19,6 +19,7 @@ import { openDb } from '../store/db.js';
 import { createLogger, resolveLogFormat } from '../util/log.js';
 import { CONFIG_FLAGS, commandHelp, parseCommand, usageError, type CommandSpec, type FlagSpec } from './flags.js';
 import { PROCESS_IO, type CliIo } from './io.js';
+import { checkHeaderLinktype, LinktypeTally } from './capture-linktype.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'out', path: ['dataDir'], kind: 'string', arg: 'DIR', help: 'output directory (PCAP files and catalog), like serve --data-dir (required)' },
@@ -54,6 +55,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
 
   // Open every input first so a bad path or format fails before anything is written.
   const readers = flags.positionals.map((p) => openCapture(p));
+  readers.forEach((r, k) => checkHeaderLinktype(flags.positionals[k]!, r.linktype));
   const manifest = config.manifest ? loadManifest(config.manifest) : null;
 
   const db = openDb(join(config.dataDir, CATALOG_FILE));
@@ -71,9 +73,11 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   let i = 0;
   for (const r of readers) {
     let frames = 0;
+    const tally = new LinktypeTally();
     try {
       while (r.next()) {
         const rec = r.record;
+        tally.add(rec.linktype);
         collector.ingestFrame(rec.buf, rec.off, rec.off + rec.caplen, rec.linktype, rec.tsSec, rec.tsNsec);
         // Hand full buffers to the disk as we go; the queue bounds memory and replays faster than disk.
         if (++frames % 4096 === 0) {
@@ -84,6 +88,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
     } finally {
       r.close();
     }
+    tally.check(flags.positionals[i]!);
     inputs.push({ file: flags.positionals[i++]!, frames, corrupt: r.truncated });
     if (r.truncated) io.stderr.write(`mirrorguard: warning: ${flags.positionals[i - 1]}: the capture ends in a corrupt or cut record; frames before it were processed\n`);
   }
