@@ -182,7 +182,12 @@ export function parseApiConfig(raw: unknown): ApiConfig {
  * The configured tokens as digests. A `tokenEnv` whose variable is unset or too short is a config
  * error naming the entry (the API must not start with a token nobody can present, nor with an empty one).
  */
-export function configuredTokens(cfg: Pick<ApiConfig, 'tokens'>, env: NodeJS.ProcessEnv = process.env): ApiToken[] {
+export function configuredTokens(
+  cfg: Pick<ApiConfig, 'tokens'>,
+  env: NodeJS.ProcessEnv = process.env,
+  /** Where a key is (config file and line), so the problem names it: the config loader's `locate`. */
+  locate?: (path: readonly (string | number)[]) => { file?: string; line?: number; flag?: string },
+): ApiToken[] {
   const problems: Problem[] = [];
   const out: ApiToken[] = [];
   cfg.tokens.forEach((t, i) => {
@@ -192,7 +197,10 @@ export function configuredTokens(cfg: Pick<ApiConfig, 'tokens'>, env: NodeJS.Pro
     else {
       const v = env[t.tokenEnv!];
       if (v === undefined || v.length < MIN_TOKEN_LENGTH || !B64TOKEN_RE.test(v)) {
+        const at = locate?.(['api', 'tokens', i, 'tokenEnv']) ?? {};
         problems.push({
+          ...(at.file !== undefined ? { file: at.file } : {}),
+          ...(at.line !== undefined ? { line: at.line } : {}),
           field: `api.tokens[${i}].tokenEnv`,
           message:
             v === undefined
@@ -207,7 +215,7 @@ export function configuredTokens(cfg: Pick<ApiConfig, 'tokens'>, env: NodeJS.Pro
     }
     out.push(Object.freeze({ name: t.name, role: t.role, digest }));
   });
-  if (problems.length) throw new MgError('MG_ERR_CONFIG_INVALID', 'api.tokens', { problems });
+  if (problems.length) throw new MgError('MG_ERR_CONFIG_INVALID', problems[0]!.file ?? 'api.tokens', { problems });
   return out;
 }
 
