@@ -40,6 +40,8 @@ export const SPEC: CommandSpec = {
   usage: ['decap IN... --out DIR [options]'],
   description: 'Decapsulate VXLAN (UDP 4789) in pcap/pcapng captures into per-session PCAP files, as serve would.',
   sections: [{ title: 'options', flags: FLAGS }],
+  epilogue:
+    'exit status: 0 decapsulated, no finding; 1 decapsulated, and with --manifest it raised findings (as\ncloudtrail scan); 64 usage; 65 not pcap/pcapng or a link type with no IP layer; 66 a capture cannot be\nread; 74 the catalog in --out cannot be opened. docs/decap.md has the details.',
 };
 
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
@@ -122,5 +124,6 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
     }
     io.stdout.write(`${out.join('\n')}\n`);
   }
-  return EXIT.OK;
+  // Like `cloudtrail scan`: a script (or CI) can tell "clean" from "look at this" by the status alone.
+  return findings.length > 0 ? EXIT.FINDINGS : EXIT.OK;
 }

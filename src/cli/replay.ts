@@ -32,6 +32,8 @@ export const SPEC: CommandSpec = {
       ],
     },
   ],
+  epilogue:
+    'exit status: 0 sent (frames that are not VXLAN are skipped and counted); 64 usage; 65 not pcap/pcapng\nor a link type with no IP layer; 66 the capture cannot be read. docs/replay.md has the details.',
 };
 
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
