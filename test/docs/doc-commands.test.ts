@@ -5,6 +5,8 @@
  * are covered this way too; those that do not are run by the doc-test-marked tests (quickstart, runbook).
  */
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commandFlags, type CommandSpec } from '../../src/cli/flags.js';
 import { SPEC as alerts } from '../../src/cli/alerts.js';
@@ -15,6 +17,7 @@ import { SPEC as inventory } from '../../src/cli/inventory.js';
 import { SPEC as manifest } from '../../src/cli/manifest.js';
 import { SPEC as replay } from '../../src/cli/replay.js';
 import { SPEC as serve } from '../../src/cli/serve.js';
+import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { DOC_FILES, docBlocks } from './doc-blocks.js';
 
 const SPECS: Record<string, CommandSpec> = { alerts, cloudtrail, config, decap, inventory, manifest, replay, serve };
@@ -75,5 +78,17 @@ describe('shell examples in the documentation', () => {
       if (r.status !== 0) bad.push(`${b.file}:${b.line}: ${r.stderr.trim()}`);
     }
     expect(bad).toEqual([]);
+  });
+});
+
+describe('doc-test markers', () => {
+  it('every marker in the documentation is run by a test in test/docs', () => {
+    const tests = readdirSync(join(PROJECT_ROOT, 'test', 'docs')).map((f) => readFileSync(join(PROJECT_ROOT, 'test', 'docs', f), 'utf8')).join('\n');
+    const markers = new Set(DOC_FILES.flatMap((f) => docBlocks(f).filter((b) => b.marker !== null).map((b) => `${f} ${b.marker}`)));
+    const unrun = [...markers].filter((m) => {
+      const [file, name] = m.split(' ');
+      return !tests.includes(`markedScript('${file}', '${name}')`);
+    });
+    expect(unrun).toEqual([]);
   });
 });
