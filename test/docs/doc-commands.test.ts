@@ -91,4 +91,29 @@ describe('doc-test markers', () => {
     });
     expect(unrun).toEqual([]);
   });
+
+  it('every sh block is run by a test, or needs AWS / a deployed host (checked above for syntax only), or is listed here with why not', () => {
+    // Blocks that need AWS or the deployed collector: an AWS CLI call, --aws, the installed paths, systemd, the runbook's $API_URL.
+    const AWS = /\baws |--aws\b|\/etc\/mirrorguard|systemctl|journalctl|\$API_URL|\bsudo\b|cloudformation|\bapi [/"']/;
+    // Keyed by file and first line, so that an edit above a block does not move its key.
+    const NOT_RUN: Record<string, string> = {
+      'README.md npm test': 'npm test itself',
+      'README.md npm ci && npm start': 'serve on 0.0.0.0:4789 with defaults: the quickstart test runs serve on loopback',
+      'docs/alerts.md echo "whsec_$(openssl rand -base64 32)"': 'prints a random secret (its format is checked by alerts config tests)',
+      'docs/alerts.md export MIRRORGUARD_WEBHOOK_SECRET=whsec_...': 'a placeholder secret to fill in',
+      'docs/install.md export AWS_REGION=eu-central-1                 # the VPC\'s region': 'AWS region settings for the steps that follow',
+      'docs/install.md cat <<EOF': 'a heredoc template of the manifest entry, filled from AWS output',
+      'docs/operations.md mirrorguard serve [--config FILE] [flags]': 'the usage line, as --help prints it',
+      'docs/operations.md sysctl -w net.core.rmem_max=67108864      # persist it: deploy/sysctl.d/60-mirrorguard.conf (128 MiB)': 'sysctl on the host (root, changes the machine)',
+      'docs/quickstart.md git clone https://github.com/mirrorguard/mirrorguard && cd mirrorguard': 'clone and npm ci: the test runs the checkout it is in',
+      'docs/quickstart.md tshark -r evidence.pcap -c 5': 'tshark on the evidence: the quickstart test checks the SHA-256 of the same file',
+    };
+    const RUN_WHOLE = ['docs/api.md'];
+    const unclassified = DOC_FILES.flatMap((f) =>
+      docBlocks(f)
+        .filter((b) => b.lang === 'sh' && b.marker === null && !RUN_WHOLE.includes(f) && !AWS.test(b.code) && !(`${f} ${b.code.split('\n')[0]}` in NOT_RUN))
+        .map((b) => `${f}:${b.line}: ${b.code.split('\n')[0]}`),
+    );
+    expect(unclassified).toEqual([]);
+  });
 });
