@@ -26,6 +26,7 @@ import { Detector } from './detect/detector.js';
 import { floodThresholds } from './detect/config.js';
 import { FLUSH_INTERVAL_MS as FLOOD_FLUSH_MS } from './detect/flood.js';
 import { loadManifest } from './detect/manifest.js';
+import type { Manifest } from './detect/manifest-types.js';
 import { openDb, type Db } from './store/db.js';
 import { parseHostPort } from './util/units.js';
 import { resolveLogFormat, type Logger } from './util/log.js';
@@ -34,6 +35,8 @@ import { DROP_NAMES, WEIRD_NAMES } from './decode/drop-reasons.js';
 export interface AppOptions {
   /** Webhooks resolved by the CLI (with config-file lines in errors); parsed from config when absent. */
   alerts?: { webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig };
+  /** The manifest checkStartup already loaded (config.manifest is read again on reload only). */
+  manifest?: Manifest | null;
 }
 
 /** How often the detector looks for silent and expired sessions: a quarter of the silence threshold, 1-30 s. */
@@ -129,7 +132,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       if (started) return;
       started = true;
       // The manifest first: an invalid one refuses to start before anything is touched.
-      const manifest = config.manifest ? loadManifest(config.manifest) : null;
+      // Which receiver, before anything is created: a missing addon refuses to start with nothing touched.
+      const kind = config.source.startsWith('pcap:') ? 'pcap' : chooseReceiver(config, logger);
+      const manifest = opts.manifest !== undefined ? opts.manifest : config.manifest ? loadManifest(config.manifest) : null;
       prepareDataDir(config.dataDir);
       db = openDb(join(config.dataDir, CATALOG_FILE));
       const catalog = new Catalog(db);
@@ -198,9 +203,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       retentionTimer.unref();
 
       const hp = parseHostPort(config.listen)!;
-      if (config.source.startsWith('pcap:')) {
+      if (kind === 'pcap') {
         receiver = startPcapReceiver(collector, { iface: config.source.slice(5), vxlanPort: config.vxlanPort, genevePort: config.geneve.port, bufferBytes: config.recvBufferBytes, logger });
-      } else if (chooseReceiver(config, logger) === 'dgram') {
+      } else if (kind === 'dgram') {
         receiver = await startUdpReceiver(collector, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger });
       } else if (config.workers > 1) {
         // Each worker has its own Collector and files; this one stays idle but keeps the catalog code paths.

@@ -73,6 +73,7 @@ export const ERRORS = {
   // --- alerts ------------------------------------------------------------------------------------
   MG_ERR_WEBHOOK_CONFIG: { message: 'invalid webhook configuration', exit: EXIT.CONFIG },
   MG_ERR_WEBHOOK_SEND: { message: 'the webhook test delivery failed', exit: EXIT.UNAVAILABLE },
+  MG_ERR_WEBHOOK_UNKNOWN: { message: 'no webhook by that name', exit: EXIT.DATA },
 
   // --- api ---------------------------------------------------------------------------------------
   MG_ERR_API_BAD_REQUEST: { message: 'bad request', exit: EXIT.USAGE, status: 400 },
@@ -83,6 +84,7 @@ export const ERRORS = {
   MG_ERR_API_BUSY: { message: 'too many concurrent extractions', exit: EXIT.UNAVAILABLE, status: 429 },
   MG_ERR_API_TOO_LARGE: { message: 'request body too large', exit: EXIT.USAGE, status: 413 },
   MG_ERR_API_TLS: { message: 'cannot load the TLS certificate or key', exit: EXIT.CONFIG },
+  MG_ERR_API_BIND: { message: 'cannot listen on the API address', exit: EXIT.OS },
   // api (src/api): conditions the routes answer beyond the ones above
   MG_ERR_API_CONFLICT: { message: 'the request conflicts with the server state', exit: EXIT.USAGE, status: 409 },
   MG_ERR_API_MEDIA_TYPE: { message: 'unsupported content type', exit: EXIT.USAGE, status: 415 },

@@ -189,6 +189,8 @@ export interface ParseOptions {
   file?: string;
   /** Maps a path such as ['webhooks', 0, 'url'] to its line in the file, when known. */
   lineOf?: (path: readonly (string | number)[]) => number | undefined;
+  /** The flag that set a value (an entry `--webhook URL` added), so the problem names it instead of the file. */
+  flagOf?: (path: readonly (string | number)[]) => string | undefined;
 }
 
 function fieldName(path: readonly PropertyKey[]): string {
@@ -198,6 +200,8 @@ function fieldName(path: readonly PropertyKey[]): string {
 }
 
 function problemAt(path: (string | number)[], message: string, opts: ParseOptions): Problem {
+  const flag = opts.flagOf?.(path);
+  if (flag !== undefined) return { field: `${flag} (${fieldName(path)})`, message };
   const p: Problem = { field: fieldName(path), message };
   if (opts.file !== undefined) p.file = opts.file;
   const line = opts.lineOf?.(path);

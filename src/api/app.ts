@@ -127,7 +127,12 @@ export async function startApi(app: FastifyInstance, cfg: Pick<ApiConfig, 'liste
   if (cfg.listen === 'off' || hp === null) {
     throw new MgError('MG_ERR_CONFIG_INVALID', `api.listen '${cfg.listen}'`, { problems: [{ field: 'api.listen', message: 'must be HOST:PORT to start the API' }] });
   }
-  await app.listen({ host: hp.host, port: hp.port });
+  try {
+    await app.listen({ host: hp.host, port: hp.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new MgError('MG_ERR_API_BIND', `${cfg.listen}: ${code ?? (e as Error).message}`, { cause: e });
+  }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : hp.port;
   const tls = cfg.tls !== undefined;

@@ -126,10 +126,31 @@ export const apiConfigSchema = z
     maxRangeHours: z.number().positive().max(24 * 366).default(API_DEFAULTS.maxRangeHours),
     maxExtractionFiles: z.number().int().min(1).max(10_000).default(API_DEFAULTS.maxExtractionFiles),
     publicMetrics: z.boolean().default(API_DEFAULTS.publicMetrics),
-    trustProxy: z.union([z.boolean(), z.number().int().min(0).max(16), z.array(z.string().min(1))]).default(API_DEFAULTS.trustProxy),
+    // One address or CIDR (`10.0.0.0/8`), a comma-separated string of them, or a YAML list: always a list after parsing.
+    trustProxy: z
+      .union([z.boolean(), z.number().int().min(0).max(16), z.string(), z.array(z.string())])
+      .transform((v, ctx) => {
+        if (typeof v === 'boolean' || typeof v === 'number') return v;
+        const list = (Array.isArray(v) ? v : v.split(',')).map((a) => a.trim());
+        const bad = list.filter((a) => !isAddressOrCidr(a));
+        if (bad.length || list.length === 0) {
+          ctx.addIssue({ code: 'custom', message: `must be true, false, a hop count, or IP addresses/CIDRs (e.g. 10.0.0.5 or 10.0.0.0/8); got '${bad.join(', ')}'` });
+          return z.NEVER;
+        }
+        return list;
+      })
+      .default(API_DEFAULTS.trustProxy),
   })
   .strict()
   .prefault({});
+
+function isAddressOrCidr(a: string): boolean {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(a);
+  if (!m) return false;
+  const v = isIP(m[1]!);
+  if (v === 0) return false;
+  return m[2] === undefined || Number(m[2]) <= (v === 4 ? 32 : 128);
+}
 
 export type ApiConfig = z.output<typeof apiConfigSchema>;
 export type ApiTokenConfig = z.output<typeof tokenSchema>;
@@ -161,7 +182,12 @@ export function parseApiConfig(raw: unknown): ApiConfig {
  * The configured tokens as digests. A `tokenEnv` whose variable is unset or too short is a config
  * error naming the entry (the API must not start with a token nobody can present, nor with an empty one).
  */
-export function configuredTokens(cfg: Pick<ApiConfig, 'tokens'>, env: NodeJS.ProcessEnv = process.env): ApiToken[] {
+export function configuredTokens(
+  cfg: Pick<ApiConfig, 'tokens'>,
+  env: NodeJS.ProcessEnv = process.env,
+  /** Where a key is (config file and line), so the problem names it: the config loader's `locate`. */
+  locate?: (path: readonly (string | number)[]) => { file?: string; line?: number; flag?: string },
+): ApiToken[] {
   const problems: Problem[] = [];
   const out: ApiToken[] = [];
   cfg.tokens.forEach((t, i) => {
@@ -171,7 +197,10 @@ export function configuredTokens(cfg: Pick<ApiConfig, 'tokens'>, env: NodeJS.Pro
     else {
       const v = env[t.tokenEnv!];
       if (v === undefined || v.length < MIN_TOKEN_LENGTH || !B64TOKEN_RE.test(v)) {
+        const at = locate?.(['api', 'tokens', i, 'tokenEnv']) ?? {};
         problems.push({
+          ...(at.file !== undefined ? { file: at.file } : {}),
+          ...(at.line !== undefined ? { line: at.line } : {}),
           field: `api.tokens[${i}].tokenEnv`,
           message:
             v === undefined
@@ -186,7 +215,7 @@ export function configuredTokens(cfg: Pick<ApiConfig, 'tokens'>, env: NodeJS.Pro
     }
     out.push(Object.freeze({ name: t.name, role: t.role, digest }));
   });
-  if (problems.length) throw new MgError('MG_ERR_CONFIG_INVALID', 'api.tokens', { problems });
+  if (problems.length) throw new MgError('MG_ERR_CONFIG_INVALID', problems[0]!.file ?? 'api.tokens', { problems });
   return out;
 }
 

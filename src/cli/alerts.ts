@@ -10,7 +10,7 @@
  * `test` sends synchronously, without the outbox: one attempt, no retry, so the operator sees exactly
  * what the receiver answered. Exit 0 when every receiver answered 2xx, else MG_ERR_WEBHOOK_SEND (69).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EXIT, MgError, type Problem } from '../errors.js';
@@ -172,7 +172,9 @@ async function runTest(v: Values, { out, err }: Say): Promise<number> {
     const { webhooks } = parseAlertsConfig({ webhooks: [{ url, format, ...(secret !== undefined ? { secret } : {}), timeoutMs }] }, {});
     targets.push(webhooks[0]!);
   }
-  if (targets.length === 0) throw usage('test needs --webhook URL or --config FILE');
+  if (targets.length === 0) {
+    throw usage(v.config !== undefined ? `${v.config} has no webhooks: add a webhooks: entry, or give --webhook URL` : 'test needs --webhook URL or --config FILE');
+  }
 
   const problems: Problem[] = [];
   for (const t of targets) {
@@ -202,7 +204,13 @@ function dbFile(v: Values): string {
     const d = readConfig(v.config).raw.dataDir;
     if (typeof d === 'string' && d !== '') dir = d;
   }
-  return join(dir ?? './data', CATALOG_FILE);
+  dir ??= './data';
+  // Only the collector creates a catalog: opening one here would make an empty database in a mistyped
+  // directory and report zeros as if all were well.
+  if (!existsSync(dir)) throw new MgError('MG_ERR_DATA_DIR', `${dir}: no such directory; give the collector's --data-dir (or --config)`);
+  const file = join(dir, CATALOG_FILE);
+  if (!existsSync(file)) throw new MgError('MG_ERR_CATALOG_OPEN', `${file}: no catalog here; is ${dir} the collector's data directory?`);
+  return file;
 }
 
 function runStatus(v: Values, { out }: Say): number {
@@ -233,6 +241,12 @@ function runEnable(v: Values, name: string, { out }: Say): number {
   const db = openDb(dbFile(v));
   try {
     const was = listDisabledEndpoints(db).some((d) => d.name === name);
+    const known = Object.keys(outboxCounts(db).byEndpoint);
+    if (!was && !known.includes(name)) {
+      throw new MgError('MG_ERR_WEBHOOK_UNKNOWN', `'${name}'`, {
+        problems: [{ field: 'NAME', message: known.length ? `the outbox knows ${known.map((k) => `'${k}'`).join(', ')}` : 'the outbox has no deliveries yet' }],
+      });
+    }
     const n = enableEndpoint(db, name, { requeue: v.requeue === true });
     out(was ? `webhook '${name}' enabled${v.requeue ? `; ${n} failed deliveries requeued` : ''}` : `webhook '${name}' was not disabled${v.requeue ? `; ${n} failed deliveries requeued` : ''}`);
     out('A running collector picks this up within its poll interval (alerting.pollIntervalMs).');

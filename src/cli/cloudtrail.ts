@@ -74,6 +74,8 @@ interface ScanStats {
   files: number;
   records: number;
   events: number;
+  /** Traffic-mirroring events seen before under the same eventID (another file of the same logs). */
+  duplicates: number;
   unreadable: number;
   /** Entries not read, by reason (FILE_SKIP_REASONS). */
   skipped: Map<FileSkipReason, number>;
@@ -81,7 +83,10 @@ interface ScanStats {
 
 async function scan(paths: string[], manifest: Manifest | null, json: boolean, verbose: boolean, io: CliIo): Promise<number> {
   const agg = new FindingAggregator();
-  const stats: ScanStats = { files: 0, records: 0, events: 0, unreadable: 0, skipped: new Map() };
+  // Each event counts once by eventID, as the catalog stores it (docs/detection.md): overlapping
+  // downloads, or an S3 prefix and a local copy of the same logs, must not double the counts.
+  const seenEvents = new Set<string>();
+  const stats: ScanStats = { files: 0, records: 0, events: 0, duplicates: 0, unreadable: 0, skipped: new Map() };
   let lastSkipped: string | null = null;
   const progress = io.stderr.isTTY ? await Progress.forPaths(paths, io.stderr) : null;
   const say = (s: string): void => {
@@ -107,6 +112,11 @@ async function scan(paths: string[], manifest: Manifest | null, json: boolean, v
         stats.records++;
         const c = classifyRecord(rec);
         if (c.ok) {
+          if (seenEvents.has(c.event.eventId)) {
+            stats.duplicates++;
+            continue;
+          }
+          seenEvents.add(c.event.eventId);
           stats.events++;
           for (const f of evaluateControlEvent(c.event, manifest)) agg.add(f);
         } else if (c.reason === 'bad-event-time' || c.reason === 'malformed') {
@@ -139,7 +149,7 @@ async function scan(paths: string[], manifest: Manifest | null, json: boolean, v
   const plural = (n: number, w: string): string => `${n} ${w}${n === 1 ? '' : 's'}`;
   io.stderr.write(
     `mirrorguard: cloudtrail scan: ${plural(stats.records, 'record')} in ${plural(stats.files, 'file')}, ` +
-      `${plural(stats.events, 'traffic-mirroring call')}, ${plural(findings.length, 'finding')}` +
+      `${plural(stats.events, 'traffic-mirroring call')}${stats.duplicates > 0 ? ` (${stats.duplicates} duplicate${stats.duplicates === 1 ? '' : 's'} by eventID ignored)` : ''}, ${plural(findings.length, 'finding')}` +
       `${manifest === null ? ' (no manifest)' : ''}${skippedText(stats.skipped, verbose)}` +
       `${stats.unreadable > 0 ? `; ${plural(stats.unreadable, 'input problem')} (see above)` : ''}\n`,
   );

@@ -20,6 +20,7 @@ import { openDb } from '../store/db.js';
 import { createLogger, resolveLogFormat } from '../util/log.js';
 import { CONFIG_FLAGS, commandHelp, parseCommand, usageError, type CommandSpec, type FlagSpec } from './flags.js';
 import { PROCESS_IO, type CliIo } from './io.js';
+import { checkHeaderLinktype, LinktypeTally } from './capture-linktype.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'out', path: ['dataDir'], kind: 'string', arg: 'DIR', help: 'output directory (PCAP files and catalog), like serve --data-dir (required)' },
@@ -41,6 +42,8 @@ export const SPEC: CommandSpec = {
   usage: ['decap IN... --out DIR [options]'],
   description: 'Decapsulate VXLAN (UDP 4789), also inside GENEVE from a Gateway Load Balancer (UDP 6081), in pcap/pcapng captures into per-session PCAP files, as serve would.',
   sections: [{ title: 'options', flags: FLAGS }],
+  epilogue:
+    'exit status: 0 decapsulated, no finding; 1 decapsulated, and with --manifest it raised findings (as\ncloudtrail scan); 64 usage; 65 not pcap/pcapng or a link type with no IP layer; 66 a capture cannot be\nread; 74 the catalog in --out cannot be opened. docs/decap.md has the details.',
 };
 
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
@@ -56,6 +59,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
 
   // Open every input first so a bad path or format fails before anything is written.
   const readers = flags.positionals.map((p) => openCapture(p));
+  readers.forEach((r, k) => checkHeaderLinktype(flags.positionals[k]!, r.linktype));
   const manifest = config.manifest ? loadManifest(config.manifest) : null;
 
   const db = openDb(join(config.dataDir, CATALOG_FILE));
@@ -80,9 +84,11 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   let i = 0;
   for (const r of readers) {
     let frames = 0;
+    const tally = new LinktypeTally();
     try {
       while (r.next()) {
         const rec = r.record;
+        tally.add(rec.linktype);
         collector.ingestFrame(rec.buf, rec.off, rec.off + rec.caplen, rec.linktype, rec.tsSec, rec.tsNsec);
         // Hand full buffers to the disk as we go; the queue bounds memory and replays faster than disk.
         if (++frames % 4096 === 0) {
@@ -93,6 +99,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
     } finally {
       r.close();
     }
+    tally.check(flags.positionals[i]!);
     inputs.push({ file: flags.positionals[i++]!, frames, corrupt: r.truncated });
     if (r.truncated) io.stderr.write(`mirrorguard: warning: ${flags.positionals[i - 1]}: the capture ends in a corrupt or cut record; frames before it were processed\n`);
   }
@@ -129,5 +136,6 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
     }
     io.stdout.write(`${out.join('\n')}\n`);
   }
-  return EXIT.OK;
+  // Like `cloudtrail scan`: a script (or CI) can tell "clean" from "look at this" by the status alone.
+  return findings.length > 0 ? EXIT.FINDINGS : EXIT.OK;
 }

@@ -15,6 +15,7 @@ import { openCapture } from '../pcap/reader.js';
 import { parseHostPort } from '../util/units.js';
 import { commandHelp, parseCommand, usageError, type CommandSpec } from './flags.js';
 import { PROCESS_IO, type CliIo } from './io.js';
+import { checkHeaderLinktype, LinktypeTally } from './capture-linktype.js';
 
 export const SPEC: CommandSpec = {
   name: 'replay',
@@ -31,6 +32,8 @@ export const SPEC: CommandSpec = {
       ],
     },
   ],
+  epilogue:
+    'exit status: 0 sent (frames that are not VXLAN are skipped and counted); 64 usage; 65 not pcap/pcapng\nor a link type with no IP layer; 66 the capture cannot be read. docs/replay.md has the details.',
 };
 
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
@@ -46,7 +49,9 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   const loops = (flags.values.loop as number | undefined) ?? 1;
   const vxlanPort = (flags.values['vxlan-port'] as number | undefined) ?? 4789;
   const file = flags.positionals[0]!;
-  openCapture(file).close(); // fail fast on a bad file
+  const first = openCapture(file); // fail fast on a bad file or link type
+  first.close();
+  checkHeaderLinktype(file, first.linktype);
 
   const sock = createSocket(isIPv6(to.host) ? 'udp6' : 'udp4');
   await new Promise<void>((resolve, reject) => {
@@ -65,9 +70,11 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   let inFlight = 0;
   for (let l = 0; l < loops; l++) {
     const reader = openCapture(file);
+    const tally = new LinktypeTally();
     try {
       while (reader.next()) {
         const r = reader.record;
+        tally.add(r.linktype);
         const code = decodeOuter(r.buf, r.off, r.off + r.caplen, r.linktype, st, vxlanPort);
         if (code !== DROP.OK) {
           const name = DROP_NAMES[code]!;
@@ -91,6 +98,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
     } finally {
       reader.close();
     }
+    tally.check(file);
   }
   while (inFlight > 0) await new Promise((r) => setImmediate(r));
   sock.close();

@@ -3,8 +3,7 @@
  * SIGTERM/SIGINT, then flush and close every file and exit 0. SIGHUP reloads the manifest.
  */
 import { buildApp } from '../app.js';
-import { parseAlertsConfig } from '../alert/config.js';
-import { loadConfigWithSource } from '../config/load.js';
+import { checkStartup } from '../config/startup.js';
 import { EXIT } from '../errors.js';
 import { createLogger, resolveLogFormat } from '../util/log.js';
 import { CONFIG_FLAGS, commandHelp, parseCommand, usageError, type CommandSpec } from './flags.js';
@@ -27,10 +26,11 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   }
   if (flags.positionals.length) throw usageError(SPEC, `takes no arguments, got '${flags.positionals[0]}'`);
   const file = flags.values.config as string | undefined;
-  const { config, lineOf } = loadConfigWithSource({ file, overrides: flags.overrides });
-  const alerts = parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting }, { ...(file ? { file } : {}), lineOf });
+  // Flags, file and environment checked together, and the files they name, before anything is bound or created.
+  const { loaded, alerts, manifest } = checkStartup({ file, overrides: flags.overrides });
+  const config = loaded.config;
   const logger = createLogger(config.log.level, resolveLogFormat(config.log.format));
-  const app = buildApp(config, logger, { alerts });
+  const app = buildApp(config, logger, { alerts, manifest });
 
   // Signals are caught from the start: a stop asked for while starting (systemd, an impatient Ctrl-C)
   // waits for the start to finish, then stops cleanly, instead of killing the process mid-recovery.

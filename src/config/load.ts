@@ -24,8 +24,14 @@ export interface LoadConfigOptions {
 
 export interface LoadedConfig {
   config: Readonly<Config>;
-  /** Line of a key in the config file, for sections validated later (webhooks). */
+  /** The config file, when one was read. */
+  file: string | undefined;
+  /** Line of a key in the config file, for sections validated later (webhooks); undefined for values a flag set. */
   lineOf: (path: readonly PathSegment[]) => number | undefined;
+  /** The flag that set a value (`--webhook` for an entry it appended to the file's list), if one did. */
+  flagOf: (path: readonly PathSegment[]) => string | undefined;
+  /** Where a problem with the value at this path is: `{ file, line }` or `{ flag }`, for Problem messages. */
+  locate: (path: readonly PathSegment[]) => { file?: string; line?: number; flag?: string };
 }
 
 export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
@@ -57,10 +63,24 @@ export function loadConfigWithSource(opts: LoadConfigOptions = {}): LoadedConfig
   }
 
   const fromFlag = new Map<string, string>();
+  // A repeatable flag appends to the file's list: entries from index `start` on are the flag's.
+  const appended: { path: PathSegment[]; start: number; flag: string }[] = [];
   for (const o of opts.overrides ?? []) {
-    setPath(raw, o.path, o.value);
-    fromFlag.set(formatPath(o.path), o.flag);
+    const start = setPath(raw, o.path, o.value);
+    if (start !== null) appended.push({ path: o.path, start, flag: o.flag });
+    else fromFlag.set(formatPath(o.path), o.flag);
   }
+  const flagOf = (p: readonly PathSegment[]): string | undefined => {
+    for (let n = p.length; n > 0; n--) {
+      const f = fromFlag.get(formatPath(p.slice(0, n)));
+      if (f) return f;
+    }
+    for (const a of appended) {
+      const i = p[a.path.length];
+      if (a.path.every((seg, k) => p[k] === seg) && typeof i === 'number' && i >= a.start) return a.flag;
+    }
+    return undefined;
+  };
 
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
@@ -71,7 +91,7 @@ export function loadConfigWithSource(opts: LoadConfigOptions = {}): LoadedConfig
       const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...base, k]) : [base];
       for (const path of keys) {
         const field = formatPath(path);
-        const flag = fromFlag.get(field);
+        const flag = flagOf(path);
         const message = issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message;
         if (flag) problems.push({ field: flag, message });
         else problems.push({ file, line: lineOf?.(path), field, message });
@@ -83,10 +103,18 @@ export function loadConfigWithSource(opts: LoadConfigOptions = {}): LoadedConfig
   // Paths in the file are relative to the process's working directory, like the flags.
   cfg.dataDir = resolve(cfg.dataDir);
   if (cfg.manifest) cfg.manifest = resolve(cfg.manifest);
-  return { config: deepFreeze(cfg), lineOf: (p) => (fromFlag.has(formatPath(p)) ? undefined : lineOf?.(p)) };
+  const lineOfKey = (p: readonly PathSegment[]): number | undefined => (flagOf(p) ? undefined : lineOf?.(p));
+  const locate = (p: readonly PathSegment[]): { file?: string; line?: number; flag?: string } => {
+    const flag = flagOf(p);
+    if (flag) return { flag };
+    const line = lineOf?.(p);
+    return { ...(file !== undefined ? { file } : {}), ...(line !== undefined ? { line } : {}) };
+  };
+  return { config: deepFreeze(cfg), file, lineOf: lineOfKey, flagOf, locate };
 }
 
-function setPath(obj: Record<string, unknown>, path: PathSegment[], value: unknown): void {
+/** Sets the value; for a list appended to a list already there, returns the index the new entries start at. */
+function setPath(obj: Record<string, unknown>, path: PathSegment[], value: unknown): number | null {
   let cur: Record<string, unknown> = obj;
   for (let i = 0; i < path.length - 1; i++) {
     const k = path[i] as string;
@@ -96,8 +124,13 @@ function setPath(obj: Record<string, unknown>, path: PathSegment[], value: unkno
   }
   const last = path[path.length - 1] as string;
   // A repeatable flag (e.g. --webhook) appends to the list the file gave.
-  if (Array.isArray(value) && Array.isArray(cur[last])) cur[last] = [...(cur[last] as unknown[]), ...value];
-  else cur[last] = value;
+  if (Array.isArray(value)) {
+    const before = Array.isArray(cur[last]) ? (cur[last] as unknown[]) : [];
+    cur[last] = [...before, ...value];
+    return before.length;
+  }
+  cur[last] = value;
+  return null;
 }
 
 export function deepFreeze<T>(v: T): T {

@@ -92,10 +92,17 @@ const bytes = (what: string, min = 0) =>
     return n;
   });
 
-const hostPort = z.string().refine((s) => {
-  const hp = parseHostPort(s);
-  return hp !== null && (isIP(hp.host) !== 0 || hp.host === 'localhost');
-}, 'must be HOST:PORT with an IP address, e.g. 0.0.0.0:4789 or [::]:4789');
+/**
+ * The receivers bind a numeric address (the native addon uses inet_pton, which fails on a name with
+ * EINVAL), so `localhost` is resolved here, once, to 127.0.0.1; any other host name is refused up front.
+ */
+const hostPort = z
+  .string()
+  .refine((s) => {
+    const hp = parseHostPort(s);
+    return hp !== null && (isIP(hp.host) !== 0 || hp.host === 'localhost');
+  }, 'must be HOST:PORT with an IP address (localhost means 127.0.0.1), e.g. 0.0.0.0:4789 or [::]:4789')
+  .transform((s) => (s.startsWith('localhost:') ? `127.0.0.1:${s.slice('localhost:'.length)}` : s));
 
 const intIn = (min: number, max: number) => z.number().int().min(min).max(max);
 

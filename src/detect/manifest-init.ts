@@ -56,8 +56,8 @@ export function renderManifest(sessions: readonly InventorySession[], opts: Rend
       body.push(`  # NOT INCLUDED: ${reason}`, ...entry.map((l) => `  #${l.slice(1)}`));
     }
   }
-  if (included === 0) lines.push('sessions: []', ...body);
-  else lines.push('sessions:', ...body);
+  // Always `sessions:` (empty means none), so that uncommenting an entry below it is all it takes.
+  lines.push('sessions:', ...body);
   return { text: `${lines.join('\n')}\n`, included, commented };
 }
 

@@ -180,6 +180,9 @@ class Validator {
       this.problem(root, ['sessions'], 'required; write `sessions: []` for a manifest that authorizes nothing');
       return null;
     }
+    // `sessions:` with nothing after it (or only comments: what `manifest init` writes when every entry
+    // is commented out) authorizes nothing, like `sessions: []`; uncommenting an entry makes it a list.
+    if (s.value === null || (isScalar(s.value) && s.value.value === null)) return [];
     if (!isSeq(s.value)) {
       this.problem(s.value ?? s.key, ['sessions'], `must be a list of sessions, got ${describeNode(s.value)}`);
       return null;

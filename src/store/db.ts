@@ -151,13 +151,21 @@ export function openDb(file: string): Db {
   } catch (e) {
     throw new MgError('MG_ERR_CATALOG_OPEN', `${file}: ${(e as Error).message}`, { cause: e });
   }
-  db.pragma('journal_mode = WAL');
-  // NORMAL in WAL mode: a committed transaction survives a process crash; only power loss can roll
-  // back the last few, which the recovery scan on start reconciles against the files.
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  migrate(db);
+  try {
+    // The first statement reads the file: a corrupt or foreign file fails here (SQLITE_NOTADB), not at open.
+    db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: a committed transaction survives a process crash; only power loss can roll
+    // back the last few, which the recovery scan on start reconciles against the files.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+  } catch (e) {
+    db.close();
+    if (e instanceof MgError) throw e;
+    const code = (e as { code?: string }).code;
+    throw new MgError('MG_ERR_CATALOG_OPEN', `${file}: ${(e as Error).message}${code ? ` (${code})` : ''}`, { cause: e });
+  }
   return db;
 }
 

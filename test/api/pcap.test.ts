@@ -192,6 +192,8 @@ describe('GET /v1/pcap: merged extraction', () => {
       [`vni=${VNI}&sourceIp=nope&from=${T}`, 400, 'MG_ERR_API_BAD_REQUEST', "sourceIp: 'nope' is not an IPv4 or IPv6 address"],
       [`session=${S}&from=${T}&to=${T + 9}&filter=${encodeURIComponent('port 99999')}`, 400, 'MG_ERR_FILTER_SYNTAX', 'port'],
       [`session=${S}&from=${T}&to=${T + 9}&filter=${encodeURIComponent('host 10.0.0.1 and')}`, 400, 'MG_ERR_FILTER_SYNTAX', 'invalid capture filter'],
+      // docs/errors.md: over 1024 characters is a filter error, not a generic bad request (issue 17).
+      [`session=${S}&from=${T}&to=${T + 9}&filter=${encodeURIComponent(`host 10.0.0.1${' or host 10.0.0.1'.repeat(70)}`)}`, 400, 'MG_ERR_FILTER_SYNTAX', 'at most 1024 characters'],
       [`session=${S}&from=${T}&to=${T + 9}&bpf=tcp`, 400, 'MG_ERR_API_BAD_REQUEST', "unknown parameter 'bpf'"],
       [`session=tms-00000000000000000&from=${T}&to=${T + 9}`, 404, 'MG_ERR_API_NOT_FOUND', 'no capture files of session tms-00000000000000000 overlap'],
       [`vni=${VNI}&from=${T - 3600}&to=${T - 1}`, 404, 'MG_ERR_API_NOT_FOUND', 'no capture files of VNI 5569041'],

@@ -69,7 +69,8 @@ describe('mirrorguard cloudtrail scan', () => {
     const dir = tmpDir();
     writeFileSync(join(dir, 'manifest.yaml'), AUTHORIZED_YAML);
     const rogue = createSession({ id: IDS.session2, eni: IDS.eni2, target: IDS.rogueTarget, vni: 4242 });
-    // The same S3 object delivered twice (two trails) is the same incident, counted twice.
+    // The same S3 object delivered twice (two trails) is the same event: stored once by eventID
+    // (docs/detection.md), as POST /v1/cloudtrail does (issue 17).
     writeFileSync(join(dir, 'a.json'), records(rogue, createFilterRule(IDS.rogueFilter)));
     writeFileSync(join(dir, 'b.json.gz'), gzipSync(records(rogue)));
     const c = io();
@@ -77,9 +78,9 @@ describe('mirrorguard cloudtrail scan', () => {
     const lines = c.out().trimEnd().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^2024-03-05T10:15:42Z {2}critical {2}mirror-session-created +arn:aws:iam::111122223333:user\/mallory created mirror session tms-0f9e8d7c6b5a40312/);
-    expect(lines[0]).toContain(`[${findingId('mirror-session-created', IDS.session2)}, 2 events, last 2024-03-05T10:15:42Z]`);
+    expect(lines[0]).toContain(`[${findingId('mirror-session-created', IDS.session2)}, 1 event]`);
     expect(lines[1]).toContain('mirror-filter-changed');
-    expect(c.err()).toContain('3 records in 2 files, 3 traffic-mirroring calls, 2 findings');
+    expect(c.err()).toContain('3 records in 2 files, 2 traffic-mirroring calls (1 duplicate by eventID ignored), 2 findings');
   });
 
   it('reads SIEM exports named *.log, and counts (with --verbose, lists) every file it skips with the reason', async () => {
@@ -93,7 +94,7 @@ describe('mirrorguard cloudtrail scan', () => {
     const c = io();
     expect(await run(['scan', dir], c)).toBe(1);
     expect(c.err()).toBe(
-      'mirrorguard: cloudtrail scan: 3 records in 2 files, 3 traffic-mirroring calls, 2 findings (no manifest); ' +
+      'mirrorguard: cloudtrail scan: 3 records in 2 files, 2 traffic-mirroring calls (1 duplicate by eventID ignored), 2 findings (no manifest); ' +
         '3 skipped (1 hidden (name starts with a dot), 1 JSON, but no CloudTrail records, 1 neither gzip nor JSON); --verbose lists them\n',
     );
     const v = io();

@@ -11,7 +11,7 @@ import { main } from '../../src/cli/main.js';
 import { MgError } from '../../src/errors.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const COMMANDS = ['serve', 'decap', 'replay', 'manifest', 'cloudtrail', 'inventory', 'alerts'] as const;
+const COMMANDS = ['serve', 'decap', 'replay', 'manifest', 'cloudtrail', 'inventory', 'alerts', 'config'] as const;
 
 const MODULES: Record<(typeof COMMANDS)[number], () => Promise<{ SPEC: CommandSpec }>> = {
   serve: () => import('../../src/cli/serve.js'),
@@ -21,6 +21,7 @@ const MODULES: Record<(typeof COMMANDS)[number], () => Promise<{ SPEC: CommandSp
   cloudtrail: () => import('../../src/cli/cloudtrail.js'),
   inventory: () => import('../../src/cli/inventory.js'),
   alerts: () => import('../../src/cli/alerts.js'),
+  config: () => import('../../src/cli/config.js'),
 };
 
 async function specOf(name: (typeof COMMANDS)[number]): Promise<CommandSpec> {

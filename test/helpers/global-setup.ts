@@ -77,6 +77,8 @@ export function probeNeeds(): Record<Need, boolean> {
     'systemd-analyze': runs('systemd-analyze', ['--version']),
     'systemd-sysusers': runs('systemd-sysusers', ['--version']),
     bash: runs('bash', ['-c', 'true']),
+    curl: runs('curl', ['--version']),
+    jq: runs('jq', ['--version']),
     postgres: postgresBinaries(),
     s3: runs('sh', ['-c', 'command -v moto_server']),
     chromium: existsSync(process.env.MIRRORGUARD_CHROMIUM ?? '/usr/bin/chromium') && resolves('playwright-core'),

@@ -16,6 +16,8 @@ export const NEEDS = {
   'systemd-analyze': { probe: 'systemd-analyze', get: 'apt-get install systemd' },
   'systemd-sysusers': { probe: 'systemd-sysusers', get: 'apt-get install systemd' },
   bash: { probe: 'bash', get: 'apt-get install bash' },
+  curl: { probe: 'curl (documentation examples)', get: 'apt-get install curl' },
+  jq: { probe: 'jq (documentation examples)', get: 'apt-get install jq' },
   postgres: { probe: 'PostgreSQL server binaries or MIRRORGUARD_TEST_PG_URL', get: 'apt-get install postgresql' },
   s3: { probe: 'moto_server (S3 emulator)', get: 'pip install "moto[server]"' },
   chromium: { probe: 'Chromium and playwright-core', get: 'apt-get install chromium' },

@@ -23,6 +23,7 @@ import { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CaptureRow } from '../../collector/catalog.js';
+// The filter's length (MAX_FILTER_LENGTH) is checked by compileFilter, so an over-long one is MG_ERR_FILTER_SYNTAX like any bad filter.
 import { compileFilter, MAX_FILTER_LENGTH } from '../../decode/filter.js';
 import { GLOBAL_HEADER_BYTES } from '../../pcap/format.js';
 import { mergeCaptures, type MergeStream } from '../../pcap/merge.js';
@@ -139,7 +140,7 @@ export async function pcapRoutes(app: FastifyInstance, opts: { ctx: ApiContext }
           sourceIp: sourceIpParam,
           from: timeParam('Window start, inclusive (required)'),
           to: timeParam('Window end, exclusive (default: now)'),
-          filter: { type: 'string', maxLength: MAX_FILTER_LENGTH, description: 'Capture filter over the inner packets, e.g. `host 10.0.0.5 and tcp port 443`, `net 10.0.0.0/8 and not port 22`.' },
+          filter: { type: 'string', description: 'Capture filter over the inner packets, e.g. `host 10.0.0.5 and tcp port 443`, `net 10.0.0.0/8 and not port 22`.' },
         },
       },
       response: {
