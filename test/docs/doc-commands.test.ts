@@ -103,9 +103,10 @@ describe('doc-test markers', () => {
       'docs/alerts.md export MIRRORGUARD_WEBHOOK_SECRET=whsec_...': 'a placeholder secret to fill in',
       'docs/install.md export AWS_REGION=eu-central-1                 # the VPC\'s region': 'AWS region settings for the steps that follow',
       'docs/install.md cat <<EOF': 'a heredoc template of the manifest entry, filled from AWS output',
+      'docs/install.md GWLBE_ID=$(out GatewayLoadBalancerEndpointId)': 'reads an output of the deployed CloudFormation stack (out, defined in the install steps)',
       'docs/operations.md mirrorguard serve [--config FILE] [flags]': 'the usage line, as --help prints it',
       'docs/operations.md sysctl -w net.core.rmem_max=67108864      # persist it: deploy/sysctl.d/60-mirrorguard.conf (128 MiB)': 'sysctl on the host (root, changes the machine)',
-      'docs/quickstart.md git clone https://github.com/mirrorguard/mirrorguard && cd mirrorguard': 'clone and npm ci: the test runs the checkout it is in',
+      'docs/quickstart.md npm ci && npm link        # builds dist/ and puts `mirrorguard` on PATH (or use ./bin/mirrorguard.js)': 'npm ci: the test runs the checkout it is in',
       'docs/quickstart.md tshark -r evidence.pcap -c 5': 'tshark on the evidence: the quickstart test checks the SHA-256 of the same file',
     };
     const RUN_WHOLE = ['docs/api.md'];
