@@ -3,6 +3,7 @@
  * opens the data directory and catalog, repairs what a crash left, starts the receiver and timers;
  * stop() flushes and closes every file. Tests build apps with port 0 and a temporary data directory.
  */
+import { nativeCopyBytes } from './ingest/native-addon.js';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config/schema.js';
@@ -27,7 +28,7 @@ import { loadManifest } from './detect/manifest.js';
 import { openDb, type Db } from './store/db.js';
 import { parseHostPort } from './util/units.js';
 import { resolveLogFormat, type Logger } from './util/log.js';
-import { DROP_NAMES, WEIRD_NAMES } from './decode/drop-reasons.js';
+import { DROP_NAMES, WEIRD_NAMES } from './outcomes.js';
 
 export interface AppOptions {
   /** Webhooks resolved by the CLI (with config-file lines in errors); parsed from config when absent. */
@@ -146,6 +147,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
 
       collector = new Collector({
         ...collectorSettings(config),
+        copyBytes: nativeCopyBytes(),
         catalog,
         logger,
         onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),

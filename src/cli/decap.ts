@@ -4,6 +4,7 @@
  * output `serve` would (PCAP files, catalog, and findings when a manifest is given), using the
  * captures' own timestamps. Arkime's `-r file`: the same pipeline, another source.
  */
+import { nativeCopyBytes } from '../ingest/native-addon.js';
 import { join } from 'node:path';
 import { Catalog } from '../collector/catalog.js';
 import { Collector } from '../collector/collector.js';
@@ -63,6 +64,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   const detector = manifest ? new Detector({ db, manifest, log: logger }) : null;
   const collector = new Collector({
     ...collectorSettings(config),
+    copyBytes: nativeCopyBytes(),
     catalog,
     logger,
     ...(detector

@@ -12,13 +12,14 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DROP, DROP_COUNT, DROP_NAMES, WEIRD_COUNT, WEIRD_NAMES } from '../decode/drop-reasons.js';
+import { DROP, DROP_COUNT, DROP_NAMES, WEIRD_COUNT, WEIRD_NAMES } from '../outcomes.js';
 import { GENEVE_PORT } from '../decode/constants.js';
 import { decodeGeneve, gwlbAttachmentIdString, gwlbEndpointIdString } from '../decode/geneve.js';
 import { decodeCapturedFrame } from '../decode/outer.js';
 import { PacketState } from '../decode/packet-state.js';
 import { decodeVxlan } from '../decode/vxlan.js';
 import { BufferPool } from '../pcap/buffer-pool.js';
+import type { BytesCopy } from '../pcap/copy.js';
 import { DiskQueue, type DiskErrorReport } from '../pcap/disk-queue.js';
 import { PcapFileWriter } from '../pcap/file-writer.js';
 import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
@@ -61,6 +62,8 @@ export interface CollectorOptions {
   nowSec?: () => number;
   /** The receivers' clock, re-anchored to the wall clock on every flush tick (default: the process's). */
   clock?: ReceiveClock;
+  /** Copies frames above 128 bytes into the write buffers (the native addon's copyBytes); default Buffer#copy. */
+  copyBytes?: BytesCopy | null;
 }
 
 export class Collector {
@@ -89,7 +92,8 @@ export class Collector {
     this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, maxBytes: opts.queueBytes });
     // Every write outcome (a failed create, write, truncate, sync or close; a full queue) reaches the log
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, onError: (report) => this.onDiskReport(report) });
+    // The queue counts written and lost packets into the same outcome counters (src/outcomes.ts).
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, counts: this.drops, onError: (report) => this.onDiskReport(report) });
     this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
     this.halfQueue = opts.queueBytes / 2;
     this.genevePort = opts.genevePort ?? GENEVE_PORT;
@@ -228,8 +232,9 @@ export class Collector {
       this.openFile(s, tsSec, tsNsec);
     }
     const code = s.writer!.append(buf, st.innerOff, st.innerEnd, st.origLen, tsSec, tsNsec);
-    this.drops[code]!++;
-    if (code === DROP.OK) {
+    // A refusal is final now; an accepted frame is counted (written or lost) by the disk queue.
+    if (code !== DROP.OK) this.drops[code]!++;
+    else {
       s.fileBytes += rec;
       s.packets++;
       s.bytes += caplen;
@@ -320,8 +325,7 @@ export class Collector {
     s.writer = new PcapFileWriter(abs, {
       pool: this.pool,
       queue: this.queue,
-      flushIntervalMs: 0, // the collector's timer flushes every file at once
-      onLoss: (code: number, packets: number) => this.onLoss(code, packets),
+      copy: this.opts.copyBytes ?? null,
     });
     s.fileOpenedSec = tsSec;
     s.fileBytes = GLOBAL_HEADER_BYTES;
@@ -340,12 +344,6 @@ export class Collector {
     } catch {
       /* reported by the writer when it cannot create the file */
     }
-  }
-
-  private onLoss(code: number, packets: number): void {
-    // Frames counted as written when buffered turned out lost on disk: move them to the failure's counter.
-    this.drops[DROP.OK]! -= packets;
-    this.drops[code]! += packets;
   }
 
   /** The disk queue's hook: already rate-limited (one report per operation and errno a minute, with the count suppressed). */

@@ -4,6 +4,7 @@
  * its own connection to the catalog database. The detector lives in the main thread: a new pair is
  * written at once as 'pending' and reported; the verdict comes back as a message.
  */
+import { nativeCopyBytes } from './native-addon.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Catalog } from '../collector/catalog.js';
 import { Collector, type PairVerdict } from '../collector/collector.js';
@@ -50,6 +51,7 @@ async function start(): Promise<void> {
     db = openDb(data.dbFile);
     collector = new Collector({
       ...data.collector,
+      copyBytes: nativeCopyBytes(),
       catalog: new Catalog(db),
       logger,
       workerId: data.id,

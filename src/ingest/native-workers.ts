@@ -22,7 +22,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { CollectorOptions, PairVerdict } from '../collector/collector.js';
-import { DROP_COUNT, WEIRD_COUNT } from '../decode/drop-reasons.js';
+import { DROP_COUNT, WEIRD_COUNT } from '../outcomes.js';
 import { ERRORS, MgError, type ErrorCode } from '../errors.js';
 import type { Logger, LogFormat, LogLevel } from '../util/log.js';
 import type { NativeCounterSource } from './native.js';

@@ -12,7 +12,7 @@ import { afterEach, beforeAll, expect, it } from 'vitest';
 import { openDb } from '../../src/store/db.js';
 import { defaultWorkerUrl, startNativeWorkers, type NativeWorkerPool } from '../../src/ingest/native-workers.js';
 import { silentLogger } from '../../src/util/log.js';
-import { DROP } from '../../src/decode/drop-reasons.js';
+import { DROP } from '../../src/outcomes.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { checkIfHave, describeNeeds } from '../helpers/needs.js';
 import { tsharkReadsCleanly } from '../helpers/oracles.js';
