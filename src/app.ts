@@ -214,7 +214,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         });
       } else {
         const c = collector;
-        receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.backlogged() });
+        receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.writers.backlogged() });
       }
       if (config.geneve.listen !== null) {
         // GENEVE from a Gateway Load Balancer, into this process's collector (with --workers, that is
@@ -224,7 +224,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         const kind = chooseReceiver({ ...config, workers: 1 }, logger);
         geneveReceiver =
           kind === 'native'
-            ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.backlogged(), payload: 'geneve' })
+            ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.writers.backlogged(), payload: 'geneve' })
             : await startUdpReceiver(c, { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, payload: 'geneve' });
       }
 

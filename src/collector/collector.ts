@@ -4,30 +4,26 @@
  *   [GENEVE payload -> decode (geneve -> ip -> udp), the source IP becomes the VXLAN packet's]
  *   VXLAN payload -> decode (vxlan -> ethernet/vlan -> ip -> l4) into one reused PacketState
  *     -> session table keyed by (source IP of the VXLAN packet, VNI)  --first packet of a new pair-->  detector
- *     -> the session's PCAP writer (buffer; the disk queue does the I/O)
+ *     -> the session's sink: its SessionWriter (src/collector/session-writer.ts), which owns the pair's
+ *        files (open, append, rotate, close, catalog rows); the disk queue does the I/O
  *
- * Everything else (SQLite, the detector, rotation by idle time, retention) sits behind the first-packet
- * edge or a timer. The ingest* methods never throw and allocate nothing for a packet of a known pair:
- * every outcome is one increment of a counter in `drops` (index DROP.OK counts written frames).
+ * Everything else (SQLite, the detector, idle eviction, retention) sits behind the first-packet edge or
+ * a timer. The ingest* methods never throw and allocate nothing for a packet of a known pair. Outcomes
+ * (src/outcomes.ts) are counted in one array, `drops`: every refusal here, at the moment of refusal;
+ * `written` and the write losses by the disk queue, when the write completes or fails.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { DROP, DROP_COUNT, DROP_NAMES, WEIRD_COUNT, WEIRD_NAMES } from '../outcomes.js';
+import { DROP, DROP_NAMES, WEIRD_COUNT, WEIRD_NAMES } from '../outcomes.js';
 import { GENEVE_PORT } from '../decode/constants.js';
 import { decodeGeneve, gwlbAttachmentIdString, gwlbEndpointIdString } from '../decode/geneve.js';
 import { decodeCapturedFrame } from '../decode/outer.js';
 import { PacketState } from '../decode/packet-state.js';
 import { decodeVxlan } from '../decode/vxlan.js';
-import { BufferPool } from '../pcap/buffer-pool.js';
 import type { BytesCopy } from '../pcap/copy.js';
-import { DiskQueue, type DiskErrorReport } from '../pcap/disk-queue.js';
-import { PcapFileWriter } from '../pcap/file-writer.js';
-import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
-import { receiveClock, toMicros, type ReceiveClock } from '../util/clock.js';
+import { receiveClock, type ReceiveClock } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import { Catalog } from './catalog.js';
-import { captureRelPath } from './layout.js';
 import { Session, SessionTable } from './session-table.js';
+import { SessionWriters } from './session-writer.js';
 
 export interface PairVerdict {
   sessionId: string | null;
@@ -64,38 +60,50 @@ export interface CollectorOptions {
   clock?: ReceiveClock;
   /** Copies frames above 128 bytes into the write buffers (the native addon's copyBytes); default Buffer#copy. */
   copyBytes?: BytesCopy | null;
+  /**
+   * The session writers (files, pool, disk queue, outcome counters). Made from the options above when
+   * absent; a composition that wants the backpressure signal passes its own or reads `writers`.
+   */
+  writers?: SessionWriters;
 }
 
 export class Collector {
-  /** Outcome counters indexed by DropCode; DROP.OK counts frames written. */
-  readonly drops = new Float64Array(DROP_COUNT);
+  /**
+   * Outcome counters indexed by DropCode (src/outcomes.ts): the collector counts refusals, the session
+   * writers' disk queue counts DROP.OK (written) and the write losses, into this same array.
+   */
+  readonly drops: Float64Array;
   /** Weird counters indexed by WEIRD code. */
   readonly weird = new Float64Array(WEIRD_COUNT);
   readonly sessions: SessionTable;
+  /** Where each session's frames go: its SessionWriter, and what they share (pool, disk queue, backpressure). */
+  readonly writers: SessionWriters;
 
   private readonly st = new PacketState();
-  private readonly pool: BufferPool;
-  private readonly queue: DiskQueue;
-  private readonly pending = new Set<Promise<void>>();
   private readonly logLimit = new RateLimiter(60_000);
-  private readonly workerId: number;
   private readonly nowSec: () => number;
-  private readonly halfQueue: number;
   private readonly genevePort: number;
   private timer: NodeJS.Timeout | null = null;
-  private fileSeq = 0;
   private closed = false;
 
   constructor(private readonly opts: CollectorOptions) {
-    this.workerId = opts.workerId ?? 0;
     this.sessions = new SessionTable(opts.maxSessions);
-    this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, maxBytes: opts.queueBytes });
-    // Every write outcome (a failed create, write, truncate, sync or close; a full queue) reaches the log
-    // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
-    // The queue counts written and lost packets into the same outcome counters (src/outcomes.ts).
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, counts: this.drops, onError: (report) => this.onDiskReport(report) });
     this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
-    this.halfQueue = opts.queueBytes / 2;
+    this.writers =
+      opts.writers ??
+      new SessionWriters({
+        dataDir: opts.dataDir,
+        catalog: opts.catalog,
+        logger: opts.logger,
+        workerId: opts.workerId ?? 0,
+        rotateBytes: opts.rotateBytes,
+        rotateSeconds: opts.rotateSeconds,
+        bufferBytes: opts.bufferBytes,
+        queueBytes: opts.queueBytes,
+        copyBytes: opts.copyBytes ?? null,
+        nowSec: this.nowSec,
+      });
+    this.drops = this.writers.counts;
     this.genevePort = opts.genevePort ?? GENEVE_PORT;
   }
 
@@ -219,28 +227,18 @@ export class Collector {
     this.write(s, buf, tsSec, tsNsec);
   }
 
+  /** Hand the frame to the session's sink; count a refusal here (an accepted frame is counted by the disk queue). */
   private write(s: Session, buf: Uint8Array, tsSec: number, tsNsec: number): void {
     const st = this.st;
-    const caplen = st.innerEnd - st.innerOff;
-    const rec = RECORD_HEADER_BYTES + caplen;
-    if (s.writer === null) this.openFile(s, tsSec, tsNsec);
-    else if (
-      (s.fileBytes + rec > this.opts.rotateBytes && s.fileBytes > GLOBAL_HEADER_BYTES) ||
-      tsSec - s.fileOpenedSec >= this.opts.rotateSeconds
-    ) {
-      this.closeFile(s, s.fileBytes + rec > this.opts.rotateBytes ? 'size' : 'age');
-      this.openFile(s, tsSec, tsNsec);
+    const code = s.sink!.append(buf, st.innerOff, st.innerEnd, st.origLen, tsSec, tsNsec);
+    if (code !== DROP.OK) {
+      this.drops[code]!++;
+      return;
     }
-    const code = s.writer!.append(buf, st.innerOff, st.innerEnd, st.origLen, tsSec, tsNsec);
-    // A refusal is final now; an accepted frame is counted (written or lost) by the disk queue.
-    if (code !== DROP.OK) this.drops[code]!++;
-    else {
-      s.fileBytes += rec;
-      s.packets++;
-      s.bytes += caplen;
-      s.lastSec = tsSec;
-      s.dirty = true;
-    }
+    s.packets++;
+    s.bytes += st.innerEnd - st.innerOff;
+    s.lastSec = tsSec;
+    s.dirty = true;
   }
 
   private countWeird(bits: number): void {
@@ -271,7 +269,7 @@ export class Collector {
         this.opts.logger.error({ err: e, sourceIp: s.sourceIp, vni: s.vni }, 'detector failed on a GWLB endpoint; capture continues');
       }
     }
-    if (!first) this.closeFile(s, 'gwlb-endpoint');
+    if (!first) s.sink!.close('gwlb-endpoint');
     s.dirty = true;
   }
 
@@ -294,93 +292,8 @@ export class Collector {
     }
     this.opts.logger.info({ sourceIp: s.sourceIp, vni: s.vni, sessionId: s.sessionId, status: s.status }, 'new mirror session seen');
     this.syncObserved(s, atMs);
+    s.sink = this.writers.writer(s);
     return s;
-  }
-
-  private openFile(s: Session, tsSec: number, tsNsec: number): void {
-    const rel = captureRelPath(s.vni, s.sourceIp, tsSec, tsNsec, this.workerId, ++this.fileSeq);
-    const abs = join(this.opts.dataDir, rel);
-    const firstUs = toMicros(tsSec, tsNsec);
-    try {
-      s.catalogId = this.opts.catalog.open({
-        path: rel,
-        vni: s.vni,
-        sourceIp: s.sourceIp,
-        sessionId: s.sessionId,
-        gwlbEndpointId: s.gwlbEndpointId,
-        gwlbAttachmentId: s.gwlbAttachmentId,
-        worker: this.workerId,
-        createdUs: Math.floor(this.nowSec() * 1e6),
-        firstUs,
-      });
-    } catch (e) {
-      // The catalog is on the same disk; if it cannot take a row the file is still written and the
-      // recovery scan adopts it on the next start.
-      s.catalogId = 0;
-      const n = this.logLimit.allow('catalog-open');
-      if (n >= 0) this.opts.logger.error({ err: e, path: rel, suppressed: n }, 'catalog insert failed');
-    }
-    s.relPath = rel;
-    this.ensureDir(dirname(abs));
-    s.writer = new PcapFileWriter(abs, {
-      pool: this.pool,
-      queue: this.queue,
-      copy: this.opts.copyBytes ?? null,
-    });
-    s.fileOpenedSec = tsSec;
-    s.fileBytes = GLOBAL_HEADER_BYTES;
-    s.syncedBytes = 0;
-  }
-
-  private readonly madeDirs = new Set<string>();
-
-  /** Create a session's day folder once; if it fails, the writer's create fails and is counted and retried. */
-  private ensureDir(dir: string): void {
-    if (this.madeDirs.has(dir)) return;
-    try {
-      mkdirSync(dir, { recursive: true });
-      if (this.madeDirs.size > 10_000) this.madeDirs.clear();
-      this.madeDirs.add(dir);
-    } catch {
-      /* reported by the writer when it cannot create the file */
-    }
-  }
-
-  /** The disk queue's hook: already rate-limited (one report per operation and errno a minute, with the count suppressed). */
-  private onDiskReport(report: DiskErrorReport): void {
-    if (report.op === 'queue') this.opts.logger.warn(report, 'disk queue full: packets dropped (pcap.write.queue_full); the disk is slower than the capture');
-    else this.opts.logger.error(report, 'PCAP write failed; capture continues and retries on the next flush');
-  }
-
-  /** Close a session's current file (rotation, idle, shutdown). The catalog row is finalized when the close completes. */
-  private closeFile(s: Session, reason: string): void {
-    const w = s.writer;
-    if (w === null) return;
-    s.writer = null;
-    const id = s.catalogId;
-    const p: Promise<void> = w
-      .close()
-      .then((info) => {
-        if (id === 0) return;
-        if (!info.created) {
-          this.opts.catalog.delete(id);
-          return;
-        }
-        this.opts.catalog.close(id, {
-          closedUs: Math.floor(this.nowSec() * 1e6),
-          firstUs: info.packets > 0 ? toMicros(info.firstSec, info.firstNsec) : null,
-          lastUs: info.packets > 0 ? toMicros(info.lastSec, info.lastNsec) : null,
-          packets: info.packets,
-          bytes: info.bytes,
-          sha256: info.sha256 ?? '',
-          reason,
-        });
-      })
-      .catch((e: unknown) => {
-        this.opts.logger.error({ err: e, path: s.relPath }, 'closing a PCAP file failed; it is repaired on the next start');
-      })
-      .finally(() => this.pending.delete(p));
-    this.pending.add(p);
   }
 
   /** Timer: hand buffered records to the disk, sync the catalog, rotate by age, close idle files. */
@@ -395,17 +308,12 @@ export class Collector {
           if (s.dirty) this.syncObserved(s, nowMs);
           s.dirty = false;
           if (now - s.lastSec >= idle && s.lastSec > 0) {
-            this.closeFile(s, 'idle');
+            s.sink?.close('idle');
             this.sessions.remove(s);
             continue;
           }
-          const w = s.writer;
-          if (w !== null) {
-            w.flush();
-            // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
-            this.syncFileRow(s);
-            if (now - s.fileOpenedSec >= this.opts.rotateSeconds) this.closeFile(s, 'age');
-          }
+          // Flush, sync the open file's row, rotate by age.
+          s.sink?.tick(now);
         }
       });
     } catch (e) {
@@ -422,24 +330,13 @@ export class Collector {
     if (n >= 0) this.opts.logger.warn({ stepMs: Math.round(stepMs), suppressed: n }, 'the wall clock moved against the monotonic clock; receive timestamps re-anchored');
   }
 
-  /** Bring an open file's catalog row up to what is committed on disk (packets, bytes, last time). */
-  private syncFileRow(s: Session): void {
-    const w = s.writer;
-    if (w === null || s.catalogId === 0 || w.committedBytes === s.syncedBytes) return;
-    this.opts.catalog.sync(s.catalogId, w.committedPackets, w.committedBytes, toMicros(w.lastSec, w.lastNsec));
-    s.syncedBytes = w.committedBytes;
-  }
-
   /**
    * For a live download: hand every buffer to the disk, wait for the writes, and update the open files'
-   * catalog rows, so the file being written can be served up to its last record.
+   * catalog rows, so the file being written can be served up to its last record. The same meaning with
+   * receive workers (each worker runs this on its own collector; src/workers.ts).
    */
-  async flushLive(): Promise<void> {
-    this.flushAll();
-    await this.drain();
-    this.opts.catalog.batch(() => {
-      for (const s of this.sessions) this.syncFileRow(s);
-    });
+  flushLive(): Promise<void> {
+    return this.writers.flushLive();
   }
 
   private readonly observedMark = new WeakMap<Session, { packets: number; bytes: number }>();
@@ -461,7 +358,7 @@ export class Collector {
   reassess(verdict: (sourceIp: string, vni: number) => PairVerdict): void {
     for (const s of this.sessions) {
       const v = verdict(s.sourceIp, s.vni);
-      if (v.sessionId !== s.sessionId && s.catalogId !== 0) this.opts.catalog.setSessionId(s.catalogId, v.sessionId);
+      if (v.sessionId !== s.sessionId) s.sink?.sessionIdChanged(v.sessionId);
       s.sessionId = v.sessionId;
       s.status = v.status;
     }
@@ -469,14 +366,12 @@ export class Collector {
 
   /** Hand every buffer to the disk now (a live API download wants the last records). */
   flushAll(): void {
-    for (const s of this.sessions) s.writer?.flush();
+    this.writers.flushAll();
   }
 
   /** Wait until everything handed to the disk is written (capture-file replays pace themselves on this). */
-  async drain(): Promise<void> {
-    const ws: Promise<void>[] = [];
-    for (const s of this.sessions) if (s.writer) ws.push(s.writer.drain());
-    await Promise.all(ws);
+  drain(): Promise<void> {
+    return this.writers.drain();
   }
 
   /** Outcome counters by name (docs/counters.md): `written`, every drop reason, every weird. */
@@ -495,22 +390,14 @@ export class Collector {
     this.timer = null;
     const nowMs = Math.floor(this.nowSec() * 1000);
     for (const s of this.sessions) {
-      this.closeFile(s, 'shutdown');
+      s.sink?.close('shutdown');
       if (s.dirty) this.syncObserved(s, nowMs);
     }
-    while (this.pending.size) await Promise.allSettled([...this.pending]);
-  }
-
-  /**
-   * Backpressure for receivers that can leave a burst in the socket buffer (native): true while more
-   * than half the disk queue's bytes are in flight. Cheap; allocates nothing.
-   */
-  backlogged(): boolean {
-    return this.queue.queuedBytes > this.halfQueue;
+    await this.writers.close();
   }
 
   /** Counters for logs and the API. */
   stats(): { drops: Float64Array; weird: Float64Array; sessions: number; queuedBytes: number } {
-    return { drops: this.drops, weird: this.weird, sessions: this.sessions.size, queuedBytes: this.queue.queuedBytes };
+    return { drops: this.drops, weird: this.weird, sessions: this.sessions.size, queuedBytes: this.writers.queuedBytes };
   }
 }

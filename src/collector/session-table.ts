@@ -7,7 +7,7 @@
  * node:dgram hands us the source as a string; a bounded cache maps that string to its parsed form.
  */
 import { ipv6ToString, parseIp } from '../decode/addr.js';
-import type { PcapFileWriter } from '../pcap/file-writer.js';
+import type { SessionWriter } from './session-writer.js';
 
 /** Keys stay within V8's small-integer range (31 bits with pointer compression). */
 const KEY_MASK = 0x3fff_ffff;
@@ -26,15 +26,8 @@ export class Session {
   lastSec = 0;
   /** Packets written since the catalog was last synced (drives the periodic sync). */
   dirty = false;
-  // The file being written.
-  writer: PcapFileWriter | null = null;
-  fileOpenedSec = 0;
-  /** Bytes accepted into the current file (header included), for size rotation. */
-  fileBytes = 0;
-  catalogId = 0;
-  relPath = '';
-  /** The file's committed size when the catalog row was last synced. */
-  syncedBytes = 0;
+  /** Where the pair's frames go: its files (set at the first-packet edge). */
+  sink: SessionWriter | null = null;
   /** Collision chain for IPv6 keys. */
   next: Session | null = null;
   /** The 8 bytes of the GWLB endpoint id the pair last arrived through (GENEVE option), null if never. */

@@ -63,16 +63,15 @@ async function start(): Promise<void> {
       },
     });
     collector.start();
-    receiver = await startNativeReceiver(collector, {
+    const c = collector;
+    receiver = await startNativeReceiver(c, {
       host: data.host,
       port: data.port,
       recvBufferBytes: data.recvBufferBytes,
       logger,
       reusePort: true,
-      // Backpressure from the PCAP writer's disk queue, when the Collector offers it.
-      ...(typeof (collector as { backlogged?: () => boolean }).backlogged === 'function'
-        ? { backlogged: () => (collector as unknown as { backlogged: () => boolean }).backlogged() }
-        : {}),
+      // Backpressure from the session writers' disk queue: a burst waits in the socket buffer.
+      backlogged: () => c.writers.backlogged(),
       ...(data.batch !== undefined ? { batch: data.batch } : {}),
       ...(data.slotBytes !== undefined ? { slotBytes: data.slotBytes } : {}),
     });
