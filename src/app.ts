@@ -3,7 +3,6 @@
  * opens the data directory and catalog, repairs what a crash left, starts the receiver and timers;
  * stop() flushes and closes every file. Tests build apps with port 0 and a temporary data directory.
  */
-import { nativeCopyBytes } from './ingest/native-addon.js';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config/schema.js';
@@ -14,10 +13,12 @@ import { collectorSettings } from './collector/settings.js';
 import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
 import { MgError } from './errors.js';
+import { nativeCopyBytes } from './ingest/native-addon.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
 import { startPcapReceiver, type PcapReceiver } from './ingest/libpcap.js';
-import { geneveSink, nativeAvailable, nativeCounters, startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
-import { startNativeWorkers, type NativeWorkerPool } from './ingest/native-workers.js';
+import { geneveSink } from './ingest/sink.js';
+import { nativeAvailable, nativeCounters, startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
+import { startNativeWorkers, type NativeWorkerPool } from './receive-workers.js';
 import { startUdpReceiver, type BoundReceiver } from './ingest/udp.js';
 import { startServeApi, livePairsFrom } from './api/serve.js';
 import type { ApiHandle } from './api/app.js';
@@ -56,7 +57,10 @@ export interface App {
   readonly receiver: BoundReceiver | PcapReceiver | NativeWorkerPool | null;
   /** The GENEVE socket (`geneve.listen`, a Gateway Load Balancer's traffic), when configured. Receive only. */
   readonly geneveReceiver: BoundReceiver | null;
-  /** Hand every buffered record to the disk (a live download wants the last seconds). */
+  /**
+   * Hand every buffered record to the disk, wait for the writes, and sync the open files' catalog rows
+   * (a live download wants the last seconds): the same for one collector or many workers.
+   */
   flushLive(): Promise<void>;
   kernelStats(): KernelUdpStats | null;
   counters(): Record<string, number>;
@@ -96,8 +100,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     async flushLive() {
-      if (pool) await pool.flushAll();
-      else if (collector) await collector.flushLive();
+      // One meaning however many collectors: every buffer on disk and every open file's row synced.
+      // With workers the main thread's collector still takes GENEVE.
+      await Promise.all([pool?.flushLive(), collector?.flushLive()]);
     },
     get detector() {
       if (!detector) throw new Error('app not started');

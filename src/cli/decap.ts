@@ -4,7 +4,6 @@
  * output `serve` would (PCAP files, catalog, and findings when a manifest is given), using the
  * captures' own timestamps. Arkime's `-r file`: the same pipeline, another source.
  */
-import { nativeCopyBytes } from '../ingest/native-addon.js';
 import { join } from 'node:path';
 import { Catalog } from '../collector/catalog.js';
 import { Collector } from '../collector/collector.js';
@@ -15,6 +14,7 @@ import { loadConfig } from '../config/load.js';
 import { Detector } from '../detect/detector.js';
 import { loadManifest } from '../detect/manifest.js';
 import { EXIT } from '../errors.js';
+import { nativeCopyBytes } from '../ingest/native-addon.js';
 import { openCapture } from '../pcap/reader.js';
 import { openDb } from '../store/db.js';
 import { createLogger, resolveLogFormat } from '../util/log.js';

@@ -1,18 +1,21 @@
 /**
- * One receive worker of `--workers N` (src/ingest/native-workers.ts runs this file in a worker thread):
- * a native receiver bound with SO_REUSEPORT, its own Collector writing files tagged with its worker id,
- * its own connection to the catalog database. The detector lives in the main thread: a new pair is
- * written at once as 'pending' and reported; the verdict comes back as a message.
+ * One receive worker of `--workers N` (src/receive-workers.ts runs this file in a worker thread). This
+ * is wiring, beside src/app.ts: the only place in a worker that opens the database and composes a
+ * Catalog, a Collector and a receiver; ingest/ and collector/ know nothing of threads.
+ *
+ * Each worker has a native receiver bound with SO_REUSEPORT, its own Collector writing files tagged with
+ * its worker id, its own connection to the catalog database. The detector lives in the main thread: a
+ * new pair is written at once as 'pending' and reported; the verdict comes back as a message.
  */
-import { nativeCopyBytes } from './native-addon.js';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Catalog } from '../collector/catalog.js';
-import { Collector, type PairVerdict } from '../collector/collector.js';
-import { ERRORS, isMgError } from '../errors.js';
-import { openDb, type Db } from '../store/db.js';
-import { createLogger } from '../util/log.js';
-import { startNativeReceiver, type NativeBoundReceiver } from './native.js';
-import { COUNTER_LAYOUT, PENDING, type FromWorker, type ToWorker, type WorkerData } from './native-workers.js';
+import { nativeCopyBytes } from './ingest/native-addon.js';
+import { Catalog } from './collector/catalog.js';
+import { Collector, type PairVerdict } from './collector/collector.js';
+import { ERRORS, isMgError } from './errors.js';
+import { openDb, type Db } from './store/db.js';
+import { createLogger } from './util/log.js';
+import { startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
+import { COUNTER_LAYOUT, PENDING, type FromWorker, type ToWorker, type WorkerData } from './receive-workers.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -111,9 +114,13 @@ port.on('message', (m: ToWorker) => {
       collector?.reassess((ip, vni) => verdicts.get(key(ip, vni)) ?? PENDING);
       break;
     case 'flush':
-      collector?.flushAll();
-      publish();
-      post({ type: 'flushed', id: m.id });
+      // The same flushLive as a single collector's: on disk and in the catalog when the answer goes.
+      void (collector?.flushLive() ?? Promise.resolve())
+        .catch((e: unknown) => logger.error({ err: e }, 'live flush failed'))
+        .finally(() => {
+          publish();
+          post({ type: 'flushed', id: m.id });
+        });
       break;
     case 'close':
       void shutdown();
