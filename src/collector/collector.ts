@@ -116,7 +116,7 @@ export class Collector {
 
   // ---- per-packet entry points (hot path) --------------------------------------------------------
 
-  /** A VXLAN payload (UDP payload) from an IPv4 source. */
+  /** A VXLAN payload (UDP payload) from an IPv4 source: src4 signed or unsigned (src/ingest/sink.ts). */
   ingest4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number): void {
     this.st.resetGeneve();
     this.deliver4(buf, off, end, src4, tsSec, tsNsec, 0);
@@ -142,7 +142,10 @@ export class Collector {
       this.drops[code]!++;
       return;
     }
-    if (st.mirrorFamily === 4) this.deliver4(buf, st.vxlanOff, st.vxlanEnd, st.mirrorSrc4, tsSec, tsNsec, st.weird);
+    // `| 0`: an address above 127.255.255.255 as an unsigned number is not a small integer, and V8 boxes it
+    // (16 bytes) whenever it crosses a call the optimizer did not inline; as a signed 32-bit number it is a
+    // small integer on 64-bit Node (no pointer compression) and crosses calls for free. get4 takes both.
+    if (st.mirrorFamily === 4) this.deliver4(buf, st.vxlanOff, st.vxlanEnd, st.mirrorSrc4 | 0, tsSec, tsNsec, st.weird);
     else this.deliver6(buf, st.vxlanOff, st.vxlanEnd, buf, st.mirrorSrc6Off, tsSec, tsNsec, st.weird);
   }
 
@@ -194,9 +197,9 @@ export class Collector {
       return;
     }
     if (st.geneveDepth > 0) {
-      if (st.mirrorFamily === 4) this.accept4(buf, st.mirrorSrc4, tsSec, tsNsec);
+      if (st.mirrorFamily === 4) this.accept4(buf, st.mirrorSrc4 | 0, tsSec, tsNsec);
       else this.accept6(buf, buf, st.mirrorSrc6Off, tsSec, tsNsec);
-    } else if (st.outerFamily === 4) this.accept4(buf, st.outerSrc4, tsSec, tsNsec);
+    } else if (st.outerFamily === 4) this.accept4(buf, st.outerSrc4 | 0, tsSec, tsNsec);
     else this.accept6(buf, buf, st.outerSrc6Off, tsSec, tsNsec);
   }
 

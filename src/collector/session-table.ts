@@ -80,8 +80,10 @@ export class SessionTable {
     return this.count;
   }
 
+  /** src4 as an unsigned or a signed 32-bit number: the same address either way (see Collector.ingestGeneve). */
   get4(src4: number, vni: number): Session | undefined {
     let s: Session | null | undefined = this.byKey.get(key4(src4, vni));
+    src4 >>>= 0;
     while (s) {
       if (s.src4 === src4 && s.vni === vni && s.src6 === null) return s;
       s = s.next;

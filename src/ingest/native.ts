@@ -164,7 +164,8 @@ export async function startNativeReceiver(sink: PacketSink, opts: NativeReceiver
     for (let i = 0, m = 0, off = 0; i < n; i++, m += W, off += slotBytes) {
       if ((meta[m + M_FLAGS]! & FLAG_TRUNC) !== 0) continue; // counted by the addon (stats().truncated)
       const end = off + meta[m + M_LEN]!;
-      if (meta[m + M_FAMILY] === 4) sink.ingest4(data, off, end, meta[m + M_SRC4]!, meta[m + M_TS_SEC]!, meta[m + M_TS_NSEC]!);
+      // `| 0`: the address as a signed 32-bit number, a small integer, so it crosses the call unboxed (sink.ts).
+      if (meta[m + M_FAMILY] === 4) sink.ingest4(data, off, end, meta[m + M_SRC4]! | 0, meta[m + M_TS_SEC]!, meta[m + M_TS_NSEC]!);
       else sink.ingest6(data, off, end, metaBytes, m * 4 + M_SRC6_BYTE, meta[m + M_TS_SEC]!, meta[m + M_TS_NSEC]!);
     }
     if (backlogged !== undefined && !heldBack && backlogged()) {

@@ -7,7 +7,12 @@
 
 /** Datagram payloads whose outer source the receiver read as numbers: the native recvmmsg receiver. */
 export interface PacketSink {
-  /** A VXLAN payload (the UDP payload) from an IPv4 source, src4 as an unsigned 32-bit number. */
+  /**
+   * A VXLAN payload (the UDP payload) from an IPv4 source. src4 is the address's 32 bits as a signed or
+   * unsigned number; sources pass it signed (`| 0`): an unsigned address of 128.0.0.0 and up (172.31/16,
+   * AWS's default VPC) is not a small integer in V8 and is boxed, 16 bytes, on every call the optimizer
+   * did not inline. Read it with `>>> 0` or byte shifts.
+   */
   ingest4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number): void;
   /** A VXLAN payload from an IPv6 source whose 16 address bytes are at src6[src6Off]. */
   ingest6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number): void;
