@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Config } from './config/schema.js';
 import { Catalog } from './collector/catalog.js';
 import { Collector } from './collector/collector.js';
+import { SessionWriters } from './collector/session-writer.js';
 import { CATALOG_FILE } from './collector/layout.js';
 import { collectorSettings } from './collector/settings.js';
 import { recoverCatalog } from './collector/recovery.js';
@@ -150,9 +151,12 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       const rec = await recoverCatalog(catalog, config.dataDir, logger);
       if (rec.repaired || rec.adopted || rec.removedRows) logger.warn(rec, 'recovered the catalog after an unclean stop');
 
+      // The session writers (files, pool, disk queue, outcome counts), then the packet path that feeds them.
+      const settings = collectorSettings(config);
+      const writers = new SessionWriters({ ...settings, catalog, logger, copyBytes: nativeCopyBytes() });
       collector = new Collector({
-        ...collectorSettings(config),
-        copyBytes: nativeCopyBytes(),
+        ...settings,
+        writers,
         catalog,
         logger,
         onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),
@@ -219,7 +223,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         });
       } else {
         const c = collector;
-        receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.writers.backlogged() });
+        receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => writers.backlogged() });
       }
       if (config.geneve.listen !== null) {
         // GENEVE from a Gateway Load Balancer, into this process's collector (with --workers, that is
@@ -229,7 +233,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         const kind = chooseReceiver({ ...config, workers: 1 }, logger);
         geneveReceiver =
           kind === 'native'
-            ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.writers.backlogged(), payload: 'geneve' })
+            ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => writers.backlogged(), payload: 'geneve' })
             : await startUdpReceiver(c, { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, payload: 'geneve' });
       }
 

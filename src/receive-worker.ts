@@ -11,6 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { nativeCopyBytes } from './ingest/native-addon.js';
 import { Catalog } from './collector/catalog.js';
 import { Collector, type PairVerdict } from './collector/collector.js';
+import { SessionWriters } from './collector/session-writer.js';
 import { ERRORS, isMgError } from './errors.js';
 import { openDb, type Db } from './store/db.js';
 import { createLogger } from './util/log.js';
@@ -52,10 +53,12 @@ function publish(): void {
 async function start(): Promise<void> {
   try {
     db = openDb(data.dbFile);
+    const catalog = new Catalog(db);
+    const writers = new SessionWriters({ ...data.collector, catalog, logger, workerId: data.id, copyBytes: nativeCopyBytes() });
     collector = new Collector({
       ...data.collector,
-      copyBytes: nativeCopyBytes(),
-      catalog: new Catalog(db),
+      writers,
+      catalog,
       logger,
       workerId: data.id,
       onNewPair(sourceIp, vni, atMs) {
@@ -74,7 +77,7 @@ async function start(): Promise<void> {
       logger,
       reusePort: true,
       // Backpressure from the session writers' disk queue: a burst waits in the socket buffer.
-      backlogged: () => c.writers.backlogged(),
+      backlogged: () => writers.backlogged(),
       ...(data.batch !== undefined ? { batch: data.batch } : {}),
       ...(data.slotBytes !== undefined ? { slotBytes: data.slotBytes } : {}),
     });

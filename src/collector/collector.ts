@@ -61,8 +61,9 @@ export interface CollectorOptions {
   /** Copies frames above 128 bytes into the write buffers (the native addon's copyBytes); default Buffer#copy. */
   copyBytes?: BytesCopy | null;
   /**
-   * The session writers (files, pool, disk queue, outcome counters). Made from the options above when
-   * absent; a composition that wants the backpressure signal passes its own or reads `writers`.
+   * The session writers (files, pool, disk queue, outcome counters), built by the composition (app.ts,
+   * receive-worker.ts), which also takes the backpressure signal from them. When absent (tests, decap)
+   * the collector makes them from dataDir, rotate*, bufferBytes, queueBytes and copyBytes above.
    */
   writers?: SessionWriters;
 }
