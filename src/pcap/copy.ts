@@ -14,7 +14,7 @@
 export type BytesCopy = (dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number) => void;
 
 /** Up to this many bytes, the DataView word copy beats a memcpy call from JavaScript. */
-const SMALL_FRAME_BYTES = 128;
+export const SMALL_FRAME_BYTES = 128;
 
 const views = new WeakMap<Uint8Array, DataView>();
 let lastSrc: Uint8Array | null = null;

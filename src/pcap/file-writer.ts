@@ -18,7 +18,7 @@ import { DROP, type DropCode } from '../outcomes.js';
 import { MgError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { DiskQueue, type DiskFile, type WriteChunk } from './disk-queue.js';
-import { copyFrame, viewOf, type BytesCopy } from './copy.js';
+import { copyFrame, SMALL_FRAME_BYTES, viewOf, type BytesCopy } from './copy.js';
 import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN } from './format.js';
 
 
@@ -158,7 +158,10 @@ export class PcapFileWriter {
     v.setUint32(h + 8, caplen, true);
     v.setUint32(h + 12, origLen, true);
     const p = h + RECORD_HEADER_BYTES;
-    copyFrame(b, v, p, buf, off, caplen, this.largeCopy);
+    // The passed-in copy called here, at a call site of its own whose feedback sees one target.
+    const large = this.largeCopy;
+    if (large !== null && caplen > SMALL_FRAME_BYTES) large(b, p, buf, off, caplen);
+    else copyFrame(b, v, p, buf, off, caplen, null);
     this.curLen = p + caplen;
     if (this.curPackets === 0) {
       this.curMinSec = this.curMaxSec = tsSec;
