@@ -8,15 +8,18 @@ import { join } from 'node:path';
 import type { Config } from './config/schema.js';
 import { Catalog } from './collector/catalog.js';
 import { Collector } from './collector/collector.js';
+import { SessionWriters } from './collector/session-writer.js';
 import { CATALOG_FILE } from './collector/layout.js';
 import { collectorSettings } from './collector/settings.js';
 import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
 import { MgError } from './errors.js';
+import { nativeCopyBytes } from './ingest/native-addon.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
 import { startPcapReceiver, type PcapReceiver } from './ingest/libpcap.js';
-import { geneveSink, nativeAvailable, nativeCounters, startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
-import { startNativeWorkers, type NativeWorkerPool } from './ingest/native-workers.js';
+import { geneveSink } from './ingest/sink.js';
+import { nativeAvailable, nativeCounters, startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
+import { startNativeWorkers, type NativeWorkerPool } from './receive-workers.js';
 import { startUdpReceiver, type BoundReceiver } from './ingest/udp.js';
 import { startServeApi, livePairsFrom } from './api/serve.js';
 import type { ApiHandle } from './api/app.js';
@@ -30,7 +33,7 @@ import type { Manifest } from './detect/manifest-types.js';
 import { openDb, type Db } from './store/db.js';
 import { parseHostPort } from './util/units.js';
 import { resolveLogFormat, type Logger } from './util/log.js';
-import { DROP_NAMES, WEIRD_NAMES } from './decode/drop-reasons.js';
+import { DROP_NAMES, WEIRD_NAMES } from './outcomes.js';
 
 export interface AppOptions {
   /** Webhooks resolved by the CLI (with config-file lines in errors); parsed from config when absent. */
@@ -60,7 +63,10 @@ export interface App {
   readonly receiver: BoundReceiver | PcapReceiver | NativeWorkerPool | null;
   /** The GENEVE socket (`geneve.listen`, a Gateway Load Balancer's traffic), when configured. Receive only. */
   readonly geneveReceiver: BoundReceiver | null;
-  /** Hand every buffered record to the disk (a live download wants the last seconds). */
+  /**
+   * Hand every buffered record to the disk, wait for the writes, and sync the open files' catalog rows
+   * (a live download wants the last seconds): the same for one collector or many workers.
+   */
   flushLive(): Promise<void>;
   kernelStats(): KernelUdpStats | null;
   counters(): Record<string, number>;
@@ -101,8 +107,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     async flushLive() {
-      if (pool) await pool.flushAll();
-      else if (collector) await collector.flushLive();
+      // One meaning however many collectors: every buffer on disk and every open file's row synced.
+      // With workers the main thread's collector still takes GENEVE.
+      await Promise.all([pool?.flushLive(), collector?.flushLive()]);
     },
     get detector() {
       if (!detector) throw new Error('app not started');
@@ -153,8 +160,12 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       const rec = await recoverCatalog(catalog, config.dataDir, logger);
       if (rec.repaired || rec.adopted || rec.removedRows) logger.warn(rec, 'recovered the catalog after an unclean stop');
 
+      // The session writers (files, pool, disk queue, outcome counts), then the packet path that feeds them.
+      const settings = collectorSettings(config);
+      const writers = new SessionWriters({ ...settings, catalog, logger, copyBytes: nativeCopyBytes() });
       collector = new Collector({
-        ...collectorSettings(config),
+        ...settings,
+        writers,
         catalog,
         logger,
         onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),
@@ -223,7 +234,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         });
       } else {
         const c = collector;
-        receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.backlogged() });
+        receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => writers.backlogged() });
       }
       if (config.geneve.listen !== null) {
         // GENEVE from a Gateway Load Balancer, into this process's collector (with --workers, that is
@@ -233,7 +244,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         const kind = chooseReceiver({ ...config, workers: 1 }, logger);
         geneveReceiver =
           kind === 'native'
-            ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => c.backlogged(), payload: 'geneve' })
+            ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => writers.backlogged(), payload: 'geneve' })
             : await startUdpReceiver(c, { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, payload: 'geneve' });
       }
 

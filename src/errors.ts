@@ -4,7 +4,7 @@
  * a status. docs/errors.md documents every code; test/errors.test.ts checks the two agree, both ways.
  *
  * Three tiers (docs/architecture.md): packets never throw (they are counted and dropped, see
- * src/decode/drop-reasons.ts); startup problems throw an MgError and the CLI exits non-zero;
+ * src/outcomes.ts); startup problems throw an MgError and the CLI exits non-zero;
  * asynchronous I/O failures are counted and logged at a limited rate, not thrown.
  */
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAlerts } from '../src/alert/alerts.js';
 import { parseAlertsConfig } from '../src/alert/config.js';
-import { DROP_NAMES, WEIRD_NAMES } from '../src/decode/drop-reasons.js';
+import { DROP_NAMES, WEIRD_NAMES } from '../src/outcomes.js';
 import { newSessionTableCounters } from '../src/collector/session-table.js';
 import { newDetectCounters } from '../src/detect/counters.js';
 import { nativeCounters, type NativeCounterSource } from '../src/ingest/native.js';

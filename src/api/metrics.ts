@@ -10,7 +10,7 @@
  */
 import { statfs } from 'node:fs/promises';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { DROP_NAMES, WEIRD_NAMES } from '../decode/drop-reasons.js';
+import { DROP_NAMES, WEIRD_NAMES } from '../outcomes.js';
 import { outboxCounts } from '../alert/outbox.js';
 import { VERSION } from '../version.js';
 import type { ApiContext } from './deps.js';

@@ -15,6 +15,7 @@ import { floodThresholds } from '../detect/config.js';
 import { Detector } from '../detect/detector.js';
 import { loadManifest } from '../detect/manifest.js';
 import { EXIT } from '../errors.js';
+import { nativeCopyBytes } from '../ingest/native-addon.js';
 import { openCapture } from '../pcap/reader.js';
 import { openDb } from '../store/db.js';
 import { createLogger, resolveLogFormat } from '../util/log.js';
@@ -70,6 +71,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
     ...collectorSettings(config),
     // A capture file is read, not received: no source can crowd others out of it, so no admission budget.
     admission: { admitPerSource: 0, admitIntervalSeconds: config.detect.newPairFlood.intervalSeconds },
+    copyBytes: nativeCopyBytes(),
     catalog,
     logger,
     ...(detector

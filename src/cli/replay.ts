@@ -7,7 +7,7 @@
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DROP, DROP_NAMES } from '../decode/drop-reasons.js';
+import { DROP, DROP_NAMES } from '../outcomes.js';
 import { decodeOuter } from '../decode/outer.js';
 import { PacketState } from '../decode/packet-state.js';
 import { EXIT } from '../errors.js';

@@ -4,29 +4,26 @@
  *   [GENEVE payload -> decode (geneve -> ip -> udp), the source IP becomes the VXLAN packet's]
  *   VXLAN payload -> decode (vxlan -> ethernet/vlan -> ip -> l4) into one reused PacketState
  *     -> session table keyed by (source IP of the VXLAN packet, VNI)  --first packet of a new pair-->  detector
- *     -> the session's PCAP writer (buffer; the disk queue does the I/O)
+ *     -> the session's sink: its SessionWriter (src/collector/session-writer.ts), which owns the pair's
+ *        files (open, append, rotate, close, catalog rows); the disk queue does the I/O
  *
- * Everything else (SQLite, the detector, rotation by idle time, retention) sits behind the first-packet
- * edge or a timer. The ingest* methods never throw and allocate nothing for a packet of a known pair:
- * every outcome is one increment of a counter in `drops` (index DROP.OK counts written frames).
+ * Everything else (SQLite, the detector, idle eviction, retention) sits behind the first-packet edge or
+ * a timer. The ingest* methods never throw and allocate nothing for a packet of a known pair. Outcomes
+ * (src/outcomes.ts) are counted in one array, `drops`: every refusal here, at the moment of refusal;
+ * `written` and the write losses by the disk queue, when the write completes or fails.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { DROP, DROP_COUNT, DROP_NAMES, WEIRD_COUNT, WEIRD_NAMES } from '../decode/drop-reasons.js';
+import { DROP, DROP_NAMES, WEIRD_COUNT, WEIRD_NAMES } from '../outcomes.js';
 import { GENEVE_PORT } from '../decode/constants.js';
 import { decodeGeneve, gwlbAttachmentIdString, gwlbEndpointIdString } from '../decode/geneve.js';
 import { decodeCapturedFrame } from '../decode/outer.js';
 import { PacketState } from '../decode/packet-state.js';
 import { decodeVxlan } from '../decode/vxlan.js';
-import { BufferPool } from '../pcap/buffer-pool.js';
-import { DiskQueue, type DiskErrorReport } from '../pcap/disk-queue.js';
-import { PcapFileWriter } from '../pcap/file-writer.js';
-import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
-import { receiveClock, toMicros, type ReceiveClock } from '../util/clock.js';
+import type { BytesCopy } from '../pcap/copy.js';
+import { receiveClock, type ReceiveClock } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import { Catalog } from './catalog.js';
-import { captureRelPath } from './layout.js';
 import { Session, SessionTable } from './session-table.js';
+import { SessionWriters } from './session-writer.js';
 
 export interface PairVerdict {
   sessionId: string | null;
@@ -63,38 +60,54 @@ export interface CollectorOptions {
   nowSec?: () => number;
   /** The receivers' clock, re-anchored to the wall clock on every flush tick (default: the process's). */
   clock?: ReceiveClock;
+  /** Copies frames above 128 bytes into the write buffers (the native addon's copyBytes); default Buffer#copy. */
+  copyBytes?: BytesCopy | null;
+  /**
+   * The session writers (files, pool, disk queue, outcome counters), built by the composition (app.ts,
+   * receive-worker.ts), which also takes the backpressure signal from them. When absent (tests, decap)
+   * the collector makes them from dataDir, rotate*, bufferBytes, queueBytes and copyBytes above.
+   */
+  writers?: SessionWriters;
 }
 
 export class Collector {
-  /** Outcome counters indexed by DropCode; DROP.OK counts frames written. */
-  readonly drops = new Float64Array(DROP_COUNT);
+  /**
+   * Outcome counters indexed by DropCode (src/outcomes.ts): the collector counts refusals, the session
+   * writers' disk queue counts DROP.OK (written) and the write losses, into this same array.
+   */
+  readonly drops: Float64Array;
   /** Weird counters indexed by WEIRD code. */
   readonly weird = new Float64Array(WEIRD_COUNT);
   readonly sessions: SessionTable;
+  /** Where each session's frames go: its SessionWriter, and what they share (pool, disk queue, backpressure). */
+  readonly writers: SessionWriters;
 
   private readonly st = new PacketState();
-  private readonly pool: BufferPool;
-  private readonly queue: DiskQueue;
-  private readonly pending = new Set<Promise<void>>();
   private readonly logLimit = new RateLimiter(60_000);
-  private readonly workerId: number;
   private readonly nowSec: () => number;
-  private readonly halfQueue: number;
   private readonly genevePort: number;
   private timer: NodeJS.Timeout | null = null;
-  private fileSeq = 0;
   private closed = false;
 
   constructor(private readonly opts: CollectorOptions) {
-    this.workerId = opts.workerId ?? 0;
     // A pair the table cannot simply admit is judged there, and an evicted pair's file closed here.
     this.sessions = new SessionTable(opts.maxSessions, { ...opts.admission, judge: opts.onNewPair, onEvict: (s) => this.evicted(s) });
-    this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, maxBytes: opts.queueBytes });
-    // Every write outcome (a failed create, write, truncate, sync or close; a full queue) reaches the log
-    // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, onError: (report) => this.onDiskReport(report) });
     this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
-    this.halfQueue = opts.queueBytes / 2;
+    this.writers =
+      opts.writers ??
+      new SessionWriters({
+        dataDir: opts.dataDir,
+        catalog: opts.catalog,
+        logger: opts.logger,
+        workerId: opts.workerId ?? 0,
+        rotateBytes: opts.rotateBytes,
+        rotateSeconds: opts.rotateSeconds,
+        bufferBytes: opts.bufferBytes,
+        queueBytes: opts.queueBytes,
+        copyBytes: opts.copyBytes ?? null,
+        nowSec: this.nowSec,
+      });
+    this.drops = this.writers.counts;
     this.genevePort = opts.genevePort ?? GENEVE_PORT;
   }
 
@@ -107,7 +120,7 @@ export class Collector {
 
   // ---- per-packet entry points (hot path) --------------------------------------------------------
 
-  /** A VXLAN payload (UDP payload) from an IPv4 source. */
+  /** A VXLAN payload (UDP payload) from an IPv4 source: src4 signed or unsigned (src/ingest/sink.ts). */
   ingest4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number): void {
     this.st.resetGeneve();
     this.deliver4(buf, off, end, src4, tsSec, tsNsec, 0);
@@ -133,7 +146,10 @@ export class Collector {
       this.drops[code]!++;
       return;
     }
-    if (st.mirrorFamily === 4) this.deliver4(buf, st.vxlanOff, st.vxlanEnd, st.mirrorSrc4, tsSec, tsNsec, st.weird);
+    // `| 0`: an address above 127.255.255.255 as an unsigned number is not a small integer, and V8 boxes it
+    // (16 bytes) whenever it crosses a call the optimizer did not inline; as a signed 32-bit number it is a
+    // small integer on 64-bit Node (no pointer compression) and crosses calls for free. get4 takes both.
+    if (st.mirrorFamily === 4) this.deliver4(buf, st.vxlanOff, st.vxlanEnd, st.mirrorSrc4 | 0, tsSec, tsNsec, st.weird);
     else this.deliver6(buf, st.vxlanOff, st.vxlanEnd, buf, st.mirrorSrc6Off, tsSec, tsNsec, st.weird);
   }
 
@@ -185,9 +201,9 @@ export class Collector {
       return;
     }
     if (st.geneveDepth > 0) {
-      if (st.mirrorFamily === 4) this.accept4(buf, st.mirrorSrc4, tsSec, tsNsec);
+      if (st.mirrorFamily === 4) this.accept4(buf, st.mirrorSrc4 | 0, tsSec, tsNsec);
       else this.accept6(buf, buf, st.mirrorSrc6Off, tsSec, tsNsec);
-    } else if (st.outerFamily === 4) this.accept4(buf, st.outerSrc4, tsSec, tsNsec);
+    } else if (st.outerFamily === 4) this.accept4(buf, st.outerSrc4 | 0, tsSec, tsNsec);
     else this.accept6(buf, buf, st.outerSrc6Off, tsSec, tsNsec);
   }
 
@@ -218,27 +234,18 @@ export class Collector {
     this.write(s, buf, tsSec, tsNsec);
   }
 
+  /** Hand the frame to the session's sink; count a refusal here (an accepted frame is counted by the disk queue). */
   private write(s: Session, buf: Uint8Array, tsSec: number, tsNsec: number): void {
     const st = this.st;
-    const caplen = st.innerEnd - st.innerOff;
-    const rec = RECORD_HEADER_BYTES + caplen;
-    if (s.writer === null) this.openFile(s, tsSec, tsNsec);
-    else if (
-      (s.fileBytes + rec > this.opts.rotateBytes && s.fileBytes > GLOBAL_HEADER_BYTES) ||
-      tsSec - s.fileOpenedSec >= this.opts.rotateSeconds
-    ) {
-      this.closeFile(s, s.fileBytes + rec > this.opts.rotateBytes ? 'size' : 'age');
-      this.openFile(s, tsSec, tsNsec);
+    const code = s.sink!.append(buf, st.innerOff, st.innerEnd, st.origLen, tsSec, tsNsec);
+    if (code !== DROP.OK) {
+      this.drops[code]!++;
+      return;
     }
-    const code = s.writer!.append(buf, st.innerOff, st.innerEnd, st.origLen, tsSec, tsNsec);
-    this.drops[code]!++;
-    if (code === DROP.OK) {
-      s.fileBytes += rec;
-      s.packets++;
-      s.bytes += caplen;
-      s.lastSec = tsSec;
-      s.dirty = true;
-    }
+    s.packets++;
+    s.bytes += st.innerEnd - st.innerOff;
+    s.lastSec = tsSec;
+    s.dirty = true;
   }
 
   private countWeird(bits: number): void {
@@ -269,7 +276,7 @@ export class Collector {
         this.opts.logger.error({ err: e, sourceIp: s.sourceIp, vni: s.vni }, 'detector failed on a GWLB endpoint; capture continues');
       }
     }
-    if (!first) this.closeFile(s, 'gwlb-endpoint');
+    if (!first) s.sink!.close('gwlb-endpoint');
     s.dirty = true;
   }
 
@@ -294,106 +301,15 @@ export class Collector {
     }
     this.opts.logger.info({ sourceIp: s.sourceIp, vni: s.vni, sessionId: s.sessionId, status: s.status }, 'new mirror session seen');
     this.syncObserved(s, atMs);
+    s.sink = this.writers.writer(s);
     return s;
   }
 
   /** The table evicted `s` to make room for a new pair (session-table.ts says which it prefers). */
   private evicted(s: Session): void {
     if (s.dirty) this.syncObserved(s, Math.floor(this.nowSec() * 1000));
-    this.closeFile(s, 'evicted');
-  }
-
-  private openFile(s: Session, tsSec: number, tsNsec: number): void {
-    const rel = captureRelPath(s.vni, s.sourceIp, tsSec, tsNsec, this.workerId, ++this.fileSeq);
-    const abs = join(this.opts.dataDir, rel);
-    const firstUs = toMicros(tsSec, tsNsec);
-    try {
-      s.catalogId = this.opts.catalog.open({
-        path: rel,
-        vni: s.vni,
-        sourceIp: s.sourceIp,
-        sessionId: s.sessionId,
-        gwlbEndpointId: s.gwlbEndpointId,
-        gwlbAttachmentId: s.gwlbAttachmentId,
-        worker: this.workerId,
-        createdUs: Math.floor(this.nowSec() * 1e6),
-        firstUs,
-      });
-    } catch (e) {
-      // The catalog is on the same disk; if it cannot take a row the file is still written and the
-      // recovery scan adopts it on the next start.
-      s.catalogId = 0;
-      const n = this.logLimit.allow('catalog-open');
-      if (n >= 0) this.opts.logger.error({ err: e, path: rel, suppressed: n }, 'catalog insert failed');
-    }
-    s.relPath = rel;
-    this.ensureDir(dirname(abs));
-    s.writer = new PcapFileWriter(abs, {
-      pool: this.pool,
-      queue: this.queue,
-      flushIntervalMs: 0, // the collector's timer flushes every file at once
-      onLoss: (code: number, packets: number) => this.onLoss(code, packets),
-    });
-    s.fileOpenedSec = tsSec;
-    s.fileBytes = GLOBAL_HEADER_BYTES;
-    s.syncedBytes = 0;
-  }
-
-  private readonly madeDirs = new Set<string>();
-
-  /** Create a session's day folder once; if it fails, the writer's create fails and is counted and retried. */
-  private ensureDir(dir: string): void {
-    if (this.madeDirs.has(dir)) return;
-    try {
-      mkdirSync(dir, { recursive: true });
-      if (this.madeDirs.size > 10_000) this.madeDirs.clear();
-      this.madeDirs.add(dir);
-    } catch {
-      /* reported by the writer when it cannot create the file */
-    }
-  }
-
-  private onLoss(code: number, packets: number): void {
-    // Frames counted as written when buffered turned out lost on disk: move them to the failure's counter.
-    this.drops[DROP.OK]! -= packets;
-    this.drops[code]! += packets;
-  }
-
-  /** The disk queue's hook: already rate-limited (one report per operation and errno a minute, with the count suppressed). */
-  private onDiskReport(report: DiskErrorReport): void {
-    if (report.op === 'queue') this.opts.logger.warn(report, 'disk queue full: packets dropped (pcap.write.queue_full); the disk is slower than the capture');
-    else this.opts.logger.error(report, 'PCAP write failed; capture continues and retries on the next flush');
-  }
-
-  /** Close a session's current file (rotation, idle, shutdown). The catalog row is finalized when the close completes. */
-  private closeFile(s: Session, reason: string): void {
-    const w = s.writer;
-    if (w === null) return;
-    s.writer = null;
-    const id = s.catalogId;
-    const p: Promise<void> = w
-      .close()
-      .then((info) => {
-        if (id === 0) return;
-        if (!info.created) {
-          this.opts.catalog.delete(id);
-          return;
-        }
-        this.opts.catalog.close(id, {
-          closedUs: Math.floor(this.nowSec() * 1e6),
-          firstUs: info.packets > 0 ? toMicros(info.firstSec, info.firstNsec) : null,
-          lastUs: info.packets > 0 ? toMicros(info.lastSec, info.lastNsec) : null,
-          packets: info.packets,
-          bytes: info.bytes,
-          sha256: info.sha256 ?? '',
-          reason,
-        });
-      })
-      .catch((e: unknown) => {
-        this.opts.logger.error({ err: e, path: s.relPath }, 'closing a PCAP file failed; it is repaired on the next start');
-      })
-      .finally(() => this.pending.delete(p));
-    this.pending.add(p);
+    s.sink?.close('evicted');
+    s.sink = null;
   }
 
   /** Timer: hand buffered records to the disk, sync the catalog, rotate by age, close idle files. */
@@ -408,17 +324,12 @@ export class Collector {
           if (s.dirty) this.syncObserved(s, nowMs);
           s.dirty = false;
           if (now - s.lastSec >= idle && s.lastSec > 0) {
-            this.closeFile(s, 'idle');
+            s.sink?.close('idle');
             this.sessions.remove(s);
             continue;
           }
-          const w = s.writer;
-          if (w !== null) {
-            w.flush();
-            // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
-            this.syncFileRow(s);
-            if (now - s.fileOpenedSec >= this.opts.rotateSeconds) this.closeFile(s, 'age');
-          }
+          // Flush, sync the open file's row, rotate by age.
+          s.sink?.tick(now);
         }
       });
     } catch (e) {
@@ -435,24 +346,13 @@ export class Collector {
     if (n >= 0) this.opts.logger.warn({ stepMs: Math.round(stepMs), suppressed: n }, 'the wall clock moved against the monotonic clock; receive timestamps re-anchored');
   }
 
-  /** Bring an open file's catalog row up to what is committed on disk (packets, bytes, last time). */
-  private syncFileRow(s: Session): void {
-    const w = s.writer;
-    if (w === null || s.catalogId === 0 || w.committedBytes === s.syncedBytes) return;
-    this.opts.catalog.sync(s.catalogId, w.committedPackets, w.committedBytes, toMicros(w.lastSec, w.lastNsec));
-    s.syncedBytes = w.committedBytes;
-  }
-
   /**
    * For a live download: hand every buffer to the disk, wait for the writes, and update the open files'
-   * catalog rows, so the file being written can be served up to its last record.
+   * catalog rows, so the file being written can be served up to its last record. The same meaning with
+   * receive workers (each worker runs this on its own collector; src/workers.ts).
    */
-  async flushLive(): Promise<void> {
-    this.flushAll();
-    await this.drain();
-    this.opts.catalog.batch(() => {
-      for (const s of this.sessions) this.syncFileRow(s);
-    });
+  flushLive(): Promise<void> {
+    return this.writers.flushLive();
   }
 
   private readonly observedMark = new WeakMap<Session, { packets: number; bytes: number }>();
@@ -474,7 +374,7 @@ export class Collector {
   reassess(verdict: (sourceIp: string, vni: number) => PairVerdict): void {
     for (const s of this.sessions) {
       const v = verdict(s.sourceIp, s.vni);
-      if (v.sessionId !== s.sessionId && s.catalogId !== 0) this.opts.catalog.setSessionId(s.catalogId, v.sessionId);
+      if (v.sessionId !== s.sessionId) s.sink?.sessionIdChanged(v.sessionId);
       s.sessionId = v.sessionId;
       s.status = v.status;
     }
@@ -482,14 +382,12 @@ export class Collector {
 
   /** Hand every buffer to the disk now (a live API download wants the last records). */
   flushAll(): void {
-    for (const s of this.sessions) s.writer?.flush();
+    this.writers.flushAll();
   }
 
   /** Wait until everything handed to the disk is written (capture-file replays pace themselves on this). */
-  async drain(): Promise<void> {
-    const ws: Promise<void>[] = [];
-    for (const s of this.sessions) if (s.writer) ws.push(s.writer.drain());
-    await Promise.all(ws);
+  drain(): Promise<void> {
+    return this.writers.drain();
   }
 
   /** Outcome counters by name (docs/counters.md): `written`, every drop reason, every weird. */
@@ -508,22 +406,14 @@ export class Collector {
     this.timer = null;
     const nowMs = Math.floor(this.nowSec() * 1000);
     for (const s of this.sessions) {
-      this.closeFile(s, 'shutdown');
+      s.sink?.close('shutdown');
       if (s.dirty) this.syncObserved(s, nowMs);
     }
-    while (this.pending.size) await Promise.allSettled([...this.pending]);
-  }
-
-  /**
-   * Backpressure for receivers that can leave a burst in the socket buffer (native): true while more
-   * than half the disk queue's bytes are in flight. Cheap; allocates nothing.
-   */
-  backlogged(): boolean {
-    return this.queue.queuedBytes > this.halfQueue;
+    await this.writers.close();
   }
 
   /** Counters for logs and the API. */
   stats(): { drops: Float64Array; weird: Float64Array; sessions: number; queuedBytes: number } {
-    return { drops: this.drops, weird: this.weird, sessions: this.sessions.size, queuedBytes: this.queue.queuedBytes };
+    return { drops: this.drops, weird: this.weird, sessions: this.sessions.size, queuedBytes: this.writers.queuedBytes };
   }
 }

@@ -17,7 +17,7 @@
  * sweep), so a flood costs a constant amount of work per new pair, not a scan of the table.
  */
 import { ipv6ToString, parseIp } from '../decode/addr.js';
-import type { PcapFileWriter } from '../pcap/file-writer.js';
+import type { SessionWriter } from './session-writer.js';
 
 /** Keys stay within V8's small-integer range (31 bits with pointer compression). */
 const KEY_MASK = 0x3fff_ffff;
@@ -36,15 +36,8 @@ export class Session {
   lastSec = 0;
   /** Packets written since the catalog was last synced (drives the periodic sync). */
   dirty = false;
-  // The file being written.
-  writer: PcapFileWriter | null = null;
-  fileOpenedSec = 0;
-  /** Bytes accepted into the current file (header included), for size rotation. */
-  fileBytes = 0;
-  catalogId = 0;
-  relPath = '';
-  /** The file's committed size when the catalog row was last synced. */
-  syncedBytes = 0;
+  /** Where the pair's frames go: its files (set at the first-packet edge). */
+  sink: SessionWriter | null = null;
   /** Collision chain for IPv6 keys. */
   next: Session | null = null;
   /** The 8 bytes of the GWLB endpoint id the pair last arrived through (GENEVE option), null if never. */
@@ -166,8 +159,10 @@ export class SessionTable {
     return this.count;
   }
 
+  /** src4 as an unsigned or a signed 32-bit number: the same address either way (see Collector.ingestGeneve). */
   get4(src4: number, vni: number): Session | undefined {
     let s: Session | null | undefined = this.byKey.get(key4(src4, vni));
+    src4 >>>= 0;
     while (s) {
       if (s.src4 === src4 && s.vni === vni && s.src6 === null) return s;
       s = s.next;

@@ -19,7 +19,7 @@
  * payload is not decoded further, as for any EtherType other than IPv4/IPv6.
  */
 import { ETHERNET_HEADER_BYTES, VLAN_TAG_BYTES, isVlanTpid } from './constants.js';
-import { WEIRD } from './drop-reasons.js';
+import { WEIRD } from '../outcomes.js';
 import { MAX_VLAN_DEPTH, type PacketState } from './packet-state.js';
 
 /**

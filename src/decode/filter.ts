@@ -52,7 +52,7 @@ import {
   IPPROTO_TCP,
   IPPROTO_UDP,
 } from './constants.js';
-import { DROP } from './drop-reasons.js';
+import { DROP } from '../outcomes.js';
 import { decodeInnerFrame } from './inner.js';
 import { AF_INET, AF_INET6, PacketState } from './packet-state.js';
 

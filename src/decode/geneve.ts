@@ -49,7 +49,7 @@ import {
   VLAN_TAG_BYTES,
   isVlanTpid,
 } from './constants.js';
-import { DROP, WEIRD, type DropCode } from './drop-reasons.js';
+import { DROP, WEIRD, type DropCode } from '../outcomes.js';
 import { IPV6_WALK_OK, ipv6Walk, walkIpv6Extensions } from './ipv6.js';
 import { AF_INET, AF_INET6, MAX_GENEVE_DEPTH, MAX_VLAN_DEPTH, type PacketState } from './packet-state.js';
 

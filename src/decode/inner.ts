@@ -18,7 +18,7 @@ import {
   VXLAN_HEADER_BYTES,
   VXLAN_PORT,
 } from './constants.js';
-import { DROP, WEIRD, type DropCode } from './drop-reasons.js';
+import { DROP, WEIRD, type DropCode } from '../outcomes.js';
 import { decodeEthernet } from './ethernet.js';
 import { decodeIpv4, ipv4DeclaredLength } from './ipv4.js';
 import { decodeIpv6, ipv6DeclaredLength } from './ipv6.js';

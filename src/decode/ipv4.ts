@@ -21,7 +21,7 @@
  * the PCAP we write keeps it for the analyst.
  */
 import { IPV4_MIN_HEADER_BYTES } from './constants.js';
-import { WEIRD } from './drop-reasons.js';
+import { WEIRD } from '../outcomes.js';
 import { AF_INET, type PacketState } from './packet-state.js';
 
 /**

@@ -47,7 +47,7 @@ import {
   IPPROTO_SHIM6,
   IPV6_HEADER_BYTES,
 } from './constants.js';
-import { WEIRD } from './drop-reasons.js';
+import { WEIRD } from '../outcomes.js';
 import { AF_INET6, MAX_IPV6_EXT_HEADERS, type PacketState } from './packet-state.js';
 
 export const IPV6_WALK_OK = 0;

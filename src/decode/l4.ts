@@ -47,7 +47,7 @@ import {
   IPPROTO_UDPLITE,
   UDP_HEADER_BYTES,
 } from './constants.js';
-import { WEIRD } from './drop-reasons.js';
+import { WEIRD } from '../outcomes.js';
 import type { PacketState } from './packet-state.js';
 
 const TCP_MIN_HEADER_BYTES = 20;

@@ -23,7 +23,7 @@ import {
   VXLAN_PORT,
   isVlanTpid,
 } from './constants.js';
-import { DROP, type DropCode } from './drop-reasons.js';
+import { DROP, type DropCode } from '../outcomes.js';
 import { IPV6_WALK_OK, ipv6Walk, walkIpv6Extensions } from './ipv6.js';
 import { AF_INET, AF_INET6, MAX_VLAN_DEPTH, type PacketState } from './packet-state.js';
 import { decodeGeneve } from './geneve.js';

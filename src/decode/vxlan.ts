@@ -15,7 +15,7 @@
  * that sets them is not AWS; strict mode drops it (Suricata's decoder.vxlan strictness knob).
  */
 import { VXLAN_FLAG_I, VXLAN_HEADER_BYTES } from './constants.js';
-import { DROP, WEIRD, type DropCode } from './drop-reasons.js';
+import { DROP, WEIRD, type DropCode } from '../outcomes.js';
 import { decodeInnerFrame } from './inner.js';
 import type { PacketState } from './packet-state.js';
 

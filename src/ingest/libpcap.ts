@@ -6,7 +6,7 @@
  * Needs CAP_NET_RAW (deploy/ has the systemd drop-in).
  */
 import { createRequire } from 'node:module';
-import type { Collector } from '../collector/collector.js';
+import type { FrameSink } from './sink.js';
 import { MgError } from '../errors.js';
 import { Timestamp } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
@@ -47,7 +47,7 @@ function loadCap(): CapModule {
   }
 }
 
-export function startPcapReceiver(collector: Collector, opts: { iface: string; vxlanPort: number; genevePort?: number; bufferBytes: number; logger: Logger }): PcapReceiver {
+export function startPcapReceiver(collector: FrameSink, opts: { iface: string; vxlanPort: number; genevePort?: number; bufferBytes: number; logger: Logger }): PcapReceiver {
   const { Cap } = loadCap();
   // Check the name first: `cap` crashes the process at exit after a failed open, so never open blindly.
   const devices = Cap.deviceList().map((d) => d.name);

@@ -130,3 +130,14 @@ function load(path: string): AddonLoad {
   }
   return { ok: true, addon: mod as NativeAddon, path };
 }
+
+/**
+ * The addon's copyBytes for the PCAP writer's large-frame copy (src/pcap/copy.ts), or null when the addon
+ * is not built. The composition (app.ts, the receive workers, decap) passes it in; src/pcap/ loads nothing.
+ */
+export function nativeCopyBytes(): ((dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number) => void) | null {
+  const a = loadNativeAddon();
+  if (!a.ok || typeof a.addon.copyBytes !== 'function') return null;
+  // A plain N-API function: it needs no `this`, and calling it directly adds no wrapper per packet.
+  return a.addon.copyBytes;
+}

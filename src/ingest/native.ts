@@ -1,7 +1,7 @@
 /**
  * The native fast path: the addon (native/src/receiver.cc) owns the UDP socket and reads it with
  * recvmmsg(2) into one preallocated buffer shared with JavaScript; this file walks each batch in place
- * and hands every datagram to the collector's ingest4/ingest6 with offsets into that ONE Buffer and the
+ * and hands every datagram to the sink's ingest4/ingest6 (src/ingest/sink.ts) with offsets into that ONE Buffer and the
  * kernel's receive timestamp (SO_TIMESTAMPNS). Per packet, nothing is allocated here: the Buffer and the
  * metadata views are made once, the batch handler is one closure made once.
  *
@@ -11,24 +11,8 @@
 import { MgError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { loadNativeAddon, type NativeSocket, type NativeSocketStats } from './native-addon.js';
+import type { PacketSink } from './sink.js';
 import type { BoundReceiver } from './udp.js';
-
-/** What the receiver feeds: the Collector's hot-path entry points (any object with the same two methods). */
-export interface PacketSink {
-  ingest4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number): void;
-  ingest6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number): void;
-}
-
-/**
- * A sink for a GENEVE socket (a Gateway Load Balancer): the GWLB's own address is not the session, the
- * VXLAN packet inside GENEVE names it, so the source the addon reports is ignored. Made once per receiver.
- */
-export function geneveSink(collector: { ingestGeneve(buf: Uint8Array, off: number, end: number, tsSec: number, tsNsec: number): void }): PacketSink {
-  return {
-    ingest4: (buf, off, end, _src4, tsSec, tsNsec) => collector.ingestGeneve(buf, off, end, tsSec, tsNsec),
-    ingest6: (buf, off, end, _src6, _src6Off, tsSec, tsNsec) => collector.ingestGeneve(buf, off, end, tsSec, tsNsec),
-  };
-}
 
 /** Datagrams per recvmmsg call. More amortises the system call and the JS call; 256 slots of 9 KiB = 2.3 MiB. */
 export const DEFAULT_BATCH = 256;
@@ -180,7 +164,8 @@ export async function startNativeReceiver(sink: PacketSink, opts: NativeReceiver
     for (let i = 0, m = 0, off = 0; i < n; i++, m += W, off += slotBytes) {
       if ((meta[m + M_FLAGS]! & FLAG_TRUNC) !== 0) continue; // counted by the addon (stats().truncated)
       const end = off + meta[m + M_LEN]!;
-      if (meta[m + M_FAMILY] === 4) sink.ingest4(data, off, end, meta[m + M_SRC4]!, meta[m + M_TS_SEC]!, meta[m + M_TS_NSEC]!);
+      // `| 0`: the address as a signed 32-bit number, a small integer, so it crosses the call unboxed (sink.ts).
+      if (meta[m + M_FAMILY] === 4) sink.ingest4(data, off, end, meta[m + M_SRC4]! | 0, meta[m + M_TS_SEC]!, meta[m + M_TS_NSEC]!);
       else sink.ingest6(data, off, end, metaBytes, m * 4 + M_SRC6_BYTE, meta[m + M_TS_SEC]!, meta[m + M_TS_NSEC]!);
     }
     if (backlogged !== undefined && !heldBack && backlogged()) {

@@ -10,7 +10,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { MgError } from '../errors.js';
-import type { Collector } from '../collector/collector.js';
+import type { DatagramSink } from './sink.js';
 import { Timestamp } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 
@@ -34,7 +34,7 @@ export interface BoundReceiver {
   close(): Promise<void>;
 }
 
-export async function startUdpReceiver(collector: Collector, opts: UdpReceiverOptions): Promise<BoundReceiver> {
+export async function startUdpReceiver(collector: DatagramSink, opts: UdpReceiverOptions): Promise<BoundReceiver> {
   const type = isIPv6(opts.host) ? 'udp6' : 'udp4';
   const sock: Socket = createSocket({ type, recvBufferSize: opts.recvBufferBytes, ipv6Only: false });
   const ts = new Timestamp();

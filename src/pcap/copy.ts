@@ -4,18 +4,17 @@
  * for the young generation every packet. Instead:
  *   - small frames (the common case at high packet rates) are copied 4 bytes at a time through DataViews
  *     made once per buffer: about 3x faster than Buffer#copy at 64 bytes (measured, Node 20);
- *   - larger frames use the native addon's copyBytes (a bounds-checked memmove) when it is built,
- *     else Buffer#copy.
+ *   - larger frames use the bytes-copy function the composition passes in (the native addon's copyBytes,
+ *     a bounds-checked memmove, when it is built), else Buffer#copy. This room loads no addon itself:
+ *     src/pcap/ depends on nothing above it.
  * The source DataView is cached for the last source buffer: the native receiver hands every packet in
  * one shared buffer, so it is made once. node:dgram gives a new Buffer per packet, which allocates anyway.
  */
-import { loadNativeAddon } from '../ingest/native-addon.js';
+/** A bounds-checked copy of src[srcOff, srcOff + len) to dst[dstOff ...] (the native addon's copyBytes). */
+export type BytesCopy = (dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number) => void;
 
 /** Up to this many bytes, the DataView word copy beats a memcpy call from JavaScript. */
-const SMALL_FRAME_BYTES = 128;
-
-const addon = loadNativeAddon();
-const nativeCopy = addon.ok && typeof addon.addon.copyBytes === 'function' ? addon.addon.copyBytes : null;
+export const SMALL_FRAME_BYTES = 128;
 
 const views = new WeakMap<Uint8Array, DataView>();
 let lastSrc: Uint8Array | null = null;
@@ -31,8 +30,8 @@ export function viewOf(b: Uint8Array): DataView {
   return v;
 }
 
-/** Copy src[srcOff, srcOff + len) to dst[dstOff ...]. The caller has checked both ranges. */
-export function copyFrame(dst: Buffer, dstView: DataView, dstOff: number, src: Uint8Array, srcOff: number, len: number): void {
+/** Copy src[srcOff, srcOff + len) to dst[dstOff ...]. The caller has checked both ranges. `large`: see BytesCopy. */
+export function copyFrame(dst: Buffer, dstView: DataView, dstOff: number, src: Uint8Array, srcOff: number, len: number, large: BytesCopy | null): void {
   if (len <= SMALL_FRAME_BYTES) {
     let sv = lastSrcView;
     if (src !== lastSrc || sv === null) {
@@ -45,8 +44,8 @@ export function copyFrame(dst: Buffer, dstView: DataView, dstOff: number, src: U
     for (; i < len; i++) dst[dstOff + i] = src[srcOff + i]!;
     return;
   }
-  if (nativeCopy !== null) {
-    nativeCopy(dst, dstOff, src, srcOff, len);
+  if (large !== null) {
+    large(dst, dstOff, src, srcOff, len);
     return;
   }
   if (src instanceof Buffer) src.copy(dst, dstOff, srcOff, srcOff + len);

@@ -13,14 +13,17 @@
  *   of a buffer that was written whole. A buffer holds whole records, so the committed offset is always
  *   a record boundary. When a write fails (ENOSPC, EDQUOT, EIO, ...) the file is truncated back to it,
  *   the buffer's packets are counted lost under WRITE_ENOSPC or WRITE_ERROR, and the next buffer is tried
- *   again, so capture resumes by itself when space returns. If even the truncate fails, the next
+ *   again, so capture resumes by itself when space returns.
+ * - Outcomes (src/outcomes.ts) are counted here, once, in `counts`: a buffer's packets go to OK
+ *   (`written`) when its write completes, or to WRITE_ENOSPC / WRITE_ERROR when it fails. Nothing is
+ *   counted as written before it is on disk, so no count is ever taken back. If even the truncate fails, the next
  *   successful write overwrites the garbage and close() truncates again: the file always parses.
  * - SHA-256 is updated per committed buffer, so closing a file needs no re-read.
  * - Failures go to one hook, at most once per interval per (operation, errno), with a suppressed count.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { DROP, type DropCode } from '../decode/drop-reasons.js';
+import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
 import { MgError } from '../errors.js';
 import { RateLimiter } from '../util/log.js';
 
@@ -56,6 +59,11 @@ export interface DiskQueueOptions {
   errorReportIntervalMs?: number;
   /** Permission bits for new files. Default 0o640. */
   fileMode?: number;
+  /**
+   * Outcome counters indexed by DropCode, where written and lost packets are counted (OK,
+   * WRITE_ENOSPC, WRITE_ERROR). Shared with whoever counts the other outcomes; a fresh set when absent.
+   */
+  counts?: Float64Array;
 }
 
 /** A buffer of whole records on its way to disk. */
@@ -104,6 +112,8 @@ export class DiskQueue {
   readonly maxQueuedBytes: number;
   readonly maxConcurrentWrites: number;
   readonly fileMode: number;
+  /** Outcome counters (see DiskQueueOptions.counts): the one place written and lost packets are counted. */
+  readonly counts: Float64Array;
   private readonly onError: ((r: DiskErrorReport) => void) | undefined;
   private readonly limiter: RateLimiter;
   /** Bytes handed over and not yet written or dropped. */
@@ -125,6 +135,7 @@ export class DiskQueue {
     this.onError = opts.onError;
     this.limiter = new RateLimiter(opts.errorReportIntervalMs ?? DEFAULT_ERROR_REPORT_INTERVAL_MS);
     this.fileMode = opts.fileMode ?? DEFAULT_FILE_MODE;
+    this.counts = opts.counts ?? newOutcomeCounts();
   }
 
   /** Files writing right now (at most maxConcurrentWrites). */
@@ -176,10 +187,6 @@ export class DiskQueue {
 export interface DiskFileOptions {
   /** fdatasync at most this often while writing, ms (0: only fsync on close). */
   datasyncIntervalMs?: number;
-  /** Packets of this file lost by a failed write, with the DropCode they count under. */
-  onLoss?: (code: DropCode, packets: number) => void;
-  /** Every failure on this file, unthrottled (at most one per write attempt; the queue's hook is rate-limited). */
-  onError?: (report: DiskErrorReport) => void;
 }
 
 type Job = { kind: 'write'; chunk: WriteChunk } | { kind: 'close'; done: (r: DiskFileResult) => void } | { kind: 'idle'; done: () => void };
@@ -213,7 +220,7 @@ export class DiskFile {
     private readonly queue: DiskQueue,
     readonly path: string,
     private readonly preamble: Buffer,
-    private readonly opts: DiskFileOptions,
+    opts: DiskFileOptions,
   ) {
     this.datasyncIntervalMs = opts.datasyncIntervalMs ?? 0;
   }
@@ -277,31 +284,18 @@ export class DiskFile {
     }
   }
 
-  /** Record a failure: last error, this file's hook, the queue's rate-limited hook. */
+  /** Record a failure: last error, the queue's rate-limited hook. */
   private fail(op: DiskOp, e: unknown, lostPackets: number): void {
     const code = errCode(e);
     const message = (e as Error | null)?.message ?? String(e);
     this.lastError = code;
-    if (this.opts.onError !== undefined) {
-      try {
-        this.opts.onError({ path: this.path, op, code, message, lostPackets, suppressed: 0 });
-      } catch {
-        // A failing hook must not stop the disk queue.
-      }
-    }
     this.queue.report(this.path, op, code, message, lostPackets);
   }
 
+  /** A buffer's packets are lost: the one site that counts WRITE_ENOSPC and WRITE_ERROR. */
   private lose(chunk: WriteChunk, op: DiskOp, e: unknown): void {
-    const drop = dropCodeForError(errCode(e));
     this.lostPackets += chunk.packets;
-    if (this.opts.onLoss !== undefined && chunk.packets > 0) {
-      try {
-        this.opts.onLoss(drop, chunk.packets);
-      } catch {
-        // As above.
-      }
-    }
+    this.queue.counts[dropCodeForError(errCode(e))]! += chunk.packets;
     this.fail(op, e, chunk.packets);
   }
 
@@ -405,6 +399,8 @@ export class DiskFile {
     }
     this.committedBytes += chunk.len;
     this.committedPackets += chunk.packets;
+    // The one site that counts `written`: the records are on disk.
+    this.queue.counts[DROP.OK]! += chunk.packets;
   }
 
   private async finish(): Promise<DiskFileResult> {

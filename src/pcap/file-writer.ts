@@ -1,25 +1,26 @@
 /**
  * One PCAP file being written. append() is the per-packet hot path: it copies a 16-byte record header and
- * the frame into the current pool buffer and returns a DropCode; it allocates nothing, does no I/O and
- * never throws. A full buffer goes to the disk queue (src/pcap/disk-queue.ts) and a fresh one comes
- * from the pool (src/pcap/buffer-pool.ts); when neither has room the packet is dropped with
- * DROP.WRITE_QUEUE_FULL, which the caller counts.
+ * the frame into the current pool buffer and returns an outcome (src/outcomes.ts); it allocates nothing,
+ * does no I/O and never throws. A full buffer goes to the disk queue (src/pcap/disk-queue.ts) and a fresh
+ * one comes from the pool (src/pcap/buffer-pool.ts); when neither has room the packet is refused with
+ * DROP.WRITE_QUEUE_FULL. The caller counts what append() refuses; the disk queue counts what it writes
+ * (`written`) or loses.
  *
- * flush(), on a timer (every flushIntervalMs, 1 s by default), hands over a partial buffer, so a crash
- * loses at most that long of capture, and an idle writer holds no buffer at all. close() flushes, waits
- * for the disk, fsyncs and describes the file as it is on disk.
+ * flush() hands over a partial buffer; whoever owns the writer calls it on its timer (the session
+ * writers flush every file from one timer), so a crash loses at most that long of capture, and an idle
+ * writer holds no buffer at all. The writer has no timer of its own. close() flushes, waits for the
+ * disk, fsyncs and describes the file as it is on disk.
  *
  * Live numbers (committedBytes, committedPackets ...) describe the file up to its last flushed record,
  * which is what the API may serve of a file still being written.
  */
-import { DROP, type DropCode } from '../decode/drop-reasons.js';
+import { DROP, type DropCode } from '../outcomes.js';
 import { MgError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
-import { DiskQueue, type DiskErrorReport, type DiskFile, type WriteChunk } from './disk-queue.js';
-import { copyFrame, viewOf } from './copy.js';
+import { DiskQueue, type DiskFile, type WriteChunk } from './disk-queue.js';
+import { copyFrame, SMALL_FRAME_BYTES, viewOf, type BytesCopy } from './copy.js';
 import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN } from './format.js';
 
-export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
 
 export interface PcapFileWriterOptions {
   /** Shared buffer pool; a private one is made when absent. */
@@ -30,17 +31,10 @@ export interface PcapFileWriterOptions {
   linktype?: number;
   /** Snap length in the file header and the largest frame accepted. Default 262144. */
   snaplen?: number;
-  /** How often the writer's own timer flushes a partial buffer, ms. 0: the caller calls flush(). Default 1000. */
-  flushIntervalMs?: number;
   /** fdatasync at most this often while writing, ms. 0: only fsync on close. Default 0. */
   datasyncIntervalMs?: number;
-  /**
-   * Packets append() accepted (DROP.OK) that a failed write then lost, with the DropCode they count
-   * under (WRITE_ENOSPC or WRITE_ERROR). Called from the disk queue, never from append().
-   */
-  onLoss?: (code: DropCode, packets: number) => void;
-  /** Every disk failure on this file, unthrottled (at most one per write attempt); the queue's own hook is rate-limited. */
-  onError?: (report: DiskErrorReport) => void;
+  /** Copies frames above 128 bytes (the native addon's copyBytes when it is built). Default: Buffer#copy. */
+  copy?: BytesCopy | null;
 }
 
 /** What close() reports: the file as it is on disk. */
@@ -92,7 +86,7 @@ export class PcapFileWriter {
   private readonly queue: DiskQueue;
   private readonly file: DiskFile;
   private readonly releaseBuf: (buf: Buffer) => void;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly largeCopy: BytesCopy | null;
   private closing: Promise<ClosedFileInfo> | null = null;
 
   // The buffer being filled, and the time range of its records.
@@ -127,18 +121,10 @@ export class PcapFileWriter {
         problems: [{ field: 'bufferBytes', message: `must be at least snaplen + ${RECORD_HEADER_BYTES}` }],
       });
     }
-    this.file = this.queue.file(path, globalHeader(this.linktype, this.snaplen), {
-      datasyncIntervalMs: opts.datasyncIntervalMs ?? 0,
-      ...(opts.onLoss !== undefined ? { onLoss: opts.onLoss } : {}),
-      ...(opts.onError !== undefined ? { onError: opts.onError } : {}),
-    });
+    this.file = this.queue.file(path, globalHeader(this.linktype, this.snaplen), { datasyncIntervalMs: opts.datasyncIntervalMs ?? 0 });
     const pool = this.pool;
     this.releaseBuf = (buf) => pool.release(buf);
-    const flushMs = opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
-    if (flushMs > 0) {
-      this.timer = setInterval(() => this.flush(), flushMs);
-      this.timer.unref();
-    }
+    this.largeCopy = opts.copy ?? null;
   }
 
   /**
@@ -172,7 +158,10 @@ export class PcapFileWriter {
     v.setUint32(h + 8, caplen, true);
     v.setUint32(h + 12, origLen, true);
     const p = h + RECORD_HEADER_BYTES;
-    copyFrame(b, v, p, buf, off, caplen);
+    // The passed-in copy called here, at a call site of its own whose feedback sees one target.
+    const large = this.largeCopy;
+    if (large !== null && caplen > SMALL_FRAME_BYTES) large(b, p, buf, off, caplen);
+    else copyFrame(b, v, p, buf, off, caplen, null);
     this.curLen = p + caplen;
     if (this.curPackets === 0) {
       this.curMinSec = this.curMaxSec = tsSec;
@@ -255,8 +244,6 @@ export class PcapFileWriter {
    */
   close(): Promise<ClosedFileInfo> {
     if (this.closing !== null) return this.closing;
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
     this.flush();
     if (this.cur !== null) {
       if (this.curLen > 0) this.handOver();

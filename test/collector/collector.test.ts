@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Catalog, type CaptureRow } from '../../src/collector/catalog.js';
 import { Collector, type CollectorOptions } from '../../src/collector/collector.js';
 import { parseCaptureRelPath } from '../../src/collector/layout.js';
-import { DROP } from '../../src/decode/drop-reasons.js';
+import { DROP } from '../../src/outcomes.js';
 import { openDb } from '../../src/store/db.js';
 import { silentLogger } from '../../src/util/log.js';
 import { expectFrames, expectReadable } from '../helpers/read-back.js';

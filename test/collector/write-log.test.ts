@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Catalog } from '../../src/collector/catalog.js';
 import { Collector, type CollectorOptions } from '../../src/collector/collector.js';
-import { DROP } from '../../src/decode/drop-reasons.js';
+import { DROP } from '../../src/outcomes.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { describeNeeds } from '../helpers/needs.js';
 import { makeTmpDir, useTmpDir } from '../helpers/tmp.js';

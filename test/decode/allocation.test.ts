@@ -2,12 +2,23 @@
  * The hot path allocates nothing per packet. Checked in-process: after a forced GC, run the decoders
  * many times and require that no minor GC (scavenge) happened and the young generation did not grow; an
  * allocating loop run the same way proves the measurement can see allocation. `npm run bench` measures
- * speed; this only guards the "no garbage per packet" property.
+ * speed; this only guards the "no garbage per packet" property. The last case runs the real composition
+ * serve uses (Collector -> SessionWriter -> PcapFileWriter -> the copy, with the native copy passed in),
+ * not a chain assembled for the test.
  */
 import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Catalog } from '../../src/collector/catalog.js';
+import { Collector } from '../../src/collector/collector.js';
+import { nativeCopyBytes } from '../../src/ingest/native-addon.js';
+import { openDb } from '../../src/store/db.js';
+import { silentLogger } from '../../src/util/log.js';
+import { collectorTestSettings } from '../helpers/collector.js';
+import { itNeeds } from '../helpers/needs.js';
+import { makeTmpDir } from '../helpers/tmp.js';
 import { compileFilter } from '../../src/decode/filter.js';
 import { decodeCapturedFrame, LINKTYPE } from '../../src/decode/outer.js';
 import { PacketState } from '../../src/decode/packet-state.js';
@@ -16,13 +27,19 @@ import { decodeGeneve } from '../../src/decode/geneve.js';
 import { GWLB_GENEVE_IPV4 } from './geneve-frames.js';
 import { ReceiveClock, Timestamp } from '../../src/util/clock.js';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { SessionTable } from '../../src/collector/session-table.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { cat, hex } from './bytes.js';
-import { INNER_TCP6, INNER_UDP4, VXLAN_AWS } from './frames.js';
+import { INNER_TCP6, INNER_UDP4, VXLAN_AWS, vxlan } from './frames.js';
 
 const ITERATIONS = 200_000;
+/**
+ * Growth of the young generation that is not per packet: the smallest object is 12-16 bytes, so one per
+ * packet is at least 2.4 MB over ITERATIONS; below 1 MiB (5 bytes a packet) nothing is allocated per
+ * packet. What does show up below it on a loaded machine is the optimizing compiler finishing mid-loop
+ * (seen: 136 KB once, with no GC).
+ */
+const NOISE_BYTES = 1024 * 1024;
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -88,7 +105,7 @@ describe('no allocation per packet', () => {
       return n;
     });
     expect(r.sink).toBeGreaterThan(0);
-    expect({ minor: r.minor, grew: r.grew < 65_536 ? 'under 64 KiB' : r.grew }).toEqual({ minor: 0, grew: 'under 64 KiB' });
+    expect({ minor: r.minor, grew: r.grew < NOISE_BYTES ? 'nothing per packet' : r.grew }).toEqual({ minor: 0, grew: 'nothing per packet' });
   });
 
   it('decodeGeneve and the VXLAN inside it allocate nothing', async () => {
@@ -101,7 +118,7 @@ describe('no allocation per packet', () => {
       return n;
     });
     expect(r.sink).toBeGreaterThan(0);
-    expect({ minor: r.minor, grew: r.grew < 65_536 ? 'under 64 KiB' : r.grew }).toEqual({ minor: 0, grew: 'under 64 KiB' });
+    expect({ minor: r.minor, grew: r.grew < NOISE_BYTES ? 'nothing per packet' : r.grew }).toEqual({ minor: 0, grew: 'nothing per packet' });
   });
 
   it('receive timestamps (the dgram and libpcap paths) allocate nothing, on the re-anchorable clock', async () => {
@@ -116,7 +133,7 @@ describe('no allocation per packet', () => {
       return (ts.nsec & 1) + 1;
     });
     expect(r.sink).toBeGreaterThan(0);
-    expect({ minor: r.minor, grew: r.grew < 65_536 ? 'under 64 KiB' : r.grew }).toEqual({ minor: 0, grew: 'under 64 KiB' });
+    expect({ minor: r.minor, grew: r.grew < NOISE_BYTES ? 'nothing per packet' : r.grew }).toEqual({ minor: 0, grew: 'nothing per packet' });
   });
 
   it('a repeated packet of a pair refused a table slot allocates nothing (issue 16: judged once, then cached)', async () => {
@@ -134,7 +151,7 @@ describe('no allocation per packet', () => {
     });
     expect(judged).toBe(2);
     expect(r.sink).toBeGreaterThan(0);
-    expect({ minor: r.minor, grew: r.grew < 65_536 ? 'under 64 KiB' : r.grew }).toEqual({ minor: 0, grew: 'under 64 KiB' });
+    expect({ minor: r.minor, grew: r.grew < NOISE_BYTES ? 'nothing per packet' : r.grew }).toEqual({ minor: 0, grew: 'nothing per packet' });
 
     // The same through the collector's packet path (decode, table miss, refused, counted), measured in a
     // plain node process on the built code: in vitest's workers the Collector's path allocates a little
@@ -161,6 +178,52 @@ describe('no allocation per packet', () => {
     expect(out.stderr).toBe('');
     const r2 = JSON.parse(out.stdout) as { grew: number; verdicts: number; refused: number };
     expect(r2).toEqual({ grew: r2.grew, verdicts: 1, refused: 20_000 + ITERATIONS });
-    expect(r2.grew < 65_536 ? 'under 64 KiB' : r2.grew).toBe('under 64 KiB');
+    expect(r2.grew < NOISE_BYTES ? 'nothing per packet' : r2.grew).toBe('nothing per packet');
   });
+
+  itNeeds(['native'], 'the real composition: ingest4 and ingestGeneve through the session writer, append and both copies', async () => {
+    const { dir, remove } = makeTmpDir('mg-alloc-');
+    const db = openDb(join(dir, 'mirrorguard.db'));
+    const MiB = 1024 * 1024;
+    // Room for every record of the run in memory (the loop never yields, so no write completes during
+    // it): every frame takes the append path, none the queue-full one.
+    const collector = new Collector({
+      ...collectorTestSettings(dir, { bufferBytes: 8 * MiB, queueBytes: 96 * MiB }),
+      catalog: new Catalog(db),
+      logger: silentLogger(),
+      copyBytes: nativeCopyBytes(),
+    });
+    try {
+      // As the native receiver hands them: datagrams at offsets inside one shared buffer.
+      const small = vxlan(5569041, INNER_UDP4); // a 64-ish-byte frame: the DataView word copy
+      const large = vxlan(5569041, Buffer.concat([INNER_UDP4, Buffer.alloc(1000, 0x5a)])); // the native copy
+      const g = GWLB_GENEVE_IPV4;
+      const batch = Buffer.alloc(4096);
+      const offSmall = 100;
+      const offLarge = offSmall + small.length + 3;
+      const offGeneve = offLarge + large.length + 5;
+      small.copy(batch, offSmall);
+      large.copy(batch, offLarge);
+      g.copy(batch, offGeneve);
+      const src4 = 0xac1f00ee | 0; // 172.31.0.238, signed as the native receiver passes it (src/ingest/sink.ts)
+      const t0 = 1_800_000_000;
+      const r = await measure((i) => {
+        const k = i & 15;
+        if (k === 15) collector.ingest4(batch, offLarge, offLarge + large.length, src4, t0, i & 0x3fff_ffff);
+        else if (k === 7) collector.ingestGeneve(batch, offGeneve, offGeneve + g.length, t0, i & 0x3fff_ffff);
+        else collector.ingest4(batch, offSmall, offSmall + small.length, src4 + (i & 1), t0, i & 0x3fff_ffff);
+        return 1;
+      });
+      expect(r.sink).toBeGreaterThan(0);
+      expect({ minor: r.minor, grew: r.grew < NOISE_BYTES ? 'nothing per packet' : r.grew }).toEqual({ minor: 0, grew: 'nothing per packet' });
+      await collector.close();
+      const c = collector.counters();
+      // Every frame went through append() and reached the disk.
+      expect({ written: c.written, queueFull: c['pcap.write.queue_full'] }).toEqual({ written: 20_000 + ITERATIONS, queueFull: 0 });
+    } finally {
+      await collector.close();
+      db.close();
+      remove();
+    }
+  }, 60_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WEIRD } from '../../src/decode/drop-reasons.js';
+import { WEIRD } from '../../src/outcomes.js';
 import { decodeEthernet } from '../../src/decode/ethernet.js';
 import { MAX_VLAN_DEPTH, PacketState } from '../../src/decode/packet-state.js';
 import { embed, hex } from './bytes.js';

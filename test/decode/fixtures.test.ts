@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { innerSourceToString, ipv4ToString, outerSourceToString } from '../../src/decode/addr.js';
-import { DROP, DROP_NAMES, WEIRD } from '../../src/decode/drop-reasons.js';
+import { DROP, DROP_NAMES, WEIRD } from '../../src/outcomes.js';
 import { decodeCapturedFrame } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, PacketState } from '../../src/decode/packet-state.js';
 import { describeWithFixtures, fixture } from '../helpers/fixtures.js';

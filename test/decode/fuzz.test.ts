@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DROP_COUNT } from '../../src/decode/drop-reasons.js';
+import { DROP_COUNT } from '../../src/outcomes.js';
 import { compileFilter } from '../../src/decode/filter.js';
 import { decodeInnerFrame } from '../../src/decode/inner.js';
 import { decodeCapturedFrame, LINKTYPE, SUPPORTED_LINKTYPES } from '../../src/decode/outer.js';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { canonicalIp, ipv4ToString, ipv6ToString } from '../../src/decode/addr.js';
-import { DROP, DROP_NAMES } from '../../src/decode/drop-reasons.js';
+import { DROP, DROP_NAMES } from '../../src/outcomes.js';
 import { decodeGeneve } from '../../src/decode/geneve.js';
 import { decodeOuter, LINKTYPE } from '../../src/decode/outer.js';
 import { PacketState } from '../../src/decode/packet-state.js';

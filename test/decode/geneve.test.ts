@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
+import { DROP, WEIRD } from '../../src/outcomes.js';
 import { decodeGeneve, gwlbAttachmentIdString, gwlbEndpointIdString } from '../../src/decode/geneve.js';
 import { decodeOuter, LINKTYPE } from '../../src/decode/outer.js';
 import { PacketState } from '../../src/decode/packet-state.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
+import { DROP, WEIRD } from '../../src/outcomes.js';
 import { decodeInnerFrame, MAX_FRAME_BYTES } from '../../src/decode/inner.js';
 import { AF_INET, AF_INET6, AF_NONE, MAX_TUNNEL_DEPTH, PacketState } from '../../src/decode/packet-state.js';
 import { cat, embed, hex } from './bytes.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WEIRD } from '../../src/decode/drop-reasons.js';
+import { WEIRD } from '../../src/outcomes.js';
 import { decodeIpv4, ipv4DeclaredLength } from '../../src/decode/ipv4.js';
 import { AF_INET, AF_NONE, PacketState } from '../../src/decode/packet-state.js';
 import { embed, hex } from './bytes.js';

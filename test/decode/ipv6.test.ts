@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WEIRD } from '../../src/decode/drop-reasons.js';
+import { WEIRD } from '../../src/outcomes.js';
 import { decodeIpv6, ipv6DeclaredLength } from '../../src/decode/ipv6.js';
 import { AF_INET6, AF_NONE, MAX_IPV6_EXT_HEADERS, PacketState } from '../../src/decode/packet-state.js';
 import { cat, embed, hex, slice16 } from './bytes.js';

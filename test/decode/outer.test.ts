@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
+import { DROP, WEIRD } from '../../src/outcomes.js';
 import { decodeOuter, decodeCapturedFrame, isSupportedLinktype, LINKTYPE, SUPPORTED_LINKTYPES } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, AF_NONE, PacketState } from '../../src/decode/packet-state.js';
 import { cat, embed, hex, slice16 } from './bytes.js';

@@ -5,7 +5,7 @@
  */
 import { beforeAll, expect, it } from 'vitest';
 import { canonicalIp, innerDestinationToString, innerSourceToString, outerSourceToString } from '../../src/decode/addr.js';
-import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
+import { DROP, WEIRD } from '../../src/outcomes.js';
 import { LINKTYPE, decodeCapturedFrame } from '../../src/decode/outer.js';
 import { AF_INET, AF_INET6, PacketState } from '../../src/decode/packet-state.js';
 import { describeNeeds } from '../helpers/needs.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DROP, WEIRD } from '../../src/decode/drop-reasons.js';
+import { DROP, WEIRD } from '../../src/outcomes.js';
 import { MAX_FRAME_BYTES } from '../../src/decode/inner.js';
 import { PacketState } from '../../src/decode/packet-state.js';
 import { decodeVxlan, VXLAN_HEADER_BYTES } from '../../src/decode/vxlan.js';

@@ -1,4 +1,4 @@
-import type { WorkerCollectorConfig } from '../../src/ingest/native-workers.js';
+import type { WorkerCollectorConfig } from '../../src/receive-workers.js';
 
 const MiB = 1024 * 1024;
 

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { openDb } from '../../src/store/db.js';
-import { defaultWorkerUrl, startNativeWorkers, type NativeWorkerPool } from '../../src/ingest/native-workers.js';
+import { defaultWorkerUrl, startNativeWorkers, type NativeWorkerPool } from '../../src/receive-workers.js';
 import { silentLogger } from '../../src/util/log.js';
-import { DROP } from '../../src/decode/drop-reasons.js';
+import { DROP } from '../../src/outcomes.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { checkIfHave, describeNeeds } from '../helpers/needs.js';
 import { tsharkReadsCleanly } from '../helpers/oracles.js';
@@ -113,7 +113,7 @@ describeNeeds(['native'], 'native receive workers', () => {
     // Both pairs were seen by both workers (very likely), but the detector ran once per pair.
     expect(calls.sort()).toEqual(['127.0.0.1|77', '127.0.0.1|78']);
 
-    await pool.flushAll();
+    await pool.flushLive();
     await pool.close();
     expect(pool.alive).toBe(0);
 

@@ -7,7 +7,8 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { readKernelUdpStats } from '../../src/ingest/proc-net-udp.js';
-import { startNativeReceiver, type NativeBoundReceiver, type PacketSink } from '../../src/ingest/native.js';
+import { startNativeReceiver, type NativeBoundReceiver } from '../../src/ingest/native.js';
+import type { PacketSink } from '../../src/ingest/sink.js';
 import { silentLogger } from '../../src/util/log.js';
 import { describeNeeds, itNeeds } from '../helpers/needs.js';
 import { ether, ipv4, tcp, udp } from '../helpers/packets.js';

@@ -8,7 +8,7 @@ import { closeSync, mkdirSync, openSync, rmSync, statSync, unlinkSync, writeSync
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeNeeds } from '../helpers/needs.js';
-import { DROP, DROP_COUNT } from '../../src/decode/drop-reasons.js';
+import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { DiskQueue, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
 import { openCapture } from '../../src/pcap/reader.js';
@@ -62,19 +62,12 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     const drops = new Float64Array(DROP_COUNT);
     const reports: DiskErrorReport[] = [];
     const path = join(mnt, 'cap.pcap');
-    const losses: [number, number][] = [];
-    const w = new PcapFileWriter(path, {
-      flushIntervalMs: 0,
-      queue: new DiskQueue({ onError: (r) => reports.push(r) }),
-      onLoss: (code, n) => {
-        losses.push([code, n]);
-        drops[code]! += n;
-      },
-    });
+    const w = new PcapFileWriter(path, { queue: new DiskQueue({ counts: drops, onError: (r) => reports.push(r) }) });
 
     for (let i = 0; i < 10; i++) expect(w.append(frame(i, 1000), 0, 1000, 1000, 100, i)).toBe(DROP.OK);
     await w.drain();
     expect(w.committedPackets).toBe(10);
+    expect(drops[DROP.OK]).toBe(10);
 
     // About 30 KB more does not fit in what is left: part of it is written, then ENOSPC.
     for (let i = 10; i < 40; i++) expect(w.append(frame(i, 1000), 0, 1000, 1000, 101, i)).toBe(DROP.OK);
@@ -82,7 +75,8 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     expect(w.lostPackets).toBe(30);
     expect(drops[DROP.WRITE_ENOSPC]).toBe(30);
     expect(drops[DROP.WRITE_ERROR]).toBe(0);
-    expect(losses).toEqual([[DROP.WRITE_ENOSPC, 30]]);
+    // Written stays what reached the disk: the lost frames were never counted there.
+    expect(drops[DROP.OK]).toBe(10);
     expect(reports[0]).toMatchObject({ op: 'write', code: 'ENOSPC', lostPackets: 30 });
     // The partial write was cut back: the file ends on the last whole record and parses.
     expect(statSync(path).size).toBe(24 + 10 * 1016);
@@ -104,7 +98,7 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     const filler = fillDisk('all-full', 1 << 20);
     const drops = new Float64Array(DROP_COUNT);
     const path = join(mnt, 'nohdr.pcap');
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0, onLoss: (code, n) => (drops[code]! += n) });
+    const w = new PcapFileWriter(path, { queue: new DiskQueue({ counts: drops }) });
     w.append(frame(1, 200), 0, 200, 200, 1, 0);
     const info = await w.close();
     // The inode was created, but not one byte fits: the catalog learns the file is empty.

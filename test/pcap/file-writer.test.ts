@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DROP, DROP_COUNT } from '../../src/decode/drop-reasons.js';
+import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { BufferPool } from '../../src/pcap/buffer-pool.js';
 import { DiskQueue, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
@@ -35,7 +35,7 @@ describe('PcapFileWriter: bytes on disk', () => {
 
   it('writes exactly the global header and one record per append, byte for byte', async () => {
     const path = join(dir, 'exact.pcap');
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0 });
+    const w = new PcapFileWriter(path, {});
     // The frame sits at a non-zero offset inside a bigger buffer, as it does inside a VXLAN datagram;
     // a receiver may hand a plain Uint8Array rather than a Buffer.
     const dgram = Buffer.concat([Buffer.alloc(50, 0xff), frame(7, 20), Buffer.alloc(3, 0xff)]);
@@ -77,7 +77,7 @@ describe('PcapFileWriter: bytes on disk', () => {
 
   it('raises a wire length below the captured length to it, and refuses frames over the snap length or empty', async () => {
     const path = join(dir, 'lengths.pcap');
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0, snaplen: 1000, pool: new BufferPool({ bufferBytes: 4096, maxBytes: 16384 }) });
+    const w = new PcapFileWriter(path, { snaplen: 1000, pool: new BufferPool({ bufferBytes: 4096, maxBytes: 16384 }) });
     const f = frame(1, 1001);
     expect(w.append(f, 0, 100, 0, 10, 0)).toBe(DROP.OK);
     expect(w.append(f, 0, 1001, 1001, 10, 1)).toBe(DROP.INNER_TOO_LONG);
@@ -100,7 +100,7 @@ describe('PcapFileWriter: bytes on disk', () => {
     const path = join(dir, 'round.pcap');
     // 4 KiB buffers: the 1500 frames below fill and hand over a buffer every few packets.
     const pool = new BufferPool({ bufferBytes: 4096, maxBytes: 1 << 20 });
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0, snaplen: 2048, pool });
+    const w = new PcapFileWriter(path, { snaplen: 2048, pool });
     const sent: Rec[] = [];
     for (let i = 0; i < 300; i++) {
       const len = 14 + ((i * 97) % 1500);
@@ -129,7 +129,7 @@ describe('PcapFileWriter: bytes on disk', () => {
 
   it('stores a frame cut by the mirror session with its wire length, so tshark says the capture limited it', async () => {
     const path = join(dir, 'cut.pcap');
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0 });
+    const w = new PcapFileWriter(path, {});
     // prettier-ignore
     const ipv4 = Buffer.from([
       0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00,  // Ethernet, EtherType IPv4
@@ -147,7 +147,7 @@ describe('PcapFileWriter: bytes on disk', () => {
 
   it('keeps frames in append order when timestamps step backwards, and reports the earliest and latest', async () => {
     const path = join(dir, 'backwards.pcap');
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0 });
+    const w = new PcapFileWriter(path, {});
     w.append(frame(1), 0, 64, 64, 100, 500);
     w.append(frame(2), 0, 64, 64, 99, 700);
     w.append(frame(3), 0, 64, 64, 101, 1);
@@ -158,7 +158,7 @@ describe('PcapFileWriter: bytes on disk', () => {
 
   it('gives a file with no packets a header, so it still opens', async () => {
     const path = join(dir, 'empty.pcap');
-    const info = await new PcapFileWriter(path, { flushIntervalMs: 0 }).close();
+    const info = await new PcapFileWriter(path, {}).close();
     expect(info).toMatchObject({ created: true, bytes: 24, packets: 0 });
     expect(statSync(path).size).toBe(24);
     expectReadable(path, 0);
@@ -166,7 +166,7 @@ describe('PcapFileWriter: bytes on disk', () => {
 
   it('creates the file lazily, never clobbers an existing file, and refuses appends after close', async () => {
     const path = join(dir, 'lazy.pcap');
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0 });
+    const w = new PcapFileWriter(path, {});
     w.append(frame(1), 0, 64, 64, 1, 0);
     // Nothing touches the disk on the packet path.
     expect(existsSync(path)).toBe(false);
@@ -179,7 +179,7 @@ describe('PcapFileWriter: bytes on disk', () => {
     writeFileSync(taken, 'somebody else wrote this');
     const drops = new Float64Array(DROP_COUNT);
     const reports: DiskErrorReport[] = [];
-    const w2 = new PcapFileWriter(taken, { flushIntervalMs: 0, queue: new DiskQueue({ onError: (r) => reports.push(r) }), onLoss: (code, n) => (drops[code]! += n) });
+    const w2 = new PcapFileWriter(taken, { queue: new DiskQueue({ counts: drops, onError: (r) => reports.push(r) }) });
     w2.append(frame(1), 0, 64, 64, 1, 0);
     const info = await w2.close();
     expect(readFileSync(taken, 'utf8')).toBe('somebody else wrote this');
@@ -190,7 +190,7 @@ describe('PcapFileWriter: bytes on disk', () => {
 
   it('serves the file being written up to its last flushed record', async () => {
     const path = join(dir, 'live.pcap');
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0 });
+    const w = new PcapFileWriter(path, {});
     for (let i = 0; i < 10; i++) w.append(frame(i), 0, 64, 64, 1000 + i, 0);
     await w.drain();
     // More records arrive but are not flushed yet.
@@ -206,10 +206,13 @@ describe('PcapFileWriter: bytes on disk', () => {
     expect(readBack(path)).toHaveLength(15);
   });
 
-  it('flushes a partial buffer on its own timer, so a crash loses at most about one interval', async () => {
+  it('has no timer of its own: a partial buffer waits for its owner to flush it', async () => {
     const path = join(dir, 'timer.pcap');
-    const w = new PcapFileWriter(path, { flushIntervalMs: 20, datasyncIntervalMs: 1 });
+    const w = new PcapFileWriter(path, { datasyncIntervalMs: 1 });
     w.append(frame(1), 0, 64, 64, 1, 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect([w.committedPackets, existsSync(path)]).toEqual([0, false]);
+    expect(w.flush()).toBe(true);
     const t0 = Date.now();
     while (w.committedPackets === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
     expect(w.committedPackets).toBe(1);
@@ -227,7 +230,7 @@ describe('PcapFileWriter: bounded memory and a slow disk', () => {
     // Four 4 KiB buffers: the disk queue cannot run while this synchronous loop holds the event loop,
     // exactly as when packets arrive faster than the disk drains.
     const pool = new BufferPool({ bufferBytes: 4096, maxBytes: 4 * 4096 });
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0, snaplen: 1500, pool });
+    const w = new PcapFileWriter(path, { snaplen: 1500, pool });
     const accepted: number[] = [];
     let full = 0;
     for (let i = 0; i < 200; i++) {
@@ -256,7 +259,7 @@ describe('PcapFileWriter: bounded memory and a slow disk', () => {
     const reports: DiskErrorReport[] = [];
     const queue = new DiskQueue({ maxQueuedBytes: 8192, onError: (r) => reports.push(r) });
     const pool = new BufferPool({ bufferBytes: 4096, maxBytes: 1 << 20 });
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0, snaplen: 1500, pool, queue });
+    const w = new PcapFileWriter(path, { snaplen: 1500, pool, queue });
     let ok = 0;
     for (let i = 0; i < 100; i++) if (w.append(frame(i, 1000), 0, 1000, 1000, 1, i) === DROP.OK) ok++;
     // Two full buffers fit the 8 KiB bound (4064 bytes each) and a third is being filled.
@@ -274,7 +277,7 @@ describe('PcapFileWriter: bounded memory and a slow disk', () => {
   it('serializes writes per file while several files share a one-at-a-time queue', async () => {
     const queue = new DiskQueue({ maxConcurrentWrites: 1 });
     const pool = new BufferPool({ bufferBytes: 4096, maxBytes: 1 << 20 });
-    const writers = [0, 1, 2].map((k) => new PcapFileWriter(join(dir, `multi-${k}.pcap`), { flushIntervalMs: 0, snaplen: 1500, pool, queue }));
+    const writers = [0, 1, 2].map((k) => new PcapFileWriter(join(dir, `multi-${k}.pcap`), { snaplen: 1500, pool, queue }));
     for (let i = 0; i < 120; i++) {
       const k = i % 3;
       expect(writers[k]!.append(frame(i, 300 + k * 200), 0, 300 + k * 200, 300 + k * 200, 1, i)).toBe(DROP.OK);
@@ -297,17 +300,7 @@ describe('PcapFileWriter: directory problems', () => {
     const path = join(sub, 'late.pcap');
     const drops = new Float64Array(DROP_COUNT);
     const reports: DiskErrorReport[] = [];
-    const perFile: DiskErrorReport[] = [];
-    const losses: [number, number][] = [];
-    const w = new PcapFileWriter(path, {
-      flushIntervalMs: 0,
-      queue: new DiskQueue({ onError: (r) => reports.push(r) }),
-      onError: (r) => perFile.push(r),
-      onLoss: (code, n) => {
-        losses.push([code, n]);
-        drops[code]! += n;
-      },
-    });
+    const w = new PcapFileWriter(path, { queue: new DiskQueue({ counts: drops, onError: (r) => reports.push(r) }) });
     for (let round = 0; round < 5; round++) {
       for (let i = 0; i < 3; i++) expect(w.append(frame(round * 3 + i), 0, 64, 64, round, i)).toBe(DROP.OK);
       await w.drain();
@@ -318,14 +311,13 @@ describe('PcapFileWriter: directory problems', () => {
     // Five failed creates, one report: the rest are suppressed for the interval.
     expect(reports).toHaveLength(1);
     expect(reports[0]).toMatchObject({ path, op: 'create', code: 'ENOENT', lostPackets: 3, suppressed: 0 });
-    // The writer's own hooks see every failure, for per-session accounting.
-    expect(perFile.map((r) => [r.op, r.code, r.lostPackets])).toEqual(Array(5).fill(['create', 'ENOENT', 3]));
-    expect(losses).toEqual(Array(5).fill([DROP.WRITE_ERROR, 3]));
+    expect(drops[DROP.OK]).toBe(0);
 
     mkdirSync(sub);
     for (let i = 0; i < 4; i++) w.append(frame(100 + i), 0, 64, 64, 10, i);
     const info = await w.close();
     expect(info).toMatchObject({ created: true, packets: 4, lostPackets: 15, bytes: 24 + 4 * 80 });
+    expect([drops[DROP.OK], drops[DROP.WRITE_ERROR]]).toEqual([4, 15]);
     expect(readBack(path).map((r) => r.data.readUInt32BE(14))).toEqual([100, 101, 102, 103]);
     expectReadable(path, 4);
   });
@@ -336,7 +328,7 @@ describe('PcapFileWriter: directory problems', () => {
     // A path under a regular file fails with ENOTDIR whoever runs the test (root ignores mode bits).
     const path = join(blocker, 'x.pcap');
     const drops = new Float64Array(DROP_COUNT);
-    const w = new PcapFileWriter(path, { flushIntervalMs: 0, onLoss: (code, n) => (drops[code]! += n) });
+    const w = new PcapFileWriter(path, { queue: new DiskQueue({ counts: drops }) });
     w.append(frame(1), 0, 64, 64, 1, 0);
     const info = await w.close();
     expect(info).toMatchObject({ created: false, bytes: 0, packets: 0, lostPackets: 1, sha256: EMPTY_SHA256, lastError: 'ENOTDIR' });

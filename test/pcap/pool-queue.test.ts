@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DROP, DROP_COUNT } from '../../src/decode/drop-reasons.js';
+import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { isMgError } from '../../src/errors.js';
 import { BufferPool } from '../../src/pcap/buffer-pool.js';
 import { DiskQueue, dropCodeForError, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
@@ -46,7 +46,7 @@ describe('BufferPool', () => {
       expect(isMgError(err) && err.code === 'MG_ERR_CONFIG_INVALID' && err.problems[0]?.field).toBe(field);
     }
     // A writer whose largest record cannot fit one buffer is refused too.
-    expect(() => new PcapFileWriter(join(dir, 'never.pcap'), { pool: new BufferPool({ bufferBytes: 4096 }), flushIntervalMs: 0 })).toThrow(/cannot hold a 262144-byte frame/);
+    expect(() => new PcapFileWriter(join(dir, 'never.pcap'), { pool: new BufferPool({ bufferBytes: 4096 }) })).toThrow(/cannot hold a 262144-byte frame/);
   });
 });
 
@@ -61,7 +61,7 @@ describe('DiskQueue', () => {
   it('runs at most maxConcurrentWrites files at once, and returns every byte of its bound', async () => {
     const queue = new DiskQueue({ maxConcurrentWrites: 2 });
     const pool = new BufferPool({ bufferBytes: 4096, maxBytes: 1 << 22 });
-    const writers = Array.from({ length: 6 }, (_, k) => new PcapFileWriter(join(dir, `c-${k}.pcap`), { pool, queue, snaplen: 1500, flushIntervalMs: 0 }));
+    const writers = Array.from({ length: 6 }, (_, k) => new PcapFileWriter(join(dir, `c-${k}.pcap`), { pool, queue, snaplen: 1500 }));
     let maxInFlight = 0;
     let sampling = true;
     const sample = () => {
@@ -88,6 +88,7 @@ describe('DiskQueue', () => {
     const drops = new Float64Array(DROP_COUNT);
     let calls = 0;
     const queue = new DiskQueue({
+      counts: drops,
       errorReportIntervalMs: 50,
       onError: (r) => {
         calls++;
@@ -95,7 +96,7 @@ describe('DiskQueue', () => {
         throw new Error('a broken hook');
       },
     });
-    const w = new PcapFileWriter(join(dir, 'missing-dir', 'x.pcap'), { queue, flushIntervalMs: 0, onLoss: (code, n) => (drops[code]! += n) });
+    const w = new PcapFileWriter(join(dir, 'missing-dir', 'x.pcap'), { queue });
     for (let i = 0; i < 4; i++) {
       w.append(frame(i), 0, 64, 64, 1, 0);
       await w.drain();

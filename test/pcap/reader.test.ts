@@ -289,7 +289,7 @@ describe('reader: pcapng', () => {
 
   itNeeds(['editcap'], 'reads a pcapng written by our writer and converted, up to a byte limit inside a block', () => {
     const src = join(dir, 'w.pcap');
-    const w = new PcapFileWriter(src, { flushIntervalMs: 0 });
+    const w = new PcapFileWriter(src, {});
     for (let i = 0; i < 5; i++) w.append(frame(i), 0, 64, 64, 1_700_000_000 + i, i);
     return w.close().then(() => {
       const out = join(dir, 'w.pcapng');

@@ -108,7 +108,7 @@ describe('repairPcap', () => {
 
   it('repairs a file our writer left behind mid-capture, across several read chunks', async () => {
     const p = join(dir, 'crashed.pcap');
-    const w = new PcapFileWriter(p, { flushIntervalMs: 0 });
+    const w = new PcapFileWriter(p, {});
     // ~3 MB: the repair walk reads it in 1 MiB chunks, with records spanning the chunk edges.
     for (let i = 0; i < 2500; i++) w.append(frame(i, 1200), 0, 1200, 1200, 2_000_000_000 + i, 999_999_999 - i);
     await w.drain();

@@ -1,17 +1,22 @@
 /**
- * One receive worker of `--workers N` (src/ingest/native-workers.ts runs this file in a worker thread):
- * a native receiver bound with SO_REUSEPORT, its own Collector writing files tagged with its worker id,
- * its own connection to the catalog database. The detector lives in the main thread: a new pair is
- * written at once as 'pending' and reported; the verdict comes back as a message.
+ * One receive worker of `--workers N` (src/receive-workers.ts runs this file in a worker thread). This
+ * is wiring, beside src/app.ts: the only place in a worker that opens the database and composes a
+ * Catalog, a Collector and a receiver; ingest/ and collector/ know nothing of threads.
+ *
+ * Each worker has a native receiver bound with SO_REUSEPORT, its own Collector writing files tagged with
+ * its worker id, its own connection to the catalog database. The detector lives in the main thread: a
+ * new pair is written at once as 'pending' and reported; the verdict comes back as a message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Catalog } from '../collector/catalog.js';
-import { Collector, type PairVerdict } from '../collector/collector.js';
-import { ERRORS, isMgError } from '../errors.js';
-import { openDb, type Db } from '../store/db.js';
-import { createLogger } from '../util/log.js';
-import { startNativeReceiver, type NativeBoundReceiver } from './native.js';
-import { COUNTER_LAYOUT, PENDING, type FromWorker, type ToWorker, type WorkerData } from './native-workers.js';
+import { nativeCopyBytes } from './ingest/native-addon.js';
+import { Catalog } from './collector/catalog.js';
+import { Collector, type PairVerdict } from './collector/collector.js';
+import { SessionWriters } from './collector/session-writer.js';
+import { ERRORS, isMgError } from './errors.js';
+import { openDb, type Db } from './store/db.js';
+import { createLogger } from './util/log.js';
+import { startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
+import { COUNTER_LAYOUT, PENDING, type FromWorker, type ToWorker, type WorkerData } from './receive-workers.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -48,9 +53,12 @@ function publish(): void {
 async function start(): Promise<void> {
   try {
     db = openDb(data.dbFile);
+    const catalog = new Catalog(db);
+    const writers = new SessionWriters({ ...data.collector, catalog, logger, workerId: data.id, copyBytes: nativeCopyBytes() });
     collector = new Collector({
       ...data.collector,
-      catalog: new Catalog(db),
+      writers,
+      catalog,
       logger,
       workerId: data.id,
       onNewPair(sourceIp, vni, atMs) {
@@ -61,16 +69,15 @@ async function start(): Promise<void> {
       },
     });
     collector.start();
-    receiver = await startNativeReceiver(collector, {
+    const c = collector;
+    receiver = await startNativeReceiver(c, {
       host: data.host,
       port: data.port,
       recvBufferBytes: data.recvBufferBytes,
       logger,
       reusePort: true,
-      // Backpressure from the PCAP writer's disk queue, when the Collector offers it.
-      ...(typeof (collector as { backlogged?: () => boolean }).backlogged === 'function'
-        ? { backlogged: () => (collector as unknown as { backlogged: () => boolean }).backlogged() }
-        : {}),
+      // Backpressure from the session writers' disk queue: a burst waits in the socket buffer.
+      backlogged: () => writers.backlogged(),
       ...(data.batch !== undefined ? { batch: data.batch } : {}),
       ...(data.slotBytes !== undefined ? { slotBytes: data.slotBytes } : {}),
     });
@@ -110,9 +117,13 @@ port.on('message', (m: ToWorker) => {
       collector?.reassess((ip, vni) => verdicts.get(key(ip, vni)) ?? PENDING);
       break;
     case 'flush':
-      collector?.flushAll();
-      publish();
-      post({ type: 'flushed', id: m.id });
+      // The same flushLive as a single collector's: on disk and in the catalog when the answer goes.
+      void (collector?.flushLive() ?? Promise.resolve())
+        .catch((e: unknown) => logger.error({ err: e }, 'live flush failed'))
+        .finally(() => {
+          publish();
+          post({ type: 'flushed', id: m.id });
+        });
       break;
     case 'close':
       void shutdown();

@@ -1,7 +1,14 @@
 /**
- * Every packet ends in exactly one of these outcomes: OK (written) or a named drop. The name is the
- * counter exposed in logs, the API and Prometheus (docs/counters.md lists them all). Decoders return a
- * code; they never throw and never build strings on the hot path.
+ * The one list of packet outcomes, below every room that produces one: the decoders (src/decode/), the
+ * collector (src/collector/) and the PCAP writer and its disk queue (src/pcap/) all return or count these
+ * codes, and none of them imports another for it. Every packet ends in exactly one outcome: OK (written:
+ * its record reached the disk) or a named drop. Each outcome is counted once, where it becomes final:
+ *   - decode drops, the session limit and what PcapFileWriter.append() refuses: by the collector, on the
+ *     packet path, at the moment the packet is refused;
+ *   - written, and the losses of a failed write (WRITE_ENOSPC, WRITE_ERROR): by the disk queue, per
+ *     buffer, when the write completes or fails (src/pcap/disk-queue.ts). A count never goes down.
+ * The name is the counter exposed in logs, the API and Prometheus (docs/counters.md lists them all).
+ * Decoders return a code; they never throw and never build strings on the hot path.
  *
  * Weird (odd but ours, still written) is a separate family in WEIRD below, after Zeek's "weird" vs
  * "violation" split: a drop means "this is not a mirrored frame we can store", a weird means "stored,
@@ -142,3 +149,8 @@ export const WEIRD_NAMES: readonly string[] = [
 ];
 
 export const WEIRD_COUNT = WEIRD_NAMES.length;
+
+/** A fresh set of outcome counters, indexed by DropCode (one Float64 slot per code). */
+export function newOutcomeCounts(): Float64Array {
+  return new Float64Array(DROP_COUNT);
+}

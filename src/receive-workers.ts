@@ -1,4 +1,7 @@
 /**
+ * The main thread's side of `--workers N` (the worker thread's is src/receive-worker.ts). Wiring, like
+ * src/app.ts: it composes ingest/, collector/ and store/, which do not know of each other's threads.
+ *
  * `--workers N`: N native receivers on one port, one per worker thread, each with its own Collector and
  * its own PCAP files (CollectorOptions.workerId = 1..N, in every file name and catalog row).
  *
@@ -21,12 +24,12 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { CollectorOptions, PairVerdict } from '../collector/collector.js';
-import { DROP_COUNT, WEIRD_COUNT } from '../decode/drop-reasons.js';
-import { ERRORS, MgError, type ErrorCode } from '../errors.js';
-import type { Logger, LogFormat, LogLevel } from '../util/log.js';
-import type { NativeCounterSource } from './native.js';
-import type { BoundReceiver } from './udp.js';
+import type { CollectorOptions, PairVerdict } from './collector/collector.js';
+import { DROP_COUNT, WEIRD_COUNT } from './outcomes.js';
+import { ERRORS, MgError, type ErrorCode } from './errors.js';
+import type { Logger, LogFormat, LogLevel } from './util/log.js';
+import type { NativeCounterSource } from './ingest/native.js';
+import type { BoundReceiver } from './ingest/udp.js';
 
 /** Collector settings a worker gets (everything but the objects it makes itself). */
 export type WorkerCollectorConfig = Omit<CollectorOptions, 'catalog' | 'logger' | 'onNewPair' | 'nowSec' | 'workerId'>;
@@ -50,7 +53,7 @@ export interface NativeWorkersOptions {
   slotBytes?: number;
   /** How often workers publish their counters. Default 500 ms. */
   counterIntervalMs?: number;
-  /** The worker script; defaults to native-worker.js beside this module (in dist/ when run from sources). */
+  /** The worker script; defaults to receive-worker.js beside this module (in dist/ when run from sources). */
   workerUrl?: URL;
 }
 
@@ -86,8 +89,11 @@ export interface NativeWorkerPool extends BoundReceiver {
   /** Counters summed over the workers, as of their last publication. */
   counters(): WorkerCounters;
   perWorker(): WorkerCounters[];
-  /** Ask every worker to hand its buffered records to the disk; resolves when all have. */
-  flushAll(): Promise<void>;
+  /**
+   * Collector.flushLive in every worker (hand the buffers to the disk, wait for the writes, sync the open
+   * files' catalog rows); resolves when all have. The same meaning as for one collector.
+   */
+  flushLive(): Promise<void>;
   /** Re-evaluate every pair any worker has seen (after a manifest reload) and tell the workers. */
   reassess(verdict: (sourceIp: string, vni: number) => PairVerdict): void;
   close(): Promise<void>;
@@ -127,10 +133,10 @@ export interface WorkerData {
 export const PENDING: PairVerdict = Object.freeze({ sessionId: null, status: 'pending' });
 
 export function defaultWorkerUrl(): URL {
-  const here = new URL('./native-worker.js', import.meta.url);
+  const here = new URL('./receive-worker.js', import.meta.url);
   if (existsSync(fileURLToPath(here))) return here;
   // Running from the TypeScript sources (tests): the compiled worker lives in dist/.
-  const dist = fileURLToPath(here).replace(/([/\\])src([/\\])ingest([/\\])native-worker\.js$/, '$1dist$2ingest$3native-worker.js');
+  const dist = fileURLToPath(here).replace(/([/\\])src([/\\])receive-worker\.js$/, '$1dist$2receive-worker.js');
   return pathToFileURL(dist);
 }
 
@@ -308,7 +314,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
       }
       return sum;
     },
-    flushAll() {
+    flushLive() {
       const live = slots.filter((s) => s.alive);
       if (!live.length) return Promise.resolve();
       const id = ++flushSeq;

@@ -1,0 +1,312 @@
+/**
+ * Session writers: where a session's frames go after the collector has decoded them and found their
+ * (source IP, VNI) pair. One SessionWriter per pair owns that pair's files, one after another:
+ *
+ *   open (catalog row first, then the file)  ->  append (per packet)  ->  rotate (size, age, GWLB endpoint)
+ *     ->  close (flush, fsync, SHA-256 from the disk queue, catalog row finalized)
+ *
+ * and keeps an open file's catalog row in step with what is on disk. SessionWriters is what they share:
+ * the buffer pool, the disk queue (which counts `written` and write losses, src/outcomes.ts), the file
+ * sequence, the closes still in flight, and the backpressure signal a receiver may ask for.
+ *
+ * Per packet, SessionWriter.append() is one comparison for rotation and PcapFileWriter.append(): no
+ * allocation, no I/O, no throw. It returns the writer's outcome; the collector counts refusals.
+ * Nothing here has a timer: the collector's one timer calls tick() for every session, so one flush
+ * interval covers every file.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
+import { BufferPool } from '../pcap/buffer-pool.js';
+import type { BytesCopy } from '../pcap/copy.js';
+import { DiskQueue, type DiskErrorReport } from '../pcap/disk-queue.js';
+import { PcapFileWriter } from '../pcap/file-writer.js';
+import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
+import { toMicros } from '../util/clock.js';
+import { RateLimiter, type Logger } from '../util/log.js';
+import type { Catalog } from './catalog.js';
+import { captureRelPath } from './layout.js';
+
+/** What a session writer reads of its pair when a file opens (never per packet). */
+export interface SessionIdentity {
+  readonly sourceIp: string;
+  readonly vni: number;
+  readonly sessionId: string | null;
+  readonly gwlbEndpointId: string | null;
+  readonly gwlbAttachmentId: string | null;
+}
+
+export interface SessionWritersOptions {
+  dataDir: string;
+  catalog: Catalog;
+  logger: Logger;
+  /** Which receiver this is when several share the port (file names and catalog rows carry it). */
+  workerId?: number;
+  rotateBytes: number;
+  rotateSeconds: number;
+  bufferBytes: number;
+  queueBytes: number;
+  /** Outcome counters (src/outcomes.ts) the disk queue counts written and lost frames into. Fresh when absent. */
+  counts?: Float64Array;
+  /** Copies frames above 128 bytes into the write buffers (the native addon's copyBytes); default Buffer#copy. */
+  copyBytes?: BytesCopy | null;
+  /** Wall clock in seconds, replaceable in tests. */
+  nowSec?: () => number;
+}
+
+export class SessionWriters {
+  /** Outcome counters, indexed by DropCode; the disk queue counts OK (written) and the write losses here. */
+  readonly counts: Float64Array;
+  readonly rotateBytes: number;
+  readonly rotateSeconds: number;
+  readonly catalog: Catalog;
+  readonly logger: Logger;
+  readonly nowSec: () => number;
+  readonly logLimit = new RateLimiter(60_000);
+  private readonly pool: BufferPool;
+  private readonly queue: DiskQueue;
+  private readonly copy: BytesCopy | null;
+  private readonly halfQueue: number;
+  private readonly workerId: number;
+  /** Writers with a file open. */
+  private readonly live = new Set<SessionWriter>();
+  private readonly pending = new Set<Promise<void>>();
+  private readonly madeDirs = new Set<string>();
+  private fileSeq = 0;
+
+  constructor(private readonly opts: SessionWritersOptions) {
+    this.counts = opts.counts ?? newOutcomeCounts();
+    this.rotateBytes = opts.rotateBytes;
+    this.rotateSeconds = opts.rotateSeconds;
+    this.catalog = opts.catalog;
+    this.logger = opts.logger;
+    this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
+    this.workerId = opts.workerId ?? 0;
+    this.copy = opts.copyBytes ?? null;
+    this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, maxBytes: opts.queueBytes });
+    // Every write failure (a failed create, write, truncate, sync or close; a full queue) reaches the log
+    // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, counts: this.counts, onError: (r) => this.onDiskReport(r) });
+    this.halfQueue = opts.queueBytes / 2;
+  }
+
+  /** The writer for a new pair (at the first-packet edge). No file is opened until its first append. */
+  writer(session: SessionIdentity): SessionWriter {
+    return new SessionWriter(this, session);
+  }
+
+  /**
+   * Backpressure for receivers that can leave a burst in the socket buffer (native): true while more
+   * than half the disk queue's bytes are in flight. Cheap; allocates nothing.
+   */
+  backlogged(): boolean {
+    return this.queue.queuedBytes > this.halfQueue;
+  }
+
+  /** Bytes handed to the disk queue and not yet written. */
+  get queuedBytes(): number {
+    return this.queue.queuedBytes;
+  }
+
+  /** Hand every file's buffered records to the disk now. */
+  flushAll(): void {
+    for (const w of this.live) w.flush();
+  }
+
+  /** Wait until everything handed to the disk is written (capture-file replays pace themselves on this). */
+  async drain(): Promise<void> {
+    const ws: Promise<void>[] = [];
+    for (const w of this.live) ws.push(w.drain());
+    await Promise.all(ws);
+  }
+
+  /**
+   * For a live download: hand every buffer to the disk, wait for the writes, and bring the open files'
+   * catalog rows up to what is on disk, so a file being written can be served up to its last record.
+   */
+  async flushLive(): Promise<void> {
+    this.flushAll();
+    await this.drain();
+    this.catalog.batch(() => {
+      for (const w of this.live) w.syncRow();
+    });
+  }
+
+  /** Close every file and wait for the disk; the catalog is final when this resolves. */
+  async close(): Promise<void> {
+    for (const w of [...this.live]) w.close('shutdown');
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
+  /** @internal a SessionWriter opens a file: catalog row first, then the writer (no I/O until its first flush). */
+  openFile(w: SessionWriter, s: SessionIdentity, tsSec: number, tsNsec: number): { file: PcapFileWriter; catalogId: number; relPath: string } {
+    const rel = captureRelPath(s.vni, s.sourceIp, tsSec, tsNsec, this.workerId, ++this.fileSeq);
+    const abs = join(this.opts.dataDir, rel);
+    let catalogId = 0;
+    try {
+      catalogId = this.catalog.open({
+        path: rel,
+        vni: s.vni,
+        sourceIp: s.sourceIp,
+        sessionId: s.sessionId,
+        gwlbEndpointId: s.gwlbEndpointId,
+        gwlbAttachmentId: s.gwlbAttachmentId,
+        worker: this.workerId,
+        createdUs: Math.floor(this.nowSec() * 1e6),
+        firstUs: toMicros(tsSec, tsNsec),
+      });
+    } catch (e) {
+      // The catalog is on the same disk; if it cannot take a row the file is still written and the
+      // recovery scan adopts it on the next start.
+      const n = this.logLimit.allow('catalog-open');
+      if (n >= 0) this.logger.error({ err: e, path: rel, suppressed: n }, 'catalog insert failed');
+    }
+    this.ensureDir(dirname(abs));
+    const file = new PcapFileWriter(abs, { pool: this.pool, queue: this.queue, copy: this.copy });
+    this.live.add(w);
+    return { file, catalogId, relPath: rel };
+  }
+
+  /** @internal a SessionWriter closed its file; `done` finalizes the catalog row. */
+  closed(w: SessionWriter, done: Promise<void>): void {
+    this.live.delete(w);
+    const p = done.finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  /** Create a session's day folder once; if it fails, the writer's create fails and is counted and retried. */
+  private ensureDir(dir: string): void {
+    if (this.madeDirs.has(dir)) return;
+    try {
+      mkdirSync(dir, { recursive: true });
+      if (this.madeDirs.size > 10_000) this.madeDirs.clear();
+      this.madeDirs.add(dir);
+    } catch {
+      /* reported by the writer when it cannot create the file */
+    }
+  }
+
+  /** The disk queue's hook: already rate-limited (one report per operation and errno a minute, with the count suppressed). */
+  private onDiskReport(report: DiskErrorReport): void {
+    if (report.op === 'queue') this.logger.warn(report, 'disk queue full: packets dropped (pcap.write.queue_full); the disk is slower than the capture');
+    else this.logger.error(report, 'PCAP write failed; capture continues and retries on the next flush');
+  }
+}
+
+/** One (source IP, VNI) pair's files, one at a time. */
+export class SessionWriter {
+  private file: PcapFileWriter | null = null;
+  private openedSec = 0;
+  /** Bytes accepted into the current file (header included), for size rotation. */
+  private fileBytes = 0;
+  private catalogId = 0;
+  /** The file's committed size when its catalog row was last synced. */
+  private syncedBytes = 0;
+  /** The current (or last) file, relative to the data directory. */
+  relPath = '';
+
+  constructor(
+    private readonly hub: SessionWriters,
+    private readonly session: SessionIdentity,
+  ) {}
+
+  /**
+   * Per packet: rotate when the record would pass rotateBytes or the file is rotateSeconds old, then
+   * append. Returns the PCAP writer's outcome (DROP.OK, or why it refused the frame).
+   */
+  append(buf: Uint8Array, off: number, end: number, origLen: number, tsSec: number, tsNsec: number): DropCode {
+    const rec = RECORD_HEADER_BYTES + (end - off);
+    let f = this.file;
+    if (f === null) f = this.open(tsSec, tsNsec);
+    else {
+      const hub = this.hub;
+      const tooBig = this.fileBytes + rec > hub.rotateBytes && this.fileBytes > GLOBAL_HEADER_BYTES;
+      if (tooBig || tsSec - this.openedSec >= hub.rotateSeconds) {
+        this.close(tooBig ? 'size' : 'age');
+        f = this.open(tsSec, tsNsec);
+      }
+    }
+    const code = f.append(buf, off, end, origLen, tsSec, tsNsec);
+    if (code === DROP.OK) this.fileBytes += rec;
+    return code;
+  }
+
+  get hasFile(): boolean {
+    return this.file !== null;
+  }
+
+  private open(tsSec: number, tsNsec: number): PcapFileWriter {
+    const o = this.hub.openFile(this, this.session, tsSec, tsNsec);
+    this.file = o.file;
+    this.catalogId = o.catalogId;
+    this.relPath = o.relPath;
+    this.openedSec = tsSec;
+    this.fileBytes = GLOBAL_HEADER_BYTES;
+    this.syncedBytes = 0;
+    return o.file;
+  }
+
+  /** Close the current file (rotation, idle, GWLB endpoint change, shutdown); the next append opens another. */
+  close(reason: string): void {
+    const w = this.file;
+    if (w === null) return;
+    this.file = null;
+    const id = this.catalogId;
+    const path = this.relPath;
+    const hub = this.hub;
+    const done = w
+      .close()
+      .then((info) => {
+        if (id === 0) return;
+        if (!info.created) {
+          hub.catalog.delete(id);
+          return;
+        }
+        hub.catalog.close(id, {
+          closedUs: Math.floor(hub.nowSec() * 1e6),
+          firstUs: info.packets > 0 ? toMicros(info.firstSec, info.firstNsec) : null,
+          lastUs: info.packets > 0 ? toMicros(info.lastSec, info.lastNsec) : null,
+          packets: info.packets,
+          bytes: info.bytes,
+          sha256: info.sha256 ?? '',
+          reason,
+        });
+      })
+      .catch((e: unknown) => {
+        hub.logger.error({ err: e, path }, 'closing a PCAP file failed; it is repaired on the next start');
+      });
+    hub.closed(this, done);
+  }
+
+  /** Hand the partial buffer to the disk. */
+  flush(): void {
+    this.file?.flush();
+  }
+
+  drain(): Promise<void> {
+    return this.file === null ? Promise.resolve() : this.file.drain();
+  }
+
+  /** The timer: flush, sync the open file's row to what is committed, rotate by age. */
+  tick(nowSec: number): void {
+    const w = this.file;
+    if (w === null) return;
+    w.flush();
+    // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
+    this.syncRow();
+    if (nowSec - this.openedSec >= this.hub.rotateSeconds) this.close('age');
+  }
+
+  /** Bring an open file's catalog row up to what is committed on disk (packets, bytes, last time). */
+  syncRow(): void {
+    const w = this.file;
+    if (w === null || this.catalogId === 0 || w.committedBytes === this.syncedBytes) return;
+    this.hub.catalog.sync(this.catalogId, w.committedPackets, w.committedBytes, toMicros(w.lastSec, w.lastNsec));
+    this.syncedBytes = w.committedBytes;
+  }
+
+  /** The detector's verdict changed (a manifest reload): the row of the current (or last) file follows. */
+  sessionIdChanged(sessionId: string | null): void {
+    if (this.catalogId !== 0) this.hub.catalog.setSessionId(this.catalogId, sessionId);
+  }
+}
