@@ -1,8 +1,10 @@
 /*
  * Traffic for `npm run bench`: VXLAN datagrams as AWS Traffic Mirroring sends them (RFC 7348 section 5
  * header with only the I flag, outer UDP checksum 0), from SESSIONS distinct outer sources on loopback.
- * The whole of 127.0.0.0/8 is local on Linux, so session s sends from its own socket bound to
- * 127.0.0.(2+s) with VNI BASE_VNI+s: one (source IP, VNI) pair per session, no raw sockets needed.
+ * The whole of 127.0.0.0/8 is local on Linux, so session s sends from a socket bound to
+ * 127.0.0.(2 + s % 200) with VNI BASE_VNI+s: one (source IP, VNI) pair per session, no raw sockets
+ * needed. Up to 200 sessions each have their own source; past that (the many-sessions row: 10,000
+ * VNIs) the sources are shared and the VNI alone keeps the pairs apart.
  *
  * Each inner frame is Ethernet + IPv4 + UDP, exactly INNER bytes long, with a correct IPv4 total length
  * and header checksum. Its UDP payload starts with the session number and a per-session sequence
@@ -27,7 +29,8 @@
 #include <unistd.h>
 
 #define BASE_VNI 5000
-#define MAX_SESSIONS 200
+#define MAX_SOURCES 200
+#define MAX_SESSIONS 65536
 #define MAX_BATCH 1024
 
 static uint16_t ip_checksum(const uint8_t *h, int len) {
@@ -107,8 +110,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bad destination\n");
     return 64;
   }
-  int fds[MAX_SESSIONS];
-  for (int s = 0; s < sessions; s++) {
+  int fds[MAX_SOURCES];
+  int sources = sessions < MAX_SOURCES ? sessions : MAX_SOURCES;
+  for (int s = 0; s < sources; s++) {
     fds[s] = socket(AF_INET, SOCK_DGRAM, 0);
     int big = 4 << 20;
     setsockopt(fds[s], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
@@ -128,7 +132,7 @@ int main(int argc, char **argv) {
   static uint8_t bufs[MAX_BATCH][9100];
   static struct mmsghdr msgs[MAX_BATCH];
   static struct iovec iov[MAX_BATCH];
-  uint32_t seq[MAX_SESSIONS];
+  static uint32_t seq[MAX_SESSIONS];
   for (int s = 0; s < sessions; s++) seq[s] = seq0;
 
   struct timespec t0, t1;
@@ -146,7 +150,7 @@ int main(int argc, char **argv) {
     }
     int done = 0;
     while (done < n) {
-      int r = sendmmsg(fds[s], msgs + done, (unsigned)(n - done), 0);
+      int r = sendmmsg(fds[s % MAX_SOURCES], msgs + done, (unsigned)(n - done), 0);
       if (r < 0) {
         /* ECONNREFUSED: an ICMP port unreachable came back (nothing bound, as with tcpdump). Retry. */
         if (errno == EINTR || errno == ECONNREFUSED || errno == ENOBUFS || errno == EAGAIN) {
