@@ -281,7 +281,8 @@ onTarget = () => {
   target = Infinity;
   const p = point();
   // With workers the pipeline's heaps are in other isolates: this thread's numbers would say nothing.
-  void heapAtDone().then((heap) => reply('done', { ...p, heap: mode === 'native2' ? null : heap }));
+  // cpuAfterHeapUs: the parent takes the heap accounting's full GC off the drain's CPU.
+  void heapAtDone().then((heap) => reply('done', { ...p, heap: mode === 'native2' ? null : heap, cpuAfterHeapUs: point().cpuUs }));
 };
 
 const rl = createInterface({ input: process.stdin });
