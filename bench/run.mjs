@@ -1,22 +1,36 @@
 #!/usr/bin/env node
-// npm run bench: mirrorguard's receivers side by side with a C reference and tcpdump.
+// npm run bench: mirrorguard's receivers side by side with a C reference that does the same work, and tcpdump.
 //
 // Method (docs/performance.md explains it for readers):
-//   1. Compile the C reference receiver and the traffic generator from test/bench/ (gcc -O2).
+//   1. Compile the C reference receiver (OpenSSL libcrypto for its SHA-256) and the traffic generator
+//      from test/bench/ (gcc -O2).
 //   2. For each inner frame size (64, 512, 1450 bytes) and each receiver, start the receiver on
 //      127.0.0.1 with a 1 GiB receive buffer, warm it up (every session opened, the JIT warm), then
-//      SIGSTOP it, send COUNT VXLAN datagrams from 16 sessions (16 outer sources 127.0.0.2-17, one VNI
-//      each), SIGCONT it and time how long it takes to drain them (drain rate) and the CPU time it
-//      spent (getrusage in the receiver: all its threads). The sender is done before the receiver
-//      resumes, so the receiver has a core to itself and the other core takes its disk writes.
-//   3. Check every datagram sent is in the receiver's PCAP files (by the session and sequence number
-//      inside each inner frame), or was counted as a kernel drop (/proc/net/udp, tcpdump's count).
-//   4. Peak RSS is VmHWM; heap growth and young-generation allocation come from the mirrorguard
+//      SIGSTOP it, send COUNT (300,000) VXLAN datagrams from 16 sessions (16 outer sources
+//      127.0.0.2-17, one VNI each), SIGCONT it and time how long it takes to drain them (drain rate).
+//      The sender is done before the receiver resumes, so the receiver has a core to itself and the
+//      other core takes its disk writes.
+//   3. CPU per packet: /proc/PID/task/*/schedstat of the receiver (every thread) from SIGCONT until
+//      every packet is in its files (the C reference is told to flush; serve and the Collector rows,
+//      which flush on a 1 s timer, are waited for), minus the receiver's idle rate over that wait.
+//      Ratios pair each run with the hashing C reference of the same repetition.
+//   4. Check every datagram sent is in the receiver's PCAP files (by the session and sequence number
+//      inside each inner frame), or was counted as a kernel drop (/proc/net/udp, tcpdump's count), or
+//      as a drop by the receiver (serve: by reason, from its /metrics after the run).
+//   5. Peak RSS is VmHWM; heap growth and young-generation allocation come from the Collector
 //      children (run with --expose-gc), and from a live "soak" run of a million packets.
-//   5. Print a table with ratios to the C reference and write everything to .bench/results-<date>.json.
+//   6. Many sessions (issue 16): the C reference and serve at 10, 1,000 and 10,000 sessions (distinct
+//      VNIs), 512 B, one datagram per session in turn.
+//   7. Print the tables with ratios to the C reference and write everything to .bench/results-<date>.json.
 //
-// Options: --sizes 64,512,1450  --receivers ref,native,dgram,plain,tcpdump  --reps 3  --count N
-//          --sessions 16  --no-soak  --quick (small counts, one rep: a smoke test of the harness)
+// Rows: ref (the C reference, SHA-256 of every buffer), refnohash (the same without the hash), serve
+// (`mirrorguard serve` with its defaults, as deployed), native / dgram / native2 (the Collector behind
+// each receiver, built by bench/child.mjs), plain (node:dgram + hand-made PCAP), tcpdump.
+//
+// Options: --sizes 64,512,1450  --receivers ref,refnohash,serve,native,dgram,plain,tcpdump  (native2 too)
+//          --reps 3  --count N  --sessions 16  --session-counts 10,1000,10000  --session-size 512
+//          --no-sessions  --no-soak  --cpu-prof (profile serve's main thread over one 512 B drain)
+//          --quick (small counts, one rep: a smoke test of the harness)
 //          --no-sysctl (do not raise net.core.rmem_max for the run; see raiseRmemMax)
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -527,6 +541,9 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
       if (i > 3000) throw new Error(`serve did not start in 30 s:\n${serveLog()}`);
       await sleep(10);
     }
+    // serve picks its receiver (auto: native when the addon is built); say so when it is not native.
+    const receiverKind = /"receiver":"(\w+)"/.exec(serveLog())?.[1] ?? 'unknown';
+    if (receiverKind !== 'native') log(`  serve runs with the ${receiverKind} receiver, not native: the serve row measures that`);
     const warm = warmPlan(sessions, batch);
     send(port, warm.total, size, 0, sessions, warm.batch);
     for (let i = 0; (await scrape(apiPort)).processed < warm.total; i++) {
@@ -577,6 +594,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
     }
     return {
       receiver: 'serve',
+      serveReceiver: receiverKind,
       size,
       sessions,
       sent: s.sent,
