@@ -774,8 +774,9 @@ function summarize(runs, groupKey) {
       if (!rs.length) continue;
       const ratios = rs.map((r) => (refOf(r.rep) ? refOf(r.rep).cpuNsPerPacket / r.cpuNsPerPacket : NaN));
       const heapRuns = rs.filter((r) => r.heap && r.heap.gcAvailable);
+      // Drops by reason: the mean of one run (the sessions rows drop most of what they are sent).
       const drops = {};
-      for (const r of rs) for (const [k, v] of Object.entries(r.dropsByReason ?? {})) drops[k] = (drops[k] ?? 0) + v;
+      for (const r of rs) for (const [k, v] of Object.entries(r.dropsByReason ?? {})) drops[k] = (drops[k] ?? 0) + v / rs.length;
       out.push({
         size: rs[0].size,
         sessions: rs[0].sessions,
@@ -792,6 +793,7 @@ function summarize(runs, groupKey) {
         peakRssBytes: Math.max(...rs.map((r) => r.peakRssBytes ?? 0)),
         peakRssEach: rs.map((r) => r.peakRssBytes),
         lost: rs.reduce((a, r) => a + Math.max(0, r.lost), 0),
+        missingEach: rs.map((r) => r.check.missing),
         unaccounted: rs.reduce((a, r) => a + Math.max(0, r.lost - r.countedDrops), 0),
         countedDrops: rs.reduce((a, r) => a + r.countedDrops, 0),
         dropsByReason: drops,
@@ -813,7 +815,7 @@ function mdTable(head, rows) {
 }
 
 function table(summary) {
-  const head = ['inner', 'receiver', 'CPU ns/pkt (each run)', 'C/it: median (range)', 'drain pkt/s', 'vs C', 'peak RSS (each run)', 'lost', 'kernel drops', 'counted drops', 'heap growth/M pkts', 'scavenges/M pkts'];
+  const head = ['inner', 'receiver', 'CPU ns/pkt (each run)', 'C/it: median (range)', 'drain pkt/s', 'vs C', 'peak RSS (each run)', 'lost (all runs)', 'kernel drops', 'counted drops (per run)', 'heap growth/M pkts', 'scavenges/M pkts'];
   return mdTable(
     head,
     summary.map((s) => [
@@ -826,7 +828,7 @@ function table(summary) {
       s.peakRssEach.map(fmtMB).join(', '),
       String(s.lost + s.dups),
       String(s.kernelDrops),
-      fmtDrops(s.dropsByReason) === '0' ? String(s.countedDrops) : fmtDrops(s.dropsByReason),
+      fmtDrops(s.dropsByReason) === '0' ? fmtInt(s.countedDrops / s.runs) : fmtDrops(s.dropsByReason),
       s.heapGrowthPerMillion == null ? '-' : `${fmtInt(s.heapGrowthPerMillion / 1024)} KiB`,
       s.minorGcsPerMillion == null ? '-' : fmtRatio(s.minorGcsPerMillion),
     ]),
@@ -834,7 +836,7 @@ function table(summary) {
 }
 
 function sessionsTable(summary) {
-  const head = ['sessions', 'receiver', 'CPU ns/pkt (each run)', 'C/it: median (range)', 'peak RSS (each run)', 'files', 'missing from files', 'kernel drops', 'counted drops by reason', 'unaccounted'];
+  const head = ['sessions', 'receiver', 'CPU ns/datagram (each run)', 'C/it: median (range)', 'peak RSS (each run)', 'files', 'missing from files (each run)', 'kernel drops (all runs)', 'counted drops by reason (per run)', 'unaccounted (all runs)'];
   return mdTable(
     head,
     summary.map((s) => [
@@ -844,7 +846,7 @@ function sessionsTable(summary) {
       `**${fmtRatio(s.cpuRatio)}** (${fmtRange(s.cpuRatioEach)})`,
       s.peakRssEach.map(fmtMB).join(', '),
       fmtInt(s.files),
-      fmtInt(s.lost),
+      s.missingEach.map(fmtInt).join(', '),
       fmtInt(s.kernelDrops),
       fmtDrops(s.dropsByReason),
       fmtInt(s.unaccounted),
