@@ -5,8 +5,12 @@
 //
 //   node bench/cpu-profile.mjs FILE.cpuprofile [--from US] [--to US] [--top N]
 //
-// A sample's weight is the time to the next sample (as Chrome DevTools counts it). Only the thread that
-// was profiled (the main thread) is in the profile: the libuv pool's disk writes are not.
+// Each sample counts as one median sampling interval. (Chrome DevTools weighs a sample by the time to the
+// next one; on a loaded machine the sampler thread is sometimes descheduled for milliseconds or seconds,
+// and that weighting then hands the whole gap to whichever function happened to be sampled before it.)
+// V8 samples on a wall-clock timer: a thread preempted by another process while in a function is
+// counted there. Only the thread that was profiled (the main thread) is in the profile: the libuv
+// pool's disk writes are not.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,10 +34,13 @@ export function selfTimeTable(profile, fromUs = -Infinity, toUs = Infinity, top 
   let windowUs = 0;
   let idleUs = 0;
   const { samples, timeDeltas } = profile;
+  const sorted = timeDeltas.filter((d) => d > 0).sort((a, b) => a - b);
+  const w = sorted.length ? sorted[Math.floor(sorted.length / 2)] : 0;
+  let n = 0;
   for (let i = 0; i < samples.length; i++) {
     t += timeDeltas[i];
     if (t < fromUs || t > toUs) continue;
-    const w = i + 1 < samples.length ? timeDeltas[i + 1] : 0;
+    n++;
     const cf = byId.get(samples[i]).callFrame;
     const name = cf.functionName || '(anonymous)';
     const where = cf.url ? `${basename(cf.url)}:${cf.lineNumber + 1}` : '';
@@ -48,11 +55,11 @@ export function selfTimeTable(profile, fromUs = -Infinity, toUs = Infinity, top 
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
     .map(([fn, us]) => ({ fn, selfMs: us / 1000, share: busyUs > 0 ? us / busyUs : 0 }));
-  return { windowMs: windowUs / 1000, busyMs: busyUs / 1000, idleMs: idleUs / 1000, rows };
+  return { samples: n, intervalUs: w, windowMs: windowUs / 1000, busyMs: busyUs / 1000, idleMs: idleUs / 1000, rows };
 }
 
 export function formatTable(t) {
-  const lines = [`window ${t.windowMs.toFixed(0)} ms, main thread busy ${t.busyMs.toFixed(0)} ms, idle ${t.idleMs.toFixed(0)} ms`, '', '| self ms | share of busy | function |', '|---:|---:|---|'];
+  const lines = [`${t.samples} samples at ~${t.intervalUs} µs: main thread busy ${t.busyMs.toFixed(0)} ms, idle ${t.idleMs.toFixed(0)} ms`, '', '| self ms | share of busy | function |', '|---:|---:|---|'];
   for (const r of t.rows) lines.push(`| ${r.selfMs.toFixed(1)} | ${(r.share * 100).toFixed(1)}% | \`${r.fn}\` |`);
   return lines.join('\n');
 }

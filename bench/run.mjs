@@ -589,7 +589,9 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
       const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile') && f.includes(`.${pid}.`));
       if (files.length) {
         const file = join(profDir, files[0]);
-        profileSummary = { file, window: 'resume to drained', ...selfTimeTable(readProfile(file), Number(t0 / 1000n), Number(tDrained / 1000n)) };
+        const fromUs = Number(t0 / 1000n);
+        const toUs = Number(tDrained / 1000n);
+        profileSummary = { file, window: 'resume to drained', fromUs, toUs, ...selfTimeTable(readProfile(file), fromUs, toUs) };
       }
     }
     return {
