@@ -375,6 +375,20 @@ async function waitFiles(dir, expect, pollMs) {
 
 // ---- one run of one receiver ---------------------------------------------------------------------------
 /**
+ * Send the warm-up to a running receiver; returns the kernel drops it caused (a receiver left with a
+ * small buffer, e.g. node:dgram when net.core.rmem_max was lowered under the run, drops some), so the
+ * caller waits for what arrived rather than for ever.
+ */
+async function warmUp(port, size, sessions, warm) {
+  const d0 = udpSocket(port).drops;
+  send(port, warm.total, size, 0, sessions, warm.batch);
+  await sleep(20);
+  const drops = udpSocket(port).drops - d0;
+  if (drops > 0) log(`  the warm-up lost ${drops} datagrams to the kernel (receive buffer too small?)`);
+  return drops;
+}
+
+/**
  * The warm-up: PER datagrams to each session (sequence numbers 0..PER-1), sent BATCH at a time round
  * robin; PER is a multiple of BATCH so that every session gets exactly PER.
  */
@@ -385,6 +399,7 @@ function warmPlan(sessions, batch) {
 }
 
 async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch = SEND_BATCH) {
+  if (kind === 'dgram' || kind === 'plain') ensureRmemMax();
   const dir = mkdtempSync(join(tmpdir(), `mg-bench-${kind}-`));
   const c =
     kind === 'ref' || kind === 'refnohash'
@@ -398,8 +413,8 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
     if (ready.recvBufferBytes < RCVBUF) log(`  ${LABEL[kind]} got a ${ready.recvBufferBytes}-byte receive buffer (asked ${RCVBUF}): expect kernel drops`);
     // Warm-up: every session's file opened, the JIT warm, the buffer pool filled.
     const warm = warmPlan(sessions, batch);
-    send(port, warm.total, size, 0, sessions, warm.batch);
-    c.write(`target ${warm.total}`);
+    const warmDrops = await warmUp(port, size, sessions, warm);
+    c.write(`target ${warm.total - warmDrops}`);
     await c.expect('done', 60_000);
     if (isRef) {
       c.write('flush');
@@ -414,7 +429,7 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
     const s = send(port, count, size, warm.per, sessions, batch);
     const after = udpSocket(port);
     const kernelDrops = after.drops - before.drops;
-    const expected = warm.total + s.sent - kernelDrops;
+    const expected = warm.total - warmDrops + s.sent - kernelDrops;
     c.write(`target ${expected}`);
     const cpu0 = cpuNs(c.pid);
     const t0 = now();
@@ -460,7 +475,8 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
       heap: done.heap ?? null,
       countedDrops,
       dropsByReason: null,
-      lost: check.missing - kernelDrops,
+      warmKernelDrops: warmDrops,
+      lost: check.missing - kernelDrops - warmDrops,
       check,
       counters: closed,
     };
@@ -545,8 +561,8 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
     const receiverKind = /"receiver":"(\w+)"/.exec(serveLog())?.[1] ?? 'unknown';
     if (receiverKind !== 'native') log(`  serve runs with the ${receiverKind} receiver, not native: the serve row measures that`);
     const warm = warmPlan(sessions, batch);
-    send(port, warm.total, size, 0, sessions, warm.batch);
-    for (let i = 0; (await scrape(apiPort)).processed < warm.total; i++) {
+    const warmDrops = await warmUp(port, size, sessions, warm);
+    for (let i = 0; (await scrape(apiPort)).processed < warm.total - warmDrops; i++) {
       if (i > 600) throw new Error(`serve did not take the warm-up in 60 s:\n${serveLog()}`);
       await sleep(100);
     }
@@ -571,7 +587,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
       await sleep(1);
     }
     const tDrained = now();
-    const settled = await waitFiles(dataDir, (warm.total + drained) * (16 + size), sessions > 100 ? 100 : 20);
+    const settled = await waitFiles(dataDir, (warm.total - warmDrops + drained) * (16 + size), sessions > 100 ? 100 : 20);
     const tSettled = now();
     const idleNs = (idleNsPerSec * Number(tSettled - tDrained)) / 1e9;
     const cpu = cpuNs(pid) - cpu0 - idleNs;
@@ -613,7 +629,8 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
       heap: null,
       countedDrops,
       dropsByReason: counters.drops,
-      lost: check.missing - kernelDrops,
+      warmKernelDrops: warmDrops,
+      lost: check.missing - kernelDrops - warmDrops,
       check,
       counters,
       exit: ex,
@@ -888,6 +905,20 @@ function targets(summary, soak) {
  * same setting deploy/sysctl.d/60-mirrorguard.conf makes for production.
  */
 const RMEM_MAX = '/proc/sys/net/core/rmem_max';
+let rmemRaised = false;
+/** Another process (a test, another benchmark) may lower the shared setting during the run: raise it again. */
+function ensureRmemMax() {
+  if (!rmemRaised) return;
+  try {
+    const cur = Number(readFileSync(RMEM_MAX, 'utf8').trim());
+    if (cur < RCVBUF) {
+      writeFileSync(RMEM_MAX, String(RCVBUF));
+      log(`  net.core.rmem_max was lowered to ${cur} by another process during the run; raised it again`);
+    }
+  } catch {
+    /* not root any more? the receiver's warning says what it got */
+  }
+}
 function raiseRmemMax() {
   let old;
   try {
@@ -899,6 +930,7 @@ function raiseRmemMax() {
     return () => {};
   }
   log(`raised net.core.rmem_max from ${old} to ${RCVBUF} for the run (restored at the end)`);
+  rmemRaised = true;
   const restore = () => {
     try {
       writeFileSync(RMEM_MAX, String(old));
