@@ -21,7 +21,9 @@
 //      children (run with --expose-gc), and from a live "soak" run of a million packets.
 //   6. Many sessions (issue 16): the C reference and serve at 10, 1,000 and 10,000 sessions (distinct
 //      VNIs), 512 B, one datagram per session in turn.
-//   7. Print the tables with ratios to the C reference and write everything to .bench/results-<date>.json.
+//   7. Extraction (issue 11): 8 files of 50,000 x 512 B frames of one VNI written by serve, merged through
+//      GET /v1/pcap (curl to a file) against mergecap, and filtered against mergecap | tcpdump.
+//   8. Print the tables with ratios to the C reference and write everything to .bench/results-<date>.json.
 //
 // Rows: ref (the C reference, SHA-256 of every buffer), refnohash (the same without the hash), serve
 // (`mirrorguard serve` with its defaults, as deployed), native / dgram / native2 (the Collector behind
@@ -30,6 +32,7 @@
 // Options: --sizes 64,512,1450  --receivers ref,refnohash,serve,native,dgram,plain,tcpdump  (native2 too)
 //          --reps 3  --count N  --sessions 16  --session-counts 10,1000,10000  --session-size 512
 //          --no-sessions  --no-soak  --cpu-prof (profile serve's main thread over one 512 B drain)
+//          --no-extraction  --extract-per-source 50000 (GET /v1/pcap against mergecap: 8 files of N frames)
 //          --quick (small counts, one rep: a smoke test of the harness)
 //          --no-sysctl (do not raise net.core.rmem_max for the run; see raiseRmemMax)
 import { spawn, spawnSync } from 'node:child_process';
@@ -72,6 +75,8 @@ const { values: args } = parseArgs({
     'session-size': { type: 'string', default: '512' },
     'no-sessions': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
+    'no-extraction': { type: 'boolean', default: false },
+    'extract-per-source': { type: 'string', default: '50000' },
   },
 });
 const SIZES = args.sizes.split(',').map(Number);
@@ -756,6 +761,105 @@ async function runSoak(count) {
   }
 }
 
+// ---- extraction: GET /v1/pcap against mergecap ---------------------------------------------------------
+/**
+ * Issue 11's extraction case: serve writes SOURCES files of one VNI (one per outer source, packets
+ * interleaved in time, 512 B frames), then, REPS times in turn: the whole window through the API
+ * (`curl` writing the body to a file: transfer and the SHA-256 trailer included) against
+ * `mergecap -F nsecpcap -w` on the same files, and a filter selecting one source's inner port through
+ * the API against `mergecap -w - | tcpdump -r - -w`. Wall-clock seconds; both write their output to
+ * the same disk.
+ */
+async function runExtraction(perSource, reps, sources = 8, size = 512) {
+  const dir = mkdtempSync(join(tmpdir(), 'mg-bench-extract-'));
+  const dataDir = join(dir, 'data');
+  const cfg = join(dir, 'bench.yaml');
+  writeFileSync(cfg, 'api:\n  publicMetrics: true\n');
+  const port = freePort();
+  const apiPort = await freeTcpPort();
+  const logFd = openSync(join(dir, 'serve.log'), 'w');
+  const proc = spawn(
+    process.execPath,
+    [join(ROOT, 'bin', 'mirrorguard.js'), 'serve', '--config', cfg, '--listen', `127.0.0.1:${port}`, '--recv-buffer', String(RCVBUF), '--data-dir', dataDir, '--api', `127.0.0.1:${apiPort}`],
+    { stdio: ['ignore', logFd, logFd] },
+  );
+  closeSync(logFd);
+  const pid = proc.pid;
+  const exited = new Promise((r) => proc.on('exit', (code, sig) => r({ code, sig })));
+  const serveLog = () => readFileSync(join(dir, 'serve.log'), 'utf8').slice(-3000);
+  try {
+    for (let i = 0; ; i++) {
+      if (udpSocket(port).found) {
+        try {
+          await scrape(apiPort);
+          break;
+        } catch {
+          /* the API is not up yet */
+        }
+      }
+      if (i > 3000) throw new Error(`serve did not start in 30 s:\n${serveLog()}`);
+      await sleep(10);
+    }
+    const from = Math.floor(Date.now() / 1000) - 2;
+    process.kill(pid, 'SIGSTOP');
+    await waitStopped(pid);
+    const total = perSource * sources;
+    const r = spawnSync(join(BIN_DIR, 'vxlan_blast'), ['127.0.0.1', String(port), String(total), String(sources), String(size), '0', String(SEND_BATCH), 'one-vni'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`vxlan_blast failed: ${r.stderr}`);
+    process.kill(pid, 'SIGCONT');
+    const settled = await waitFiles(dataDir, total * (16 + size), 50);
+    if (!settled.complete) log(`  extraction: serve wrote ${settled.bytes} of ${total * (16 + size)} record bytes`);
+    const to = Math.ceil(Date.now() / 1000) + 2;
+    const files = pcapFiles(dataDir);
+    const token = readFileSync(join(dataDir, 'api-admin.token'), 'utf8').trim();
+    const url = `http://127.0.0.1:${apiPort}/v1/pcap?vni=5000&from=${from}&to=${to}`;
+    const filter = 'port 40003'; // the inner UDP source port of one of the 8 sources: 1/8 of the packets
+    const out = join(dir, 'out.pcap');
+    const timed = (cmd, argv) => {
+      rmSync(out, { force: true });
+      const t = now();
+      const x = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 1 << 20 });
+      const s = Number(now() - t) / 1e9;
+      if (x.status !== 0) throw new Error(`${cmd} failed: ${x.stderr || x.error}`);
+      return { seconds: s, bytes: existsSync(out) ? statSync(out).size : 0, stdout: x.stdout };
+    };
+    const curl = (u) => timed('curl', ['-sS', '--fail', '-o', out, '-H', `Authorization: Bearer ${token}`, '-w', '%{http_code}', u]);
+    const runs = [];
+    for (let i = 0; i < reps; i++) {
+      const api = curl(url);
+      const mc = timed('mergecap', ['-F', 'nsecpcap', '-w', out, ...files]);
+      const apiF = curl(`${url}&filter=${encodeURIComponent(filter)}`);
+      const mcF = timed('sh', ['-c', `mergecap -F nsecpcap -w - "$@" | tcpdump -r - -w '${out}' '${filter}' 2>/dev/null`, 'sh', ...files]);
+      runs.push({ api, mergecap: mc, apiFiltered: apiF, mergecapTcpdump: mcF });
+      log(`extraction ${i + 1}/${reps}: API ${api.seconds.toFixed(2)} s (${fmtInt(api.bytes)} B) vs mergecap ${mc.seconds.toFixed(2)} s (${fmtInt(mc.bytes)} B); filtered API ${apiF.seconds.toFixed(2)} s (${fmtInt(apiF.bytes)} B) vs mergecap | tcpdump ${mcF.seconds.toFixed(2)} s (${fmtInt(mcF.bytes)} B)`);
+    }
+    process.kill(pid, 'SIGTERM');
+    await Promise.race([exited, sleep(60_000)]);
+    const inputBytes = files.reduce((a, f) => a + statSync(f).size, 0);
+    return { files: files.length, inputBytes, packets: total, size, filter, runs };
+  } finally {
+    try {
+      process.kill(pid, 'SIGCONT');
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function extractionTable(x) {
+  const m = (k) => median(x.runs.map((r) => r[k].seconds));
+  const each = (k) => x.runs.map((r) => r[k].seconds.toFixed(2)).join(', ');
+  return mdTable(
+    ['extraction', 'what', 'mirrorguard API s (each run)', 'reference s (each run)', 'reference / API (1.0 = as fast)'],
+    [
+      ['whole window', `${x.files} files, ${fmtInt(x.packets)} x ${x.size} B, ${fmtMB(x.inputBytes)}`, each('api'), `mergecap: ${each('mergecap')}`, fmtRatio(m('mergecap') / m('api'))],
+      [`filter \`${x.filter}\``, '1/8 of the packets', each('apiFiltered'), `mergecap \\| tcpdump: ${each('mergecapTcpdump')}`, fmtRatio(m('mergecapTcpdump') / m('apiFiltered'))],
+    ],
+  );
+}
+
 // ---- reporting -------------------------------------------------------------------------------------------
 const median = (xs) => {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -1026,6 +1130,13 @@ async function main() {
       }
     }
   }
+  // Extraction through the API against mergecap (issue 11), when curl, mergecap and tcpdump are there.
+  let extraction = null;
+  if (!args['no-extraction'] && kinds.includes('serve') && REPS > 0) {
+    const missing = ['curl', 'mergecap', 'tcpdump'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
+    if (missing.length) log(`skipping the extraction row: ${missing.join(', ')} not installed`);
+    else extraction = await runExtraction(args.quick ? 5000 : Number(args['extract-per-source']), REPS);
+  }
   // A profile of serve's main thread over one 512 B drain (profiling slows it: not in the table).
   let profile = null;
   if (args['cpu-prof']) {
@@ -1048,7 +1159,7 @@ async function main() {
   meta.elapsedSeconds = Math.round((Date.now() - started) / 1000);
   mkdirSync(OUT_DIR, { recursive: true });
   const file = join(OUT_DIR, `results-${meta.date.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify({ meta, summary, sessionSummary, checks, soak, profile, runs, sessionRuns }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ meta, summary, sessionSummary, checks, soak, profile, extraction, runs, sessionRuns }, null, 2)}\n`);
 
   const out = [];
   out.push(`mirrorguard bench ${meta.date}: ${meta.cpus} x ${meta.cpu}, Linux ${meta.kernel}, Node ${meta.node}`);
@@ -1061,6 +1172,12 @@ async function main() {
     out.push(`Many sessions, ${sessionSize} B inner frames, ${fmtInt(plan[sessionSize].count)} packets per run, one per session in turn:`);
     out.push('');
     out.push(sessionsTable(sessionSummary));
+  }
+  if (extraction) {
+    out.push('');
+    out.push('Extraction, one VNI, sources interleaved in time (wall-clock seconds; output written to a file by both):');
+    out.push('');
+    out.push(extractionTable(extraction));
   }
   if (profile) {
     out.push('');

@@ -14,7 +14,8 @@
  * Prints one JSON line: {"sent":N,"errors":E,"elapsedNs":T}.
  *
  * Build: gcc -O2 -o vxlan_blast vxlan_blast.c
- * Run:   vxlan_blast DST_IP PORT COUNT SESSIONS INNER [SEQ_START] [BATCH]
+ * Run:   vxlan_blast DST_IP PORT COUNT SESSIONS INNER [SEQ_START] [BATCH] [one-vni]
+ * one-vni: every session sends with VNI BASE_VNI (one mirror session, many sources: the extraction row).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,6 +33,8 @@
 #define MAX_SOURCES 200
 #define MAX_SESSIONS 65536
 #define MAX_BATCH 1024
+
+static int one_vni;
 
 static uint16_t ip_checksum(const uint8_t *h, int len) {
   uint32_t sum = 0;
@@ -55,7 +58,7 @@ static void put32be(uint8_t *p, uint32_t v) {
 static int build(uint8_t *p, int inner, int s, uint32_t seq) {
   memset(p, 0, 8);
   p[0] = 0x08; /* I flag */
-  uint32_t vni = BASE_VNI + (uint32_t)s;
+  uint32_t vni = one_vni ? BASE_VNI : BASE_VNI + (uint32_t)s;
   p[4] = (uint8_t)(vni >> 16);
   p[5] = (uint8_t)(vni >> 8);
   p[6] = (uint8_t)vni;
@@ -98,6 +101,7 @@ int main(int argc, char **argv) {
   int inner = atoi(argv[5]);
   uint32_t seq0 = argc > 6 ? (uint32_t)strtoul(argv[6], NULL, 10) : 0;
   int batch = argc > 7 ? atoi(argv[7]) : 64;
+  one_vni = argc > 8 && strcmp(argv[8], "one-vni") == 0;
   if (sessions < 1 || sessions > MAX_SESSIONS || inner < 64 || inner > 9000 || batch < 1 || batch > MAX_BATCH || count < 0) {
     fprintf(stderr, "bad arguments\n");
     return 64;
