@@ -88,6 +88,7 @@ async function startMirrorguard(kind) {
   const { CATALOG_FILE } = await import(new URL('collector/layout.js', dist));
   const { openDb } = await import(new URL('store/db.js', dist));
   const { silentLogger } = await import(new URL('util/log.js', dist));
+  const { nativeCopyBytes } = await import(new URL('ingest/native-addon.js', dist));
   const logger = silentLogger();
   mkdirSync(join(dataDir, 'pcap'), { recursive: true });
   const db = openDb(join(dataDir, CATALOG_FILE));
@@ -120,18 +121,13 @@ async function startMirrorguard(kind) {
     flushIntervalMs: 1000,
     bufferBytes: 1 * MiB,
     queueBytes: 64 * MiB,
+    // As serve does: frames past the word-copy size are copied by the addon (null without it).
+    copyBytes: nativeCopyBytes(),
   });
   collector.start();
-  // Backpressure (src/ingest/native.ts, `backlogged`): stop reading while the disk queue is over half full,
-  // so a burst faster than the disk waits in the socket buffer. Collector.backlogged() when the Collector
-  // has it; until then the bench looks at its disk queue directly.
-  const queue = collector.queue;
-  const backlogged =
-    typeof collector.backlogged === 'function'
-      ? () => collector.backlogged()
-      : queue && typeof queue.queuedBytes === 'number'
-        ? () => queue.queuedBytes > 16 * MiB
-        : undefined;
+  // Backpressure (src/ingest/native.ts, `backlogged`): stop reading while the session writers' disk queue
+  // is over half full, so a burst faster than the disk waits in the socket buffer, as in serve.
+  const backlogged = () => collector.writers.backlogged();
   let receiver;
   if (kind === 'native') {
     const { startNativeReceiver } = await import(new URL('ingest/native.js', dist));
@@ -224,7 +220,7 @@ async function startPlain() {
 async function startWorkers(n) {
   // --workers N: the pipeline runs in worker threads; this thread only sums their published counters.
   // Every datagram ends as exactly one outcome counter (or a truncation), so the sum is what was processed.
-  const { startNativeWorkers } = await import(new URL('ingest/native-workers.js', dist));
+  const { startNativeWorkers } = await import(new URL('receive-workers.js', dist));
   const { CATALOG_FILE } = await import(new URL('collector/layout.js', dist));
   const { openDb } = await import(new URL('store/db.js', dist));
   const { silentLogger } = await import(new URL('util/log.js', dist));
@@ -281,7 +277,8 @@ onTarget = () => {
   target = Infinity;
   const p = point();
   // With workers the pipeline's heaps are in other isolates: this thread's numbers would say nothing.
-  void heapAtDone().then((heap) => reply('done', { ...p, heap: mode === 'native2' ? null : heap }));
+  // cpuAfterHeapUs: the parent takes the heap accounting's full GC off the drain's CPU.
+  void heapAtDone().then((heap) => reply('done', { ...p, heap: mode === 'native2' ? null : heap, cpuAfterHeapUs: point().cpuUs }));
 };
 
 const rl = createInterface({ input: process.stdin });

@@ -7,18 +7,22 @@
  *     inner frame's original length from its IPv4 total length when the frame was truncated;
  *   - finds the session by (outer source IPv4, VNI) in an open-addressing table;
  *   - appends a pcap record (nanosecond format, draft-ietf-opsawg-pcap sections 4-5) to that session's
- *     1 MiB buffer and write(2)s the buffer when full: one file per session.
+ *     1 MiB buffer and, when it is full, hashes the whole buffer with SHA-256 in one update (OpenSSL's
+ *     libcrypto, the library Node's crypto.Hash uses, with the same SHA-NI/AVX2 code paths) and
+ *     write(2)s it: one file per session, one running SHA-256 per file, as mirrorguard keeps.
  * It does what mirrorguard's hot path does minus the inner L3/L4 decoding, the detector hook and the
- * catalog: a floor, not a competitor.
+ * catalog: a floor, not a competitor. HASH=none skips the SHA-256 (the "no hash" row: what the hash costs).
  *
  * Control protocol (shared with bench/child.mjs), one line per command on stdin, one reply on stdout:
  *   ready {"port":P,"recvBufferBytes":B}        printed once bound
  *   mark      -> marked {"monoNs":..,"cpuUs":..,"packets":..}
  *   target N  -> done {"monoNs":..,"cpuUs":..,"packets":..}  once N datagrams have been processed
+ *   flush     -> flushed {"monoNs":..,"cpuUs":..,"packets":..}  after every partly filled buffer is hashed and written
  *   quit      -> closed {...counters...}           after every file is written and closed
  *
- * Build: gcc -O2 -o ref_receiver ref_receiver.c
- * Run:   ref_receiver HOST PORT OUTDIR RCVBUF_BYTES [BATCH]
+ * Build: gcc -O2 -o ref_receiver ref_receiver.c -lcrypto   (OpenSSL 3; see the declarations below when
+ *        its headers are not installed: then link with -l:libcrypto.so.3)
+ * Run:   ref_receiver HOST PORT OUTDIR RCVBUF_BYTES [BATCH [sha256|none]]   (BATCH default 64, hash default sha256)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -35,9 +39,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_include) && __has_include(<openssl/evp.h>)
+#include <openssl/evp.h>
+#else
+/* No libssl-dev: the EVP digest API of OpenSSL 3's libcrypto.so.3 (present wherever the openssl package
+ * is), declared by hand. These six functions and their opaque types are stable across OpenSSL 3.x. */
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+typedef struct evp_md_st EVP_MD;
+typedef struct engine_st ENGINE;
+EVP_MD_CTX *EVP_MD_CTX_new(void);
+void EVP_MD_CTX_free(EVP_MD_CTX *ctx);
+const EVP_MD *EVP_sha256(void);
+int EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl);
+int EVP_DigestUpdate(EVP_MD_CTX *ctx, const void *d, size_t cnt);
+int EVP_DigestFinal_ex(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s);
+#endif
+
 #define MAX_BATCH 1024
 #define SLOT_BYTES 9216
-#define TABLE_SIZE 4096 /* power of two, > the sessions a run can have */
+#define TABLE_SIZE 32768 /* power of two, > the sessions a run can have (the many-sessions row has 10,000) */
 #define FILE_BUF_BYTES (1 << 20)
 #define CMSG_BYTES 64
 
@@ -47,10 +67,12 @@ struct session {
   uint32_t len;
   uint8_t *buf;
   uint64_t packets;
+  EVP_MD_CTX *sha; /* NULL with HASH=none */
 };
 
 static struct session table[TABLE_SIZE];
 static const char *outdir;
+static int hashing = 1;
 static uint64_t processed, written, dropped_decode, truncated, files;
 static uint32_t kernel_drops;
 
@@ -70,6 +92,11 @@ static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); } /* little-endian
 static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 
 static void flush_session(struct session *s) {
+  /* One update per buffer, as mirrorguard's writer does before handing the buffer to the disk. */
+  if (s->sha != NULL && s->len > 0 && EVP_DigestUpdate(s->sha, s->buf, s->len) != 1) {
+    fprintf(stderr, "EVP_DigestUpdate failed\n");
+    exit(70);
+  }
   uint32_t off = 0;
   while (off < s->len) {
     ssize_t w = write(s->fd, s->buf + off, s->len - off);
@@ -98,6 +125,18 @@ static struct session *session_for(uint32_t src4, uint32_t vni) {
         exit(73);
       }
       s->buf = malloc(FILE_BUF_BYTES);
+      if (s->buf == NULL) {
+        perror("malloc");
+        exit(71);
+      }
+      s->sha = NULL;
+      if (hashing) {
+        s->sha = EVP_MD_CTX_new();
+        if (s->sha == NULL || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
+          fprintf(stderr, "EVP_DigestInit_ex(sha256) failed\n");
+          exit(70);
+        }
+      }
       s->key = key;
       /* Global header: nanosecond magic, version 2.4, snaplen 262144, LINKTYPE_ETHERNET. */
       put32(s->buf, 0xa1b23c4d);
@@ -148,15 +187,22 @@ static void handle(const uint8_t *p, uint32_t len, uint32_t src4, const struct t
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: %s HOST PORT OUTDIR RCVBUF_BYTES [BATCH]\n", argv[0]);
+    fprintf(stderr, "usage: %s HOST PORT OUTDIR RCVBUF_BYTES [BATCH [sha256|none]]\n", argv[0]);
     return 64;
   }
   const char *host = argv[1];
   int port = atoi(argv[2]);
   outdir = argv[3];
   int rcvbuf = atoi(argv[4]);
-  int batch = argc > 5 ? atoi(argv[5]) : 256;
-  if (batch < 1 || batch > MAX_BATCH) batch = 256;
+  int batch = argc > 5 ? atoi(argv[5]) : 64;
+  if (batch < 1 || batch > MAX_BATCH) batch = 64;
+  if (argc > 6) hashing = strcmp(argv[6], "none") != 0;
+  /* One descriptor per session file: the many-sessions row opens 10,000. */
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
 
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -261,15 +307,25 @@ int main(int argc, char **argv) {
           }
         } else if (strcmp(line, "mark") == 0) {
           printf("marked {\"monoNs\":%llu,\"cpuUs\":%llu,\"packets\":%llu}\n", (unsigned long long)mono_ns(), (unsigned long long)cpu_us(), (unsigned long long)processed);
+        } else if (strcmp(line, "flush") == 0) {
+          for (int i = 0; i < TABLE_SIZE; i++)
+            if (table[i].key) flush_session(&table[i]);
+          printf("flushed {\"monoNs\":%llu,\"cpuUs\":%llu,\"packets\":%llu}\n", (unsigned long long)mono_ns(), (unsigned long long)cpu_us(), (unsigned long long)processed);
         } else if (strcmp(line, "quit") == 0) {
           for (int i = 0; i < TABLE_SIZE; i++)
             if (table[i].key) {
               flush_session(&table[i]);
               close(table[i].fd);
+              if (table[i].sha != NULL) {
+                unsigned char md[32];
+                unsigned int mdlen = 0;
+                EVP_DigestFinal_ex(table[i].sha, md, &mdlen);
+                EVP_MD_CTX_free(table[i].sha);
+              }
             }
-          printf("closed {\"processed\":%llu,\"written\":%llu,\"decodeDrops\":%llu,\"truncated\":%llu,\"files\":%llu,\"kernelDrops\":%u}\n",
+          printf("closed {\"processed\":%llu,\"written\":%llu,\"decodeDrops\":%llu,\"truncated\":%llu,\"files\":%llu,\"kernelDrops\":%u,\"hash\":\"%s\"}\n",
                  (unsigned long long)processed, (unsigned long long)written, (unsigned long long)dropped_decode, (unsigned long long)truncated,
-                 (unsigned long long)files, kernel_drops);
+                 (unsigned long long)files, kernel_drops, hashing ? "sha256" : "none");
           fflush(stdout);
           return 0;
         }

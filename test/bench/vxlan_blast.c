@@ -1,8 +1,10 @@
 /*
  * Traffic for `npm run bench`: VXLAN datagrams as AWS Traffic Mirroring sends them (RFC 7348 section 5
  * header with only the I flag, outer UDP checksum 0), from SESSIONS distinct outer sources on loopback.
- * The whole of 127.0.0.0/8 is local on Linux, so session s sends from its own socket bound to
- * 127.0.0.(2+s) with VNI BASE_VNI+s: one (source IP, VNI) pair per session, no raw sockets needed.
+ * The whole of 127.0.0.0/8 is local on Linux, so session s sends from a socket bound to
+ * 127.0.0.(2 + s % 200) with VNI BASE_VNI+s: one (source IP, VNI) pair per session, no raw sockets
+ * needed. Up to 200 sessions each have their own source; past that (the many-sessions row: 10,000
+ * VNIs) the sources are shared and the VNI alone keeps the pairs apart.
  *
  * Each inner frame is Ethernet + IPv4 + UDP, exactly INNER bytes long, with a correct IPv4 total length
  * and header checksum. Its UDP payload starts with the session number and a per-session sequence
@@ -12,7 +14,8 @@
  * Prints one JSON line: {"sent":N,"errors":E,"elapsedNs":T}.
  *
  * Build: gcc -O2 -o vxlan_blast vxlan_blast.c
- * Run:   vxlan_blast DST_IP PORT COUNT SESSIONS INNER [SEQ_START] [BATCH]
+ * Run:   vxlan_blast DST_IP PORT COUNT SESSIONS INNER [SEQ_START] [BATCH] [one-vni]
+ * one-vni: every session sends with VNI BASE_VNI (one mirror session, many sources: the extraction row).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -27,8 +30,11 @@
 #include <unistd.h>
 
 #define BASE_VNI 5000
-#define MAX_SESSIONS 200
+#define MAX_SOURCES 200
+#define MAX_SESSIONS 65536
 #define MAX_BATCH 1024
+
+static int one_vni;
 
 static uint16_t ip_checksum(const uint8_t *h, int len) {
   uint32_t sum = 0;
@@ -52,7 +58,7 @@ static void put32be(uint8_t *p, uint32_t v) {
 static int build(uint8_t *p, int inner, int s, uint32_t seq) {
   memset(p, 0, 8);
   p[0] = 0x08; /* I flag */
-  uint32_t vni = BASE_VNI + (uint32_t)s;
+  uint32_t vni = one_vni ? BASE_VNI : BASE_VNI + (uint32_t)s;
   p[4] = (uint8_t)(vni >> 16);
   p[5] = (uint8_t)(vni >> 8);
   p[6] = (uint8_t)vni;
@@ -95,6 +101,7 @@ int main(int argc, char **argv) {
   int inner = atoi(argv[5]);
   uint32_t seq0 = argc > 6 ? (uint32_t)strtoul(argv[6], NULL, 10) : 0;
   int batch = argc > 7 ? atoi(argv[7]) : 64;
+  one_vni = argc > 8 && strcmp(argv[8], "one-vni") == 0;
   if (sessions < 1 || sessions > MAX_SESSIONS || inner < 64 || inner > 9000 || batch < 1 || batch > MAX_BATCH || count < 0) {
     fprintf(stderr, "bad arguments\n");
     return 64;
@@ -107,8 +114,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bad destination\n");
     return 64;
   }
-  int fds[MAX_SESSIONS];
-  for (int s = 0; s < sessions; s++) {
+  int fds[MAX_SOURCES];
+  int sources = sessions < MAX_SOURCES ? sessions : MAX_SOURCES;
+  for (int s = 0; s < sources; s++) {
     fds[s] = socket(AF_INET, SOCK_DGRAM, 0);
     int big = 4 << 20;
     setsockopt(fds[s], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
@@ -128,7 +136,7 @@ int main(int argc, char **argv) {
   static uint8_t bufs[MAX_BATCH][9100];
   static struct mmsghdr msgs[MAX_BATCH];
   static struct iovec iov[MAX_BATCH];
-  uint32_t seq[MAX_SESSIONS];
+  static uint32_t seq[MAX_SESSIONS];
   for (int s = 0; s < sessions; s++) seq[s] = seq0;
 
   struct timespec t0, t1;
@@ -146,7 +154,7 @@ int main(int argc, char **argv) {
     }
     int done = 0;
     while (done < n) {
-      int r = sendmmsg(fds[s], msgs + done, (unsigned)(n - done), 0);
+      int r = sendmmsg(fds[s % MAX_SOURCES], msgs + done, (unsigned)(n - done), 0);
       if (r < 0) {
         /* ECONNREFUSED: an ICMP port unreachable came back (nothing bound, as with tcpdump). Retry. */
         if (errno == EINTR || errno == ECONNREFUSED || errno == ENOBUFS || errno == EAGAIN) {
