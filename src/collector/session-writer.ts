@@ -44,7 +44,10 @@ export interface SessionWritersOptions {
   workerId?: number;
   rotateBytes: number;
   rotateSeconds: number;
+  /** The largest write buffer; a busy session's buffers grow to this. */
   bufferBytes: number;
+  /** A session's first write buffer (src/pcap/buffer-pool.ts). Default 4 KiB. */
+  minBufferBytes?: number;
   queueBytes: number;
   /** Outcome counters (src/outcomes.ts) the disk queue counts written and lost frames into. Fresh when absent. */
   counts?: Float64Array;
@@ -67,6 +70,7 @@ export class SessionWriters {
   private readonly queue: DiskQueue;
   private readonly copy: BytesCopy | null;
   private readonly halfQueue: number;
+  private readonly poolHigh: number;
   private readonly workerId: number;
   /** Writers with a file open. */
   private readonly live = new Set<SessionWriter>();
@@ -83,11 +87,12 @@ export class SessionWriters {
     this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
     this.workerId = opts.workerId ?? 0;
     this.copy = opts.copyBytes ?? null;
-    this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, maxBytes: opts.queueBytes });
+    this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, minBufferBytes: opts.minBufferBytes, maxBytes: opts.queueBytes });
     // Every write failure (a failed create, write, truncate, sync or close; a full queue) reaches the log
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
     this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, counts: this.counts, onError: (r) => this.onDiskReport(r) });
     this.halfQueue = opts.queueBytes / 2;
+    this.poolHigh = (opts.queueBytes * 3) / 4;
   }
 
   /** The writer for a new pair (at the first-packet edge). No file is opened until its first append. */
@@ -96,11 +101,27 @@ export class SessionWriters {
   }
 
   /**
-   * Backpressure for receivers that can leave a burst in the socket buffer (native): true while more
-   * than half the disk queue's bytes are in flight. Cheap; allocates nothing.
+   * Backpressure for receivers that can leave a burst in the socket buffer (native), asked once per
+   * batch: true while more than half the disk queue's bytes are in flight, or while buffers (partly
+   * filled ones included) hold more than three quarters of the pool. In the second case, with the queue
+   * not busy, the partly filled buffers of many quiet sessions go to the disk now rather than at the
+   * next tick, so a pool held by them slows the reader briefly instead of dropping packets.
    */
   backlogged(): boolean {
-    return this.queue.queuedBytes > this.halfQueue;
+    if (this.queue.queuedBytes > this.halfQueue) return true;
+    if (this.pool.inUseBytes <= this.poolHigh) return false;
+    this.flushAll();
+    return true;
+  }
+
+  /** Bytes of write buffers handed out: being filled, or queued for disk. */
+  get bufferedBytes(): number {
+    return this.pool.inUseBytes;
+  }
+
+  /** Bytes of write buffers allocated (in use or free): the memory the pool holds. */
+  get poolBytes(): number {
+    return this.pool.allocatedBytes;
   }
 
   /** Bytes handed to the disk queue and not yet written. */

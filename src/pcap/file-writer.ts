@@ -98,6 +98,10 @@ export class PcapFileWriter {
   private curMinNsec = 0;
   private curMaxSec = 0;
   private curMaxNsec = 0;
+  /** Size of the next buffer to ask the pool for: small at first, doubled when one fills, resized to the traffic at each flush. */
+  private nextSize: number;
+  /** Bytes appended since the last flush(): this writer's rate over one flush interval. */
+  private intervalBytes = 0;
 
   /** Packets accepted by append(). */
   packets = 0;
@@ -125,6 +129,7 @@ export class PcapFileWriter {
     const pool = this.pool;
     this.releaseBuf = (buf) => pool.release(buf);
     this.largeCopy = opts.copy ?? null;
+    this.nextSize = pool.minBufferBytes;
   }
 
   /**
@@ -142,7 +147,7 @@ export class PcapFileWriter {
     const need = RECORD_HEADER_BYTES + caplen;
     let b = this.cur;
     if (b === null || this.curLen + need > b.length) {
-      b = this.nextBuffer();
+      b = this.nextBuffer(need);
       if (b === null) {
         this.queueFullDrops++;
         return DROP.WRITE_QUEUE_FULL;
@@ -179,13 +184,22 @@ export class PcapFileWriter {
     this.curPackets++;
     this.packets++;
     this.appendedBytes += need;
+    this.intervalBytes += need;
     return DROP.OK;
   }
 
-  /** Hand the current buffer over (if any) and take a fresh one; null when there is no room. */
-  private nextBuffer(): Buffer | null {
-    if (this.cur !== null && this.curLen > 0 && !this.queue.hasRoom(this.curLen)) return null;
-    const next = this.pool.acquire();
+  /**
+   * Hand the current buffer over (if any) and take a fresh one that holds at least `need` bytes; null
+   * when there is no room. A buffer that filled before the flush interval ended means a busy session:
+   * the next one is twice as large, up to the pool's largest.
+   */
+  private nextBuffer(need: number): Buffer | null {
+    const cur = this.cur;
+    if (cur !== null && this.curLen > 0) {
+      if (!this.queue.hasRoom(this.curLen)) return null;
+      if (this.nextSize <= cur.length) this.nextSize = Math.min(cur.length * 2, this.pool.bufferBytes);
+    }
+    const next = this.pool.acquire(need > this.nextSize ? need : this.nextSize);
     if (next === null) return null;
     if (this.cur !== null) {
       if (this.curLen > 0) this.handOver();
@@ -226,9 +240,16 @@ export class PcapFileWriter {
       this.queueFullReported = this.queueFullDrops;
       this.queue.report(this.path, 'queue', 'QUEUE_FULL', `disk queue full (${this.queue.queuedBytes} bytes queued): ${n} packets not saved; the disk is too slow for the capture rate`, n);
     }
-    if (this.cur === null || this.curLen === 0 || this.closing !== null) return true;
+    if (this.closing !== null) return true;
+    if (this.cur === null || this.curLen === 0) {
+      this.intervalBytes = 0;
+      return true;
+    }
     if (!this.queue.hasRoom(this.curLen)) return false;
     this.handOver();
+    // The next buffer fits what came in during the interval just ended (and grows again if more comes).
+    this.nextSize = this.pool.classFor(this.intervalBytes);
+    this.intervalBytes = 0;
     return true;
   }
 
