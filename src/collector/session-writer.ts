@@ -27,6 +27,9 @@ import { RateLimiter, type Logger } from '../util/log.js';
 import type { Catalog } from './catalog.js';
 import { captureRelPath } from './layout.js';
 
+/** Least time between two early flushes of every session's partly filled buffer under memory pressure. */
+const PRESSURE_FLUSH_MS = 100;
+
 /** What a session writer reads of its pair when a file opens (never per packet). */
 export interface SessionIdentity {
   readonly sourceIp: string;
@@ -71,6 +74,7 @@ export class SessionWriters {
   private readonly copy: BytesCopy | null;
   private readonly halfQueue: number;
   private readonly poolHigh: number;
+  private pressureFlushedMs = 0;
   private readonly workerId: number;
   /** Writers with a file open. */
   private readonly live = new Set<SessionWriter>();
@@ -110,7 +114,12 @@ export class SessionWriters {
   backlogged(): boolean {
     if (this.queue.queuedBytes > this.halfQueue) return true;
     if (this.pool.inUseBytes <= this.poolHigh) return false;
-    this.flushAll();
+    // At most every PRESSURE_FLUSH_MS: flushing every session on every batch would make many tiny writes.
+    const now = Date.now();
+    if (now - this.pressureFlushedMs >= PRESSURE_FLUSH_MS) {
+      this.pressureFlushedMs = now;
+      for (const w of this.live) w.flush(false);
+    }
     return true;
   }
 
@@ -129,7 +138,7 @@ export class SessionWriters {
     return this.queue.queuedBytes;
   }
 
-  /** Hand every file's buffered records to the disk now. */
+  /** Hand every file's buffered records to the disk now (the timer, or a caller that wants it on disk). */
   flushAll(): void {
     for (const w of this.live) w.flush();
   }
@@ -299,9 +308,9 @@ export class SessionWriter {
     hub.closed(this, done);
   }
 
-  /** Hand the partial buffer to the disk. */
-  flush(): void {
-    this.file?.flush();
+  /** Hand the partial buffer to the disk; `resize` false for an early flush under memory pressure (file-writer.ts). */
+  flush(resize = true): void {
+    this.file?.flush(resize);
   }
 
   drain(): Promise<void> {

@@ -94,22 +94,33 @@ export class BufferPool {
 
   /**
    * A buffer of the smallest class that holds `bytes` (default: the smallest class), for the caller's
-   * exclusive use until release(); null when the ceiling leaves no room.
+   * exclusive use until release(). At the ceiling, a smaller one that still holds `atLeast` will do
+   * (a free one first, so a full pool reuses rather than reallocates); null when there is none.
    */
-  acquire(bytes = 0): Buffer | null {
+  acquire(bytes = 0, atLeast = bytes): Buffer | null {
     const size = this.classFor(bytes);
     const i = this.indexOf(size);
     const b = this.free[i]!.pop();
-    if (b !== undefined) {
-      this.freeCount--;
-      this.inUseBytes += size;
-      return b;
+    if (b !== undefined) return this.handOut(b);
+    if (this.allocatedBytes + size <= this.maxBytes) return this.allocate(size);
+    const least = this.classFor(atLeast);
+    for (let j = this.indexOf(least); j < this.free.length; j++) {
+      const f = this.free[j]!.pop();
+      if (f !== undefined) return this.handOut(f);
     }
-    if (this.allocatedBytes + size > this.maxBytes) this.shed(size);
-    if (this.allocatedBytes + size > this.maxBytes) {
-      this.exhausted++;
-      return null;
-    }
+    this.shed(least);
+    if (this.allocatedBytes + least <= this.maxBytes) return this.allocate(least);
+    this.exhausted++;
+    return null;
+  }
+
+  private handOut(b: Buffer): Buffer {
+    this.freeCount--;
+    this.inUseBytes += b.length;
+    return b;
+  }
+
+  private allocate(size: number): Buffer {
     this.allocated++;
     this.allocatedBytes += size;
     this.inUseBytes += size;

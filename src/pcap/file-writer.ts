@@ -199,7 +199,7 @@ export class PcapFileWriter {
       if (!this.queue.hasRoom(this.curLen)) return null;
       if (this.nextSize <= cur.length) this.nextSize = Math.min(cur.length * 2, this.pool.bufferBytes);
     }
-    const next = this.pool.acquire(need > this.nextSize ? need : this.nextSize);
+    const next = this.pool.acquire(need > this.nextSize ? need : this.nextSize, need);
     if (next === null) return null;
     if (this.cur !== null) {
       if (this.curLen > 0) this.handOver();
@@ -232,9 +232,10 @@ export class PcapFileWriter {
   /**
    * Hand the partial buffer to the disk queue so it reaches the disk soon. Returns false when there was
    * something to flush but the queue had no room (it stays buffered for the next try). Also reports
-   * queue-full drops, rate-limited, off the hot path.
+   * queue-full drops, rate-limited, off the hot path. `resize` (the timer's flush): size the next
+   * buffer to the traffic since the last one; an early flush under memory pressure leaves it.
    */
-  flush(): boolean {
+  flush(resize = true): boolean {
     if (this.queueFullDrops !== this.queueFullReported) {
       const n = this.queueFullDrops - this.queueFullReported;
       this.queueFullReported = this.queueFullDrops;
@@ -242,14 +243,16 @@ export class PcapFileWriter {
     }
     if (this.closing !== null) return true;
     if (this.cur === null || this.curLen === 0) {
-      this.intervalBytes = 0;
+      if (resize) this.intervalBytes = 0;
       return true;
     }
     if (!this.queue.hasRoom(this.curLen)) return false;
     this.handOver();
-    // The next buffer fits what came in during the interval just ended (and grows again if more comes).
-    this.nextSize = this.pool.classFor(this.intervalBytes);
-    this.intervalBytes = 0;
+    if (resize) {
+      // The next buffer fits what came in during the interval just ended (and grows again if more comes).
+      this.nextSize = this.pool.classFor(this.intervalBytes);
+      this.intervalBytes = 0;
+    }
     return true;
   }
 
