@@ -37,7 +37,7 @@ export const CONFIG_FLAGS: Record<string, FlagSpec> = {
   geneve: { name: 'geneve', path: ['geneve', 'listen'], kind: 'string', arg: 'HOST:PORT', help: 'also receive GENEVE from a Gateway Load Balancer here, e.g. 0.0.0.0:6081 (default off; docs/install.md GWLB mode)' },
   'geneve-port': { name: 'geneve-port', path: ['geneve', 'port'], kind: 'int', arg: 'PORT', help: 'GENEVE UDP port in capture files and libpcap mode (default 6081; 0 = off)' },
   'strict-vxlan': { name: 'strict-vxlan', path: ['strictVxlan'], kind: 'boolean', help: 'drop VXLAN headers with reserved bits set (default: count as weird, keep)' },
-  'max-sessions': { name: 'max-sessions', path: ['maxSessions'], kind: 'int', arg: 'N', help: '(source IP, VNI) pairs tracked at once (default 4096)' },
+  'max-sessions': { name: 'max-sessions', path: ['maxSessions'], kind: 'int', arg: 'N', help: '(source IP, VNI) pairs tracked at once (default 16384)' },
   'rotate-bytes': { name: 'rotate-bytes', path: ['pcap', 'rotateBytes'], kind: 'bytes', arg: 'BYTES', help: 'start a new file past this size (default 256MiB)' },
   'rotate-seconds': { name: 'rotate-seconds', path: ['pcap', 'rotateSeconds'], kind: 'int', arg: 'N', help: 'start a new file after this many seconds (default 900)' },
   'idle-close-seconds': { name: 'idle-close-seconds', path: ['pcap', 'idleCloseSeconds'], kind: 'int', arg: 'N', help: 'close a session file idle this long (default 300)' },

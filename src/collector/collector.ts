@@ -48,6 +48,8 @@ export interface CollectorOptions {
   idleCloseSeconds: number;
   flushIntervalMs: number;
   bufferBytes: number;
+  /** A session's first write buffer; it grows to bufferBytes with the session's rate. Default 4 KiB. */
+  minBufferBytes?: number;
   queueBytes: number;
   /** The first packet of a new (source IP, VNI) pair: the detector's hook. Must be quick and must not throw. */
   onNewPair?: (sourceIp: string, vni: number, atMs: number) => PairVerdict;
@@ -103,6 +105,7 @@ export class Collector {
         rotateBytes: opts.rotateBytes,
         rotateSeconds: opts.rotateSeconds,
         bufferBytes: opts.bufferBytes,
+        minBufferBytes: opts.minBufferBytes,
         queueBytes: opts.queueBytes,
         copyBytes: opts.copyBytes ?? null,
         nowSec: this.nowSec,

@@ -29,7 +29,7 @@ export const DEFAULTS = {
   /** VXLAN port for capture files and libpcap (the UDP socket's port is in `listen`). */
   vxlanPort: 4789,
   /** Most (source IP, VNI) pairs tracked at once; beyond it new pairs are dropped and counted. */
-  maxSessions: 4096,
+  maxSessions: 16_384,
   /** Reject VXLAN headers with reserved bits set instead of counting them as weird (RFC 7348 section 5). */
   strictVxlan: false,
   geneve: {
@@ -51,14 +51,16 @@ export const DEFAULTS = {
     /** Buffered records are handed to the disk at least this often: the most a crash can lose. */
     flushIntervalMs: 1000,
     /**
-     * Size of each write buffer. A session with traffic in the last flush interval holds one; it must
-     * hold the largest record (16 + 262144 bytes).
+     * Size of the largest write buffer; it must hold the largest record (16 + 262144 bytes). A session
+     * with traffic in the last flush interval holds one buffer: 4 KiB at first, doubled each time one
+     * fills within a flush interval, up to this (src/pcap/buffer-pool.ts).
      */
     bufferBytes: 512 * 1024,
     /**
      * Memory for write buffers, filling or queued for disk, across all files (allocated as needed).
-     * queueBytes / bufferBytes sessions can be active within one flush interval; beyond that frames
-     * are dropped and counted (pcap.write.queue_full).
+     * Quiet sessions hold 4 KiB each (10,000 of them 40 MiB); the rest follows the traffic. Past three
+     * quarters of it the native receiver waits; when it is all held, frames are dropped and counted
+     * (pcap.write.queue_full).
      */
     queueBytes: 256 * MiB,
   },

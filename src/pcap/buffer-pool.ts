@@ -1,9 +1,15 @@
 /**
- * A bounded free list of large write buffers, after Arkime's writer-simple: a writer fills one buffer with
- * whole records, hands it to the disk queue, and the queue gives it back here once it is on disk. Buffers
- * are allocated on demand up to `maxBytes` and then only reused, so steady-state capture allocates
- * nothing and memory for buffered packets has a hard ceiling. When every buffer is in use the writer
- * drops (pcap.write.queue_full): a slow disk costs packets, never unbounded memory.
+ * A bounded, size-classed free list of write buffers, after Arkime's writer-simple: a writer fills one
+ * buffer with whole records, hands it to the disk queue, and the queue gives it back here once it is on
+ * disk. Buffers are allocated on demand while the pool's bytes stay under `maxBytes`, and then reused, so
+ * steady-state capture allocates nothing and memory for buffered packets has a hard ceiling.
+ *
+ * Sizes come in classes: `minBufferBytes`, doubling, up to `bufferBytes`. A writer starts with the
+ * smallest and asks for the next class up when a buffer fills within a flush interval (file-writer.ts),
+ * so a quiet session holds a few KiB and only a busy one holds `bufferBytes`: memory follows the traffic,
+ * not the number of sessions. When a class has no free buffer and the ceiling is reached, free buffers
+ * of other classes are let go to make room. When even that fails the writer drops
+ * (pcap.write.queue_full): a slow disk costs packets, never unbounded memory.
  */
 import { MgError } from '../errors.js';
 
@@ -11,19 +17,35 @@ export const DEFAULT_POOL_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_POOL_MAX_BYTES = 64 * 1024 * 1024;
 /** Below this a buffer holds too few records for the per-write syscall cost to amortise. */
 export const MIN_POOL_BUFFER_BYTES = 4096;
+/** A session's first buffer: 10,000 quiet sessions hold 40 MiB, not 10,000 x bufferBytes. */
+export const DEFAULT_POOL_MIN_BUFFER_BYTES = 4096;
 
 export interface BufferPoolOptions {
-  /** Size of each buffer, bytes. Must hold at least one largest record (16 + snaplen). Default 1 MiB. */
+  /** Size of the largest buffer, bytes. Must hold at least one largest record (16 + snaplen). Default 1 MiB. */
   bufferBytes?: number;
+  /** Size of the smallest buffer, bytes (a power of two times 4096 is not required). Default 4 KiB, or bufferBytes when smaller. */
+  minBufferBytes?: number;
   /** Ceiling on the memory of all buffers together, bytes. Default 64 MiB. */
   maxBytes?: number;
 }
 
 export class BufferPool {
+  /** The largest class. */
   readonly bufferBytes: number;
+  /** The smallest class. */
+  readonly minBufferBytes: number;
+  readonly maxBytes: number;
+  /** Largest buffers that fit under maxBytes. */
   readonly maxBuffers: number;
-  private readonly free: Buffer[] = [];
+  /** Class sizes, ascending: minBufferBytes, doubling, then bufferBytes. */
+  readonly classes: readonly number[];
+  private readonly free: Buffer[][];
   private allocated = 0;
+  private freeCount = 0;
+  /** Bytes of every buffer allocated and not let go (in use or free). */
+  allocatedBytes = 0;
+  /** Bytes of buffers handed out (being filled or queued for disk). */
+  inUseBytes = 0;
   /** Times acquire() found no buffer: the pool was the bottleneck. */
   exhausted = 0;
 
@@ -40,39 +62,102 @@ export class BufferPool {
         problems: [{ field: 'maxBytes', message: 'must be at least bufferBytes' }],
       });
     }
+    const minBufferBytes = Math.min(opts.minBufferBytes ?? DEFAULT_POOL_MIN_BUFFER_BYTES, bufferBytes);
+    if (!Number.isInteger(minBufferBytes) || minBufferBytes < MIN_POOL_BUFFER_BYTES) {
+      throw new MgError('MG_ERR_CONFIG_INVALID', `pcap minimum buffer size ${minBufferBytes} is below ${MIN_POOL_BUFFER_BYTES} bytes`, {
+        problems: [{ field: 'minBufferBytes', message: `must be an integer of at least ${MIN_POOL_BUFFER_BYTES}` }],
+      });
+    }
     this.bufferBytes = bufferBytes;
+    this.minBufferBytes = minBufferBytes;
+    this.maxBytes = maxBytes;
     this.maxBuffers = Math.floor(maxBytes / bufferBytes);
+    const classes: number[] = [];
+    for (let s = minBufferBytes; s < bufferBytes; s *= 2) classes.push(s);
+    classes.push(bufferBytes);
+    this.classes = classes;
+    this.free = classes.map(() => []);
   }
 
-  /** A buffer for the caller's exclusive use until release(), or null when all are in use. */
-  acquire(): Buffer | null {
-    const b = this.free.pop();
-    if (b !== undefined) return b;
-    if (this.allocated < this.maxBuffers) {
-      this.allocated++;
-      // allocUnsafeSlow: a dedicated ArrayBuffer, never a slice of Node's shared pool; its old contents
-      // are always overwritten by records before any byte of it is written out.
-      return Buffer.allocUnsafeSlow(this.bufferBytes);
+  /** The size acquire(bytes) hands out: the smallest class of at least `bytes` (the largest when none is). */
+  classFor(bytes: number): number {
+    const c = this.classes;
+    for (let i = 0; i < c.length; i++) if (c[i]! >= bytes) return c[i]!;
+    return this.bufferBytes;
+  }
+
+  private indexOf(size: number): number {
+    const c = this.classes;
+    for (let i = 0; i < c.length; i++) if (c[i] === size) return i;
+    return -1;
+  }
+
+  /**
+   * A buffer of the smallest class that holds `bytes` (default: the smallest class), for the caller's
+   * exclusive use until release(). At the ceiling, a smaller one that still holds `atLeast` will do
+   * (a free one first, so a full pool reuses rather than reallocates); null when there is none.
+   */
+  acquire(bytes = 0, atLeast = bytes): Buffer | null {
+    const size = this.classFor(bytes);
+    const i = this.indexOf(size);
+    const b = this.free[i]!.pop();
+    if (b !== undefined) return this.handOut(b);
+    if (this.allocatedBytes + size <= this.maxBytes) return this.allocate(size);
+    const least = this.classFor(atLeast);
+    for (let j = this.indexOf(least); j < this.free.length; j++) {
+      const f = this.free[j]!.pop();
+      if (f !== undefined) return this.handOut(f);
     }
+    this.shed(least);
+    if (this.allocatedBytes + least <= this.maxBytes) return this.allocate(least);
     this.exhausted++;
     return null;
   }
 
+  private handOut(b: Buffer): Buffer {
+    this.freeCount--;
+    this.inUseBytes += b.length;
+    return b;
+  }
+
+  private allocate(size: number): Buffer {
+    this.allocated++;
+    this.allocatedBytes += size;
+    this.inUseBytes += size;
+    // allocUnsafeSlow: a dedicated ArrayBuffer, never a slice of Node's shared pool; its old contents
+    // are always overwritten by records before any byte of it is written out.
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  /** Let free buffers of other classes go (largest first) until `size` more fits under the ceiling. */
+  private shed(size: number): void {
+    for (let i = this.free.length - 1; i >= 0 && this.freeCount > 0; i--) {
+      const list = this.free[i]!;
+      while (list.length > 0 && this.allocatedBytes + size > this.maxBytes) {
+        list.pop();
+        this.freeCount--;
+        this.allocated--;
+        this.allocatedBytes -= this.classes[i]!;
+      }
+      if (this.allocatedBytes + size <= this.maxBytes) return;
+    }
+  }
+
   release(buf: Buffer): void {
-    if (buf.length !== this.bufferBytes) throw new RangeError('buffer does not belong to this pool');
-    this.free.push(buf);
+    const i = this.indexOf(buf.length);
+    if (i < 0) throw new RangeError('buffer does not belong to this pool');
+    this.free[i]!.push(buf);
+    this.freeCount++;
+    this.inUseBytes -= buf.length;
   }
 
   /** Buffers currently handed out (being filled or queued for disk). */
   get inUse(): number {
-    return this.allocated - this.free.length;
+    return this.allocated - this.freeCount;
   }
 
+  /** Largest buffers that could still be handed out. */
   get available(): number {
-    return this.maxBuffers - this.inUse;
-  }
-
-  get allocatedBytes(): number {
-    return this.allocated * this.bufferBytes;
+    return Math.floor((this.maxBytes - this.inUseBytes) / this.bufferBytes);
   }
 }

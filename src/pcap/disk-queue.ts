@@ -7,8 +7,8 @@
  *   DNS lookups and the other fs calls share (its default size is 4).
  * - `maxQueuedBytes` bounds what is waiting: the writer asks hasRoom() before it hands a buffer over
  *   and drops the packet (pcap.write.queue_full) when there is none, after Arkime's simpleMaxQ.
- * - A file is created lazily by its first job, with O_CREAT|O_EXCL ('wx': never clobber), and its
- *   preamble (the pcap global header) as its first bytes.
+ * - A file is created lazily by its first job, with O_CREAT|O_EXCL ('wx': never clobber), its folder
+ *   made first when missing (`makeDirs`), and its preamble (the pcap global header) as its first bytes.
  * - Every write goes at an explicit position: the "committed" offset, which only ever moves to the end
  *   of a buffer that was written whole. A buffer holds whole records, so the committed offset is always
  *   a record boundary. When a write fails (ENOSPC, EDQUOT, EIO, ...) the file is truncated back to it,
@@ -22,7 +22,8 @@
  * - Failures go to one hook, at most once per interval per (operation, errno), with a suppressed count.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
 import { MgError } from '../errors.js';
 import { RateLimiter } from '../util/log.js';
@@ -59,6 +60,8 @@ export interface DiskQueueOptions {
   errorReportIntervalMs?: number;
   /** Permission bits for new files. Default 0o640. */
   fileMode?: number;
+  /** Make a file's missing folder (mkdir -p) before creating it, on the threadpool. Default false: a missing folder fails the create. */
+  makeDirs?: boolean;
   /**
    * Outcome counters indexed by DropCode, where written and lost packets are counted (OK,
    * WRITE_ENOSPC, WRITE_ERROR). Shared with whoever counts the other outcomes; a fresh set when absent.
@@ -112,6 +115,7 @@ export class DiskQueue {
   readonly maxQueuedBytes: number;
   readonly maxConcurrentWrites: number;
   readonly fileMode: number;
+  readonly makeDirs: boolean;
   /** Outcome counters (see DiskQueueOptions.counts): the one place written and lost packets are counted. */
   readonly counts: Float64Array;
   private readonly onError: ((r: DiskErrorReport) => void) | undefined;
@@ -135,6 +139,7 @@ export class DiskQueue {
     this.onError = opts.onError;
     this.limiter = new RateLimiter(opts.errorReportIntervalMs ?? DEFAULT_ERROR_REPORT_INTERVAL_MS);
     this.fileMode = opts.fileMode ?? DEFAULT_FILE_MODE;
+    this.makeDirs = opts.makeDirs ?? false;
     this.counts = opts.counts ?? newOutcomeCounts();
   }
 
@@ -303,7 +308,7 @@ export class DiskFile {
   private async ensureOpen(chunk: WriteChunk | null): Promise<boolean> {
     if (this.handle !== null) return true;
     try {
-      this.handle = await open(this.path, 'wx', this.queue.fileMode);
+      this.handle = await this.create();
       this.created = true;
       return true;
     } catch (e) {
@@ -312,6 +317,20 @@ export class DiskFile {
         this.fail('create', e, 0);
       }
       return false;
+    }
+  }
+
+  /**
+   * O_CREAT|O_EXCL; when the folder is missing, make it here, on the threadpool like the open: a burst
+   * of new sessions (each with its own folder, src/collector/layout.ts) costs the packet path nothing.
+   */
+  private async create(): Promise<FileHandle> {
+    try {
+      return await open(this.path, 'wx', this.queue.fileMode);
+    } catch (e) {
+      if (!this.queue.makeDirs || errCode(e) !== 'ENOENT') throw e;
+      await mkdir(dirname(this.path), { recursive: true });
+      return await open(this.path, 'wx', this.queue.fileMode);
     }
   }
 

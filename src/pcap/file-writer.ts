@@ -98,6 +98,10 @@ export class PcapFileWriter {
   private curMinNsec = 0;
   private curMaxSec = 0;
   private curMaxNsec = 0;
+  /** Size of the next buffer to ask the pool for: small at first, doubled when one fills, resized to the traffic at each flush. */
+  private nextSize: number;
+  /** Bytes appended since the last flush(): this writer's rate over one flush interval. */
+  private intervalBytes = 0;
 
   /** Packets accepted by append(). */
   packets = 0;
@@ -125,6 +129,7 @@ export class PcapFileWriter {
     const pool = this.pool;
     this.releaseBuf = (buf) => pool.release(buf);
     this.largeCopy = opts.copy ?? null;
+    this.nextSize = pool.minBufferBytes;
   }
 
   /**
@@ -142,7 +147,7 @@ export class PcapFileWriter {
     const need = RECORD_HEADER_BYTES + caplen;
     let b = this.cur;
     if (b === null || this.curLen + need > b.length) {
-      b = this.nextBuffer();
+      b = this.nextBuffer(need);
       if (b === null) {
         this.queueFullDrops++;
         return DROP.WRITE_QUEUE_FULL;
@@ -179,13 +184,22 @@ export class PcapFileWriter {
     this.curPackets++;
     this.packets++;
     this.appendedBytes += need;
+    this.intervalBytes += need;
     return DROP.OK;
   }
 
-  /** Hand the current buffer over (if any) and take a fresh one; null when there is no room. */
-  private nextBuffer(): Buffer | null {
-    if (this.cur !== null && this.curLen > 0 && !this.queue.hasRoom(this.curLen)) return null;
-    const next = this.pool.acquire();
+  /**
+   * Hand the current buffer over (if any) and take a fresh one that holds at least `need` bytes; null
+   * when there is no room. A buffer that filled before the flush interval ended means a busy session:
+   * the next one is twice as large, up to the pool's largest.
+   */
+  private nextBuffer(need: number): Buffer | null {
+    const cur = this.cur;
+    if (cur !== null && this.curLen > 0) {
+      if (!this.queue.hasRoom(this.curLen)) return null;
+      if (this.nextSize <= cur.length) this.nextSize = Math.min(cur.length * 2, this.pool.bufferBytes);
+    }
+    const next = this.pool.acquire(need > this.nextSize ? need : this.nextSize, need);
     if (next === null) return null;
     if (this.cur !== null) {
       if (this.curLen > 0) this.handOver();
@@ -218,17 +232,27 @@ export class PcapFileWriter {
   /**
    * Hand the partial buffer to the disk queue so it reaches the disk soon. Returns false when there was
    * something to flush but the queue had no room (it stays buffered for the next try). Also reports
-   * queue-full drops, rate-limited, off the hot path.
+   * queue-full drops, rate-limited, off the hot path. `resize` (the timer's flush): size the next
+   * buffer to the traffic since the last one; an early flush under memory pressure leaves it.
    */
-  flush(): boolean {
+  flush(resize = true): boolean {
     if (this.queueFullDrops !== this.queueFullReported) {
       const n = this.queueFullDrops - this.queueFullReported;
       this.queueFullReported = this.queueFullDrops;
       this.queue.report(this.path, 'queue', 'QUEUE_FULL', `disk queue full (${this.queue.queuedBytes} bytes queued): ${n} packets not saved; the disk is too slow for the capture rate`, n);
     }
-    if (this.cur === null || this.curLen === 0 || this.closing !== null) return true;
+    if (this.closing !== null) return true;
+    if (this.cur === null || this.curLen === 0) {
+      if (resize) this.intervalBytes = 0;
+      return true;
+    }
     if (!this.queue.hasRoom(this.curLen)) return false;
     this.handOver();
+    if (resize) {
+      // The next buffer fits what came in during the interval just ended (and grows again if more comes).
+      this.nextSize = this.pool.classFor(this.intervalBytes);
+      this.intervalBytes = 0;
+    }
     return true;
   }
 

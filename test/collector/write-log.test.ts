@@ -112,8 +112,9 @@ describe('write queue full', () => {
   const tmp = useTmpDir();
 
   it('is logged under serve (the collector), once a minute however many sessions drop', async () => {
-    // Four buffers for 120 sessions: most sessions find no buffer and drop (pcap.write.queue_full).
-    const { collector, lines, db } = collectorOn(tmp.path, join(tmp.path, 'mirrorguard.db'), { queueBytes: 4 * 262_160 });
+    // Four buffers for 120 sessions, every one full size (no small first buffers): most sessions find
+    // no buffer and drop (pcap.write.queue_full).
+    const { collector, lines, db } = collectorOn(tmp.path, join(tmp.path, 'mirrorguard.db'), { queueBytes: 4 * 262_160, minBufferBytes: 262_160 });
     await traffic(collector, 3, 200);
     await collector.close();
     db.close();

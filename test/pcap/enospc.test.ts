@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeNeeds } from '../helpers/needs.js';
 import { DROP, DROP_COUNT } from '../../src/outcomes.js';
+import { BufferPool } from '../../src/pcap/buffer-pool.js';
 import { DiskQueue, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
 import { openCapture } from '../../src/pcap/reader.js';
@@ -62,7 +63,9 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     const drops = new Float64Array(DROP_COUNT);
     const reports: DiskErrorReport[] = [];
     const path = join(mnt, 'cap.pcap');
-    const w = new PcapFileWriter(path, { queue: new DiskQueue({ counts: drops, onError: (r) => reports.push(r) }) });
+    // One 1 MiB buffer from the start (no small first buffers), so the 30 frames below are one write.
+    const pool = new BufferPool({ minBufferBytes: 1 << 20 });
+    const w = new PcapFileWriter(path, { pool, queue: new DiskQueue({ counts: drops, onError: (r) => reports.push(r) }) });
 
     for (let i = 0; i < 10; i++) expect(w.append(frame(i, 1000), 0, 1000, 1000, 100, i)).toBe(DROP.OK);
     await w.drain();

@@ -32,6 +32,48 @@ describe('BufferPool', () => {
     expect(() => pool.release(Buffer.alloc(10))).toThrow(RangeError);
   });
 
+  it('hands out size classes from minBufferBytes up to bufferBytes, and at its ceiling reuses a smaller free one or lets free ones go', () => {
+    const pool = new BufferPool({ bufferBytes: 32768, minBufferBytes: 4096, maxBytes: 65536 });
+    expect(pool.classes).toEqual([4096, 8192, 16384, 32768]);
+    expect([pool.classFor(0), pool.classFor(4097), pool.classFor(1 << 20)]).toEqual([4096, 8192, 32768]);
+    const a = pool.acquire()!;
+    const b = pool.acquire(20_000)!;
+    expect([a.length, b.length, pool.inUseBytes]).toEqual([4096, 32768, 36864]);
+    // 28 KiB left: a 32 KiB buffer does not fit, but one that holds 5,000 bytes does.
+    const c = pool.acquire(32768, 5000)!;
+    expect(c.length).toBe(8192);
+    expect(pool.acquire(32768, 32768)).toBeNull();
+    // At the ceiling, a free buffer of a smaller class that holds the record is reused.
+    pool.release(c);
+    expect(pool.acquire(32768, 5000)).toBe(c);
+    pool.release(b);
+    pool.release(a);
+    pool.release(c);
+    // At the ceiling, free small buffers are let go for a large one: the bytes never pass maxBytes.
+    const d = pool.acquire(32768)!;
+    const e = pool.acquire(32768)!;
+    expect([d.length, e.length, pool.allocatedBytes, pool.inUseBytes]).toEqual([32768, 32768, 65536, 65536]);
+    pool.release(d);
+    pool.release(e);
+    expect(pool.inUse).toBe(0);
+  });
+
+  it('gives a writer a small first buffer, doubles it when it fills before a flush, and sizes it to the traffic at a flush', () => {
+    const pool = new BufferPool({ bufferBytes: 65536, minBufferBytes: 4096, maxBytes: 1 << 22 });
+    const w = new PcapFileWriter(join(dir, 'grow.pcap'), { pool, snaplen: 1500 });
+    w.append(frame(0, 1000), 0, 1000, 1000, 1, 0);
+    expect(pool.inUseBytes).toBe(4096);
+    // Records of 1016 bytes: 4 fill 4 KiB, the next 8 fill 8 KiB, then 16 KiB and 32 KiB: 60 records.
+    for (let i = 1; i < 60; i++) w.append(frame(i, 1000), 0, 1000, 1000, 1, 0);
+    const held = pool.inUseBytes;
+    expect(held).toBe(4096 + 8192 + 16384 + 32768);
+    // 60 records in the interval: the next interval starts with the class that held them (64 KiB).
+    w.flush();
+    w.append(frame(60, 1000), 0, 1000, 1000, 2, 0);
+    expect(pool.inUseBytes).toBe(held + 65536);
+    void w.close();
+  });
+
   it('refuses sizes that cannot work, with a config error naming the field', () => {
     for (const [opts, field] of [
       [{ bufferBytes: 100 }, 'bufferBytes'],
