@@ -134,7 +134,7 @@ export async function writeCapture(
   mkdirSync(dirname(abs), { recursive: true });
   const createdUs = toMicros(first.sec, first.nsec);
   const id = h.catalog.open({ path: rel, vni: o.vni, sourceIp: o.sourceIp, sessionId: o.sessionId ?? null, worker: 0, createdUs, firstUs: createdUs });
-  const w = new PcapFileWriter(abs, { flushIntervalMs: 0 });
+  const w = new PcapFileWriter(abs, {});
   for (const f of o.frames) {
     const code = w.append(f.data, 0, f.data.length, f.data.length, f.sec, f.nsec);
     if (code !== 0) throw new Error(`append failed with drop code ${code}`);

@@ -5,7 +5,7 @@
  * same session.
  */
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { Catalog, type CaptureRow } from '../../src/collector/catalog.js';
 import { Collector } from '../../src/collector/collector.js';
 import { openDb } from '../../src/store/db.js';

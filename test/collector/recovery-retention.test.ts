@@ -14,7 +14,7 @@ import { useTmpDir } from '../helpers/tmp.js';
 
 async function writeCapture(abs: string, packets: number, sec = 1_800_000_000): Promise<void> {
   mkdirSync(dirname(abs), { recursive: true });
-  const w = new PcapFileWriter(abs, { flushIntervalMs: 0 });
+  const w = new PcapFileWriter(abs, {});
   const frame = Buffer.alloc(100, 0xab);
   for (let i = 0; i < packets; i++) w.append(frame, 0, frame.length, frame.length, sec + i, 0);
   await w.close();

@@ -20,7 +20,6 @@ describe('config loader', () => {
   const tmp = useTmpDir();
 
   it('runs on embedded defaults with no file and no flags', () => {
-    const dir = tmp.path;
     const c = loadConfig();
     expect(c.listen).toBe('0.0.0.0:4789');
     expect(c.recvBufferBytes).toBe(32 * 1024 * 1024);
@@ -60,14 +59,12 @@ describe('config loader', () => {
   });
 
   it('reports a bad flag value by the flag name', () => {
-    const dir = tmp.path;
     const e = loadError(() => loadConfig({ overrides: [{ path: ['listen'], value: 'nowhere', flag: '--listen' }] }));
     expect(e.problems[0]).toMatchObject({ field: '--listen' });
     expect(e.describe()).toMatch(/--listen: must be HOST:PORT/);
   });
 
   it('accepts IPv6 listen addresses in brackets', () => {
-    const dir = tmp.path;
     expect(loadConfig({ overrides: [{ path: ['listen'], value: '[::]:4789', flag: '--listen' }] }).listen).toBe('[::]:4789');
     const e = loadError(() => loadConfig({ overrides: [{ path: ['listen'], value: '::1:4789', flag: '--listen' }] }));
     expect(e.code).toBe('MG_ERR_CONFIG_INVALID');
@@ -90,7 +87,6 @@ describe('config loader', () => {
   });
 
   it('keeps buffer and queue sizes consistent', () => {
-    const dir = tmp.path;
     const e = loadError(() =>
       loadConfig({ overrides: [{ path: ['pcap', 'queueBytes'], value: '1MiB', flag: '--queue' }, { path: ['pcap', 'bufferBytes'], value: '1MiB', flag: '--buf' }] }),
     );

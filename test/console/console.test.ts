@@ -6,7 +6,7 @@
  * screenshot of every view is left in test-results/console/ (MG_UPDATE_SCREENSHOTS=1: docs/console/).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';

@@ -113,7 +113,7 @@ describe('DataPlaneDetector.onNewPair', () => {
 
 describe('DataPlaneDetector.setManifest (SIGHUP)', () => {
   it('resolves the finding of a pair that became authorized and raises one for a pair that lost authorization', () => {
-    const { dp, store, events } = setup(M);
+    const { dp, events } = setup(M);
     dp.onNewPair('172.31.0.238', 5569041, T0); // authorized
     dp.onNewPair('10.9.9.9', 42, T0); // unauthorized-vni
     const next = manifest(`  - id: tms-0123456789abcdef0

@@ -19,7 +19,7 @@ import { describeNeeds, itNeeds } from '../helpers/needs.js';
 import { tsharkFields, tsharkFrameHex, tsharkReadsCleanly } from '../helpers/oracles.js';
 import { runCli, startServe, type ServeHandle } from '../helpers/serve.js';
 import { useTmpDir } from '../helpers/tmp.js';
-import { udpSource } from '../helpers/udp-source.js';
+import { udpSource, type UdpSource } from '../helpers/udp-source.js';
 import { buildPcap } from '../pcap/pcap-helpers.js';
 
 const SRC_A = '127.0.0.11'; // a mirror source ENI
@@ -101,7 +101,7 @@ describeNeeds(['tshark'], 'GENEVE from a Gateway Load Balancer, end to end', () 
     const manifest = join(dir, 'manifest.yaml');
     writeFileSync(manifest, MANIFEST);
     const srv = await startServe(['--data-dir', join(dir, 'vxlan'), '--api', 'off', '--flush-interval-ms', '200', '--manifest', manifest, '--receiver', 'dgram']);
-    const sources = { [SRC_A]: await udpSource(SRC_A), [SRC_B]: await udpSource(SRC_B) };
+    const sources: Record<string, UdpSource> = { [SRC_A]: await udpSource(SRC_A), [SRC_B]: await udpSource(SRC_B) };
     for (const [src, vni, frame] of TRAFFIC) await sources[src]!.send(srv.udpPort, [vxlan(vni, frame)]);
     const counters = await stopCleanly(srv, 777);
     for (const s of Object.values(sources)) await s.close();

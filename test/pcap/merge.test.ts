@@ -192,7 +192,7 @@ describeNeeds(['procfs'], 'mergeCaptures: streaming', () => {
     // Three ~10 MB files whose records interleave one by one.
     for (let k = 0; k < 3; k++) {
       const p = join(dir, `big-${k}.pcap`);
-      const w = new PcapFileWriter(p, { flushIntervalMs: 0 });
+      const w = new PcapFileWriter(p, {});
       for (let i = 0; i < N; i++) w.append(frame(i * 3 + k, LEN), 0, LEN, LEN, T + Math.floor(i / 1000), (i % 1000) * 3 + k);
       await w.close();
       big.push(p);
