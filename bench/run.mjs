@@ -464,27 +464,10 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
     // Datagrams the receiver took but counted as dropped (decode errors, pcap.write.queue_full ...).
     const countedDrops = isRef ? closed.decodeDrops + closed.truncated : kind === 'plain' ? closed.processed - closed.written : closed.drops.slice(1).reduce((a, b) => a + b, 0);
     return {
-      receiver: kind,
-      size,
-      sessions,
-      sent: s.sent,
-      sendNs: s.elapsedNs,
-      queuedBytes: after.rxQueue,
-      kernelDrops,
-      drainNs,
-      drainPps: drained / (drainNs / 1e9),
-      cpuNsPerPacket: cpu / drained,
+      ...drainRecord({ receiver: kind, size, sessions, s, after, kernelDrops, drainNs, drained, cpu, idleNsPerSec, idleNs, settled, rss, countedDrops, warmDrops, check }),
       selfCpuNsPerPacket: ((done.cpuUs - mark.cpuUs) * 1000) / drained,
-      idleNsPerSec,
-      idleNsSubtracted: idleNs,
-      settled,
-      peakRssBytes: rss,
       heap: done.heap ?? null,
-      countedDrops,
       dropsByReason: null,
-      warmKernelDrops: warmDrops,
-      lost: check.missing - kernelDrops - warmDrops,
-      check,
       counters: closed,
     };
   } finally {
@@ -618,27 +601,10 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
       }
     }
     return {
-      receiver: 'serve',
+      ...drainRecord({ receiver: 'serve', size, sessions, s, after, kernelDrops, drainNs, drained, cpu, idleNsPerSec, idleNs, settled, rss, countedDrops, warmDrops, check }),
       serveReceiver: receiverKind,
-      size,
-      sessions,
-      sent: s.sent,
-      sendNs: s.elapsedNs,
-      queuedBytes: after.rxQueue,
-      kernelDrops,
-      drainNs,
-      drainPps: drained / (drainNs / 1e9),
-      cpuNsPerPacket: cpu / drained,
-      idleNsPerSec,
-      idleNsSubtracted: idleNs,
-      settled,
-      peakRssBytes: rss,
       heap: null,
-      countedDrops,
       dropsByReason: counters.drops,
-      warmKernelDrops: warmDrops,
-      lost: check.missing - kernelDrops - warmDrops,
-      check,
       counters,
       exit: ex,
       profile: profileSummary,
@@ -761,6 +727,30 @@ async function runSoak(count) {
     c.kill();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The fields every drain row records, from what each receiver's run measured (socket rows and serve alike). */
+function drainRecord({ receiver, size, sessions, s, after, kernelDrops, drainNs, drained, cpu, idleNsPerSec, idleNs, settled, rss, countedDrops, warmDrops, check }) {
+  return {
+    receiver,
+    size,
+    sessions,
+    sent: s.sent,
+    sendNs: s.elapsedNs,
+    queuedBytes: after.rxQueue,
+    kernelDrops,
+    drainNs,
+    drainPps: drained / (drainNs / 1e9),
+    cpuNsPerPacket: cpu / drained,
+    idleNsPerSec,
+    idleNsSubtracted: idleNs,
+    settled,
+    peakRssBytes: rss,
+    countedDrops,
+    warmKernelDrops: warmDrops,
+    lost: check.missing - kernelDrops - warmDrops,
+    check,
+  };
 }
 
 // ---- reporting -------------------------------------------------------------------------------------------
