@@ -19,6 +19,7 @@ import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.j
 import { startPcapReceiver, type PcapReceiver } from './ingest/libpcap.js';
 import { geneveSink } from './ingest/sink.js';
 import { nativeAvailable, nativeCounters, startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
+import { ringAvailable, ringCounters, startRingReceiver, type RingBoundReceiver } from './ingest/ring.js';
 import { startNativeWorkers, type NativeWorkerPool } from './receive-workers.js';
 import { startUdpReceiver, type BoundReceiver } from './ingest/udp.js';
 import { startServeApi, livePairsFrom } from './api/serve.js';
@@ -221,6 +222,10 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       } else if (config.workers > 1) {
         // Each worker has its own Collector and files; this one stays idle but keeps the catalog code paths.
         pool = await startNativeWorkers({
+          receiver: kind,
+          ring: ringSettings(config),
+          // One PACKET_FANOUT group per serve process (ids are per network namespace).
+          fanoutGroup: process.pid & 0xffff,
           workers: config.workers,
           host: hp.host,
           port: hp.port,
@@ -232,16 +237,28 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           logFormat: resolveLogFormat(config.log.format),
           onNewPair: (ip, vni, atMs) => detector!.onNewPair(ip, vni, atMs),
         });
+      } else if (kind === 'af-packet') {
+        // GENEVE (geneve.listen) comes through the same ring, by its port.
+        const g = config.geneve.listen !== null ? parseHostPort(config.geneve.listen)! : null;
+        receiver = await startRingReceiver(collector, g !== null ? collector : null, {
+          host: hp.host,
+          port: hp.port,
+          geneve: g,
+          ...ringSettings(config),
+          logger,
+          backlogged: () => writers.backlogged(),
+        });
       } else {
         const c = collector;
         receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => writers.backlogged() });
       }
-      if (config.geneve.listen !== null) {
+      if (config.geneve.listen !== null && !(kind === 'af-packet' && pool === null)) {
         // GENEVE from a Gateway Load Balancer, into this process's collector (with --workers, that is
         // the main thread's, worker 0 in file names): the same sessions, files and findings as VXLAN.
         const g = parseHostPort(config.geneve.listen)!;
         const c = collector;
-        const kind = chooseReceiver({ ...config, workers: 1 }, logger);
+        // Its own socket (with --workers, the rings carry VXLAN only): the addon's recvmmsg when built.
+        const kind = config.receiver === 'dgram' || !nativeAvailable().ok ? 'dgram' : 'native';
         geneveReceiver =
           kind === 'native'
             ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => writers.backlogged(), payload: 'geneve' })
@@ -302,6 +319,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     kernelStats() {
+      // The af-packet mode's UDP socket is never read: its drop counter counts nearly every datagram and means nothing.
+      if (config.receiver !== 'dgram' && (pool?.receiverKind === 'af-packet' || receiver?.kind === 'af-packet')) return null;
       const port = pool ? pool.address.port : receiver && receiver.kind !== 'libpcap' ? receiver.address.port : null;
       return port === null ? null : readKernelUdpStats(port);
     },
@@ -317,11 +336,12 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         // The workers' session tables keep their own counters, not published yet: the main thread's only.
         if (collector) Object.assign(out, collector.sessions.counters);
         if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));
-        return { ...out, ...nativeCounters(w.receiver) };
+        return { ...out, ...(pool.receiverKind === 'af-packet' ? ringCounters(w.ring) : nativeCounters(w.receiver)) };
       }
       if (!collector) return {};
       const out: Record<string, number> = { ...collector.counters(), ...collector.sessions.counters };
       if (receiver?.kind === 'native') Object.assign(out, nativeCounters((receiver as NativeBoundReceiver).stats()));
+      if (receiver?.kind === 'af-packet') Object.assign(out, ringCounters((receiver as RingBoundReceiver).stats()));
       if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));
       return out;
     },
@@ -329,16 +349,55 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   return app;
 }
 
-/** `receiver: auto` takes the native addon when it is built, and says once when it is not. */
-function chooseReceiver(config: Readonly<Config>, logger: Logger): 'native' | 'dgram' {
+function ringSettings(config: Readonly<Config>) {
+  return { interface: config.interface, blockBytes: config.ring.blockBytes, blockCount: config.ring.blockCount, retireMs: config.ring.retireMs };
+}
+
+/** Why the af-packet ring cannot serve this config (IPv4 addresses and fixed ports only), or null. */
+function ringUnfit(config: Readonly<Config>): string | null {
+  const hp = parseHostPort(config.listen)!;
+  if (hp.host.includes(':')) return 'the listen address is IPv6 (the ring takes IPv4)';
+  if (config.geneve.listen !== null) {
+    const g = parseHostPort(config.geneve.listen)!;
+    if (g.host.includes(':') || g.port === 0) return 'geneve.listen is IPv6 or port 0';
+  }
+  return null;
+}
+
+/**
+ * Which receiver runs. `auto` takes the first that can: af-packet (the addon's ring and CAP_NET_RAW),
+ * native (the addon), dgram; and says which and why in one log line.
+ */
+function chooseReceiver(config: Readonly<Config>, logger: Logger): 'af-packet' | 'native' | 'dgram' {
   if (config.receiver === 'dgram') {
-    if (config.workers > 1) throw new MgError('MG_ERR_CONFIG_INVALID', '--workers needs the native receiver', { problems: [{ field: 'workers', message: 'more than 1 worker needs --receiver native or auto with the addon built' }] });
+    if (config.workers > 1) throw new MgError('MG_ERR_CONFIG_INVALID', '--workers needs the native receiver', { problems: [{ field: 'workers', message: 'more than 1 worker needs --receiver af-packet, native, or auto with the addon built' }] });
     return 'dgram';
   }
+  if (config.receiver === 'af-packet') {
+    const unfit = ringUnfit(config);
+    if (unfit !== null) throw new MgError('MG_ERR_CONFIG_INVALID', 'receiver af-packet', { problems: [{ field: 'receiver', message: `af-packet cannot serve this: ${unfit}` }] });
+    const r = ringAvailable();
+    if (!r.ok) throw new MgError(nativeAvailable().ok ? 'MG_ERR_INGEST_RING' : 'MG_ERR_INGEST_NATIVE_UNAVAILABLE', r.reason);
+    return 'af-packet';
+  }
   const n = nativeAvailable();
+  if (config.receiver === 'auto') {
+    const unfit = ringUnfit(config);
+    const r = unfit === null ? ringAvailable() : { ok: false as const, reason: unfit };
+    if (r.ok) {
+      logger.info({ receiver: 'af-packet', reason: 'the addon has the capture ring and the process has CAP_NET_RAW' }, 'receiver auto: af-packet');
+      return 'af-packet';
+    }
+    if (n.ok) {
+      logger.info({ receiver: 'native', reason: `af-packet unavailable: ${r.reason}` }, 'receiver auto: native (recvmmsg)');
+      return 'native';
+    }
+    if (config.workers > 1) throw new MgError('MG_ERR_INGEST_NATIVE_UNAVAILABLE', n.reason);
+    logger.info({ receiver: 'dgram', reason: `af-packet unavailable: ${r.reason}; native unavailable: ${n.reason}` }, 'receiver auto: dgram (node:dgram)');
+    return 'dgram';
+  }
   if (n.ok) return 'native';
   if (config.receiver === 'native' || config.workers > 1) throw new MgError('MG_ERR_INGEST_NATIVE_UNAVAILABLE', n.reason);
-  logger.info({ reason: n.reason }, 'native receiver not built; using node:dgram');
   return 'dgram';
 }
 

@@ -51,6 +51,7 @@ export const ERRORS = {
   MG_ERR_INGEST_BIND: { message: 'cannot bind the receive socket', exit: EXIT.OS },
   MG_ERR_INGEST_LIBPCAP_UNAVAILABLE: { message: 'libpcap capture is not available', exit: EXIT.UNAVAILABLE },
   MG_ERR_INGEST_NATIVE_UNAVAILABLE: { message: 'the native receiver is not built', exit: EXIT.UNAVAILABLE },
+  MG_ERR_INGEST_RING: { message: 'cannot open the capture ring', exit: EXIT.UNAVAILABLE },
 
   // --- capture files (decap, replay, pcap reader) -------------------------------------------------
   MG_ERR_CAPTURE_READ: { message: 'cannot read the capture file', exit: EXIT.NO_INPUT },

@@ -16,7 +16,8 @@ import { ERRORS, isMgError } from './errors.js';
 import { openDb, type Db } from './store/db.js';
 import { createLogger } from './util/log.js';
 import { startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
-import { COUNTER_LAYOUT, PENDING, type FromWorker, type ToWorker, type WorkerData } from './receive-workers.js';
+import { startRingReceiver, type RingBoundReceiver } from './ingest/ring.js';
+import { COUNTER_LAYOUT, PENDING, RING_FIELDS, type FromWorker, type ToWorker, type WorkerData } from './receive-workers.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -29,6 +30,7 @@ const view = new Float64Array(data.counters);
 let db: Db | null = null;
 let collector: Collector | null = null;
 let receiver: NativeBoundReceiver | null = null;
+let ring: RingBoundReceiver | null = null;
 let timer: NodeJS.Timeout | null = null;
 
 function publish(): void {
@@ -47,6 +49,11 @@ function publish(): void {
     view[L.rxKernelDrops] = r.kernelDrops;
     view[L.rxUnstamped] = r.unstamped;
     view[L.rxErrors] = r.errors;
+  }
+  if (ring !== null) {
+    const r = ring.stats() as unknown as Record<string, number>;
+    RING_FIELDS.forEach((f, i) => (view[L.ring + i] = r[f]!));
+    view[L.rxPackets] = r.packets!;
   }
 }
 
@@ -70,6 +77,13 @@ async function start(): Promise<void> {
     });
     collector.start();
     const c = collector;
+    if (data.receiver === 'af-packet' && data.ring !== null) {
+      const { holdPort, ...ringOpts } = data.ring;
+      ring = await startRingReceiver(c, null, { host: data.host, port: data.port, ...ringOpts, holdPort, logger, backlogged: () => writers.backlogged() });
+      timer = setInterval(publish, data.counterIntervalMs);
+      post({ type: 'ready', port: ring.address.port, recvBufferBytes: 0, recvBufferForced: false });
+      return;
+    }
     receiver = await startNativeReceiver(c, {
       host: data.host,
       port: data.port,
@@ -96,9 +110,11 @@ async function shutdown(): Promise<void> {
   if (timer) clearInterval(timer);
   timer = null;
   if (receiver) await receiver.close();
+  if (ring) await ring.close();
   if (collector) await collector.close();
   publish();
   receiver = null;
+  ring = null;
   collector = null;
   db?.close();
   db = null;

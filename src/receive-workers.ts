@@ -29,12 +29,19 @@ import { DROP_COUNT, WEIRD_COUNT } from './outcomes.js';
 import { ERRORS, MgError, type ErrorCode } from './errors.js';
 import type { Logger, LogFormat, LogLevel } from './util/log.js';
 import type { NativeCounterSource } from './ingest/native.js';
+import type { RingReceiverStats } from './ingest/ring.js';
 import type { BoundReceiver } from './ingest/udp.js';
 
 /** Collector settings a worker gets (everything but the objects it makes itself). */
 export type WorkerCollectorConfig = Omit<CollectorOptions, 'catalog' | 'logger' | 'onNewPair' | 'nowSec' | 'workerId'>;
 
 export interface NativeWorkersOptions {
+  /** native: recvmmsg sockets with SO_REUSEPORT; af-packet: one capture ring per worker in a PACKET_FANOUT group. Default native. */
+  receiver?: 'native' | 'af-packet';
+  /** af-packet: the ring settings for the whole process; each worker's ring gets blockCount / workers blocks (at least 2). */
+  ring?: { interface: string | null; blockBytes: number; blockCount: number; retireMs: number };
+  /** af-packet: the PACKET_FANOUT group id (0..65535). */
+  fanoutGroup?: number;
   workers: number;
   host: string;
   port: number;
@@ -57,6 +64,9 @@ export interface NativeWorkersOptions {
   workerUrl?: URL;
 }
 
+/** The ring stats a worker publishes (numbers only), in slot order after COUNTER_LAYOUT.ring. */
+export const RING_FIELDS = ['wakeups', 'blocks', 'packets', 'maxBlockPackets', 'kernelPackets', 'ringDrops', 'freezes', 'heldBlocks', 'errors', 'fragments', 'truncated', 'malformed', 'backpressurePauses'] as const;
+
 /** Layout of each worker's shared counter block (Float64 slots). */
 export const COUNTER_LAYOUT = {
   drops: 0,
@@ -69,7 +79,9 @@ export const COUNTER_LAYOUT = {
   queuedBytes: DROP_COUNT + WEIRD_COUNT + 5,
   rxUnstamped: DROP_COUNT + WEIRD_COUNT + 6,
   rxErrors: DROP_COUNT + WEIRD_COUNT + 7,
-  size: DROP_COUNT + WEIRD_COUNT + 8,
+  /** The ring's stats (af-packet), in RING_FIELDS order. */
+  ring: DROP_COUNT + WEIRD_COUNT + 8,
+  size: DROP_COUNT + WEIRD_COUNT + 8 + 16,
 } as const;
 
 export interface WorkerCounters {
@@ -79,10 +91,20 @@ export interface WorkerCounters {
   queuedBytes: number;
   /** The receivers' counters, summed (nativeCounters() names them). */
   receiver: NativeCounterSource;
+  /** af-packet: the rings' stats, summed (ringCounters() names them). */
+  ring: RingReceiverStats;
+}
+
+function emptyRingStats(): RingReceiverStats {
+  const s = { lastError: null, paused: false, closed: false } as Record<string, unknown>;
+  for (const f of RING_FIELDS) s[f] = 0;
+  return s as unknown as RingReceiverStats;
 }
 
 export interface NativeWorkerPool extends BoundReceiver {
   readonly kind: 'native';
+  /** What each worker reads with. */
+  readonly receiverKind: 'native' | 'af-packet';
   readonly workers: number;
   /** Workers still running (one that crashed is logged and no longer counted). */
   readonly alive: number;
@@ -126,6 +148,9 @@ export interface WorkerData {
   logColor: boolean;
   batch: number | undefined;
   slotBytes: number | undefined;
+  receiver: 'native' | 'af-packet';
+  /** af-packet: this worker's ring (its share of the blocks) and whether it holds the UDP port (the first worker). */
+  ring: { interface: string | null; blockBytes: number; blockCount: number; retireMs: number; fanoutGroup: number; holdPort: boolean } | null;
   counters: SharedArrayBuffer;
   counterIntervalMs: number;
 }
@@ -157,6 +182,11 @@ function readCounters(view: Float64Array): WorkerCounters {
       unstamped: view[L.rxUnstamped]!,
       errors: view[L.rxErrors]!,
     },
+    ring: (() => {
+      const r = emptyRingStats() as unknown as Record<string, number>;
+      RING_FIELDS.forEach((f, i) => (r[f] = view[L.ring + i]!));
+      return r as unknown as RingReceiverStats;
+    })(),
   };
 }
 
@@ -215,6 +245,16 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         logColor: process.stderr.isTTY === true,
         batch: opts.batch,
         slotBytes: opts.slotBytes,
+        receiver: opts.receiver ?? 'native',
+        ring:
+          opts.receiver === 'af-packet' && opts.ring
+            ? {
+                ...opts.ring,
+                blockCount: Math.max(2, Math.ceil(opts.ring.blockCount / opts.workers)),
+                fanoutGroup: opts.fanoutGroup ?? process.pid & 0xffff,
+                holdPort: id === 1,
+              }
+            : null,
         counters: sab,
         counterIntervalMs: opts.counterIntervalMs ?? 500,
       };
@@ -277,13 +317,16 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
     throw e;
   }
   opts.logger.info(
-    { receiver: 'native', workers: opts.workers, address: opts.host, port, recvBufferBytes: first.ready.recvBufferBytes, reusePort: true },
+    opts.receiver === 'af-packet'
+      ? { receiver: 'af-packet', workers: opts.workers, address: opts.host, port, fanoutGroup: opts.fanoutGroup }
+      : { receiver: 'native', workers: opts.workers, address: opts.host, port, recvBufferBytes: first.ready.recvBufferBytes, reusePort: true },
     'receive workers started',
   );
 
   let closing: Promise<void> | null = null;
   const pool: NativeWorkerPool = {
     kind: 'native',
+    receiverKind: opts.receiver ?? 'native',
     workers: opts.workers,
     address: { host: opts.host, port },
     recvBufferBytes: first.ready.recvBufferBytes,
@@ -299,6 +342,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         sessions: 0,
         queuedBytes: 0,
         receiver: { packets: 0, batches: 0, truncated: 0, kernelDrops: 0, unstamped: 0, errors: 0 },
+        ring: emptyRingStats(),
       };
       for (const c of all) {
         c.drops.forEach((v, i) => (sum.drops[i]! += v));
@@ -311,6 +355,8 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         sum.receiver.kernelDrops += c.receiver.kernelDrops;
         sum.receiver.unstamped += c.receiver.unstamped;
         sum.receiver.errors += c.receiver.errors;
+        const r = sum.ring as unknown as Record<string, number>;
+        for (const f of RING_FIELDS) r[f]! += (c.ring as unknown as Record<string, number>)[f]!;
       }
       return sum;
     },

@@ -45,6 +45,9 @@
 #include <string>
 #include <vector>
 
+// The capture ring (native/src/ring.cc) adds its exports here.
+void InitRing(Napi::Env env, Napi::Object exports);
+
 namespace {
 
 constexpr uint32_t META_WORDS = 12;
@@ -632,6 +635,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   layout.Set("MIN_SLOT_BYTES", MIN_SLOT_BYTES);
   layout.Set("MAX_SLOT_BYTES", MAX_SLOT_BYTES);
   exports.Set("layout", layout);
+  InitRing(env, exports);
   // Bumped whenever the layout or the methods change, so a stale build is refused by the loader.
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   return exports;

@@ -18,8 +18,22 @@ export const DEFAULTS = {
   listen: '0.0.0.0:4789',
   /** Where packets come from: `udp` (the socket above) or `pcap:IFACE` (libpcap via the `cap` package). */
   source: 'udp',
-  /** UDP receiver implementation: `auto` picks the native recvmmsg addon when built, else node:dgram. */
+  /**
+   * UDP receiver implementation: `af-packet` (a TPACKET_V3 capture ring, needs CAP_NET_RAW), `native`
+   * (the recvmmsg addon), `dgram` (node:dgram). `auto` takes the first that can run here, in that order.
+   */
   receiver: 'auto',
+  /** Interface the af-packet ring reads. null: from `listen` (127.x: lo; 0.0.0.0: every interface; else the one with the address). */
+  interface: null as string | null,
+  /** The af-packet ring, per serve process (split across --workers): blockCount blocks of blockBytes, mapped memory counted in RSS. */
+  ring: {
+    /** Bytes per block (a power of two, 64 KiB..64 MiB); a packet larger than a block is counted truncated. */
+    blockBytes: 1 * MiB,
+    /** Blocks in the ring (64 MiB in all by default). A burst beyond them is held back by the writer's backpressure or counted as ring drops. */
+    blockCount: 64,
+    /** A block that is not full is handed over after this many milliseconds: the most a packet waits in the kernel. */
+    retireMs: 10,
+  },
   /** Receivers on the port (SO_REUSEPORT), each with its own files. */
   workers: 1,
   /** Socket receive buffer in bytes. The kernel caps it at net.core.rmem_max unless privileged. */
@@ -115,7 +129,16 @@ export const configSchema = z
       .string()
       .regex(/^(udp|pcap:.+)$/, 'must be "udp" or "pcap:IFACE"')
       .default(DEFAULTS.source),
-    receiver: z.enum(['auto', 'native', 'dgram']).default('auto'),
+    receiver: z.enum(['auto', 'af-packet', 'native', 'dgram']).default('auto'),
+    interface: z.string().min(1).max(15).nullable().default(DEFAULTS.interface),
+    ring: z
+      .object({
+        blockBytes: bytes('blockBytes', 64 * 1024).default(DEFAULTS.ring.blockBytes),
+        blockCount: intIn(2, 65536).default(DEFAULTS.ring.blockCount),
+        retireMs: intIn(1, 60_000).default(DEFAULTS.ring.retireMs),
+      })
+      .strict()
+      .prefault({}),
     workers: intIn(1, 64).default(DEFAULTS.workers),
     recvBufferBytes: bytes('recvBufferBytes', 64 * 1024).default(DEFAULTS.recvBufferBytes),
     dataDir: z.string().min(1).default(DEFAULTS.dataDir),
@@ -173,6 +196,12 @@ export const configSchema = z
     }
     if (c.geneve.listen !== null && c.geneve.listen === c.listen && parseHostPort(c.listen)?.port !== 0) {
       ctx.addIssue({ code: 'custom', path: ['geneve', 'listen'], message: 'must differ from listen (the VXLAN socket)' });
+    }
+    if ((c.ring.blockBytes & (c.ring.blockBytes - 1)) !== 0 || c.ring.blockBytes > 64 * MiB) {
+      ctx.addIssue({ code: 'custom', path: ['ring', 'blockBytes'], message: 'must be a power of two from 64KiB to 64MiB' });
+    }
+    if (c.ring.blockBytes * c.ring.blockCount > GiB) {
+      ctx.addIssue({ code: 'custom', path: ['ring', 'blockCount'], message: 'ring.blockBytes * ring.blockCount must be at most 1GiB' });
     }
     if (c.pcap.bufferBytes * 2 > c.pcap.queueBytes) {
       ctx.addIssue({ code: 'custom', path: ['pcap', 'queueBytes'], message: 'must be at least twice pcap.bufferBytes' });

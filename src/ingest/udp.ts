@@ -27,7 +27,7 @@ export interface UdpReceiverOptions {
 }
 
 export interface BoundReceiver {
-  readonly kind: 'dgram' | 'native';
+  readonly kind: 'dgram' | 'native' | 'af-packet';
   readonly address: { host: string; port: number };
   /** Receive buffer the kernel granted, in bytes (Linux reports twice the usable size). */
   readonly recvBufferBytes: number;
