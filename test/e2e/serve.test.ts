@@ -39,9 +39,14 @@ function catalog(dir: string): Row[] {
 describe('serve end to end', () => {
   const tmp = useTmpDir('mg-e2e-');
 
-  // Both receivers, same expectations: the native recvmmsg addon and the node:dgram fallback.
-  for (const receiver of ['native', 'dgram'] as const) {
-    const suite = receiver === 'native' ? (name: string, body: () => void) => describeNeeds(['native'], name, body) : describe;
+  // Every receiver, same expectations: the af-packet capture ring, the native recvmmsg addon and the node:dgram fallback.
+  for (const receiver of ['af-packet', 'native', 'dgram'] as const) {
+    const suite =
+      receiver === 'af-packet'
+        ? (name: string, body: () => void) => describeNeeds(['native', 'root'], name, body)
+        : receiver === 'native'
+          ? (name: string, body: () => void) => describeNeeds(['native'], name, body)
+          : describe;
     suite(`mirror traffic through serve (${receiver})`, () => {
       const tmpAll = makeTmpDir('mg-e2e-');
       const dir = tmpAll.dir;
