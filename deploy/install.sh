@@ -6,7 +6,7 @@
 #
 # What it does, and what it never does:
 #   - the service user `mirrorguard` (sysusers.d), the unit (ExecStart pointing at this tree and at the
-#     node binary), the libpcap drop-in with --libpcap, the sysctl for the receive buffer (applied now);
+#     node binary), the libpcap drop-in with --libpcap, the capture-ring drop-in with --af-packet, the sysctl for the receive buffer (applied now);
 #   - /etc/mirrorguard: config.yaml (deploy/examples/config.yaml), an empty manifest, a self-signed TLS
 #     certificate for the API, and mirrorguard.env with freshly generated API tokens, each ONLY when
 #     absent: an upgrade re-runs this script and keeps every file an operator or a first run wrote;
@@ -18,10 +18,11 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: install.sh [--node PATH] [--libpcap] [--api-san SANS] [--no-start] [--root DIR]
+usage: install.sh [--node PATH] [--libpcap] [--af-packet] [--api-san SANS] [--no-start] [--root DIR]
 
   --node PATH     node binary for ExecStart (default: `command -v node`); Node.js 20.12 or later
   --libpcap       also install the drop-in for `source: pcap:IFACE` (CAP_NET_RAW)
+  --af-packet     also install the drop-in for the capture-ring receiver (CAP_NET_RAW; receiver auto then picks it)
   --api-san SANS  extra subjectAltNames for the API certificate, e.g. IP:10.0.1.5,DNS:mg.internal
                   (localhost, 127.0.0.1, this host's name and addresses are always in it)
   --no-start      install and enable, but do not (re)start the service
@@ -35,6 +36,7 @@ say() { echo "install.sh: $*"; }
 APP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NODE="$(command -v node || true)"
 LIBPCAP=0
+AF_PACKET=0
 START=1
 ROOT=""
 EXTRA_SANS=""
@@ -42,6 +44,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --node) NODE="${2:?--node needs a path}"; shift 2 ;;
     --libpcap) LIBPCAP=1; shift ;;
+    --af-packet) AF_PACKET=1; shift ;;
     --api-san) EXTRA_SANS="${2:?--api-san needs a list}"; shift 2 ;;
     --no-start) START=0; shift ;;
     --root) ROOT="${2:?--root needs a directory}"; shift 2 ;;
@@ -84,6 +87,9 @@ chmod 0644 "$UNIT_DIR/mirrorguard.service.tmp"
 mv "$UNIT_DIR/mirrorguard.service.tmp" "$UNIT_DIR/mirrorguard.service"
 if [ "$LIBPCAP" = 1 ]; then
   install -D -m 0644 "$DEPLOY/systemd/mirrorguard.service.d/libpcap.conf" "$UNIT_DIR/mirrorguard.service.d/libpcap.conf"
+fi
+if [ "$AF_PACKET" = 1 ]; then
+  install -D -m 0644 "$DEPLOY/systemd/mirrorguard.service.d/af-packet.conf" "$UNIT_DIR/mirrorguard.service.d/af-packet.conf"
 fi
 
 # --- the receive buffer ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
  * docs/counters.md and the metrics table of docs/api.md against the code, both ways: every name the
  * code can emit is documented, and every documented name is one the code emits. The code's lists come
  * from where the names are defined (the drop and weird registries, the detector's and the alerts'
- * counter objects, the native receiver's counter mapping, the Prometheus registry), not from a list
+ * counter objects, the native receiver's and the capture ring's counter mappings, the Prometheus registry), not from a list
  * kept here.
  */
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { DROP_NAMES, WEIRD_NAMES } from '../src/outcomes.js';
 import { newSessionTableCounters } from '../src/collector/session-table.js';
 import { newDetectCounters } from '../src/detect/counters.js';
 import { nativeCounters, type NativeCounterSource } from '../src/ingest/native.js';
+import { ringCounters, type RingReceiverStats } from '../src/ingest/ring.js';
 import { openDb } from '../src/store/db.js';
 import { bearer, buildHarness, type Harness } from './api/helpers.js';
 import { PROJECT_ROOT } from './helpers/fixtures.js';
@@ -53,6 +54,7 @@ describe('docs/counters.md', () => {
     ['Session table', Object.keys(newSessionTableCounters())],
     ['Detector', Object.keys(newDetectCounters())],
     ['Native receiver', nativeNames],
+    ['Capture ring', Object.keys(ringCounters(new Proxy({}, { get: () => 0 }) as RingReceiverStats))],
     ['GENEVE socket', Object.keys(nativeCounters(new Proxy({}, { get: () => 0 }) as NativeCounterSource, 'ingest.geneve'))],
   ];
   const code = families.flatMap(([, names]) => names);

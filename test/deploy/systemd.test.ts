@@ -19,6 +19,7 @@ import { useTmpDir } from '../helpers/tmp.js';
 const DEPLOY = join(PROJECT_ROOT, 'deploy');
 const UNIT = join(DEPLOY, 'systemd', 'mirrorguard.service');
 const LIBPCAP = join(DEPLOY, 'systemd', 'mirrorguard.service.d', 'libpcap.conf');
+const AF_PACKET = join(DEPLOY, 'systemd', 'mirrorguard.service.d', 'af-packet.conf');
 const INSTALL = join(DEPLOY, 'install.sh');
 
 
@@ -93,6 +94,14 @@ describe('the unit file', () => {
     expect(values(pcap, 'RestrictAddressFamilies')).toEqual(['AF_PACKET AF_NETLINK']);
     expect(unitSettings(pcap).map((s) => s.key).sort()).toEqual(['AmbientCapabilities', 'CapabilityBoundingSet', 'RestrictAddressFamilies']);
   });
+
+  it('the af-packet drop-in adds CAP_NET_RAW (ambient, so the unprivileged user has it) and packet sockets, nothing else', () => {
+    const ring = readFileSync(AF_PACKET, 'utf8');
+    expect(values(ring, 'CapabilityBoundingSet')).toEqual(['CAP_NET_RAW']);
+    expect(values(ring, 'AmbientCapabilities')).toEqual(['CAP_NET_RAW']);
+    expect(values(ring, 'RestrictAddressFamilies')).toEqual(['AF_PACKET AF_NETLINK']);
+    expect(unitSettings(ring).map((s) => s.key).sort()).toEqual(['AmbientCapabilities', 'CapabilityBoundingSet', 'RestrictAddressFamilies']);
+  });
 });
 
 describeNeeds(['systemd-analyze'], 'systemd-analyze', () => {
@@ -106,6 +115,12 @@ describeNeeds(['systemd-analyze'], 'systemd-analyze', () => {
 
   it('verify prints nothing for the unit with the libpcap drop-in', () => {
     const r = verify(stageUnit(tmp.path, [LIBPCAP]));
+    expect(r.output).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('verify prints nothing for the unit with the af-packet drop-in', () => {
+    const r = verify(stageUnit(tmp.path, [AF_PACKET]));
     expect(r.output).toBe('');
     expect(r.status).toBe(0);
   });
@@ -151,13 +166,14 @@ describeNeeds(['bash', 'openssl'], 'deploy/install.sh --root', () => {
     spawnSync('bash', [INSTALL, '--root', tmp.path, '--node', process.execPath, ...args], { encoding: 'utf8' });
 
   it('stages the unit, drop-in, sysctl, sysusers, config, an empty manifest, a certificate and the secrets file', () => {
-    const r = install('--libpcap', '--api-san', 'IP:10.0.1.5');
+    const r = install('--libpcap', '--af-packet', '--api-san', 'IP:10.0.1.5');
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const etc = join(tmp.path, 'etc');
     const unit = readFileSync(join(etc, 'systemd', 'system', 'mirrorguard.service'), 'utf8');
     expect(values(unit, 'ExecStart')).toEqual([`${process.execPath} ${PROJECT_ROOT}/bin/mirrorguard.js serve --config /etc/mirrorguard/config.yaml $MIRRORGUARD_OPTS`]);
     expect(existsSync(join(etc, 'systemd', 'system', 'mirrorguard.service.d', 'libpcap.conf'))).toBe(true);
+    expect(readFileSync(join(etc, 'systemd', 'system', 'mirrorguard.service.d', 'af-packet.conf'), 'utf8')).toBe(readFileSync(AF_PACKET, 'utf8'));
     expect(readFileSync(join(etc, 'sysctl.d', '60-mirrorguard.conf'), 'utf8')).toBe(readFileSync(join(DEPLOY, 'sysctl.d', '60-mirrorguard.conf'), 'utf8'));
     expect(existsSync(join(etc, 'sysusers.d', 'mirrorguard.conf'))).toBe(true);
     expect(readFileSync(join(etc, 'mirrorguard', 'config.yaml'), 'utf8')).toBe(readFileSync(join(DEPLOY, 'examples', 'config.yaml'), 'utf8'));
