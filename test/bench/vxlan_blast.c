@@ -10,7 +10,10 @@
  * and header checksum. Its UDP payload starts with the session number and a per-session sequence
  * number (both big-endian uint32), so the benchmark can check that every datagram sent is in the files.
  *
- * Sending is sendmmsg(2) in batches of BATCH to one session, then the next, round robin.
+ * Sending is sendmmsg(2) in batches of BATCH to one session, then the next, round robin. As fast as it
+ * can, or paced: with BLAST_PPS=R in the environment, batch k is sent at t0 + k * BATCH / R (an absolute
+ * clock_nanosleep before each batch), so R packets per second arrive in bursts of BATCH (the live mode
+ * of `npm run bench`; a small BATCH spreads them as a busy mirror target sees them).
  * Prints one JSON line: {"sent":N,"errors":E,"elapsedNs":T}.
  *
  * Build: gcc -O2 -o vxlan_blast vxlan_blast.c
@@ -139,12 +142,24 @@ int main(int argc, char **argv) {
   static uint32_t seq[MAX_SESSIONS];
   for (int s = 0; s < sessions; s++) seq[s] = seq0;
 
+  const char *pps_env = getenv("BLAST_PPS");
+  double pps = pps_env != NULL ? atof(pps_env) : 0;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   long sent = 0, errors = 0;
   int s = 0;
   while (sent < count) {
     int n = (int)((count - sent) < batch ? (count - sent) : batch);
+    if (pps > 0) {
+      long long due_ns = (long long)((double)sent * 1e9 / pps);
+      struct timespec due = {t0.tv_sec + (time_t)(due_ns / 1000000000ll), t0.tv_nsec + (long)(due_ns % 1000000000ll)};
+      if (due.tv_nsec >= 1000000000l) {
+        due.tv_sec++;
+        due.tv_nsec -= 1000000000l;
+      }
+      while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) == EINTR) {
+      }
+    }
     for (int i = 0; i < n; i++) {
       iov[i].iov_base = bufs[i];
       iov[i].iov_len = (size_t)build(bufs[i], inner, s, seq[s]++);
