@@ -35,6 +35,11 @@
 //          --no-extract (skip the extraction rows)  --extract-only (only them)  --extract-reps 7
 //          --quick (small counts, one rep: a smoke test of the harness)
 //          --no-sysctl (do not raise net.core.rmem_max for the run; see raiseRmemMax)
+//          --live (instead of all this: the live mode, bench/live.mjs, every receiver at a fixed packet
+//          rate with the sender and the receiver pinned to their own cores; its options follow it)
+//
+// The drain rows run serve with --receiver native (auto would pick af-packet as root, whose 64 MiB
+// ring cannot hold a queued burst of 300,000 packets; the live mode measures af-packet).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -79,7 +84,10 @@ const { values: args } = parseArgs({
     'no-extract': { type: 'boolean', default: false },
     'extract-only': { type: 'boolean', default: false },
     'extract-reps': { type: 'string', default: '7' },
+    live: { type: 'boolean', default: false },
   },
+  // --live hands the rest of the command line to bench/live.mjs.
+  strict: !process.argv.includes('--live'),
 });
 const SIZES = args.sizes.split(',').map(Number);
 const SESSIONS = Number(args.sessions);
@@ -524,7 +532,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
   const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
   const proc = spawn(
     process.execPath,
-    [...nodeArgs, join(ROOT, 'bin', 'mirrorguard.js'), 'serve', '--config', cfg, '--listen', `127.0.0.1:${port}`, '--recv-buffer', String(RCVBUF), '--data-dir', dataDir, '--api', `127.0.0.1:${apiPort}`],
+    [...nodeArgs, join(ROOT, 'bin', 'mirrorguard.js'), 'serve', '--config', cfg, '--listen', `127.0.0.1:${port}`, '--recv-buffer', String(RCVBUF), '--data-dir', dataDir, '--api', `127.0.0.1:${apiPort}`, '--receiver', 'native'],
     { stdio: ['ignore', logFd, logFd] },
   );
   closeSync(logFd);
@@ -942,6 +950,11 @@ function raiseRmemMax() {
 
 // ---- main ------------------------------------------------------------------------------------------------
 async function main() {
+  if (args.live) {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'live.mjs'), ...process.argv.slice(2)], { stdio: 'inherit' });
+    process.exitCode = r.status ?? 1;
+    return;
+  }
   const started = Date.now();
   requireBuilt();
   compile();

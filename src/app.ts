@@ -283,7 +283,11 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           flushLive: () => app.flushLive(),
           reloadManifest: () => app.reloadManifest(),
           alertStats: () => al.stats(),
-          health: () => ({ receiver: app.receiver !== null, ...(config.geneve.listen !== null ? { geneve: geneveReceiver !== null } : {}) }),
+          // With af-packet, GENEVE comes through the VXLAN ring (its filter names both ports).
+          health: () => ({
+            receiver: app.receiver !== null,
+            ...(config.geneve.listen !== null ? { geneve: geneveReceiver !== null || (receiver?.kind === 'af-packet' && (receiver as RingBoundReceiver).genevePort !== null) } : {}),
+          }),
         },
       });
     },

@@ -349,6 +349,9 @@ export async function startRingReceiver(sink: PacketSink, geneveSink: GeneveSink
     },
     'receiving VXLAN',
   );
+  if (genevePort !== null && opts.geneve) {
+    opts.logger.info({ receiver: 'af-packet', address: opts.geneve.host, port: genevePort, interface: iface ?? 'all' }, 'receiving GENEVE from a Gateway Load Balancer');
+  }
 
   let closing: Promise<void> | null = null;
   return {
