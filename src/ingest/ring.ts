@@ -177,7 +177,6 @@ export function ringCounters(s: RingReceiverStats): Record<string, number> {
     'ingest.ring.kernel_packets': s.kernelPackets,
     'ingest.ring.drops': s.ringDrops,
     'ingest.ring.freezes': s.freezes,
-    'ingest.ring.held_blocks': s.heldBlocks,
     'ingest.ring.fragments': s.fragments,
     'ingest.ring.truncated': s.truncated,
     'ingest.ring.malformed': s.malformed,
