@@ -285,6 +285,19 @@ describe('the first-boot script (UserData)', () => {
     expect(s).toMatch(/^MIRRORGUARD_INGEST_TOKEN=\$\(secret '/m);
   });
 
+  itNeeds(['bash'], 'installs the capture-ring drop-in when Receiver is af-packet (the default), not for socket', () => {
+    expect(template.Parameters.Receiver.Default).toBe('af-packet');
+    for (const [receiver, flag] of [['af-packet', true], ['socket', false]] as const) {
+      // Run the two lines that decide, with the parameter substituted, and print the flag they pass.
+      const s = script().replace(/value-of-Receiver/g, receiver);
+      const lines = s.split('\n').filter((l) => /^\s*(ring=|if \[ '.*' = af-packet \])/.test(l));
+      expect(lines.length).toBe(2);
+      const r = spawnSync('bash', ['-c', `${lines.join('\n')}\necho "[$ring]"`], { encoding: 'utf8' });
+      expect(r.stdout.trim()).toBe(flag ? '[--af-packet]' : '[]');
+    }
+    expect(script()).toMatch(/install\.sh .*\$ring$/m);
+  });
+
   it('reports to CloudFormation only once /healthz answers on the API port', () => {
     const s = script();
     expect(s).toContain(`https://127.0.0.1:${apiPort()}/healthz`);
