@@ -105,6 +105,8 @@ export class MergeStream extends Readable {
   private live: boolean[] = [];
   private asRange: boolean[] = [];
   private range: { fh: FileHandle; pos: number; end: number } | null = null;
+  /** The read of the range's next piece, started when the last chunk went downstream (bytes read). */
+  private rangeAhead: Promise<number> | null = null;
   /** Heap of indexes into readers, ordered by their current record's timestamp. */
   private heap: number[] = [];
   /** The current record's timestamp of each input (copied out of its reader for the heap's comparisons). */
@@ -274,28 +276,46 @@ export class MergeStream extends Readable {
     return false;
   }
 
-  /** Read the next piece of the byte range being streamed straight into the output chunk. */
+  /**
+   * Read the next piece of the byte range being streamed straight into the output chunk. When a chunk
+   * fills and goes downstream, the read of the next one starts at once, into the next chunk, so the disk
+   * read overlaps the hashing and sending of the one before.
+   */
   private async rangeStep(): Promise<void> {
     const g = this.range!;
-    if (g.pos >= g.end) {
-      this.range = null;
-      await g.fh.close();
-      return;
+    let n: number;
+    const ahead = this.rangeAhead;
+    if (ahead !== null) {
+      this.rangeAhead = null;
+      n = await ahead;
+    } else {
+      if (g.pos >= g.end) {
+        this.range = null;
+        await g.fh.close();
+        return;
+      }
+      if (this.outLen === this.out.length) this.pushOut();
+      n = (await g.fh.read(this.out, this.outLen, Math.min(this.out.length - this.outLen, g.end - g.pos), g.pos)).bytesRead;
     }
-    if (this.outLen === this.out.length) this.pushOut();
-    const want = Math.min(this.out.length - this.outLen, g.end - g.pos);
-    const { bytesRead } = await g.fh.read(this.out, this.outLen, want, g.pos);
     if (this.destroyed) return;
-    if (bytesRead === 0) {
+    if (n === 0) {
       // Shorter than the catalog said (the route checks sizes first): the file ends here.
       this.stats.truncated.push({ path: this.files[this.nextSeq - 1]!, problem: `ends at byte ${g.pos}, expected ${g.end}` });
       g.pos = g.end;
       return;
     }
-    g.pos += bytesRead;
-    this.outLen += bytesRead;
-    this.stats.bytes += bytesRead;
-    if (this.outLen === this.out.length) this.pushOut();
+    g.pos += n;
+    this.outLen += n;
+    this.stats.bytes += n;
+    if (this.outLen === this.out.length) {
+      this.pushOut();
+      if (g.pos < g.end) {
+        // this.out is ours now (fresh, or every byte of it has left): fill it while downstream works.
+        const p = g.fh.read(this.out, 0, Math.min(this.out.length, g.end - g.pos), g.pos).then((r) => r.bytesRead);
+        p.catch(() => undefined); // awaited by the next step; a stream destroyed first must not leave it unhandled
+        this.rangeAhead = p;
+      }
+    }
   }
 
   override _read(): void {
