@@ -88,7 +88,7 @@ async function startMirrorguard(kind) {
   const { CATALOG_FILE } = await import(new URL('collector/layout.js', dist));
   const { openDb } = await import(new URL('store/db.js', dist));
   const { silentLogger } = await import(new URL('util/log.js', dist));
-  const { nativeCopyBytes } = await import(new URL('ingest/native-addon.js', dist));
+  const { nativeCopyBytes, nativePlannedCopy } = await import(new URL('ingest/native-addon.js', dist));
   const logger = silentLogger();
   mkdirSync(join(dataDir, 'pcap'), { recursive: true });
   const db = openDb(join(dataDir, CATALOG_FILE));
@@ -123,6 +123,7 @@ async function startMirrorguard(kind) {
     queueBytes: 64 * MiB,
     // As serve does: frames past the word-copy size are copied by the addon (null without it).
     copyBytes: nativeCopyBytes(),
+    plannedCopy: nativePlannedCopy(),
   });
   collector.start();
   // Backpressure (src/ingest/native.ts, `backlogged`): stop reading while the session writers' disk queue

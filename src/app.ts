@@ -14,7 +14,7 @@ import { collectorSettings } from './collector/settings.js';
 import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
 import { MgError } from './errors.js';
-import { nativeCopyBytes } from './ingest/native-addon.js';
+import { nativeCopyBytes, nativePlannedCopy } from './ingest/native-addon.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
 import { startPcapReceiver, type PcapReceiver } from './ingest/libpcap.js';
 import { geneveSink } from './ingest/sink.js';
@@ -163,7 +163,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
 
       // The session writers (files, pool, disk queue, outcome counts), then the packet path that feeds them.
       const settings = collectorSettings(config);
-      const writers = new SessionWriters({ ...settings, catalog, logger, copyBytes: nativeCopyBytes() });
+      const writers = new SessionWriters({ ...settings, catalog, logger, copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy() });
       collector = new Collector({
         ...settings,
         writers,

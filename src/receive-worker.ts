@@ -8,7 +8,7 @@
  * new pair is written at once as 'pending' and reported; the verdict comes back as a message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { nativeCopyBytes } from './ingest/native-addon.js';
+import { nativeCopyBytes, nativePlannedCopy } from './ingest/native-addon.js';
 import { Catalog } from './collector/catalog.js';
 import { Collector, type PairVerdict } from './collector/collector.js';
 import { SessionWriters } from './collector/session-writer.js';
@@ -61,7 +61,7 @@ async function start(): Promise<void> {
   try {
     db = openDb(data.dbFile);
     const catalog = new Catalog(db);
-    const writers = new SessionWriters({ ...data.collector, catalog, logger, workerId: data.id, copyBytes: nativeCopyBytes() });
+    const writers = new SessionWriters({ ...data.collector, catalog, logger, workerId: data.id, copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy() });
     collector = new Collector({
       ...data.collector,
       writers,

@@ -18,7 +18,7 @@ import { decodeGeneve, gwlbAttachmentIdString, gwlbEndpointIdString } from '../d
 import { decodeCapturedFrame } from '../decode/outer.js';
 import { PacketState } from '../decode/packet-state.js';
 import { decodeVxlan } from '../decode/vxlan.js';
-import type { BytesCopy } from '../pcap/copy.js';
+import type { BytesCopy, PlannedCopy } from '../pcap/copy.js';
 import { receiveClock, type ReceiveClock } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import { Catalog } from './catalog.js';
@@ -64,6 +64,8 @@ export interface CollectorOptions {
   clock?: ReceiveClock;
   /** Copies frames above 128 bytes into the write buffers (the native addon's copyBytes); default Buffer#copy. */
   copyBytes?: BytesCopy | null;
+  /** Frame copies from a receiver's batch buffer, one native call per batch (src/pcap/copy.ts PlannedCopy). */
+  plannedCopy?: PlannedCopy | null;
   /**
    * The session writers (files, pool, disk queue, outcome counters), built by the composition (app.ts,
    * receive-worker.ts), which also takes the backpressure signal from them. When absent (tests, decap)
@@ -108,6 +110,7 @@ export class Collector {
         minBufferBytes: opts.minBufferBytes,
         queueBytes: opts.queueBytes,
         copyBytes: opts.copyBytes ?? null,
+        plannedCopy: opts.plannedCopy ?? null,
         nowSec: this.nowSec,
       });
     this.drops = this.writers.counts;
@@ -122,6 +125,16 @@ export class Collector {
   }
 
   // ---- per-packet entry points (hot path) --------------------------------------------------------
+
+  /** A receiver reuses `buf` for every batch (src/ingest/sink.ts): frames from it may be copied at endBatch(). */
+  batchBuffer(buf: Uint8Array): void {
+    this.writers.batchBuffer(buf);
+  }
+
+  /** The receiver is about to overwrite its batch buffer: finish every copy from it. */
+  endBatch(): void {
+    this.writers.endBatch();
+  }
 
   /** A VXLAN payload (UDP payload) from an IPv4 source: src4 signed or unsigned (src/ingest/sink.ts). */
   ingest4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number): void {

@@ -17,7 +17,7 @@
 import { join } from 'node:path';
 import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
 import { BufferPool } from '../pcap/buffer-pool.js';
-import type { BytesCopy } from '../pcap/copy.js';
+import type { BytesCopy, PlannedCopy } from '../pcap/copy.js';
 import { DiskQueue, type DiskErrorReport } from '../pcap/disk-queue.js';
 import { PcapFileWriter } from '../pcap/file-writer.js';
 import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
@@ -55,6 +55,8 @@ export interface SessionWritersOptions {
   counts?: Float64Array;
   /** Copies frames above 128 bytes into the write buffers (the native addon's copyBytes); default Buffer#copy. */
   copyBytes?: BytesCopy | null;
+  /** Frame copies from a receiver's batch buffer, one native call per batch (the addon's Copier; src/pcap/copy.ts). */
+  plannedCopy?: PlannedCopy | null;
   /** Wall clock in seconds, replaceable in tests. */
   nowSec?: () => number;
 }
@@ -71,6 +73,7 @@ export class SessionWriters {
   private readonly pool: BufferPool;
   private readonly queue: DiskQueue;
   private readonly copy: BytesCopy | null;
+  private readonly planned: PlannedCopy | null;
   private readonly halfQueue: number;
   private readonly poolHigh: number;
   private pressureFlushedMs = 0;
@@ -89,7 +92,13 @@ export class SessionWriters {
     this.nowSec = opts.nowSec ?? (() => Date.now() / 1000);
     this.workerId = opts.workerId ?? 0;
     this.copy = opts.copyBytes ?? null;
-    this.pool = new BufferPool({ bufferBytes: opts.bufferBytes, minBufferBytes: opts.minBufferBytes, maxBytes: opts.queueBytes });
+    const planned = (this.planned = opts.plannedCopy ?? null);
+    this.pool = new BufferPool({
+      bufferBytes: opts.bufferBytes,
+      minBufferBytes: opts.minBufferBytes,
+      maxBytes: opts.queueBytes,
+      onDiscard: planned === null ? undefined : (b) => planned.forget(b),
+    });
     // Every write failure (a failed create, write, truncate, sync or close; a full queue) reaches the log
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
     // Folders (one per pair, src/collector/layout.ts) are made by the queue on the threadpool, not here:
@@ -121,6 +130,17 @@ export class SessionWriters {
       for (const w of this.live) w.flush(false);
     }
     return true;
+  }
+
+  /** A receiver reuses `buf` for every batch and calls endBatch() before overwriting it (src/ingest/sink.ts). */
+  batchBuffer(buf: Uint8Array): void {
+    this.planned?.addSource(buf);
+  }
+
+  /** The receiver's batch ends: carry out the frame copies planned from its buffer. */
+  endBatch(): void {
+    const p = this.planned;
+    if (p !== null && p.pending > 0) p.flush();
   }
 
   /** Bytes of write buffers handed out: being filled, or queued for disk. */
@@ -191,7 +211,7 @@ export class SessionWriters {
       const n = this.logLimit.allow('catalog-open');
       if (n >= 0) this.logger.error({ err: e, path: rel, suppressed: n }, 'catalog insert failed');
     }
-    const file = new PcapFileWriter(abs, { pool: this.pool, queue: this.queue, copy: this.copy });
+    const file = new PcapFileWriter(abs, { pool: this.pool, queue: this.queue, copy: this.copy, planned: this.planned });
     this.live.add(w);
     return { file, catalogId, relPath: rel };
   }

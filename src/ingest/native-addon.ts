@@ -11,9 +11,10 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PLAN_WORDS, PlannedCopy, type CopyEngine } from '../pcap/copy.js';
 
 /** Must equal abiVersion in native/src/receiver.cc: the layout and methods this TypeScript expects. */
-export const NATIVE_ABI_VERSION = 1;
+export const NATIVE_ABI_VERSION = 2;
 
 /** Word offsets in a slot's metadata and flag bits, as the addon exports them (see receiver.cc). */
 export interface NativeLayout {
@@ -32,6 +33,8 @@ export interface NativeLayout {
   MAX_BATCH: number;
   MIN_SLOT_BYTES: number;
   MAX_SLOT_BYTES: number;
+  /** Int32 words per Copier plan entry (src/pcap/copy.ts PLAN_WORDS). */
+  PLAN_WORDS: number;
 }
 
 export interface NativeSocketOptions {
@@ -93,6 +96,8 @@ export interface NativeAddon {
   /** memmove between two Uint8Arrays, bounds-checked; returns len, or -1 when out of range. Allocates nothing. */
   copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): number;
   Receiver: new (opts: NativeSocketOptions) => NativeSocket;
+  /** Carries out a plan of frame copies in one call (src/pcap/copy.ts PlannedCopy). */
+  Copier: new (plan: Int32Array) => CopyEngine;
 }
 
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
@@ -125,7 +130,7 @@ function load(path: string): AddonLoad {
     return { ok: false, reason: `${shown} does not load (${(e as Error).message.split('\n')[0]}); rebuild it with npm rebuild` };
   }
   if (mod.supported !== true) return { ok: false, reason: mod.reason ?? `${shown} reports it is unsupported here` };
-  if (mod.abiVersion !== NATIVE_ABI_VERSION || !mod.layout || typeof mod.Receiver !== 'function') {
+  if (mod.abiVersion !== NATIVE_ABI_VERSION || !mod.layout || typeof mod.Receiver !== 'function' || typeof mod.Copier !== 'function') {
     return { ok: false, reason: `${shown} is a stale build (ABI ${String(mod.abiVersion)}, expected ${NATIVE_ABI_VERSION}); run npm rebuild` };
   }
   return { ok: true, addon: mod as NativeAddon, path };
@@ -140,4 +145,17 @@ export function nativeCopyBytes(): ((dst: Uint8Array, dstOff: number, src: Uint8
   if (!a.ok || typeof a.addon.copyBytes !== 'function') return null;
   // A plain N-API function: it needs no `this`, and calling it directly adds no wrapper per packet.
   return a.addon.copyBytes;
+}
+
+/**
+ * The PCAP writers' per-batch frame copy (src/pcap/copy.ts PlannedCopy) over the addon's Copier, or null
+ * when the addon is not built. One per composition (one per thread with receive workers): the native
+ * receiver registers its batch buffer with the Collector, which ends every batch with one copy call.
+ */
+export function nativePlannedCopy(): PlannedCopy | null {
+  const a = loadNativeAddon();
+  if (!a.ok) return null;
+  const { Copier, layout } = a.addon;
+  if (layout.PLAN_WORDS !== PLAN_WORDS) return null;
+  return new PlannedCopy((plan) => new Copier(plan));
 }

@@ -159,6 +159,10 @@ export async function startNativeReceiver(sink: PacketSink, opts: NativeReceiver
     if (!userPaused) sock.resume();
   };
 
+  // The sink may defer reading the batch's frames until endBatch() (one copy call per batch, issue 11).
+  sink.batchBuffer?.(data);
+  const endBatch = sink.endBatch === undefined ? null : (): void => sink.endBatch!();
+
   // One call per recvmmsg batch. Slot i's bytes are data[i * slotBytes, + LEN).
   const onBatch = (n: number): void => {
     for (let i = 0, m = 0, off = 0; i < n; i++, m += W, off += slotBytes) {
@@ -168,6 +172,8 @@ export async function startNativeReceiver(sink: PacketSink, opts: NativeReceiver
       if (meta[m + M_FAMILY] === 4) sink.ingest4(data, off, end, meta[m + M_SRC4]! | 0, meta[m + M_TS_SEC]!, meta[m + M_TS_NSEC]!);
       else sink.ingest6(data, off, end, metaBytes, m * 4 + M_SRC6_BYTE, meta[m + M_TS_SEC]!, meta[m + M_TS_NSEC]!);
     }
+    // Before the next recvmmsg overwrites `data`.
+    if (endBatch !== null) endBatch();
     if (backlogged !== undefined && !heldBack && backlogged()) {
       heldBack = true;
       backpressurePauses++;

@@ -16,11 +16,21 @@ export interface PacketSink {
   ingest4(buf: Uint8Array, off: number, end: number, src4: number, tsSec: number, tsNsec: number): void;
   /** A VXLAN payload from an IPv6 source whose 16 address bytes are at src6[src6Off]. */
   ingest6(buf: Uint8Array, off: number, end: number, src6: Uint8Array, src6Off: number, tsSec: number, tsNsec: number): void;
+  /**
+   * Called once by a source that reuses `buf` for every batch: the sink may defer reading the frames it
+   * was handed from it (the PCAP writer's copies, src/pcap/copy.ts PlannedCopy) until endBatch().
+   */
+  batchBuffer?(buf: Uint8Array): void;
+  /** After each batch, before the source overwrites its batch buffer: finish reading it. */
+  endBatch?(): void;
 }
 
 /** GENEVE payloads (UDP 6081 from a Gateway Load Balancer): the VXLAN packet inside names the session. */
 export interface GeneveSink {
   ingestGeneve(buf: Uint8Array, off: number, end: number, tsSec: number, tsNsec: number): void;
+  /** As PacketSink's: a GENEVE receiver's batch buffer. */
+  batchBuffer?(buf: Uint8Array): void;
+  endBatch?(): void;
 }
 
 /** node:dgram: the source comes as a string (rinfo.address); GENEVE sockets use ingestGeneve. */
@@ -41,5 +51,7 @@ export function geneveSink(sink: GeneveSink): PacketSink {
   return {
     ingest4: (buf, off, end, _src4, tsSec, tsNsec) => sink.ingestGeneve(buf, off, end, tsSec, tsNsec),
     ingest6: (buf, off, end, _src6, _src6Off, tsSec, tsNsec) => sink.ingestGeneve(buf, off, end, tsSec, tsNsec),
+    batchBuffer: (buf) => sink.batchBuffer?.(buf),
+    endBatch: () => sink.endBatch?.(),
   };
 }

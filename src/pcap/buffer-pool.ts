@@ -27,6 +27,8 @@ export interface BufferPoolOptions {
   minBufferBytes?: number;
   /** Ceiling on the memory of all buffers together, bytes. Default 64 MiB. */
   maxBytes?: number;
+  /** Called with each buffer the pool lets go for good (to make room for another class). */
+  onDiscard?: (buf: Buffer) => void;
 }
 
 export class BufferPool {
@@ -40,6 +42,7 @@ export class BufferPool {
   /** Class sizes, ascending: minBufferBytes, doubling, then bufferBytes. */
   readonly classes: readonly number[];
   private readonly free: Buffer[][];
+  private readonly onDiscard: ((buf: Buffer) => void) | undefined;
   private allocated = 0;
   private freeCount = 0;
   /** Bytes of every buffer allocated and not let go (in use or free). */
@@ -77,6 +80,7 @@ export class BufferPool {
     classes.push(bufferBytes);
     this.classes = classes;
     this.free = classes.map(() => []);
+    this.onDiscard = opts.onDiscard;
   }
 
   /** The size acquire(bytes) hands out: the smallest class of at least `bytes` (the largest when none is). */
@@ -134,7 +138,8 @@ export class BufferPool {
     for (let i = this.free.length - 1; i >= 0 && this.freeCount > 0; i--) {
       const list = this.free[i]!;
       while (list.length > 0 && this.allocatedBytes + size > this.maxBytes) {
-        list.pop();
+        const b = list.pop()!;
+        if (this.onDiscard !== undefined) this.onDiscard(b);
         this.freeCount--;
         this.allocated--;
         this.allocatedBytes -= this.classes[i]!;

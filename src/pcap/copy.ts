@@ -51,3 +51,119 @@ export function copyFrame(dst: Buffer, dstView: DataView, dstOff: number, src: U
   if (src instanceof Buffer) src.copy(dst, dstOff, srcOff, srcOff + len);
   else dst.set(src.subarray(srcOff, srcOff + len), dstOff);
 }
+
+/**
+ * The native side of a planned copy: the addon's Copier (native/src/receiver.cc). register() makes a
+ * buffer addressable by a small id (and holds it until unregister()); run(n) copies plan entries [0, n)
+ * and returns how many it skipped as out of bounds.
+ */
+export interface CopyEngine {
+  register(buf: Uint8Array): number;
+  unregister(id: number): boolean;
+  run(count: number): number;
+}
+
+/** Int32 words per plan entry: source id, source offset, destination id, destination offset, length. */
+export const PLAN_WORDS = 5;
+/** Plan entries per native call at most (a full plan runs at once): four 256-datagram batches. */
+export const DEFAULT_PLAN_ENTRIES = 1024;
+
+/**
+ * Frame copies for a whole receive batch in one native call (issue 11). The native receiver reuses one
+ * buffer for every recvmmsg batch and says so (PacketSink.batchBuffer): frames from that buffer are not
+ * copied per packet through N-API but written into a plan (five int32 words each: which source, where,
+ * which write buffer, where, how long) that the addon carries out in one call when the batch ends
+ * (PacketSink.endBatch), when the plan is full, or before a write buffer is handed to the disk
+ * (PcapFileWriter.handOver calls flush()). Decisions stay in TypeScript; the addon only does memcpy.
+ * Frames from any other buffer (node:dgram, capture files) are not planned: copy() returns false and the
+ * caller copies at once.
+ */
+export class PlannedCopy {
+  /** The plan shared with the engine. */
+  readonly plan: Int32Array;
+  private readonly engine: CopyEngine;
+  private readonly capacity: number;
+  private n = 0;
+  private readonly ids = new WeakMap<Uint8Array, number>();
+  private readonly sources = new WeakMap<Uint8Array, number>();
+  private lastSrc: Uint8Array | null = null;
+  private lastSrcId = -1;
+  /** Entries the engine refused as out of bounds: a bug guard, 0 in practice. */
+  skipped = 0;
+  /** Native calls made (run()), for the benchmark's profile. */
+  runs = 0;
+
+  /** `makeEngine` receives the plan (the addon's `new Copier(plan)`). */
+  constructor(makeEngine: (plan: Int32Array) => CopyEngine, entries = DEFAULT_PLAN_ENTRIES) {
+    this.plan = new Int32Array(entries * PLAN_WORDS);
+    this.capacity = entries;
+    this.engine = makeEngine(this.plan);
+  }
+
+  /** A source reuses `buf` for every batch and calls flush() before it overwrites it. */
+  addSource(buf: Uint8Array): void {
+    if (this.sources.has(buf)) return;
+    this.flush();
+    this.sources.set(buf, this.engine.register(buf));
+    this.lastSrc = null;
+  }
+
+  /** The id of a write buffer (registered on first sight: pool buffers live as long as the pool). */
+  bufferId(buf: Uint8Array): number {
+    let id = this.ids.get(buf);
+    if (id === undefined) {
+      id = this.engine.register(buf);
+      this.ids.set(buf, id);
+    }
+    return id;
+  }
+
+  /** A write buffer the pool let go: drop its registration (after any planned copy into it). */
+  forget(buf: Uint8Array): void {
+    const id = this.ids.get(buf);
+    if (id === undefined) return;
+    this.flush();
+    this.ids.delete(buf);
+    this.engine.unregister(id);
+  }
+
+  /**
+   * Plan src[srcOff, srcOff + len) -> the buffer with id dstId at dstOff; false when src is not a
+   * batch buffer (copy it now instead). The caller has checked both ranges.
+   */
+  copy(dstId: number, dstOff: number, src: Uint8Array, srcOff: number, len: number): boolean {
+    if (src !== this.lastSrc) {
+      this.lastSrc = src;
+      const id = this.sources.get(src);
+      this.lastSrcId = id === undefined ? -1 : id;
+    }
+    const s = this.lastSrcId;
+    if (s < 0) return false;
+    const p = this.plan;
+    const n = this.n;
+    const w = n * PLAN_WORDS;
+    p[w] = s;
+    p[w + 1] = srcOff;
+    p[w + 2] = dstId;
+    p[w + 3] = dstOff;
+    p[w + 4] = len;
+    this.n = n + 1;
+    if (n + 1 === this.capacity) this.flush();
+    return true;
+  }
+
+  /** Copies planned and not yet carried out. */
+  get pending(): number {
+    return this.n;
+  }
+
+  /** Carry out every planned copy now. */
+  flush(): void {
+    const n = this.n;
+    if (n === 0) return;
+    this.n = 0;
+    this.runs++;
+    const bad = this.engine.run(n);
+    if (bad !== 0) this.skipped += bad;
+  }
+}

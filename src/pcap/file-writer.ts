@@ -18,7 +18,7 @@ import { DROP, type DropCode } from '../outcomes.js';
 import { MgError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { DiskQueue, type DiskFile, type WriteChunk } from './disk-queue.js';
-import { copyFrame, SMALL_FRAME_BYTES, viewOf, type BytesCopy } from './copy.js';
+import { copyFrame, SMALL_FRAME_BYTES, viewOf, type BytesCopy, type PlannedCopy } from './copy.js';
 import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN } from './format.js';
 
 
@@ -35,6 +35,11 @@ export interface PcapFileWriterOptions {
   datasyncIntervalMs?: number;
   /** Copies frames above 128 bytes (the native addon's copyBytes when it is built). Default: Buffer#copy. */
   copy?: BytesCopy | null;
+  /**
+   * Frames above 128 bytes from a source's batch buffer are planned here and copied once per batch by
+   * the addon (copy.ts PlannedCopy); others go through `copy`. Shared by every writer of a composition.
+   */
+  planned?: PlannedCopy | null;
 }
 
 /** What close() reports: the file as it is on disk. */
@@ -87,6 +92,9 @@ export class PcapFileWriter {
   private readonly file: DiskFile;
   private readonly releaseBuf: (buf: Buffer) => void;
   private readonly largeCopy: BytesCopy | null;
+  private readonly planned: PlannedCopy | null;
+  /** The current buffer's id in `planned` (-1 without it). */
+  private curId = -1;
   private closing: Promise<ClosedFileInfo> | null = null;
 
   // The buffer being filled, and the time range of its records.
@@ -129,6 +137,7 @@ export class PcapFileWriter {
     const pool = this.pool;
     this.releaseBuf = (buf) => pool.release(buf);
     this.largeCopy = opts.copy ?? null;
+    this.planned = opts.planned ?? null;
     this.nextSize = pool.minBufferBytes;
   }
 
@@ -164,9 +173,15 @@ export class PcapFileWriter {
     v.setUint32(h + 12, origLen, true);
     const p = h + RECORD_HEADER_BYTES;
     // The passed-in copy called here, at a call site of its own whose feedback sees one target.
-    const large = this.largeCopy;
-    if (large !== null && caplen > SMALL_FRAME_BYTES) large(b, p, buf, off, caplen);
-    else copyFrame(b, v, p, buf, off, caplen, null);
+    if (caplen > SMALL_FRAME_BYTES) {
+      // Planned (one native call per batch) when the frame is in a source's batch buffer; else now.
+      const planned = this.planned;
+      if (planned === null || !planned.copy(this.curId, p, buf, off, caplen)) {
+        const large = this.largeCopy;
+        if (large !== null) large(b, p, buf, off, caplen);
+        else copyFrame(b, v, p, buf, off, caplen, null);
+      }
+    } else copyFrame(b, v, p, buf, off, caplen, null);
     this.curLen = p + caplen;
     if (this.curPackets === 0) {
       this.curMinSec = this.curMaxSec = tsSec;
@@ -207,12 +222,16 @@ export class PcapFileWriter {
     }
     this.cur = next;
     this.curView = viewOf(next);
+    if (this.planned !== null) this.curId = this.planned.bufferId(next);
     this.curLen = 0;
     this.curPackets = 0;
     return next;
   }
 
   private handOver(): void {
+    // Copies planned into this buffer must land before the disk queue reads (writes, hashes) it.
+    const planned = this.planned;
+    if (planned !== null && planned.pending > 0) planned.flush();
     const chunk: WriteChunk = {
       buf: this.cur!,
       len: this.curLen,

@@ -17,10 +17,17 @@
  * - Output goes through Readable.push with backpressure: nothing is read while the consumer is slow.
  *   With `heldDownstream`, a pushed chunk is refilled once all its bytes have left, instead of a new one.
  * - `signal` aborts: the stream is destroyed with an AbortError and every input is closed.
+ * - `sequential` (the caller knows, from the catalog, that each file's last record comes before the next
+ *   file's first): the files are taken one after another, never all open at once, and a file marked in
+ *   `wholeFiles` (entirely inside the window, in our own format) is streamed as its byte range, read
+ *   straight into the output chunks with no per-record work at all; only the files at the window's
+ *   edges are read record by record (issue 11: rotated files at mergecap's speed). The output is the
+ *   same bytes the merge would produce.
  */
+import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { addAbortSignal, Readable } from 'node:stream';
 import { MgError } from '../errors.js';
-import { GLOBAL_HEADER_BYTES, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN, writeGlobalHeader, writeRecordHeader } from './format.js';
+import { GLOBAL_HEADER_BYTES, LINKTYPE_ETHERNET, PCAP_MAGIC_NSEC, RECORD_HEADER_BYTES, SNAPLEN, writeGlobalHeader, writeRecordHeader } from './format.js';
 import { openCaptureAsync, type AsyncCaptureReader } from './reader.js';
 
 export const DEFAULT_MERGE_CHUNK_BYTES = 256 * 1024;
@@ -53,6 +60,18 @@ export interface MergeOptions {
    * every holder is counted (a socket's writableLength is; a test harness that keeps the chunks is not).
    */
   heldDownstream?: () => number;
+  /**
+   * The files follow each other in time, in the order given: every record of files[i] is earlier than
+   * (or as early as) every record of files[i + 1]. The caller vouches for it (the catalog's first and
+   * last times); they are then opened one at a time.
+   */
+  sequential?: boolean;
+  /**
+   * With `sequential`, no predicate: files[i] lies entirely inside the window, and holds this many
+   * records (undefined: not whole). A whole file in our format (little-endian nanosecond pcap, the output
+   * link type) is streamed as bytes [24, limitBytesPerFile[i]) without parsing its records.
+   */
+  wholeFiles?: (number | undefined)[];
 }
 
 export interface MergeStats {
@@ -68,6 +87,8 @@ export interface MergeStats {
   filtered: number;
   /** Records skipped for a link type other than the output's, a caplen above 262144 or a timestamp pcap cannot hold. */
   skipped: number;
+  /** Files streamed as byte ranges (MergeOptions.wholeFiles), records not parsed. */
+  wholeFiles: number;
   /** Inputs that ended at a corrupt or cut record, with the reason. */
   truncated: { path: string; problem: string }[];
   /** Link type written in the output header (-1 until the merge has started). */
@@ -75,10 +96,17 @@ export interface MergeStats {
 }
 
 export class MergeStream extends Readable {
-  readonly stats: MergeStats = { packets: 0, bytes: 0, read: 0, outsideWindow: 0, filtered: 0, skipped: 0, truncated: [], linktype: -1 };
+  readonly stats: MergeStats = { packets: 0, bytes: 0, read: 0, outsideWindow: 0, filtered: 0, skipped: 0, wholeFiles: 0, truncated: [], linktype: -1 };
   private readonly files: readonly string[];
   private readonly opts: MergeOptions;
-  private readers: AsyncCaptureReader[] = [];
+  private readers: (AsyncCaptureReader | null)[] = [];
+  /** Sequential mode: the next file to take, whether each is streamed as bytes, and the one being streamed. */
+  private nextSeq = 0;
+  private live: boolean[] = [];
+  private asRange: boolean[] = [];
+  private range: { fh: FileHandle; pos: number; end: number } | null = null;
+  /** The read of the range's next piece, started when the last chunk went downstream (bytes read). */
+  private rangeAhead: Promise<number> | null = null;
   /** Heap of indexes into readers, ordered by their current record's timestamp. */
   private heap: number[] = [];
   /** The current record's timestamp of each input (copied out of its reader for the heap's comparisons). */
@@ -151,19 +179,32 @@ export class MergeStream extends Readable {
   private async start(): Promise<void> {
     const limits = this.opts.limitBytesPerFile ?? [];
     const chunkBytes = this.opts.chunkBytes ?? DEFAULT_MERGE_CHUNK_BYTES;
-    for (let i = 0; i < this.files.length; i++) {
-      const lim = limits[i];
-      this.readers.push(await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim }));
-    }
-    const n = this.readers.length;
+    const n = this.files.length;
+    const sequential = this.opts.sequential === true;
+    const whole = sequential && this.plain ? (this.opts.wholeFiles ?? []) : [];
     this.secs = new Array<number>(n).fill(0);
     this.nsecs = new Array<number>(n).fill(0);
-    const live: boolean[] = [];
+    this.asRange = new Array<boolean>(n).fill(false);
+    this.live = new Array<boolean>(n).fill(false);
+    this.readers = new Array<AsyncCaptureReader | null>(n).fill(null);
+    // Whole files in our format are streamed as bytes: their link type is read from their header.
+    const rangeLinktype: number[] = new Array<number>(n).fill(-1);
+    for (let i = 0; i < n; i++) {
+      if (whole[i] === undefined || limits[i] === undefined) continue;
+      rangeLinktype[i] = await ownLinktype(this.files[i]!);
+      this.asRange[i] = rangeLinktype[i]! >= 0;
+    }
+    for (let i = 0; i < n; i++) {
+      if (this.asRange[i]) continue;
+      const lim = limits[i];
+      this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim });
+    }
     for (let i = 0; i < n; i++) {
       if (this.opts.signal?.aborted) return;
-      const r = this.readers[i]!;
-      live.push(await r.next());
-      if (live[i]) {
+      const r = this.readers[i];
+      if (r === null) continue;
+      this.live[i] = await r.next();
+      if (this.live[i]) {
         this.stats.read++;
         this.secs[i] = r.record.tsSec;
         this.nsecs[i] = r.record.tsNsec;
@@ -171,20 +212,110 @@ export class MergeStream extends Readable {
     }
     let linktype = this.opts.linktype;
     if (linktype === undefined) {
-      const first = this.readers.find((r) => r.linktype >= 0);
-      linktype = first !== undefined ? first.linktype : LINKTYPE_ETHERNET;
+      linktype = LINKTYPE_ETHERNET;
+      for (let i = 0; i < n; i++) {
+        const lt = this.asRange[i] ? rangeLinktype[i]! : this.readers[i]!.linktype;
+        if (lt >= 0) {
+          linktype = lt;
+          break;
+        }
+      }
     }
     this.stats.linktype = linktype;
     this.raw = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
-      const r = this.readers[i]!;
+      // A whole file of another link type goes through the record path, which skips its records.
+      if (this.asRange[i] && rangeLinktype[i] !== linktype) {
+        this.asRange[i] = false;
+        const lim = limits[i];
+        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim }));
+        this.live[i] = await r.next();
+        if (this.live[i]) {
+          this.stats.read++;
+          this.secs[i] = r.record.tsSec;
+          this.nsecs[i] = r.record.tsNsec;
+        }
+      }
+      const r = this.readers[i];
+      if (r === null) continue;
       this.raw[i] = r.format === 'pcap' && r.littleEndian && r.nanosecond && r.linktype === linktype ? 1 : 0;
-      if (live[i]) this.heapPush(i);
+      if (sequential) {
+        // Taken in turn by pump(); an empty one is done with now.
+        if (!this.live[i]) await this.retire(i);
+      } else if (this.live[i]) this.heapPush(i);
       else await this.retire(i);
     }
+    this.nextSeq = sequential ? 0 : n;
     if (writeGlobalHeader(this.out, 0, linktype, SNAPLEN) < 0) throw new MgError('MG_ERR_CAPTURE_LINKTYPE', `link type ${linktype}`);
     this.outLen = GLOBAL_HEADER_BYTES;
     this.stats.bytes = GLOBAL_HEADER_BYTES;
+  }
+
+  /**
+   * Sequential mode, the heap empty: take the next file. A whole one becomes the byte range being
+   * streamed, another goes on the (otherwise empty) heap. False when there is no file left.
+   */
+  private async takeNext(): Promise<boolean> {
+    const n = this.files.length;
+    while (this.nextSeq < n) {
+      const i = this.nextSeq++;
+      if (this.asRange[i]) {
+        const fh = await openFile(this.files[i]!, 'r');
+        const records = this.opts.wholeFiles![i]!;
+        this.range = { fh, pos: GLOBAL_HEADER_BYTES, end: this.opts.limitBytesPerFile![i]! };
+        this.stats.packets += records;
+        this.stats.read += records;
+        this.stats.wholeFiles++;
+        return true;
+      }
+      if (this.live[i]) {
+        this.heapPush(i);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Read the next piece of the byte range being streamed straight into the output chunk. When a chunk
+   * fills and goes downstream, the read of the next one starts at once, into the next chunk, so the disk
+   * read overlaps the hashing and sending of the one before.
+   */
+  private async rangeStep(): Promise<void> {
+    const g = this.range!;
+    let n: number;
+    const ahead = this.rangeAhead;
+    if (ahead !== null) {
+      this.rangeAhead = null;
+      n = await ahead;
+    } else {
+      if (g.pos >= g.end) {
+        this.range = null;
+        await g.fh.close();
+        return;
+      }
+      if (this.outLen === this.out.length) this.pushOut();
+      n = (await g.fh.read(this.out, this.outLen, Math.min(this.out.length - this.outLen, g.end - g.pos), g.pos)).bytesRead;
+    }
+    if (this.destroyed) return;
+    if (n === 0) {
+      // Shorter than the catalog said (the route checks sizes first): the file ends here.
+      this.stats.truncated.push({ path: this.files[this.nextSeq - 1]!, problem: `ends at byte ${g.pos}, expected ${g.end}` });
+      g.pos = g.end;
+      return;
+    }
+    g.pos += n;
+    this.outLen += n;
+    this.stats.bytes += n;
+    if (this.outLen === this.out.length) {
+      this.pushOut();
+      if (g.pos < g.end) {
+        // this.out is ours now (fresh, or every byte of it has left): fill it while downstream works.
+        const p = g.fh.read(this.out, 0, Math.min(this.out.length, g.end - g.pos), g.pos).then((r) => r.bytesRead);
+        p.catch(() => undefined); // awaited by the next step; a stream destroyed first must not leave it unhandled
+        this.rangeAhead = p;
+      }
+    }
   }
 
   override _read(): void {
@@ -209,7 +340,14 @@ export class MergeStream extends Readable {
     const secs = this.secs;
     const nsecs = this.nsecs;
     while (this.wantMore && !this.destroyed) {
-      if (heap.length === 0) return this.complete();
+      if (this.range !== null) {
+        await this.rangeStep();
+        continue;
+      }
+      if (heap.length === 0) {
+        if (this.nextSeq < this.files.length && (await this.takeNext())) continue;
+        return this.complete();
+      }
       const i = heap[0]!;
       // The input to beat: the earlier of the root's children (the heap's second-smallest head). Records
       // of input i up to it go out in one run, without touching the heap: one run per packet when the
@@ -366,13 +504,17 @@ export class MergeStream extends Readable {
   }
 
   private async retire(i: number): Promise<void> {
-    const r = this.readers[i]!;
+    const r = this.readers[i];
+    if (r === null || r === undefined) return;
     if (r.truncated) this.stats.truncated.push({ path: r.path, problem: r.problem ?? 'corrupt record' });
     await r.close();
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    Promise.allSettled(this.readers.map((r) => r.close())).then(() => callback(err));
+    const closing: Promise<void>[] = this.readers.map((r) => (r === null ? Promise.resolve() : r.close()));
+    if (this.range !== null) closing.push(this.range.fh.close());
+    this.range = null;
+    Promise.allSettled(closing).then(() => callback(err));
   }
 
   private less(a: number, b: number): boolean {
@@ -421,4 +563,20 @@ export class MergeStream extends Readable {
  */
 export function mergeCaptures(files: readonly string[], opts: MergeOptions = {}): MergeStream {
   return new MergeStream(files, opts);
+}
+
+/** The link type of a classic little-endian nanosecond pcap (what our writer makes), else -1. */
+async function ownLinktype(path: string): Promise<number> {
+  let fh: FileHandle | null = null;
+  try {
+    fh = await openFile(path, 'r');
+    const h = Buffer.alloc(GLOBAL_HEADER_BYTES);
+    const { bytesRead } = await fh.read(h, 0, GLOBAL_HEADER_BYTES, 0);
+    if (bytesRead < GLOBAL_HEADER_BYTES || h.readUInt32LE(0) !== PCAP_MAGIC_NSEC) return -1;
+    return h.readUInt32LE(20) & 0x0fffffff;
+  } catch {
+    return -1; // the record path reports why it cannot be read
+  } finally {
+    await fh?.close();
+  }
 }

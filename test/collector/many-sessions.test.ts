@@ -49,9 +49,9 @@ const tmp = useTmpDir();
 
 it(`keeps every packet of ${SESSIONS} sessions active in one flush interval, with default pool bounds and small memory`, async () => {
   const db = openDb(join(tmp.path, 'mirrorguard.db'));
-  // The defaults of the pool (src/config/schema.ts): 512 KiB largest buffer, 256 MiB for all of them.
+  // The defaults of the pool (src/config/schema.ts): 512 KiB largest buffer, 64 MiB for all of them.
   const c = new Collector({
-    ...collectorTestSettings(tmp.path, { maxSessions: SESSIONS + HEAVY, bufferBytes: 512 * 1024, queueBytes: 256 * MiB }),
+    ...collectorTestSettings(tmp.path, { maxSessions: SESSIONS + HEAVY, bufferBytes: 512 * 1024, queueBytes: 64 * MiB }),
     catalog: new Catalog(db),
     logger: silentLogger(),
     admission: { admitPerSource: 0, admitIntervalSeconds: 10 },

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalog } from '../../src/collector/catalog.js';
 import { Collector } from '../../src/collector/collector.js';
-import { nativeCopyBytes } from '../../src/ingest/native-addon.js';
+import { nativeCopyBytes, nativePlannedCopy } from '../../src/ingest/native-addon.js';
 import { openDb } from '../../src/store/db.js';
 import { silentLogger } from '../../src/util/log.js';
 import { collectorTestSettings } from '../helpers/collector.js';
@@ -184,7 +184,7 @@ describe('no allocation per packet', () => {
     expect(r2.grew < NOISE_BYTES ? 'nothing per packet' : r2.grew).toBe('nothing per packet');
   });
 
-  itNeeds(['native'], 'the real composition: ingest4 and ingestGeneve through the session writer, append and both copies', async () => {
+  itNeeds(['native'], 'the real composition: ingest4 and ingestGeneve through the session writer, append, the word copy and the per-batch planned copy', async () => {
     const { dir, remove } = makeTmpDir('mg-alloc-');
     const db = openDb(join(dir, 'mirrorguard.db'));
     const MiB = 1024 * 1024;
@@ -195,6 +195,7 @@ describe('no allocation per packet', () => {
       catalog: new Catalog(db),
       logger: silentLogger(),
       copyBytes: nativeCopyBytes(),
+      plannedCopy: nativePlannedCopy(),
     });
     try {
       // As the native receiver hands them: datagrams at offsets inside one shared buffer.
@@ -208,6 +209,8 @@ describe('no allocation per packet', () => {
       small.copy(batch, offSmall);
       large.copy(batch, offLarge);
       g.copy(batch, offGeneve);
+      // The native receiver's contract (src/ingest/sink.ts): one batch buffer, endBatch() after each batch.
+      collector.batchBuffer(batch);
       const src4 = 0xac1f00ee | 0; // 172.31.0.238, signed as the native receiver passes it (src/ingest/sink.ts)
       const t0 = 1_800_000_000;
       const r = await measure((i) => {
@@ -215,6 +218,7 @@ describe('no allocation per packet', () => {
         if (k === 15) collector.ingest4(batch, offLarge, offLarge + large.length, src4, t0, i & 0x3fff_ffff);
         else if (k === 7) collector.ingestGeneve(batch, offGeneve, offGeneve + g.length, t0, i & 0x3fff_ffff);
         else collector.ingest4(batch, offSmall, offSmall + small.length, src4 + (i & 1), t0, i & 0x3fff_ffff);
+        if ((i & 255) === 255) collector.endBatch();
         return 1;
       });
       expect(r.sink).toBeGreaterThan(0);

@@ -12,6 +12,7 @@ import { Catalog } from '../../src/collector/catalog.js';
 import { Collector } from '../../src/collector/collector.js';
 import { CATALOG_FILE } from '../../src/collector/layout.js';
 import { startNativeReceiver } from '../../src/ingest/native.js';
+import { nativeCopyBytes, nativePlannedCopy } from '../../src/ingest/native-addon.js';
 import { startUdpReceiver, type BoundReceiver } from '../../src/ingest/udp.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -26,9 +27,11 @@ import { collectorTestSettings } from '../helpers/collector.js';
 const MiB = 1024 * 1024;
 const logger = silentLogger();
 
-function collectorIn(dir: string): { c: Collector; db: Db } {
+/** `native`: the copies serve composes for the native receiver (the per-batch planned copy, src/pcap/copy.ts). */
+function collectorIn(dir: string, native = false): { c: Collector; db: Db } {
   const db = openDb(join(dir, CATALOG_FILE));
-  const c = new Collector({ ...collectorTestSettings(dir), catalog: new Catalog(db), logger });
+  const copies = native ? { copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy() } : {};
+  const c = new Collector({ ...collectorTestSettings(dir), catalog: new Catalog(db), logger, ...copies });
   return { c, db };
 }
 
@@ -69,7 +72,7 @@ describeNeeds(['native'], 'native and dgram receivers', () => {
   it('write the same PCAP frames for the same traffic', async () => {
     const dirA = tmpDir();
     const dirB = tmpDir();
-    const a = collectorIn(dirA);
+    const a = collectorIn(dirA, true);
     const b = collectorIn(dirB);
     let ra: BoundReceiver | null = null;
     let rb: BoundReceiver | null = null;
@@ -87,6 +90,14 @@ describeNeeds(['native'], 'native and dgram receivers', () => {
         // Dropped by both: no I flag, and too short for an inner frame.
         { src: '127.168.1.9', vni: 9, flags: 0, inner: ether({}, ipv4()) },
         { src: '127.168.1.9', vni: 9, inner: Buffer.from('0200', 'hex') },
+        // Frames past the word-copy size, all different, from two sessions in turn: copied once per batch
+        // (planned), across buffers that fill and go to the disk in the middle of a batch (4 KiB at first).
+        ...Array.from({ length: 40 }, (_, i): VxlanSpec => ({
+          src: i % 2 === 0 ? '127.31.0.238' : '127.20.30.40',
+          vni: 5569041,
+          inner: ether({}, ipv4({ src: '10.0.0.1', dst: '10.0.0.2' }, udp({ sport: 1000 + i, dport: 9 }, raw(String.fromCharCode(97 + (i % 26)), 129 + i * 37)))),
+          count: 5,
+        })),
       ];
       const n = spec.reduce((x, p) => x + (p.count ?? 1), 0);
       await sendVxlan(ra.address.port, spec);

@@ -8,6 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { readKernelUdpStats } from '../../src/ingest/proc-net-udp.js';
 import { startNativeReceiver, type NativeBoundReceiver } from '../../src/ingest/native.js';
+import { nativePlannedCopy } from '../../src/ingest/native-addon.js';
 import type { PacketSink } from '../../src/ingest/sink.js';
 import { silentLogger } from '../../src/util/log.js';
 import { describeNeeds, itNeeds } from '../helpers/needs.js';
@@ -70,6 +71,33 @@ async function waitFor(pred: () => boolean, what: string, timeoutMs = 5000): Pro
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describeNeeds(['native'], 'native receiver', () => {
+  it('the planned copy: one run() carries out every entry of the plan, in order, and skips out-of-bounds ones', () => {
+    const pc = nativePlannedCopy()!;
+    const src = Buffer.from(Array.from({ length: 600 }, (_, i) => i & 0xff));
+    const other = Buffer.from('not a batch buffer');
+    const a = Buffer.alloc(400);
+    const b = Buffer.alloc(300);
+    pc.addSource(src);
+    const ia = pc.bufferId(a);
+    const ib = pc.bufferId(b);
+    expect(pc.copy(ia, 10, src, 0, 200)).toBe(true);
+    expect(pc.copy(ib, 0, src, 300, 300)).toBe(true);
+    expect(pc.copy(ia, 250, src, 100, 150)).toBe(true); // to the last byte of a
+    expect(pc.copy(ib, 200, src, 500, 101)).toBe(true); // one byte past the end of src: skipped
+    expect(pc.copy(ia, 0, other, 0, 5)).toBe(false); // not a registered source: the caller copies
+    expect(pc.pending).toBe(4);
+    expect(a.subarray(10, 210).equals(Buffer.alloc(200))).toBe(true); // nothing copied before flush()
+    pc.flush();
+    expect(pc.pending).toBe(0);
+    expect(a.subarray(10, 210).equals(src.subarray(0, 200))).toBe(true);
+    expect(a.subarray(250, 400).equals(src.subarray(100, 250))).toBe(true);
+    expect(b.subarray(0, 300).equals(src.subarray(300, 600))).toBe(true);
+    expect(pc.skipped).toBe(1);
+    // A buffer the pool lets go is forgotten; its id is reused by the next one.
+    pc.forget(a);
+    expect(pc.bufferId(Buffer.alloc(8))).toBe(ia);
+  });
+
   it('binds port 0 and hands every datagram to the sink with its bytes, IPv4 source and a kernel timestamp', async () => {
     const sink = new RecordingSink();
     const r = await start(sink);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -153,5 +154,39 @@ describe('DiskQueue', () => {
     ]);
     expect(drops[DROP.WRITE_ERROR]).toBe(5);
     await w.close();
+  });
+});
+
+describe('DiskQueue: buffers queued behind each other for one file', () => {
+  it('go out in one writev, in order, each hashed and counted; the file is the concatenation', async () => {
+    const counts = new Float64Array(DROP_COUNT);
+    const queue = new DiskQueue({ counts });
+    const preamble = Buffer.from('PREAMBLE');
+    const path = join(dir, 'writev.bin');
+    const f = queue.file(path, preamble);
+    const pieces: Buffer[] = [];
+    let released = 0;
+    // 40 chunks handed over at once, of different sizes: WRITEV_MAX_BUFFERS per writev, so several writevs.
+    for (let i = 0; i < 40; i++) {
+      const buf = Buffer.alloc(1000 + i * 37, 65 + (i % 26));
+      const len = buf.length - (i % 3);
+      pieces.push(buf.subarray(0, len));
+      f.enqueue({ buf, len, packets: i + 1, minSec: 10 + i, minNsec: 0, maxSec: 10 + i, maxNsec: 5, release: () => released++ });
+    }
+    const r = await f.close();
+    const want = Buffer.concat([preamble, ...pieces]);
+    expect(readFileSync(path).equals(want)).toBe(true);
+    expect(r.sha256).toBe(createHash('sha256').update(want).digest('hex'));
+    expect({ bytes: r.bytes, packets: r.packets, minSec: r.minSec, maxSec: r.maxSec, lost: r.lostPackets }).toEqual({ bytes: want.length, packets: 820, minSec: 10, maxSec: 49, lost: 0 });
+    expect({ written: counts[DROP.OK], released, queued: queue.queuedBytes }).toEqual({ written: 820, released: 40, queued: 0 });
+  });
+
+  it('when the file cannot be created, every buffer of the writev is counted lost, once', async () => {
+    const counts = new Float64Array(DROP_COUNT);
+    const queue = new DiskQueue({ counts });
+    const f = queue.file(join(dir, 'no-such-dir', 'x.bin'), Buffer.from('P'));
+    for (let i = 0; i < 5; i++) f.enqueue({ buf: Buffer.alloc(100), len: 100, packets: 2, minSec: 1, minNsec: 0, maxSec: 1, maxNsec: 0, release: null });
+    const r = await f.close();
+    expect({ lost: r.lostPackets, error: counts[DROP.WRITE_ERROR], written: counts[DROP.OK], queued: queue.queuedBytes }).toEqual({ lost: 10, error: 10, written: 0, queued: 0 });
   });
 });

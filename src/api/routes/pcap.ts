@@ -33,7 +33,7 @@ import { isMgError } from '../../errors.js';
 import { badRequest, httpError, notFound, toErrorBody } from '../errors.js';
 import { contentDisposition, HashingCounter, PCAP_MEDIA_TYPE } from '../http.js';
 import { parseBoundedWindow, parseSourceIp, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
-import { fileStamp, isoTime, timeToMicros } from '../time.js';
+import { fileStamp, isoTime, timeToMicros, type TimePoint } from '../time.js';
 import { errorResponses, remoteIp } from './common.js';
 
 /**
@@ -225,6 +225,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   // as it stops a download (src/api/capture-files.ts).
   const files: string[] = [];
   const limits: (number | undefined)[] = [];
+  const usedRows: CaptureRow[] = [];
   const used: number[] = [];
   const missing: number[] = [];
   for (const r of rows) {
@@ -238,6 +239,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     if (r.state === 'closed' && st.size !== r.bytes) throw httpError('MG_ERR_API_INTEGRITY', `capture ${r.id}: ${st.size} bytes on disk, the catalog recorded ${r.bytes} at close`);
     files.push(abs);
     used.push(r.id);
+    usedRows.push(r);
     // A closed file is read up to its recorded size, an open one up to its last flushed record.
     limits.push(r.state === 'open' ? Math.min(Math.max(r.bytes, GLOBAL_HEADER_BYTES), st.size) : r.bytes);
   }
@@ -284,9 +286,12 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   // that counts what it still holds (HTTP/1.1, with or without TLS). app.inject() keeps every chunk.
   const res = reply.raw;
   const reusable = res instanceof ServerResponse && res.socket instanceof Socket;
+  // Rotated files of one source follow each other: stream the ones inside the window as bytes.
+  const plan = filter === null ? sequentialPlan(usedRows, from, to) : null;
   let merge: MergeStream;
   try {
     merge = mergeCaptures(files, {
+      ...(plan !== null ? { sequential: true, wholeFiles: plan } : {}),
       fromSec: from.sec,
       fromNsec: from.nsec,
       toSec: to.sec,
@@ -335,6 +340,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       read: s.read,
       filtered: s.filtered,
       ...(s.skipped ? { skipped: s.skipped } : {}),
+      ...(s.wholeFiles ? { wholeFiles: s.wholeFiles } : {}),
       ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.slice(ctx.deps.dataDir.length + 1), problem: t.problem })) } : {}),
     };
     try {
@@ -347,6 +353,38 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   reply.raw.once('finish', () => record(true));
   reply.raw.once('close', () => record(false));
   return reply.code(200).send(counter);
+}
+
+/**
+ * When the catalog shows that the files (in the order given) follow each other in time, the merge can
+ * take them one at a time, and stream a file that lies wholly inside [from, to) as its bytes (issue 11):
+ * per file, its record count when whole, else undefined. Null when two files may overlap. Catalog times
+ * are whole microseconds (rounded down), so every comparison is strict enough for nanoseconds: a file
+ * whose last microsecond is before the next one's first holds only earlier records. Only the last file
+ * may be open (still written); it is never whole. A closed file with no records fits anywhere.
+ */
+export function sequentialPlan(rows: readonly CaptureRow[], from: TimePoint, to: TimePoint): (number | undefined)[] | null {
+  const fromUs = from.sec * 1_000_000 + Math.ceil(from.nsec / 1000); // first_us >= this: every record >= from
+  const toUs = timeToMicros(to); // last_us < this: every record < to
+  const whole: (number | undefined)[] = [];
+  let prevLast = -Infinity;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (r.state === 'closed' && r.packets === 0) {
+      whole.push(0);
+      continue;
+    }
+    if (r.first_us === null || r.first_us <= prevLast) return null;
+    if (r.state === 'open') {
+      if (i !== rows.length - 1) return null;
+      whole.push(undefined);
+      continue;
+    }
+    if (r.last_us === null || r.last_us < r.first_us) return null;
+    prevLast = r.last_us;
+    whole.push(r.first_us >= fromUs && r.last_us < toUs ? r.packets : undefined);
+  }
+  return whole;
 }
 
 /**
