@@ -22,6 +22,7 @@ import type { BytesCopy } from '../pcap/copy.js';
 import { receiveClock, type ReceiveClock } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import { Catalog } from './catalog.js';
+import { joinEdgeCommit } from './edge-commit.js';
 import { Session, SessionTable } from './session-table.js';
 import { SessionWriters } from './session-writer.js';
 
@@ -292,6 +293,8 @@ export class Collector {
       }
       return null;
     }
+    // The detector's rows, the observed-session row and the file's catalog row commit once for this turn.
+    joinEdgeCommit(this.opts.catalog.db, this.opts.logger);
     const atMs = tsSec * 1000 + Math.floor(tsNsec / 1e6);
     if (this.opts.onNewPair && s.status === 'unknown') {
       try {

@@ -24,6 +24,7 @@ import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
 import { toMicros } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import type { Catalog } from './catalog.js';
+import { commitEdgeWrites, joinEdgeCommit } from './edge-commit.js';
 import { captureRelPath } from './layout.js';
 
 /** Least time between two early flushes of every session's partly filled buffer under memory pressure. */
@@ -94,7 +95,7 @@ export class SessionWriters {
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
     // Folders (one per pair, src/collector/layout.ts) are made by the queue on the threadpool, not here:
     // at 10,000 new pairs, mkdir on the packet path cost about 0.9 ms each (ext4, bench VM).
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, counts: this.counts, makeDirs: true, onError: (r) => this.onDiskReport(r) });
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, onError: (r) => this.onDiskReport(r) });
     this.halfQueue = opts.queueBytes / 2;
     this.poolHigh = (opts.queueBytes * 3) / 4;
   }
@@ -118,7 +119,9 @@ export class SessionWriters {
     const now = Date.now();
     if (now - this.pressureFlushedMs >= PRESSURE_FLUSH_MS) {
       this.pressureFlushedMs = now;
-      for (const w of this.live) w.flush(false);
+      // Only files whose earlier buffers are written: handing over another buffer of a file the disk is
+      // still behind on frees nothing, and the next packet of it would take a new buffer.
+      for (const w of this.live) if (!w.diskBehind) w.flush(false);
     }
     return true;
   }
@@ -166,6 +169,7 @@ export class SessionWriters {
   async close(): Promise<void> {
     for (const w of [...this.live]) w.close('shutdown');
     while (this.pending.size) await Promise.allSettled([...this.pending]);
+    commitEdgeWrites(this.catalog.db);
   }
 
   /** @internal a SessionWriter opens a file: catalog row first, then the writer (no I/O until its first flush). */
@@ -174,6 +178,7 @@ export class SessionWriters {
     const abs = join(this.opts.dataDir, rel);
     let catalogId = 0;
     try {
+      joinEdgeCommit(this.catalog.db, this.logger);
       catalogId = this.catalog.open({
         path: rel,
         vni: s.vni,
@@ -275,6 +280,7 @@ export class SessionWriter {
       .close()
       .then((info) => {
         if (id === 0) return;
+        joinEdgeCommit(hub.catalog.db, hub.logger);
         if (!info.created) {
           hub.catalog.delete(id);
           return;
@@ -304,11 +310,20 @@ export class SessionWriter {
     return this.file === null ? Promise.resolve() : this.file.drain();
   }
 
-  /** The timer: flush, sync the open file's row to what is committed, rotate by age. */
+  /** The disk has not yet written every buffer handed over for the current file (a new file not yet created, a slow disk). */
+  get diskBehind(): boolean {
+    return this.file !== null && this.file.queuedBytes > 0;
+  }
+
+  /**
+   * The timer: flush, sync the open file's row to what is committed, rotate by age. A file the disk is
+   * still behind on keeps filling its buffer instead: its records could not reach the disk sooner, and
+   * 10,000 new files waiting to be created would otherwise hold 10,000 nearly empty buffers per tick.
+   */
   tick(nowSec: number): void {
     const w = this.file;
     if (w === null) return;
-    w.flush();
+    if (w.queuedBytes === 0) w.flush();
     // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
     this.syncRow();
     if (nowSec - this.openedSec >= this.hub.rotateSeconds) this.close('age');
