@@ -52,6 +52,8 @@ export interface CollectorOptions {
   /** A session's first write buffer; it grows to bufferBytes with the session's rate. Default 4 KiB. */
   minBufferBytes?: number;
   queueBytes: number;
+  /** Capture files open at once, at most (when the collector makes its writers); default no limit. */
+  maxOpenFiles?: number;
   /** The first packet of a new (source IP, VNI) pair: the detector's hook. Must be quick and must not throw. */
   onNewPair?: (sourceIp: string, vni: number, atMs: number) => PairVerdict;
   /**
@@ -110,6 +112,7 @@ export class Collector {
         queueBytes: opts.queueBytes,
         copyBytes: opts.copyBytes ?? null,
         nowSec: this.nowSec,
+        maxOpenFiles: opts.maxOpenFiles,
       });
     this.drops = this.writers.counts;
     this.genevePort = opts.genevePort ?? GENEVE_PORT;
