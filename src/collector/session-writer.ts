@@ -361,12 +361,12 @@ export class SessionWriter {
    * still behind on keeps filling its buffer instead: its records could not reach the disk sooner, and
    * 10,000 new files waiting to be created would otherwise hold 10,000 nearly empty buffers per tick.
    */
-  tick(nowSec: number): void {
+  tick(nowSec: number, syncRow = true): void {
     const w = this.file;
     if (w === null) return;
     if (w.queuedBytes === 0) w.flush();
     // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
-    this.syncRow();
+    if (syncRow) this.syncRow();
     if (nowSec - this.openedSec >= this.hub.rotateSeconds) this.close('age');
   }
 
