@@ -1,5 +1,6 @@
 /**
- * Issue 16 point 1 through `mirrorguard serve` with default settings: 10,000 mirror sessions at once,
+ * Issue 16 point 1 through `mirrorguard serve` with default settings (but the deployment example's 64 MiB
+ * receive buffer): 10,000 mirror sessions at once,
  * each from its own outer source (as behind a Network Load Balancer, where every session comes from its
  * own source ENI) and authorized by the manifest, plus two heavy sessions, for a few seconds. Every
  * datagram that reached serve's socket is read back from the files by (session, sequence number), exactly
@@ -92,14 +93,20 @@ describeNeeds(['gcc', 'procfs'], 'ten thousand sessions through serve', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'mg-many-'));
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }), 180_000);
+  afterEach(() => {
+    // rm(1) walks 40,000 entries several times faster than rmSync on this VM; rmSync where it is missing.
+    if (spawnSync('rm', ['-rf', dir]).status !== 0) rmSync(dir, { recursive: true, force: true });
+  }, 180_000);
 
   itNeeds([], `loses nothing of ${SESSIONS} sessions x ${RATE}/s + ${HEAVY} x ${HEAVY_RATE}/s for ${SECONDS} s, in bounded memory`, async () => {
     const sender = join(dir, 'vxlan_steady');
     const cc = spawnSync('gcc', ['-O2', '-Wall', '-o', sender, join(PROJECT_ROOT, 'test', 'bench', 'vxlan_steady.c'), '-lm'], { encoding: 'utf8' });
     expect(cc.stderr).toBe('');
     writeFileSync(join(dir, 'manifest.yaml'), manifest(SESSIONS + HEAVY));
-    writeFileSync(join(dir, 'config.yaml'), `manifest: ${join(dir, 'manifest.yaml')}\n`);
+    // The receive buffer of deploy/examples/config.yaml (64 MiB; the default is 32 MiB): it is what holds
+    // the datagrams of the first second, while 10,000 new sessions are judged and catalogued. With the
+    // default, 8-9% were dropped by the kernel in that second on this shared VM.
+    writeFileSync(join(dir, 'config.yaml'), `manifest: ${join(dir, 'manifest.yaml')}\nrecvBufferBytes: 64MiB\n`);
     const dataDir = join(dir, 'data');
     const serve = await startServe(['--config', join(dir, 'config.yaml'), '--data-dir', dataDir, '--api', 'off', '--log-format', 'json']);
     const drops0 = kernelDrops(serve.udpPort);
@@ -136,7 +143,7 @@ describeNeeds(['gcc', 'procfs'], 'ten thousand sessions through serve', () => {
     // is the ramp of 10,000 new sessions in the first second on a machine whose 2 cores are shared (the
     // sender, serve and whatever else runs): bounded here, measured in docs/performance.md.
     expect({ files: files.length, missing: missing - lostInKernel, dups, bad }).toEqual({ files: SESSIONS + HEAVY, missing: 0, dups: 0, bad: 0 });
-    expect(lostInKernel).toBeLessThan(sent * 0.05);
+    expect(lostInKernel).toBeLessThan(sent * 0.01);
 
     // The catalog is honest: one closed row per file, with the file's packet count.
     const db = new Database(join(dataDir, 'mirrorguard.db'), { readonly: true });
