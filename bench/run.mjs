@@ -32,6 +32,8 @@
 // Options: --sizes 64,512,1450  --receivers ref,refnohash,serve,native,dgram,plain,tcpdump  (native2 too)
 //          --reps 3  --count N  --sessions 16  --session-counts 10,1000,10000  --session-size 512
 //          --no-sessions  --no-soak  --cpu-prof (profile serve's main thread over one 512 B drain)
+//          --steady-counts 10,1000,10000  --steady-seconds 60  --steady-rate 10  --steady-heavy 4
+//          --steady-heavy-rate 5000  --steady-size 512  --no-steady (the steady many-sessions rows, bench/steady.mjs)
 //          --no-extract (skip the extraction rows)  --extract-only (only them)  --extract-reps 7
 //          --quick (small counts, one rep: a smoke test of the harness)
 //          --no-sysctl (do not raise net.core.rmem_max for the run; see raiseRmemMax)
@@ -50,6 +52,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatTable, readProfile, selfTimeTable } from './cpu-profile.mjs';
 import { extractionTable, runExtraction } from './extract.mjs';
+import { compileSteady, runSteady, steadyTable } from './steady.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = join(ROOT, '.bench');
@@ -80,6 +83,13 @@ const { values: args } = parseArgs({
     'session-counts': { type: 'string', default: '10,1000,10000' },
     'session-size': { type: 'string', default: '512' },
     'no-sessions': { type: 'boolean', default: false },
+    'steady-counts': { type: 'string', default: '10,1000,10000' },
+    'steady-seconds': { type: 'string', default: '60' },
+    'steady-rate': { type: 'string', default: '10' },
+    'steady-heavy': { type: 'string', default: '4' },
+    'steady-heavy-rate': { type: 'string', default: '5000' },
+    'steady-size': { type: 'string', default: '512' },
+    'no-steady': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     'no-extract': { type: 'boolean', default: false },
     'extract-only': { type: 'boolean', default: false },
@@ -1015,6 +1025,10 @@ async function main() {
     plan[sessionSize] = { truesize, recvBufferBytes, count: Math.max(1000, Math.min(args.quick ? 20_000 : 300_000, Math.floor((recvBufferBytes * 0.6) / truesize))) };
   }
   const sessionRuns = [];
+  // Many sessions, steady (issue 16): serve with a manifest, a source per session, RATE/s each plus heavy sessions.
+  const steadyCounts = args['no-steady'] || !kinds.includes('serve') ? [] : args['steady-counts'].split(',').map(Number);
+  if (steadyCounts.length) compileSteady(BIN_DIR, ROOT);
+  const steadyRuns = [];
   // Interleaved: each repetition runs every receiver at every size, so a slow spell of the shared
   // machine hits all of them, and each ratio pairs runs minutes apart at most.
   for (let rep = 0; rep < REPS; rep++) {
@@ -1035,6 +1049,13 @@ async function main() {
         sessionRuns.push(r);
         report(rep, `${n} ses`, kind, r, t);
       }
+    }
+    for (const n of steadyCounts) {
+      const seconds = args.quick ? 5 : Number(args['steady-seconds']);
+      const r = await runSteady({ root: ROOT, binDir: BIN_DIR, sessions: n, rate: Number(args['steady-rate']), seconds, heavy: Number(args['steady-heavy']), heavyRate: Number(args['steady-heavy-rate']), size: Number(args['steady-size']), log: (l) => log(`rep ${rep + 1}/${REPS} ${l}`) });
+      r.rep = rep;
+      delete r.logTail;
+      steadyRuns.push(r);
     }
   }
   // Extraction through the API against mergecap and mergecap | tcpdump (issue 11; bench/extract.mjs).
@@ -1068,7 +1089,8 @@ async function main() {
   meta.elapsedSeconds = Math.round((Date.now() - started) / 1000);
   mkdirSync(OUT_DIR, { recursive: true });
   const file = join(OUT_DIR, `results-${meta.date.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify({ meta, summary, sessionSummary, checks, soak, profile, extraction, runs, sessionRuns }, null, 2)}\n`);
+  for (const r of steadyRuns) checks.push({ target: `steady ${r.sessions} sessions + ${r.heavy} heavy: nothing lost (kernel drops included), peak RSS under 300 MB`, value: `${r.check.missing} missing (${r.kernelDrops} kernel drops), ${r.check.dups} dups, ${Math.round(r.peakRssBytes / 1e6)} MB`, pass: r.check.missing === 0 && r.check.dups === 0 && r.countedDrops === 0 && r.peakRssBytes < 300e6 });
+  writeFileSync(file, `${JSON.stringify({ meta, summary, sessionSummary, checks, soak, profile, extraction, runs, sessionRuns, steadyRuns }, null, 2)}\n`);
 
   const out = [];
   out.push(`mirrorguard bench ${meta.date}: ${meta.cpus} x ${meta.cpu}, Linux ${meta.kernel}, Node ${meta.node}`);
@@ -1081,6 +1103,13 @@ async function main() {
     out.push(`Many sessions, ${sessionSize} B inner frames, ${fmtInt(plan[sessionSize].count)} packets per run, one per session in turn:`);
     out.push('');
     out.push(sessionsTable(sessionSummary));
+  }
+  if (steadyRuns.length) {
+    const r0 = steadyRuns[0];
+    out.push('');
+    out.push(`Many sessions, steady: serve with a manifest, one source per session, ${r0.size} B inner frames, ${r0.seconds} s per run (CPU: all threads, over the run and its drain):`);
+    out.push('');
+    out.push(steadyTable(steadyRuns));
   }
   if (extraction?.rows?.length) {
     out.push('');

@@ -2,6 +2,11 @@
 // Thin launcher: the CLI lives in dist/ (built by `npm ci` through the prepare script, or `npm run build`).
 // mirrorguard supports Node 20; the AWS SDK's notice about its own Node support schedule is not for operators.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+// Capture files are created, written, fsynced and closed on libuv's threadpool (src/pcap/disk-queue.ts).
+// Its default of 4 threads lets only 4 fsyncs share a journal commit: stopping with 10,000 files open
+// took 6.7 s with 4 threads and 4.3 s with 32 on the bench VM (docs/performance.md). Read by libuv when
+// the pool first starts, which is after this line; an operator's own setting wins.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 
 const { main } = await import('../dist/cli/main.js');
 

@@ -338,12 +338,12 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         // GENEVE goes to the main thread's collector: add its outcomes.
         if (collector && config.geneve.listen !== null) for (const [k, v] of Object.entries(collector.counters())) out[k] = (out[k] ?? 0) + v;
         // The workers' session tables keep their own counters, not published yet: the main thread's only.
-        if (collector) Object.assign(out, collector.sessions.counters);
+        if (collector) Object.assign(out, collector.sessions.counters, collector.writers.counters);
         if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));
         return { ...out, ...(pool.receiverKind === 'af-packet' ? ringCounters(w.ring) : nativeCounters(w.receiver)) };
       }
       if (!collector) return {};
-      const out: Record<string, number> = { ...collector.counters(), ...collector.sessions.counters };
+      const out: Record<string, number> = { ...collector.counters(), ...collector.sessions.counters, ...collector.writers.counters };
       if (receiver?.kind === 'native') Object.assign(out, nativeCounters((receiver as NativeBoundReceiver).stats()));
       if (receiver?.kind === 'af-packet') Object.assign(out, ringCounters((receiver as RingBoundReceiver).stats()));
       if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));

@@ -12,6 +12,7 @@ import { createAlerts } from '../src/alert/alerts.js';
 import { parseAlertsConfig } from '../src/alert/config.js';
 import { DROP_NAMES, WEIRD_NAMES } from '../src/outcomes.js';
 import { newSessionTableCounters } from '../src/collector/session-table.js';
+import { newSessionWritersCounters } from '../src/collector/session-writer.js';
 import { newDetectCounters } from '../src/detect/counters.js';
 import { nativeCounters, type NativeCounterSource } from '../src/ingest/native.js';
 import { ringCounters, type RingReceiverStats } from '../src/ingest/ring.js';
@@ -52,6 +53,7 @@ describe('docs/counters.md', () => {
     ['Weird (stored, but odd)', [...WEIRD_NAMES]],
     ['Alerts', alertNames],
     ['Session table', Object.keys(newSessionTableCounters())],
+    ['Capture files', Object.keys(newSessionWritersCounters())],
     ['Detector', Object.keys(newDetectCounters())],
     ['Native receiver', nativeNames],
     ['Capture ring', Object.keys(ringCounters(new Proxy({}, { get: () => 0 }) as RingReceiverStats))],

@@ -24,10 +24,20 @@ import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
 import { toMicros } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import type { Catalog } from './catalog.js';
+import { commitEdgeWrites, joinEdgeCommit } from './edge-commit.js';
 import { captureRelPath } from './layout.js';
 
 /** Least time between two early flushes of every session's partly filled buffer under memory pressure. */
 const PRESSURE_FLUSH_MS = 100;
+
+/** Counters of the session writers (docs/counters.md "Capture files"). */
+export interface SessionWritersCounters {
+  'pcap.files.closed_early': number;
+}
+
+export function newSessionWritersCounters(): SessionWritersCounters {
+  return { 'pcap.files.closed_early': 0 };
+}
 
 /** What a session writer reads of its pair when a file opens (never per packet). */
 export interface SessionIdentity {
@@ -59,6 +69,11 @@ export interface SessionWritersOptions {
   plannedCopy?: PlannedCopy | null;
   /** Wall clock in seconds, replaceable in tests. */
   nowSec?: () => number;
+  /**
+   * Files open at once, at most (`pcap.maxOpenFiles`, resolved by src/collector/open-files.ts). Opening
+   * one more first closes the files idle longest (reason `fd-pressure`). Default: no limit.
+   */
+  maxOpenFiles?: number;
 }
 
 export class SessionWriters {
@@ -82,6 +97,8 @@ export class SessionWriters {
   private readonly live = new Set<SessionWriter>();
   private readonly pending = new Set<Promise<void>>();
   private fileSeq = 0;
+  readonly maxOpenFiles: number;
+  readonly counters: SessionWritersCounters = newSessionWritersCounters();
 
   constructor(private readonly opts: SessionWritersOptions) {
     this.counts = opts.counts ?? newOutcomeCounts();
@@ -103,7 +120,8 @@ export class SessionWriters {
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
     // Folders (one per pair, src/collector/layout.ts) are made by the queue on the threadpool, not here:
     // at 10,000 new pairs, mkdir on the packet path cost about 0.9 ms each (ext4, bench VM).
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, counts: this.counts, makeDirs: true, onError: (r) => this.onDiskReport(r) });
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, onError: (r) => this.onDiskReport(r) });
+    this.maxOpenFiles = opts.maxOpenFiles ?? Infinity;
     this.halfQueue = opts.queueBytes / 2;
     this.poolHigh = (opts.queueBytes * 3) / 4;
   }
@@ -127,7 +145,9 @@ export class SessionWriters {
     const now = Date.now();
     if (now - this.pressureFlushedMs >= PRESSURE_FLUSH_MS) {
       this.pressureFlushedMs = now;
-      for (const w of this.live) w.flush(false);
+      // Only files whose earlier buffers are written: handing over another buffer of a file the disk is
+      // still behind on frees nothing, and the next packet of it would take a new buffer.
+      for (const w of this.live) if (!w.diskBehind) w.flush(false);
     }
     return true;
   }
@@ -186,14 +206,37 @@ export class SessionWriters {
   async close(): Promise<void> {
     for (const w of [...this.live]) w.close('shutdown');
     while (this.pending.size) await Promise.allSettled([...this.pending]);
+    commitEdgeWrites(this.catalog.db);
+  }
+
+  /** Files open now (created or about to be), one per writer with a file. */
+  get openFiles(): number {
+    return this.live.size;
+  }
+
+  /**
+   * At the open-file limit: close the files idle longest, a sixteenth of the limit at once (so the scan
+   * and sort run once per that many opens, not per open). Their pairs open a new file with their next
+   * packet; each closed file is complete (flushed, fsynced, SHA-256, catalog row closed, reason `fd-pressure`).
+   */
+  private closeIdlest(except: SessionWriter): void {
+    const all = [...this.live].filter((x) => x !== except);
+    all.sort((a, b) => a.lastSec - b.lastSec);
+    const n = Math.min(all.length, Math.max(1, Math.floor(this.maxOpenFiles / 16)));
+    for (let i = 0; i < n; i++) all[i]!.close('fd-pressure');
+    this.counters['pcap.files.closed_early'] += n;
+    const k = this.logLimit.allow('fd-pressure');
+    if (k >= 0) this.logger.warn({ maxOpenFiles: this.maxOpenFiles, closed: n, suppressed: k }, 'open-file limit reached: closed the capture files idle longest (pcap.files.closed_early); their sessions start a new file with their next packet');
   }
 
   /** @internal a SessionWriter opens a file: catalog row first, then the writer (no I/O until its first flush). */
   openFile(w: SessionWriter, s: SessionIdentity, tsSec: number, tsNsec: number): { file: PcapFileWriter; catalogId: number; relPath: string } {
+    if (this.live.size >= this.maxOpenFiles) this.closeIdlest(w);
     const rel = captureRelPath(s.vni, s.sourceIp, tsSec, tsNsec, this.workerId, ++this.fileSeq);
     const abs = join(this.opts.dataDir, rel);
     let catalogId = 0;
     try {
+      joinEdgeCommit(this.catalog.db, this.logger);
       catalogId = this.catalog.open({
         path: rel,
         vni: s.vni,
@@ -241,6 +284,8 @@ export class SessionWriter {
   private syncedBytes = 0;
   /** The current (or last) file, relative to the data directory. */
   relPath = '';
+  /** Receive time (seconds) of the last frame appended: how long the file has been idle, for the open-file limit. */
+  lastSec = 0;
 
   constructor(
     private readonly hub: SessionWriters,
@@ -265,6 +310,7 @@ export class SessionWriter {
     }
     const code = f.append(buf, off, end, origLen, tsSec, tsNsec);
     if (code === DROP.OK) this.fileBytes += rec;
+    this.lastSec = tsSec;
     return code;
   }
 
@@ -295,6 +341,7 @@ export class SessionWriter {
       .close()
       .then((info) => {
         if (id === 0) return;
+        joinEdgeCommit(hub.catalog.db, hub.logger);
         if (!info.created) {
           hub.catalog.delete(id);
           return;
@@ -324,13 +371,22 @@ export class SessionWriter {
     return this.file === null ? Promise.resolve() : this.file.drain();
   }
 
-  /** The timer: flush, sync the open file's row to what is committed, rotate by age. */
-  tick(nowSec: number): void {
+  /** The disk has not yet written every buffer handed over for the current file (a new file not yet created, a slow disk). */
+  get diskBehind(): boolean {
+    return this.file !== null && this.file.queuedBytes > 0;
+  }
+
+  /**
+   * The timer: flush, sync the open file's row to what is committed, rotate by age. A file the disk is
+   * still behind on keeps filling its buffer instead: its records could not reach the disk sooner, and
+   * 10,000 new files waiting to be created would otherwise hold 10,000 nearly empty buffers per tick.
+   */
+  tick(nowSec: number, syncRow = true): void {
     const w = this.file;
     if (w === null) return;
-    w.flush();
+    if (w.queuedBytes === 0) w.flush();
     // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
-    this.syncRow();
+    if (syncRow) this.syncRow();
     if (nowSec - this.openedSec >= this.hub.rotateSeconds) this.close('age');
   }
 

@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { maxOpenFilesFor } from './open-files.js';
 
 /** The Collector's settings from the config (serve, decap and the workers all build collectors from it). */
 export function collectorSettings(config: Readonly<Config>) {
@@ -15,5 +16,7 @@ export function collectorSettings(config: Readonly<Config>) {
     flushIntervalMs: config.pcap.flushIntervalMs,
     bufferBytes: config.pcap.bufferBytes,
     queueBytes: config.pcap.queueBytes,
+    // Each receiver keeps its own files: the workers, and with more than one the main thread's (GENEVE).
+    maxOpenFiles: maxOpenFilesFor(config.pcap.maxOpenFiles, config.workers > 1 ? config.workers + 1 : 1),
   };
 }

@@ -79,6 +79,12 @@ export const DEFAULTS = {
      * cost CPU); the reader waits instead, and the socket buffer (--recv-buffer) absorbs the burst.
      */
     queueBytes: 64 * MiB,
+    /**
+     * Capture files one receiver keeps open at once; opening one more closes those idle longest first
+     * (pcap.files.closed_early). 0: derived from the process's open-file limit (RLIMIT_NOFILE, read
+     * from /proc/self/limits) less 256, shared by the receivers (src/collector/open-files.ts).
+     */
+    maxOpenFiles: 0,
   },
   retention: {
     /** Delete the oldest closed files while the total exceeds this. 0 disables the bound. */
@@ -162,6 +168,7 @@ export const configSchema = z
         flushIntervalMs: intIn(10, 60_000).default(DEFAULTS.pcap.flushIntervalMs),
         bufferBytes: bytes('bufferBytes', 262_160).default(DEFAULTS.pcap.bufferBytes),
         queueBytes: bytes('queueBytes', 1024 * 1024).default(DEFAULTS.pcap.queueBytes),
+        maxOpenFiles: intIn(0, 10_000_000).default(DEFAULTS.pcap.maxOpenFiles),
       })
       .strict()
       .prefault({}),

@@ -275,6 +275,11 @@ export class PcapFileWriter {
     return true;
   }
 
+  /** Bytes handed to the disk queue for this file and not yet written or lost: the disk is behind on it. */
+  get queuedBytes(): number {
+    return this.file.pendingBytes;
+  }
+
   /** Flush and resolve once everything accepted so far has been written (or lost). */
   async drain(): Promise<void> {
     this.flush();

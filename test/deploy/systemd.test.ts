@@ -10,7 +10,9 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, s
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { maxOpenFilesFor } from '../../src/collector/open-files.js';
 import { loadConfig } from '../../src/config/load.js';
+import { DEFAULTS } from '../../src/config/schema.js';
 import { parseBytes } from '../../src/util/units.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { describeNeeds, itNeeds } from '../helpers/needs.js';
@@ -78,6 +80,17 @@ describe('the unit file', () => {
     const serveMs = Number(m![1]!.replace(/_/g, ''));
     const [stop] = values(unit, 'TimeoutStopSec');
     expect(Number(stop) * 1000).toBeGreaterThan(serveMs);
+  });
+
+  it('allows enough open files for a full session table with the default maxOpenFiles (one file per pair, the reserve besides)', () => {
+    // One descriptor per open capture file (src/collector/open-files.ts): the default table (maxSessions)
+    // must fit under the limit the unit sets, less the reserve, with the default --workers 1.
+    const [nofile] = values(unit, 'LimitNOFILE');
+    expect(nofile).toMatch(/^\d+$/);
+    const perReceiver = maxOpenFilesFor(0, 1, Number(nofile));
+    expect(perReceiver).toBeGreaterThanOrEqual(DEFAULTS.maxSessions);
+    // With --workers 3 each receiver still gets a share that holds the 10,000 sessions of an account.
+    expect(maxOpenFilesFor(0, 4, Number(nofile))).toBeGreaterThanOrEqual(10_000);
   });
 
   it('runs with no capabilities and a read-only system; the libpcap drop-in adds CAP_NET_RAW and packet sockets only', () => {

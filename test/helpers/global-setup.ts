@@ -69,6 +69,7 @@ export function probeNeeds(): Record<Need, boolean> {
     python3: runs(PYTHON, ['--version']),
     libpcap: root && loads('cap'),
     native: loadNativeAddon().ok,
+    gcc: runs('gcc', ['--version']),
     root,
     procfs: existsSync('/proc/self/fdinfo'),
     tmpfs: mountsTmpfs(),
