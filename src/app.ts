@@ -81,6 +81,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   let detector: Detector | undefined;
   let alerts: Alerts | undefined;
   let receiver: BoundReceiver | PcapReceiver | null = null;
+  let receiverFinal: Record<string, number> = {};
   let geneveReceiver: BoundReceiver | null = null;
   let pool: NativeWorkerPool | null = null;
   let api: ApiHandle | null = null;
@@ -304,6 +305,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       floodTimer = null;
       inventory?.stop();
       const kernel = app.kernelStats(); // read while the socket still exists
+      // The receiver's own counters (ring drops, recvmmsg batches) go in the final line too, read as it closes.
+      if (receiver) receiverFinal = receiverCounters(receiver);
       if (receiver) await receiver.close();
       receiver = null;
       if (geneveReceiver) await geneveReceiver.close();
@@ -344,13 +347,19 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       }
       if (!collector) return {};
       const out: Record<string, number> = { ...collector.counters(), ...collector.sessions.counters, ...collector.writers.counters };
-      if (receiver?.kind === 'native') Object.assign(out, nativeCounters((receiver as NativeBoundReceiver).stats()));
-      if (receiver?.kind === 'af-packet') Object.assign(out, ringCounters((receiver as RingBoundReceiver).stats()));
+      Object.assign(out, receiver ? receiverCounters(receiver) : receiverFinal);
       if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));
       return out;
     },
   };
   return app;
+}
+
+/** The counters a receiver keeps itself (recvmmsg batches and socket errors, or the ring's blocks and drops). */
+function receiverCounters(receiver: BoundReceiver | PcapReceiver): Record<string, number> {
+  if (receiver.kind === 'native') return nativeCounters((receiver as NativeBoundReceiver).stats());
+  if (receiver.kind === 'af-packet') return ringCounters((receiver as RingBoundReceiver).stats());
+  return {};
 }
 
 function ringSettings(config: Readonly<Config>) {

@@ -9,6 +9,7 @@ import { apiConfigSchema } from '../api/config.js';
 import { detectConfigSchema } from '../detect/config.js';
 import { parseBytes, parseHostPort } from '../util/units.js';
 
+const KiB = 1024;
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
@@ -28,11 +29,16 @@ export const DEFAULTS = {
   /** The af-packet ring, per serve process (split across --workers): blockCount blocks of blockBytes, mapped memory counted in RSS. */
   ring: {
     /** Bytes per block (a power of two, 64 KiB..64 MiB); a packet larger than a block is counted truncated. */
-    blockBytes: 1 * MiB,
-    /** Blocks in the ring (64 MiB in all by default). A burst beyond them is held back by the writer's backpressure or counted as ring drops. */
-    blockCount: 64,
-    /** A block that is not full is handed over after this many milliseconds: the most a packet waits in the kernel. */
-    retireMs: 10,
+    blockBytes: 256 * KiB,
+    /**
+     * Blocks in the ring (64 MiB in all by default). A burst beyond them is held back by the writer's backpressure
+     * or counted as ring drops. Many small blocks rather than few big ones: at a low rate a block retires
+     * part-empty, so what a held ring absorbs is about blockCount x retireMs of traffic (256 x 100 ms: the
+     * ramp of 10,000 new sessions, test/e2e/many-sessions.test.ts; 64 x 10 ms lost 62% of it).
+     */
+    blockCount: 256,
+    /** A block that is not full is handed over after this many milliseconds: the most a packet waits in the kernel (well under pcap.flushIntervalMs). */
+    retireMs: 100,
   },
   /** Receivers on the port (SO_REUSEPORT), each with its own files. */
   workers: 1,
