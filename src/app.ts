@@ -31,6 +31,7 @@ import { FLUSH_INTERVAL_MS as FLOOD_FLUSH_MS } from './detect/flood.js';
 import { loadManifest } from './detect/manifest.js';
 import type { Manifest } from './detect/manifest-types.js';
 import { openDb, type Db } from './store/db.js';
+import { storeFromDb, type Store } from './store/store.js';
 import { parseHostPort } from './util/units.js';
 import { resolveLogFormat, type Logger } from './util/log.js';
 import { DROP_NAMES, WEIRD_NAMES } from './outcomes.js';
@@ -76,6 +77,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   // Validate everything that can be validated before any I/O, so a bad config fails fast.
   const alertsConfig = opts.alerts ?? parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting });
   let db: Db | undefined;
+  let store: Store | undefined;
   let collector: Collector | undefined;
   let detector: Detector | undefined;
   let alerts: Alerts | undefined;
@@ -145,7 +147,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       prepareDataDir(config.dataDir);
       db = openDb(join(config.dataDir, CATALOG_FILE));
       const catalog = new Catalog(db);
-      alerts = createAlerts({ db, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
+      store = storeFromDb(db, undefined, `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
+      alerts = createAlerts({ db, outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
       detector = new Detector({
         db,
         manifest,
@@ -202,12 +205,12 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           logger.error({ err: e }, 'retention failed; retrying on the next interval');
         }
         // Finished webhook deliveries go too (pending ones never): the outbox would otherwise grow forever.
-        try {
-          const deleted = alerts!.prune();
-          if (deleted > 0) logger.info({ deleted, keepDeliveriesDays: alertsConfig.alerting.keepDeliveriesDays }, 'pruned old webhook deliveries');
-        } catch (e) {
-          logger.error({ err: e }, 'pruning webhook deliveries failed; retrying on the next interval');
-        }
+        alerts!.prune().then(
+          (deleted) => {
+            if (deleted > 0) logger.info({ deleted, keepDeliveriesDays: alertsConfig.alerting.keepDeliveriesDays }, 'pruned old webhook deliveries');
+          },
+          (e: unknown) => logger.error({ err: e }, 'pruning webhook deliveries failed; retrying on the next interval'),
+        );
       };
       retention();
       retentionTimer = setInterval(retention, config.retention.intervalSeconds * 1000);
@@ -256,10 +259,10 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         dataDir: config.dataDir,
         logger,
         deps: {
-          db,
+          store: store!,
           findings: d.store,
           detector: d,
-          counters: () => ({ ...app.counters(), ...d.counters, ...al.stats().counters }),
+          counters: () => ({ ...app.counters(), ...d.counters, ...al.counters() }),
           kernelStats: () => app.kernelStats(),
           // With workers the pairs live in the workers; the API reads observed_sessions from the catalog.
           sessionsLive: () => (pool ? [] : livePairsFrom(col.sessions)),

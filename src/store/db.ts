@@ -45,6 +45,24 @@ export function openDb(file: string, opts: { migrate?: boolean } = {}): Db {
   return db;
 }
 
+/**
+ * Check, without writing, that an existing file is a SQLite database this process can read (startup
+ * probe of the data directory). Throws MG_ERR_CATALOG_OPEN.
+ */
+export function probeDb(file: string): void {
+  let db: Db | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma('user_version', { simple: true });
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new MgError('MG_ERR_CATALOG_OPEN', `${file}: ${(e as Error).message}${code ? ` (${code})` : ''}`, { cause: e });
+  } finally {
+    db?.close();
+  }
+}
+
 /** The schema version of a SQLite database (PRAGMA user_version). */
 export function sqliteVersion(db: Db): number {
   return db.pragma('user_version', { simple: true }) as number;

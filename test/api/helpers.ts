@@ -4,6 +4,7 @@
  * Only what exists in a running collector alone (its in-memory pairs, counters, kernel stats, the
  * flush of the live file) is a small fake, driven by the test.
  */
+import { storeFromDb } from '../../src/store/store.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -99,7 +100,7 @@ export function buildHarness(opts: {
     },
   };
   const deps: ApiDeps = {
-    db,
+    store: storeFromDb(db, 'test-node', 'sqlite::memory:'),
     dataDir: opts.dataDir,
     findings: detector.store,
     detector,

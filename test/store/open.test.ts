@@ -82,6 +82,21 @@ describeNeeds(['postgres'], 'PostgreSQL migrations with several nodes starting a
     }
   });
 
+  it('a migration that fails: MG_ERR_STORE_MIGRATE, the database left at the previous version', async () => {
+    const url = await pg.freshUrl();
+    const s = await openStore({ url, migrate: false });
+    try {
+      // Something else already owns a table migration 1 creates.
+      await s.engine.exec('CREATE TABLE findings (x INTEGER)');
+      const err = await s.migrate().catch((e: unknown) => e);
+      expect((err as MgError).code).toBe('MG_ERR_STORE_MIGRATE');
+      expect((err as MgError).message).toContain('migration 3 (findings)');
+      expect((await s.status()).version).toBe(2);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('the password comes from PGPASSWORD or store.passwordFile when the URL has none', async () => {
     // The test cluster trusts every local connection, so this checks that the option is accepted and
     // the URL display stays clean; a password-checking server is the operator's.

@@ -15,7 +15,7 @@ import { errorResponses } from './common.js';
 
 export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext; metrics: ApiMetrics }): Promise<void> {
   const { ctx, metrics } = opts;
-  const db = ctx.deps.db;
+  const store = ctx.deps.store;
 
   app.get(
     '/healthz',
@@ -33,12 +33,8 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
     },
     async (request, reply) => {
       const checks: Record<string, boolean> = {};
-      try {
-        checks.catalog = (db.prepare('SELECT 1 AS one').get() as { one: number }).one === 1;
-      } catch (e) {
-        request.log.warn({ err: e }, 'health check: the catalog does not answer');
-        checks.catalog = false;
-      }
+      checks.catalog = await store.ping();
+      if (!checks.catalog) request.log.warn({ store: store.display }, 'health check: the store does not answer');
       try {
         Object.assign(checks, ctx.deps.health?.() ?? {});
       } catch (e) {
@@ -100,7 +96,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
       },
     },
     async () => {
-      const files = db.prepare<[], { state: string; n: number; bytes: number }>('SELECT state, COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS bytes FROM captures GROUP BY state').all();
+      const files = await store.captures.byState();
       let live = 0;
       for (const _ of ctx.deps.sessionsLive()) live++;
       const m = ctx.deps.detector.manifest;
@@ -116,7 +112,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
           bytes: files.reduce((a, f) => a + f.bytes, 0),
         },
         findings: ctx.deps.findings.counts(),
-        alerts: ctx.deps.alertStats?.() ?? (outboxCounts(db) as unknown as Record<string, unknown>),
+        alerts: (await ctx.deps.alertStats?.()) ?? ((await outboxCounts(store.outbox)) as unknown as Record<string, unknown>),
         extractions: { active: ctx.extractions.active, max: ctx.cfg.maxConcurrentExtractions, started: ctx.extractions.total, refusedBusy: ctx.extractions.refused },
         manifest: m ? { file: m.file, sha256: m.sha256, sessions: m.sessions.length } : null,
       };
@@ -150,7 +146,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
     async (request) => {
       const q = request.query;
       return {
-        items: listDeliveries(db, {
+        items: await listDeliveries(store.outbox, {
           ...(q.state ? { state: q.state } : {}),
           ...(q.endpoint ? { endpoint: q.endpoint } : {}),
           ...(q.finding ? { findingId: q.finding } : {}),
