@@ -146,8 +146,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       const manifest = opts.manifest !== undefined ? opts.manifest : config.manifest ? loadManifest(config.manifest) : null;
       prepareDataDir(config.dataDir);
       db = openDb(join(config.dataDir, CATALOG_FILE));
-      const catalog = new Catalog(db);
       store = storeFromDb(db, undefined, `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
+      const catalog = new Catalog(store);
       alerts = createAlerts({ db, outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
       detector = new Detector({
         db,
@@ -199,11 +199,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       }
 
       const retention = () => {
-        try {
-          runRetention(catalog, config.dataDir, config.retention, logger);
-        } catch (e) {
-          logger.error({ err: e }, 'retention failed; retrying on the next interval');
-        }
+        runRetention(catalog, config.dataDir, config.retention, logger).catch((e: unknown) => logger.error({ err: e }, 'retention failed; retrying on the next interval'));
         // Finished webhook deliveries go too (pending ones never): the outbox would otherwise grow forever.
         alerts!.prune().then(
           (deleted) => {

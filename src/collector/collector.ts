@@ -354,8 +354,10 @@ export class Collector {
    * catalog rows, so the file being written can be served up to its last record. The same meaning with
    * receive workers (each worker runs this on its own collector; src/workers.ts).
    */
-  flushLive(): Promise<void> {
-    return this.writers.flushLive();
+  async flushLive(): Promise<void> {
+    await this.writers.flushLive();
+    // The rows' updates are queued (src/store/write-queue.ts): wait for them, not forever if the store is away.
+    await this.opts.catalog.flush(5_000);
   }
 
   private readonly observedMark = new WeakMap<Session, { packets: number; bytes: number }>();
@@ -413,6 +415,8 @@ export class Collector {
       if (s.dirty) this.syncObserved(s, nowMs);
     }
     await this.writers.close();
+    // Within the 10 s shutdown budget: a store that is away keeps what is still queued (recovery adopts the files).
+    await this.opts.catalog.flush(5_000);
   }
 
   /** Counters for logs and the API. */

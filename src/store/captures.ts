@@ -2,7 +2,8 @@
  * The capture catalog (table `captures`): one row per PCAP file, written by the session writers
  * (through the write queue, src/store/write-queue.ts, never from the packet path) and read by the
  * API, retention and recovery. Rows carry the node that wrote the file; paths are relative to that
- * node's data directory.
+ * node's data directory. Recovery and retention see this node's rows and rows with no node (written
+ * before the store layer, migration 9), which belong to whichever node opens the database.
  */
 import type { Param, Sql } from './engine.js';
 
@@ -121,12 +122,12 @@ export class CapturesRepo {
   /** This node's open files (recovery), optionally one worker's. */
   openRows(worker?: number): Promise<CaptureRow[]> {
     return worker === undefined
-      ? this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'open' AND node = ? ORDER BY id`, [this.node])
-      : this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'open' AND node = ? AND worker = ? ORDER BY id`, [this.node, worker]);
+      ? this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'open' AND node IN (?, '') ORDER BY id`, [this.node])
+      : this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'open' AND node IN (?, '') AND worker = ? ORDER BY id`, [this.node, worker]);
   }
 
   byPath(path: string): Promise<CaptureRow | undefined> {
-    return this.q.get<CaptureRow>(`SELECT * FROM captures WHERE node = ? AND path = ?`, [this.node, path]);
+    return this.q.get<CaptureRow>(`SELECT * FROM captures WHERE node IN (?, '') AND path = ?`, [this.node, path]);
   }
 
   byId(id: number): Promise<CaptureRow | undefined> {
@@ -135,11 +136,11 @@ export class CapturesRepo {
 
   /** This node's closed files, oldest first (retention order). */
   closedOldestFirst(): Promise<CaptureRow[]> {
-    return this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'closed' AND node = ? ORDER BY COALESCE(last_us, closed_us, created_us) ASC, id ASC`, [this.node]);
+    return this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'closed' AND node IN (?, '') ORDER BY COALESCE(last_us, closed_us, created_us) ASC, id ASC`, [this.node]);
   }
 
   async totalBytes(): Promise<number> {
-    return (await this.q.get<{ n: number }>(`SELECT COALESCE(SUM(bytes), 0) AS n FROM captures WHERE node = ?`, [this.node]))!.n;
+    return (await this.q.get<{ n: number }>(`SELECT COALESCE(SUM(bytes), 0) AS n FROM captures WHERE node IN (?, '')`, [this.node]))!.n;
   }
 
   /** Newest first, keyset-paged by id; `limit + 1` rows so the caller knows whether there is more. */

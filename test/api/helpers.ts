@@ -110,6 +110,7 @@ export function buildHarness(opts: {
     flushLive: async () => {
       h.flushes++;
       if (h.onFlush) await h.onFlush();
+      await catalog.flush();
     },
     reloadManifest: () => (h.manifestPath === null ? null : detector.reloadManifest(h.manifestPath)),
     ...(opts.now ? { now: opts.now } : {}),
@@ -118,6 +119,11 @@ export function buildHarness(opts: {
   h.deps = deps;
   const cfg: ApiConfig = parseApiConfig(opts.api ?? {});
   h.app = buildApi(deps, cfg, opts.tokens ?? tokensFor());
+  // Catalog writes are queued (src/store/write-queue.ts); serve's timer lands them within a second. Here,
+  // every request first waits for what the test wrote through the catalog.
+  h.app.addHook('onRequest', async () => {
+    await catalog.flush();
+  });
   return h;
 }
 
