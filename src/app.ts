@@ -32,6 +32,7 @@ import { loadManifest } from './detect/manifest.js';
 import type { Manifest } from './detect/manifest-types.js';
 import { openDb, type Db } from './store/db.js';
 import { storeFromDb, type Store } from './store/store.js';
+import { storeCounters, type WriteQueue } from './store/write-queue.js';
 import { parseHostPort } from './util/units.js';
 import { resolveLogFormat, type Logger } from './util/log.js';
 import { DROP_NAMES, WEIRD_NAMES } from './outcomes.js';
@@ -71,6 +72,8 @@ export interface App {
   flushLive(): Promise<void>;
   kernelStats(): KernelUdpStats | null;
   counters(): Record<string, number>;
+  /** The packet path's counters alone (collector or workers), without the store's. */
+  collectorCounters(): Record<string, number>;
 }
 
 export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOptions = {}): App {
@@ -78,6 +81,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   const alertsConfig = opts.alerts ?? parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting });
   let db: Db | undefined;
   let store: Store | undefined;
+  let catalogQueue: WriteQueue | null = null;
   let collector: Collector | undefined;
   let detector: Detector | undefined;
   let alerts: Alerts | undefined;
@@ -148,6 +152,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       db = openDb(join(config.dataDir, CATALOG_FILE));
       store = storeFromDb(db, undefined, `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
       const catalog = new Catalog(store);
+      catalogQueue = catalog.queue;
       alerts = createAlerts({ db, outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
       detector = new Detector({
         db,
@@ -306,6 +311,10 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     counters() {
+      return { ...this.collectorCounters(), ...storeCounters(catalogQueue) };
+    },
+
+    collectorCounters() {
       if (pool) {
         const w = pool.counters();
         const out: Record<string, number> = {};

@@ -15,6 +15,7 @@ import { newSessionTableCounters } from '../src/collector/session-table.js';
 import { newDetectCounters } from '../src/detect/counters.js';
 import { nativeCounters, type NativeCounterSource } from '../src/ingest/native.js';
 import { openDb } from '../src/store/db.js';
+import { storeCounters } from '../src/store/write-queue.js';
 import { bearer, buildHarness, type Harness } from './api/helpers.js';
 import { PROJECT_ROOT } from './helpers/fixtures.js';
 import { makeTmpDir } from './helpers/tmp.js';
@@ -50,6 +51,7 @@ describe('docs/counters.md', () => {
     ['Packet outcomes', [...DROP_NAMES]],
     ['Weird (stored, but odd)', [...WEIRD_NAMES]],
     ['Alerts', alertNames],
+    ['Store', Object.keys(storeCounters(null))],
     ['Session table', Object.keys(newSessionTableCounters())],
     ['Detector', Object.keys(newDetectCounters())],
     ['Native receiver', nativeNames],

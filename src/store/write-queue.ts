@@ -33,6 +33,11 @@ export interface WriteQueueCounters {
   'store.queue.dropped': number;
 }
 
+/** The counters and the depth gauge by their docs/counters.md names (a fresh queue's zeros for the doc test). */
+export function storeCounters(q: WriteQueue | null): Record<string, number> {
+  return { 'store.errors': 0, 'store.queue.queued': 0, 'store.queue.dropped': 0, ...(q?.counters ?? {}), 'store.queue.depth': q?.depth() ?? 0 };
+}
+
 export class WriteQueue {
   readonly counters: WriteQueueCounters = { 'store.errors': 0, 'store.queue.queued': 0, 'store.queue.dropped': 0 };
   private readonly ops: QueuedWrite[] = [];

@@ -56,8 +56,8 @@ function postgresBinaries(): boolean {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return false;
   const found = readdirSync(base).some((v) => existsSync(`${base}/${v}/bin/initdb`) && existsSync(`${base}/${v}/bin/postgres`));
-  // initdb refuses root: test/helpers/pg.ts runs the cluster as the `postgres` user through runuser.
-  if (found && process.getuid?.() === 0) return runs('runuser', ['-u', 'postgres', '--', 'true']);
+  // initdb refuses root: test/helpers/pg.ts runs the cluster as the `postgres` user through setpriv.
+  if (found && process.getuid?.() === 0) return runs('sh', ['-c', 'setpriv --reuid=$(id -u postgres) --regid=$(id -g postgres) --init-groups -- true']);
   return found;
 }
 

@@ -3,7 +3,8 @@
  * only create and drop databases on it), otherwise a cluster of our own from Debian's server binaries
  * (/usr/lib/postgresql/<version>/bin): initdb into a temporary folder, `postgres` on an ephemeral port
  * with its unix socket in that folder, stopped and removed by `stop()`. initdb refuses to run as root,
- * so as root the cluster runs as the `postgres` user (`runuser`), in a folder chowned to it.
+ * so as root the cluster runs as the `postgres` user (`setpriv`, which execs postgres itself so that
+ * our signals reach it), in a folder chowned to it.
  *
  * One cluster per test file (start it in beforeAll, stop it in afterAll); `freshUrl()` gives each test
  * a database of its own.
@@ -106,7 +107,9 @@ export async function startTestPg(): Promise<TestPg> {
     gid = Number(g.stdout.trim());
     chownSync(dir, uid, gid);
   }
-  const as = (cmd: string, args: string[]): [string, string[]] => (root ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
+  // setpriv execs the command itself (runuser forks and would stand between us and postgres's signals).
+  const as = (cmd: string, args: string[]): [string, string[]] =>
+    root ? ['setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', cmd, ...args]] : [cmd, args];
   const data = join(dir, 'data');
   const [c0, a0] = as(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
   const init = spawnSync(c0, a0, { encoding: 'utf8' });
