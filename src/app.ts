@@ -270,6 +270,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           flushLive: () => app.flushLive(),
           reloadManifest: () => app.reloadManifest(),
           alertStats: () => al.stats(),
+          storeDegraded: () => catalogQueue?.degraded ?? false,
           health: () => ({ receiver: app.receiver !== null, ...(config.geneve.listen !== null ? { geneve: geneveReceiver !== null } : {}) }),
         },
       });

@@ -63,6 +63,8 @@ export interface ApiDeps {
   reloadManifest(): ManifestReloadResult | null | Promise<ManifestReloadResult | null>;
   /** Webhook delivery stats (src/alert createAlerts().stats); absent or null without webhooks. */
   alertStats?(): AlertStats | null | Promise<AlertStats | null>;
+  /** True while store writes wait in the queue because the store fails (/healthz `store: degraded`). */
+  storeDegraded?(): boolean;
   /** Named liveness checks for /healthz beyond the database, e.g. `{ receiver: true }`. */
   health?(): Record<string, boolean>;
   /** Wall clock in ms (tests). */

@@ -13,6 +13,9 @@ import type { ApiContext } from '../deps.js';
 import type { ApiMetrics } from '../metrics.js';
 import { errorResponses } from './common.js';
 
+/** `degraded`: the store does not answer, or writes wait in the queue (PostgreSQL away); capture goes on. */
+const storeState = { type: 'string', enum: ['ok', 'degraded'] } as const;
+
 export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext; metrics: ApiMetrics }): Promise<void> {
   const { ctx, metrics } = opts;
   const store = ctx.deps.store;
@@ -26,15 +29,19 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
         description: '200 `{"status":"ok"}` when the catalog database answers and the collector reports healthy; 503 `{"status":"fail"}` with the failing checks otherwise. Use it as the NLB target group health check (HTTP or HTTPS on the API port).',
         tags: ['operations'],
         response: {
-          200: { type: 'object', required: ['status', 'checks'], properties: { status: { type: 'string', enum: ['ok'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } } } },
-          503: { type: 'object', required: ['status', 'checks'], properties: { status: { type: 'string', enum: ['fail'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } } } },
+          200: { type: 'object', required: ['status', 'checks'], properties: { status: { type: 'string', enum: ['ok'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } }, store: storeState } },
+          503: { type: 'object', required: ['status', 'checks'], properties: { status: { type: 'string', enum: ['fail'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } }, store: storeState } },
         },
       },
     },
     async (request, reply) => {
       const checks: Record<string, boolean> = {};
-      checks.catalog = await store.ping();
-      if (!checks.catalog) request.log.warn({ store: store.display }, 'health check: the store does not answer');
+      const up = await store.ping();
+      const degraded = !up || (ctx.deps.storeDegraded?.() ?? false);
+      // SQLite is a local file: not answering is a failure. PostgreSQL away is degraded, not failed: the
+      // collector keeps capturing and queues its writes, so the load balancer must keep sending traffic.
+      if (store.kind === 'sqlite') checks.catalog = up;
+      if (!up) request.log.warn({ store: store.display }, 'health check: the store does not answer');
       try {
         Object.assign(checks, ctx.deps.health?.() ?? {});
       } catch (e) {
@@ -42,7 +49,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
         checks.collector = false;
       }
       const ok = Object.values(checks).every(Boolean);
-      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'fail', checks });
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'fail', checks, store: degraded ? 'degraded' : 'ok' });
     },
   );
 
