@@ -31,7 +31,7 @@ import { FLUSH_INTERVAL_MS as FLOOD_FLUSH_MS } from './detect/flood.js';
 import { loadManifest } from './detect/manifest.js';
 import type { Manifest } from './detect/manifest-types.js';
 import { openDb, type Db } from './store/db.js';
-import { storeFromDb, type Store } from './store/store.js';
+import { defaultNodeId, storeFromDb, type Store } from './store/store.js';
 import { storeCounters, type WriteQueue } from './store/write-queue.js';
 import { parseHostPort } from './util/units.js';
 import { resolveLogFormat, type Logger } from './util/log.js';
@@ -150,7 +150,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       const manifest = opts.manifest !== undefined ? opts.manifest : config.manifest ? loadManifest(config.manifest) : null;
       prepareDataDir(config.dataDir);
       db = openDb(join(config.dataDir, CATALOG_FILE));
-      store = storeFromDb(db, undefined, `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
+      store = storeFromDb(db, config.node.id ?? defaultNodeId(), `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
       const catalog = new Catalog(store);
       catalogQueue = catalog.queue;
       alerts = createAlerts({ db, outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
