@@ -230,6 +230,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           port: hp.port,
           recvBufferBytes: config.recvBufferBytes,
           dbFile: join(config.dataDir, CATALOG_FILE),
+          nodeId: store!.nodeId,
           collector: collectorSettings(config),
           logger,
           logLevel: config.log.level,
