@@ -304,6 +304,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       // After the collector: what a flood coalesced since the last second, then the alerts its last edges queued.
       detector?.flushFlood();
       if (alerts) await alerts.stop();
+      // Whatever the queue could not write by now (the store away) stays out; recovery adopts the files.
+      catalogQueue?.close();
       db?.close();
     },
 

@@ -5,7 +5,8 @@
  */
 import { join } from 'node:path';
 import { CATALOG_FILE } from '../collector/layout.js';
-import { EXIT } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { EXIT, MgError } from '../errors.js';
 import { copyStore } from '../store/copy.js';
 import { defaultNodeId, openStore, type Store, type StoreOptions } from '../store/store.js';
 import { parseStoreUrl } from '../store/url.js';
@@ -61,6 +62,9 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   if (parsed.positionals.length > 1) throw usageError(SPEC, `unexpected argument '${parsed.positionals[1]}'`);
   switch (sub) {
     case 'status': {
+      // Looking must not create: a mistyped path would become an empty database reported as version 0.
+      const u = parseStoreUrl(url);
+      if (u.engine === 'sqlite' && !existsSync(u.target)) throw new MgError('MG_ERR_CATALOG_OPEN', `${u.target}: no such file; is this the collector's data directory?`);
       const store = await openStore(storeOpts(url, v, false));
       try {
         const st = await store.status();

@@ -2,6 +2,7 @@
  * `mirrorguard store status|migrate|copy`, run as a user would: the real CLI against a SQLite file and
  * a throwaway PostgreSQL.
  */
+import Database from 'better-sqlite3';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +18,9 @@ describe('mirrorguard store (SQLite)', () => {
 
   it('status shows pending migrations; migrate applies them; status is then up to date', () => {
     const url = `sqlite:${join(tmp.path, 'mirrorguard.db')}`;
+    const none = runCli(['store', 'status', '--store', url]);
+    expect([none.status, none.stderr.includes('MG_ERR_CATALOG_OPEN')]).toEqual([74, true]);
+    new Database(join(tmp.path, 'mirrorguard.db')).close();
     const before = runCli(['store', 'status', '--store', url, '--json']);
     expect(before.status, before.stderr).toBe(0);
     expect(JSON.parse(before.stdout)).toMatchObject({ engine: 'sqlite', version: 0, latest: SCHEMA_VERSION });
