@@ -31,7 +31,8 @@ function raise(s: Store, at: number): Promise<boolean> {
       return true;
     }
     const cur = (await s.findings.lock(FID, q))!;
-    await s.findings.repeat({ ...cur, last_seen: Math.max(cur.last_seen, at) }, 1, q);
+    // repeat() widens first_seen and last_seen in SQL: whichever node created the row, the times end up the extremes.
+    await s.findings.repeat({ ...cur, first_seen: at, last_seen: at }, 1, q);
     return false;
   });
 }
@@ -82,7 +83,8 @@ describeEngines('fleet semantics', (ctx) => {
     const d = new WebhookDispatcher({ outbox: b.outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 });
     cleanups.push(() => d.stop(0));
     d.start();
-    await waitFor(() => receiver.acceptedIds().length === 1, 10_000, 'the takeover');
+    await waitFor(async () => (await a.outbox.list({ limit: 1 }))[0]?.state === 'delivered', 10_000, 'the takeover');
+    expect(receiver.acceptedIds()).toEqual(['msg_leased']);
     // On PostgreSQL node B respected A's live lease; on SQLite (one node) a restart resumes at once.
     if (ctx.engine === 'postgres') expect(receiver.requests[0]!.at).toBeGreaterThanOrEqual(leaseUntil);
     expect((await a.outbox.list({ limit: 1 }))[0]).toMatchObject({ state: 'delivered', attempts: 2 });
