@@ -117,18 +117,18 @@ export class PgEngine implements Engine {
 
   async tx<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
     const c = await this.wrap(this.pool.connect());
+    let broken = false;
     try {
       await c.query('BEGIN');
-      try {
-        const out = await fn(handle(c));
-        await c.query('COMMIT');
-        return out;
-      } catch (e) {
-        await c.query('ROLLBACK').catch(() => undefined);
-        throw this.clean(e);
-      }
+      const out = await fn(handle(c));
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      // A connection that cannot even roll back (the server went away) is not returned to the pool.
+      await c.query('ROLLBACK').catch(() => (broken = true));
+      throw this.clean(e);
     } finally {
-      c.release();
+      c.release(broken);
     }
   }
 
