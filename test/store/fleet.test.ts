@@ -89,4 +89,23 @@ describeEngines('fleet semantics', (ctx) => {
     if (ctx.engine === 'postgres') expect(receiver.requests[0]!.at).toBeGreaterThanOrEqual(leaseUntil);
     expect((await a.outbox.list({ limit: 1 }))[0]).toMatchObject({ state: 'delivered', attempts: 2 });
   });
+
+  it('the dispatcher through a PostgreSQL outage: it retries on its poll and delivers the alert once when the database is back', async () => {
+    if (ctx.engine !== 'postgres' || ctx.pg === null || process.env.MIRRORGUARD_TEST_PG_URL) return;
+    const a = ctx.store;
+    await a.outbox.insert({ msgId: 'msg_outage', endpoint: 'pager', eventType: 'finding.created', findingId: FID, payload: '{}', createdAt: Date.now(), nextAttemptAt: Date.now() });
+    const receiver = new Receiver();
+    await receiver.listen();
+    cleanups.push(() => receiver.close());
+    const webhooks = parseAlertsConfig({ webhooks: [{ name: 'pager', url: receiver.url, secret: SECRET }] }).webhooks;
+    await ctx.pg.pause();
+    const d = new WebhookDispatcher({ outbox: a.outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 100 });
+    cleanups.push(() => d.stop(0));
+    d.start();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(receiver.requests).toHaveLength(0);
+    await ctx.pg.resume();
+    await waitFor(async () => (await a.outbox.list({ limit: 1 }))[0]?.state === 'delivered', 15_000, 'delivery after the outage');
+    expect(receiver.acceptedIds()).toEqual(['msg_outage']);
+  }, 60_000);
 });
