@@ -10,7 +10,7 @@
  * a database of its own.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,7 +67,12 @@ function withDb(url: string, db: string): string {
   return u.toString();
 }
 
-export async function startTestPg(): Promise<TestPg> {
+export interface TestPgOptions {
+  /** Serve TLS with this server certificate and key (PEM); our own cluster only. */
+  tls?: { cert: string; key: string };
+}
+
+export async function startTestPg(opts: TestPgOptions = {}): Promise<TestPg> {
   const made: string[] = [];
   const fresh = (base: string) => async (): Promise<string> => {
     const name = `mg_test_${process.pid}_${++dbSeq}_${Date.now() % 100000}`;
@@ -117,6 +122,16 @@ export async function startTestPg(): Promise<TestPg> {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
   }
+  const tlsArgs: string[] = [];
+  if (opts.tls) {
+    writeFileSync(join(data, 'server.crt'), opts.tls.cert);
+    writeFileSync(join(data, 'server.key'), opts.tls.key, { mode: 0o600 });
+    if (root) {
+      chownSync(join(data, 'server.crt'), uid, gid);
+      chownSync(join(data, 'server.key'), uid, gid);
+    }
+    tlsArgs.push('-c', 'ssl=on', '-c', 'ssl_cert_file=server.crt', '-c', 'ssl_key_file=server.key');
+  }
   const port = await freePort();
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let proc: ChildProcess | null = null;
@@ -125,7 +140,7 @@ export async function startTestPg(): Promise<TestPg> {
     const [c1, a1] = as(join(bin, 'postgres'), [
       '-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir,
       '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=100',
-      '-c', 'shared_buffers=16MB', '-c', 'log_min_messages=fatal',
+      '-c', 'shared_buffers=16MB', '-c', 'log_min_messages=fatal', ...tlsArgs,
     ]);
     const p = spawn(c1, a1, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
