@@ -2,7 +2,9 @@
  * The SQLite engine: one better-sqlite3 connection (WAL), shared with the synchronous code that still
  * holds the `Db` directly. better-sqlite3 is synchronous; its answers are handed back as settled
  * promises. One mutex orders every call, so a transaction whose callback awaits store calls is never
- * interleaved with another async caller (the calls inside it run while it holds the mutex).
+ * interleaved with another async caller (the calls inside it run while it holds the mutex). Known gap
+ * until the detector is asynchronous: its synchronous statements bypass the mutex, so one that runs in
+ * a microtask between two awaits of an open transaction joins it (and would roll back with it).
  */
 import type Database from 'better-sqlite3';
 import type { Db } from './db.js';
@@ -62,7 +64,8 @@ export class SqliteEngine implements Engine {
 
   tx<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
     return this.locked(async () => {
-      // Nested inside a synchronous better-sqlite3 transaction (the legacy code path): join it.
+      // Defensive: the synchronous code that still holds the connection (the detector) commits within one
+      // tick, so a transaction is never open here; if one is, join it rather than fail on a nested BEGIN.
       if (this.db.inTransaction) return fn(this.inner);
       this.db.exec('BEGIN IMMEDIATE');
       try {
