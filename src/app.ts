@@ -32,6 +32,8 @@ import { FLUSH_INTERVAL_MS as FLOOD_FLUSH_MS } from './detect/flood.js';
 import { loadManifest } from './detect/manifest.js';
 import type { Manifest } from './detect/manifest-types.js';
 import { openDb, type Db } from './store/db.js';
+import { defaultNodeId, storeFromDb, type Store } from './store/store.js';
+import { storeCounters, type WriteQueue } from './store/write-queue.js';
 import { parseHostPort } from './util/units.js';
 import { resolveLogFormat, type Logger } from './util/log.js';
 import { DROP_NAMES, WEIRD_NAMES } from './outcomes.js';
@@ -71,12 +73,16 @@ export interface App {
   flushLive(): Promise<void>;
   kernelStats(): KernelUdpStats | null;
   counters(): Record<string, number>;
+  /** The packet path's counters alone (collector or workers), without the store's. */
+  collectorCounters(): Record<string, number>;
 }
 
 export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOptions = {}): App {
   // Validate everything that can be validated before any I/O, so a bad config fails fast.
   const alertsConfig = opts.alerts ?? parseAlertsConfig({ webhooks: config.webhooks, alerting: config.alerting });
   let db: Db | undefined;
+  let store: Store | undefined;
+  let catalogQueue: WriteQueue | null = null;
   let collector: Collector | undefined;
   let detector: Detector | undefined;
   let alerts: Alerts | undefined;
@@ -146,8 +152,10 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       const manifest = opts.manifest !== undefined ? opts.manifest : config.manifest ? loadManifest(config.manifest) : null;
       prepareDataDir(config.dataDir);
       db = openDb(join(config.dataDir, CATALOG_FILE));
-      const catalog = new Catalog(db);
-      alerts = createAlerts({ db, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
+      store = storeFromDb(db, config.node.id ?? defaultNodeId(), `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
+      const catalog = new Catalog(store);
+      catalogQueue = catalog.queue;
+      alerts = createAlerts({ db, outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
       detector = new Detector({
         db,
         manifest,
@@ -198,18 +206,14 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       }
 
       const retention = () => {
-        try {
-          runRetention(catalog, config.dataDir, config.retention, logger);
-        } catch (e) {
-          logger.error({ err: e }, 'retention failed; retrying on the next interval');
-        }
+        runRetention(catalog, config.dataDir, config.retention, logger).catch((e: unknown) => logger.error({ err: e }, 'retention failed; retrying on the next interval'));
         // Finished webhook deliveries go too (pending ones never): the outbox would otherwise grow forever.
-        try {
-          const deleted = alerts!.prune();
-          if (deleted > 0) logger.info({ deleted, keepDeliveriesDays: alertsConfig.alerting.keepDeliveriesDays }, 'pruned old webhook deliveries');
-        } catch (e) {
-          logger.error({ err: e }, 'pruning webhook deliveries failed; retrying on the next interval');
-        }
+        alerts!.prune().then(
+          (deleted) => {
+            if (deleted > 0) logger.info({ deleted, keepDeliveriesDays: alertsConfig.alerting.keepDeliveriesDays }, 'pruned old webhook deliveries');
+          },
+          (e: unknown) => logger.error({ err: e }, 'pruning webhook deliveries failed; retrying on the next interval'),
+        );
       };
       retention();
       retentionTimer = setInterval(retention, config.retention.intervalSeconds * 1000);
@@ -232,6 +236,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           port: hp.port,
           recvBufferBytes: config.recvBufferBytes,
           dbFile: join(config.dataDir, CATALOG_FILE),
+          nodeId: store!.nodeId,
           collector: collectorSettings(config),
           logger,
           logLevel: config.log.level,
@@ -274,16 +279,17 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         dataDir: config.dataDir,
         logger,
         deps: {
-          db,
+          store: store!,
           findings: d.store,
           detector: d,
-          counters: () => ({ ...app.counters(), ...d.counters, ...al.stats().counters }),
+          counters: () => ({ ...app.counters(), ...d.counters, ...al.counters() }),
           kernelStats: () => app.kernelStats(),
           // With workers the pairs live in the workers; the API reads observed_sessions from the catalog.
           sessionsLive: () => (pool ? [] : livePairsFrom(col.sessions)),
           flushLive: () => app.flushLive(),
           reloadManifest: () => app.reloadManifest(),
           alertStats: () => al.stats(),
+          storeDegraded: () => catalogQueue?.degraded ?? false,
           // With af-packet, GENEVE comes through the VXLAN ring (its filter names both ports).
           health: () => ({
             receiver: app.receiver !== null,
@@ -322,6 +328,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       // After the collector: what a flood coalesced since the last second, then the alerts its last edges queued.
       detector?.flushFlood();
       if (alerts) await alerts.stop();
+      // Whatever the queue could not write by now (the store away) stays out; recovery adopts the files.
+      catalogQueue?.close();
       db?.close();
     },
 
@@ -333,6 +341,10 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     counters() {
+      return { ...this.collectorCounters(), ...storeCounters(catalogQueue) };
+    },
+
+    collectorCounters() {
       if (pool) {
         const w = pool.counters();
         const out: Record<string, number> = {};

@@ -10,6 +10,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { nativeCopyBytes, nativePlannedCopy } from './ingest/native-addon.js';
 import { Catalog } from './collector/catalog.js';
+import { storeFromDb } from './store/store.js';
 import { Collector, type PairVerdict } from './collector/collector.js';
 import { SessionWriters } from './collector/session-writer.js';
 import { ERRORS, isMgError } from './errors.js';
@@ -60,7 +61,7 @@ function publish(): void {
 async function start(): Promise<void> {
   try {
     db = openDb(data.dbFile);
-    const catalog = new Catalog(db);
+    const catalog = new Catalog(storeFromDb(db, data.nodeId));
     const writers = new SessionWriters({ ...data.collector, catalog, logger, workerId: data.id, copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy() });
     collector = new Collector({
       ...data.collector,

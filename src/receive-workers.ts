@@ -48,6 +48,8 @@ export interface NativeWorkersOptions {
   recvBufferBytes: number;
   /** The catalog database file (WAL mode); each worker opens its own connection to it. */
   dbFile: string;
+  /** node.id, written into the workers' catalog rows. */
+  nodeId?: string;
   collector: WorkerCollectorConfig;
   logger: Logger;
   /** Level for the workers' own loggers (on stderr, with `worker: id`). */
@@ -141,6 +143,7 @@ export interface WorkerData {
   port: number;
   recvBufferBytes: number;
   dbFile: string;
+  nodeId?: string;
   collector: WorkerCollectorConfig;
   logLevel: LogLevel;
   logFormat: LogFormat;
@@ -239,6 +242,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         port,
         recvBufferBytes: opts.recvBufferBytes,
         dbFile: opts.dbFile,
+        ...(opts.nodeId !== undefined ? { nodeId: opts.nodeId } : {}),
         collector: opts.collector,
         logLevel: opts.logLevel ?? 'info',
         logFormat: opts.logFormat ?? 'json',

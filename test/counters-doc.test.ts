@@ -17,6 +17,7 @@ import { newDetectCounters } from '../src/detect/counters.js';
 import { nativeCounters, type NativeCounterSource } from '../src/ingest/native.js';
 import { ringCounters, type RingReceiverStats } from '../src/ingest/ring.js';
 import { openDb } from '../src/store/db.js';
+import { storeCounters } from '../src/store/write-queue.js';
 import { bearer, buildHarness, type Harness } from './api/helpers.js';
 import { PROJECT_ROOT } from './helpers/fixtures.js';
 import { makeTmpDir } from './helpers/tmp.js';
@@ -44,7 +45,7 @@ describe('docs/counters.md', () => {
   // Every counter family, from the code that names it.
   const db = openDb(':memory:');
   const alerts = createAlerts({ db, ...parseAlertsConfig({}) });
-  const alertNames = Object.keys(alerts.stats().counters);
+  const alertNames = Object.keys(alerts.counters());
   db.close();
   // nativeCounters() maps the receiver's stats to names; any stats object gives every name.
   const nativeNames = Object.keys(nativeCounters(new Proxy({}, { get: () => 0 }) as NativeCounterSource));
@@ -52,6 +53,7 @@ describe('docs/counters.md', () => {
     ['Packet outcomes', [...DROP_NAMES]],
     ['Weird (stored, but odd)', [...WEIRD_NAMES]],
     ['Alerts', alertNames],
+    ['Store', Object.keys(storeCounters(null))],
     ['Session table', Object.keys(newSessionTableCounters())],
     ['Capture files', Object.keys(newSessionWritersCounters())],
     ['Detector', Object.keys(newDetectCounters())],

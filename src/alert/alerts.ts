@@ -4,6 +4,8 @@
  */
 import type { Logger } from '../util/log.js';
 import type { Db } from '../store/db.js';
+import type { OutboxRepo } from '../store/outbox.js';
+import { storeFromDb } from '../store/store.js';
 import type { AlertingConfig, ResolvedWebhook } from './config.js';
 import { WebhookDispatcher, type DispatcherStats } from './dispatcher.js';
 import { AlertOutbox, pruneDeliveries, type OutboxCounters } from './outbox.js';
@@ -22,17 +24,21 @@ export interface Alerts {
   onFindingEvent: (e: FindingEvent) => void;
   start(): void;
   stop(): Promise<void>;
-  stats(): AlertStats;
+  stats(): Promise<AlertStats>;
+  /** The counters alone, without asking the store. */
+  counters(): AlertStats['counters'];
   /**
    * Delete delivered and given-up deliveries older than alerting.keepDeliveriesDays (never pending
    * ones); returns how many went. 0 days keeps everything.
    */
-  prune(nowMs?: number): number;
+  prune(nowMs?: number): Promise<number>;
 }
 
-export function createAlerts(opts: { db: Db; webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig; log?: Logger; now?: () => number }): Alerts {
+export function createAlerts(opts: { db: Db; outbox?: OutboxRepo; webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig; log?: Logger; now?: () => number }): Alerts {
+  // SQLite without a store of its own (tests, the `alerts` CLI): a store over the same connection.
+  const repo = opts.outbox ?? storeFromDb(opts.db).outbox;
   const dispatcher = new WebhookDispatcher({
-    db: opts.db,
+    outbox: repo,
     webhooks: opts.webhooks,
     retry: opts.alerting.retry,
     pollIntervalMs: opts.alerting.pollIntervalMs,
@@ -53,13 +59,14 @@ export function createAlerts(opts: { db: Db; webhooks: readonly ResolvedWebhook[
     onFindingEvent: outbox.onFindingEvent,
     start: () => dispatcher.start(),
     stop: () => dispatcher.stop(),
-    stats: () => {
-      const s = dispatcher.stats();
+    counters: () => ({ ...dispatcher.counters, ...outbox.counters }),
+    stats: async () => {
+      const s = await dispatcher.stats();
       return { ...s, counters: { ...s.counters, ...outbox.counters } };
     },
-    prune: (nowMs = (opts.now ?? Date.now)()) => {
+    prune: async (nowMs = (opts.now ?? Date.now)()) => {
       const days = opts.alerting.keepDeliveriesDays;
-      return days > 0 ? pruneDeliveries(opts.db, nowMs - days * DAY_MS) : 0;
+      return days > 0 ? pruneDeliveries(repo, nowMs - days * DAY_MS) : 0;
     },
   };
 }

@@ -4,9 +4,12 @@
  *
  * - Each endpoint has its own slots (maxConcurrency) and its own query for due rows, so a slow or
  *   hanging endpoint fills only its own slots; every request has a timeout. None of this runs on the
- *   packet path: the only synchronous work is a few indexed SQLite statements per attempt.
- * - A row is claimed before it is sent by bumping `attempts` and moving `next_attempt_at` past the
- *   request's timeout (a lease), and marked delivered only after a 2xx. Delivery is at-least-once: a
+ *   packet path.
+ * - Rows are claimed before they are sent (src/store/outbox.ts `claim`): one statement bumps
+ *   `attempts` and leases the row to this node past the request's timeout (`lease_owner`,
+ *   `lease_until`, `next_attempt_at`); on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so of several nodes
+ *   sharing the outbox one sends each row, and if it dies another takes the row when the lease ends.
+ *   A row is marked delivered only after a 2xx. Delivery is at-least-once: a
  *   crash between the 2xx and the UPDATE resends the row under the same webhook-id, which the receiver
  *   dedupes. A row marked delivered is never selected again.
  * - Transient failures (timeout, connection error, 408, 429, 5xx) are retried with exponential backoff
@@ -20,7 +23,7 @@
  */
 import type { Logger } from '../util/log.js';
 import { RateLimiter, silentLogger } from '../util/log.js';
-import type { Db } from '../store/db.js';
+import type { OutboxRepo } from '../store/outbox.js';
 import { retryDelayMs } from './backoff.js';
 import { ALERTING_DEFAULTS, RETRY_DEFAULTS, type ResolvedWebhook, type RetryPolicy } from './config.js';
 import { disableEndpoint, outboxCounts, type OutboxRow } from './outbox.js';
@@ -66,7 +69,7 @@ export interface DispatcherStats {
 }
 
 export interface DispatcherOptions {
-  db: Db;
+  outbox: OutboxRepo;
   webhooks: readonly ResolvedWebhook[];
   retry?: Partial<RetryPolicy>;
   /** Look at the outbox at least this often (rows written by another process). */
@@ -93,6 +96,7 @@ interface Endpoint {
   lastDeliveredAt?: number;
 }
 
+/** A claimed row; `attempts` counts the attempt about to start. */
 type Due = Pick<OutboxRow, 'id' | 'msg_id' | 'payload' | 'created_at' | 'attempts'>;
 
 /** The host of a URL only: Slack and other webhook URLs carry their credential in the path. */
@@ -116,7 +120,7 @@ export class WebhookDispatcher {
     'alert.delivery.timeouts': 0,
   };
 
-  private readonly db: Db;
+  private readonly outbox: OutboxRepo;
   private readonly endpoints = new Map<string, Endpoint>();
   private readonly retry: RetryPolicy;
   private readonly pollIntervalMs: number;
@@ -130,17 +134,12 @@ export class WebhookDispatcher {
   private immediate: NodeJS.Immediate | undefined;
   private abort = new AbortController();
 
-  private readonly dueStmt;
-  private readonly claimStmt;
-  private readonly deliveredStmt;
-  private readonly retryStmt;
-  private readonly failStmt;
-  private readonly nextDueStmt;
-  private readonly resumeStmt;
-  private readonly disabledStmt;
+  /** The pump in progress (one at a time), and whether another was asked for meanwhile. */
+  private pumping: Promise<void> | null = null;
+  private pumpAgain = false;
 
   constructor(opts: DispatcherOptions) {
-    this.db = opts.db;
+    this.outbox = opts.outbox;
     this.retry = { ...RETRY_DEFAULTS, ...opts.retry };
     this.pollIntervalMs = opts.pollIntervalMs ?? ALERTING_DEFAULTS.pollIntervalMs;
     this.stopGraceMs = opts.stopGraceMs ?? ALERTING_DEFAULTS.stopGraceMs;
@@ -150,34 +149,18 @@ export class WebhookDispatcher {
     for (const hook of opts.webhooks) {
       this.endpoints.set(hook.name, { hook, inFlight: new Map(), disabled: false, holdUntil: 0, consecutiveFailures: 0, attempts: 0 });
     }
-
-    this.dueStmt = this.db.prepare<[string, number, number], Due>(
-      `SELECT id, msg_id, payload, created_at, attempts FROM outbox
-        WHERE state = 'pending' AND endpoint = ? AND next_attempt_at <= ?
-        ORDER BY next_attempt_at, id LIMIT ?`,
-    );
-    this.claimStmt = this.db.prepare<[number, number]>(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ? AND state = 'pending'`);
-    // A 2xx is the truth even if the row was failed meanwhile (its endpoint disabled by a 410 on a sibling).
-    this.deliveredStmt = this.db.prepare<[number, number, number]>(
-      `UPDATE outbox SET state = 'delivered', delivered_at = ?, last_status = ?, last_error = NULL WHERE id = ? AND state != 'delivered'`,
-    );
-    this.retryStmt = this.db.prepare<[number, number | null, string | null, number]>(
-      `UPDATE outbox SET next_attempt_at = ?, last_status = ?, last_error = ? WHERE id = ? AND state = 'pending'`,
-    );
-    this.failStmt = this.db.prepare<[number | null, string | null, number]>(`UPDATE outbox SET state = 'failed', last_status = ?, last_error = ? WHERE id = ? AND state = 'pending'`);
-    this.nextDueStmt = this.db.prepare<[string], { due: number | null }>(`SELECT MIN(next_attempt_at) AS due FROM outbox WHERE endpoint = ? AND state = 'pending'`);
-    this.disabledStmt = this.db.prepare<[], { name: string; reason: string | null }>('SELECT name, reason FROM webhook_endpoints WHERE disabled_at IS NOT NULL');
-    this.resumeStmt = this.db.prepare<[number, string, number]>(
-      `UPDATE outbox SET next_attempt_at = ? WHERE state = 'pending' AND endpoint = ? AND attempts > 0 AND next_attempt_at > ?`,
-    );
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
     this.abort = new AbortController();
+    this.pumpSoon(() => this.resumeAll());
+  }
+
+  private async resumeAll(): Promise<void> {
     const now = this.now();
-    const disabled = this.disabledStmt.all();
+    const disabled = await this.outbox.disabledEndpoints();
     for (const [name, ep] of this.endpoints) {
       const d = disabled.find((r) => r.name === name);
       ep.disabled = d !== undefined;
@@ -187,19 +170,23 @@ export class WebhookDispatcher {
       } else delete ep.disabledReason;
       ep.holdUntil = 0;
       ep.consecutiveFailures = 0;
-      this.resumeStmt.run(now, name, now);
+      await this.outbox.resume(name, now);
     }
-    for (const [name, c] of Object.entries(outboxCounts(this.db).byEndpoint)) {
+    for (const [name, c] of Object.entries((await outboxCounts(this.outbox)).byEndpoint)) {
       if (!this.endpoints.has(name) && c.pending > 0) {
         this.log.warn({ endpoint: name, pending: c.pending }, `${c.pending} alert(s) wait for webhook '${name}', which is no longer configured`);
       }
     }
-    this.pump();
+  }
+
+  /** Is the endpoint disabled (a 410, or `alerts disable`)? */
+  isDisabled(name: string): boolean {
+    return this.endpoints.get(name)?.disabled ?? false;
   }
 
   /** `alerts enable` (another process) may have re-enabled an endpoint; pick that up on the poll. */
-  private refreshDisabled(): void {
-    const disabled = new Set(this.disabledStmt.all().map((r) => r.name));
+  private async refreshDisabled(): Promise<void> {
+    const disabled = new Set((await this.outbox.disabledEndpoints()).map((r) => r.name));
     for (const [name, ep] of this.endpoints) {
       if (ep.disabled && !disabled.has(name)) {
         ep.disabled = false;
@@ -216,7 +203,7 @@ export class WebhookDispatcher {
     if (!this.running || this.immediate !== undefined) return;
     this.immediate = setImmediate(() => {
       this.immediate = undefined;
-      this.pump();
+      this.pumpSoon();
     });
   }
 
@@ -230,6 +217,7 @@ export class WebhookDispatcher {
     if (this.immediate !== undefined) clearImmediate(this.immediate);
     this.timer = undefined;
     this.immediate = undefined;
+    if (this.pumping) await this.pumping;
     const inFlight = (): Promise<void>[] => [...this.endpoints.values()].flatMap((ep) => [...ep.inFlight.values()]);
     let pending = inFlight();
     if (pending.length === 0) return;
@@ -250,8 +238,9 @@ export class WebhookDispatcher {
     return this.running;
   }
 
-  stats(): DispatcherStats {
-    const counts = outboxCounts(this.db);
+  /** Counts from the outbox (one query) and this process's endpoint state. */
+  async stats(): Promise<DispatcherStats> {
+    const counts = await outboxCounts(this.outbox);
     const byEndpoint: Record<string, EndpointStats> = {};
     let inFlight = 0;
     let attempts = 0;
@@ -279,69 +268,98 @@ export class WebhookDispatcher {
     return { pending: counts.pending, delivered: counts.delivered, failed: counts.failed, inFlight, attempts, counters: { ...this.counters }, byEndpoint };
   }
 
+  /**
+   * Run a pump (after `before`, if given) unless one is running; then one more if asked for meanwhile.
+   * A store error (PostgreSQL away) is logged at a limited rate and retried at the poll interval.
+   */
+  private pumpSoon(before?: () => Promise<void>): void {
+    if (!this.running) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = (async () => {
+      try {
+        if (before) await before();
+        do {
+          this.pumpAgain = false;
+          await this.pump();
+        } while (this.pumpAgain && this.running);
+      } catch (e) {
+        const now = this.now();
+        const n = this.limiter.allow('store', now);
+        if (n >= 0) this.log.error({ err: e, suppressed: n }, 'webhook dispatcher: the store does not answer; retrying');
+        this.planAt(now + this.pollIntervalMs, now);
+      } finally {
+        this.pumping = null;
+      }
+    })();
+  }
+
   /** Start what is due on every endpoint with a free slot, then plan the next wake-up. */
-  private pump(): void {
+  private async pump(): Promise<void> {
     if (!this.running) return;
     const now = this.now();
     for (const ep of this.endpoints.values()) {
       if (ep.disabled || ep.holdUntil > now) continue;
-      let free = ep.hook.maxConcurrency - ep.inFlight.size;
+      const free = ep.hook.maxConcurrency - ep.inFlight.size;
       if (free <= 0) continue;
-      // In-flight rows are leased into the future, so they are not due; the skip below is a backstop.
-      for (const row of this.dueStmt.all(ep.hook.name, now, free)) {
-        if (ep.inFlight.has(row.id)) continue;
-        if (free-- <= 0) break;
-        this.launch(ep, row, now);
+      // The lease: past the request's timeout, so nothing else picks the row while it is on the wire.
+      for (const row of await this.outbox.claim(ep.hook.name, now, now + ep.hook.timeoutMs + 1_000, free)) {
+        if (!this.running) break;
+        this.launch(ep, row);
       }
     }
-    this.plan(now);
+    await this.plan(now);
   }
 
-  private plan(now: number): void {
+  private async plan(now: number): Promise<void> {
     if (!this.running) return;
     let wake = now + this.pollIntervalMs;
     for (const ep of this.endpoints.values()) {
       // A full endpoint is pumped again when one of its requests finishes.
       if (ep.disabled || ep.inFlight.size >= ep.hook.maxConcurrency) continue;
-      const due = this.nextDueStmt.get(ep.hook.name)?.due;
-      if (due !== null && due !== undefined) wake = Math.min(wake, Math.max(due, ep.holdUntil));
+      const due = await this.outbox.nextDue(ep.hook.name);
+      if (due !== null) wake = Math.min(wake, Math.max(due, ep.holdUntil));
     }
+    this.planAt(wake, now);
+  }
+
+  private planAt(wake: number, now: number): void {
+    if (!this.running) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.refreshDisabled();
-      this.pump();
+      this.pumpSoon(() => this.refreshDisabled());
     }, Math.max(0, wake - now));
     // The timer alone must not keep a process alive: serve has its sockets, `alerts` its requests.
     this.timer.unref();
   }
 
-  private launch(ep: Endpoint, row: Due, now: number): void {
-    // The lease: past the request's timeout, so nothing else picks the row while it is on the wire.
-    if (this.claimStmt.run(now + ep.hook.timeoutMs + 1_000, row.id).changes !== 1) return;
+  private launch(ep: Endpoint, row: Due): void {
     ep.attempts++;
     this.counters['alert.delivery.attempts']++;
-    const attempt = row.attempts + 1;
+    const attempt = row.attempts;
     const p = sendWebhook(ep.hook, row.msg_id, row.payload, { signal: this.abort.signal, now: this.now })
       .then((res) => this.settle(ep, row, attempt, res))
       .catch((e: unknown) => {
-        // A database error while recording the outcome: the row stays leased and is retried later.
+        // A store error while recording the outcome: the row stays leased and is retried after the lease.
         this.log.error({ endpoint: ep.hook.name, err: e }, 'cannot record a webhook delivery outcome');
       })
       .finally(() => {
         ep.inFlight.delete(row.id);
-        this.pump();
+        this.pumpSoon();
       });
     ep.inFlight.set(row.id, p);
   }
 
-  private settle(ep: Endpoint, row: Due, attempt: number, res: SendResult): void {
+  private async settle(ep: Endpoint, row: Due, attempt: number, res: SendResult): Promise<void> {
     const name = ep.hook.name;
     const now = this.now();
     if (res.status !== undefined) ep.lastStatus = res.status;
     switch (res.outcome) {
       case 'delivered': {
-        this.deliveredStmt.run(now, res.status ?? 200, row.id);
+        await this.outbox.delivered(row.id, now, res.status ?? 200);
         this.counters['alert.delivery.delivered']++;
         if (ep.consecutiveFailures > 0) {
           this.log.info({ endpoint: name, failures: ep.consecutiveFailures }, `webhook '${name}' is answering again after ${ep.consecutiveFailures} failed attempt(s)`);
@@ -354,14 +372,14 @@ export class WebhookDispatcher {
       }
       case 'interrupted': {
         // Unknown outcome: pending, due at the next start, under the same webhook-id.
-        this.retryStmt.run(now, null, res.error ?? 'interrupted', row.id);
+        await this.outbox.retryAt(row.id, now, null, res.error ?? 'interrupted');
         this.counters['alert.delivery.interrupted']++;
         return;
       }
       case 'gone': {
         const reason = `HTTP 410 Gone from ${redactUrl(ep.hook.url)} at ${new Date(now).toISOString()}`;
-        this.failStmt.run(res.status ?? 410, res.error ?? 'HTTP 410', row.id);
-        const failed = disableEndpoint(this.db, name, reason, now);
+        await this.outbox.fail(row.id, res.status ?? 410, res.error ?? 'HTTP 410');
+        const failed = await disableEndpoint(this.outbox, name, reason, now);
         ep.disabled = true;
         ep.disabledReason = reason;
         ep.lastError = res.error ?? 'HTTP 410';
@@ -373,7 +391,7 @@ export class WebhookDispatcher {
         return;
       }
       case 'rejected': {
-        this.failStmt.run(res.status ?? null, res.error ?? null, row.id);
+        await this.outbox.fail(row.id, res.status ?? null, res.error ?? null);
         this.counters['alert.delivery.rejected']++;
         ep.lastError = res.error ?? 'rejected';
         const n = this.limiter.allow(`rejected:${name}`, now);
@@ -392,7 +410,7 @@ export class WebhookDispatcher {
         const deadline = row.created_at + ep.hook.maxAgeSeconds * 1000;
         if (now >= deadline) {
           const msg = `gave up after ${attempt} attempt(s) over ${Math.round((now - row.created_at) / 1000)} s: ${res.error}`;
-          this.failStmt.run(res.status ?? null, msg, row.id);
+          await this.outbox.fail(row.id, res.status ?? null, msg);
           this.counters['alert.delivery.gave_up']++;
           const n = this.limiter.allow(`gave-up:${name}`, now);
           if (n >= 0) this.log.error({ endpoint: name, msgId: row.msg_id, attempts: attempt, error: res.error, suppressed: n }, `webhook '${name}': alert undelivered, ${msg}`);
@@ -401,7 +419,7 @@ export class WebhookDispatcher {
         let delay = retryDelayMs(attempt, this.retry, this.random);
         if (res.retryAfterMs !== undefined) delay = Math.max(delay, Math.min(res.retryAfterMs, this.retry.retryAfterMaxMs));
         const next = Math.min(now + delay, deadline);
-        this.retryStmt.run(next, res.status ?? null, res.error ?? null, row.id);
+        await this.outbox.retryAt(row.id, next, res.status ?? null, res.error ?? null);
         this.counters['alert.delivery.retried']++;
         // Hold the endpoint too, by its own run of failures: while a receiver is down it gets one probe
         // per backoff step (up to maxConcurrency at once), not one per pending row.

@@ -24,28 +24,13 @@ import { randomBytes } from 'node:crypto';
 import type { FindingEvent } from '../detect/finding.js';
 import { severityRank } from '../detect/finding.js';
 import type { Db } from '../store/db.js';
+import type { OutboxRepo, OutboxRow, OutboxState } from '../store/outbox.js';
 import { ALERTING_DEFAULTS, type ResolvedWebhook } from './config.js';
 import { renderSlack } from './format-slack.js';
 import { renderStandard } from './format-standard.js';
 import type { RenderContext } from './links.js';
 
-export type OutboxState = 'pending' | 'delivered' | 'failed';
-
-export interface OutboxRow {
-  id: number;
-  msg_id: string;
-  endpoint: string;
-  event_type: string;
-  finding_id: string | null;
-  payload: string;
-  created_at: number;
-  next_attempt_at: number;
-  attempts: number;
-  state: OutboxState;
-  last_status: number | null;
-  last_error: string | null;
-  delivered_at: number | null;
-}
+export type { OutboxRow, OutboxState };
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
@@ -256,15 +241,9 @@ function view(r: OutboxRow): DeliveryView {
 }
 
 /** Deliveries, newest first, for `GET /v1/alerts` and `mirrorguard alerts status`. */
-export function listDeliveries(db: Db, q: { state?: OutboxState; endpoint?: string; findingId?: string; limit?: number } = {}): DeliveryView[] {
-  const where: string[] = [];
-  const args: (string | number)[] = [];
-  if (q.state !== undefined) (where.push('state = ?'), args.push(q.state));
-  if (q.endpoint !== undefined) (where.push('endpoint = ?'), args.push(q.endpoint));
-  if (q.findingId !== undefined) (where.push('finding_id = ?'), args.push(q.findingId));
+export async function listDeliveries(repo: OutboxRepo, q: { state?: OutboxState; endpoint?: string; findingId?: string; limit?: number } = {}): Promise<DeliveryView[]> {
   const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
-  const sql = `SELECT * FROM outbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${limit}`;
-  return db.prepare<(string | number)[], OutboxRow>(sql).all(...args).map(view);
+  return (await repo.list({ ...q, limit })).map(view);
 }
 
 export interface EndpointRecord {
@@ -273,50 +252,31 @@ export interface EndpointRecord {
   reason: string | null;
 }
 
-export function listDisabledEndpoints(db: Db): EndpointRecord[] {
-  return db
-    .prepare<[], { name: string; disabled_at: number | null; reason: string | null }>('SELECT name, disabled_at, reason FROM webhook_endpoints WHERE disabled_at IS NOT NULL ORDER BY name')
-    .all()
-    .map((r) => ({ name: r.name, disabledAt: r.disabled_at === null ? null : new Date(r.disabled_at).toISOString(), reason: r.reason }));
+export async function listDisabledEndpoints(repo: OutboxRepo): Promise<EndpointRecord[]> {
+  return (await repo.disabledEndpoints()).map((r) => ({ name: r.name, disabledAt: r.disabled_at === null ? null : new Date(r.disabled_at).toISOString(), reason: r.reason }));
 }
 
 /** Mark an endpoint disabled (a 410 from it, or an operator). Its pending rows fail with `reason`. */
-export function disableEndpoint(db: Db, name: string, reason: string, now: number = Date.now()): number {
-  return db.transaction(() => {
-    db.prepare(
-      'INSERT INTO webhook_endpoints (name, disabled_at, reason) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET disabled_at = excluded.disabled_at, reason = excluded.reason',
-    ).run(name, now, reason);
-    return db.prepare(`UPDATE outbox SET state = 'failed', last_error = ? WHERE endpoint = ? AND state = 'pending'`).run(`endpoint disabled: ${reason}`, name).changes;
-  })();
+export function disableEndpoint(repo: OutboxRepo, name: string, reason: string, now: number = Date.now()): Promise<number> {
+  return repo.disable(name, reason, now);
 }
 
 /**
  * Re-enable an endpoint a 410 disabled. With `requeue`, the deliveries that failed because of it (or
  * any failed ones since `sinceMs`) are pending again under their original webhook-id, so a receiver
  * that did get one dedupes it. Returns how many were requeued. A running dispatcher picks the change
- * up on restart.
+ * up on its next poll.
  */
-export function enableEndpoint(db: Db, name: string, opts: { requeue?: boolean; sinceMs?: number; now?: number } = {}): number {
-  return db.transaction(() => {
-    db.prepare('UPDATE webhook_endpoints SET disabled_at = NULL, reason = NULL WHERE name = ?').run(name);
-    if (!opts.requeue) return 0;
-    return requeueFailed(db, { endpoint: name, ...(opts.sinceMs !== undefined ? { sinceMs: opts.sinceMs } : {}), ...(opts.now !== undefined ? { now: opts.now } : {}) });
-  })();
+export function enableEndpoint(repo: OutboxRepo, name: string, opts: { requeue?: boolean; sinceMs?: number; now?: number } = {}): Promise<number> {
+  return repo.enable(name, { ...(opts.requeue !== undefined ? { requeue: opts.requeue } : {}), ...(opts.sinceMs !== undefined ? { sinceMs: opts.sinceMs } : {}), now: opts.now ?? Date.now() });
 }
 
 /**
  * Failed deliveries back to pending (Standard Webhooks "Visibility into failures and manual
  * retries"). Their age restarts now, so they get a fresh maxAgeSeconds.
  */
-export function requeueFailed(db: Db, opts: { endpoint?: string; sinceMs?: number; now?: number } = {}): number {
-  const now = opts.now ?? Date.now();
-  const where = ["state = 'failed'"];
-  const args: (string | number)[] = [];
-  if (opts.endpoint !== undefined) (where.push('endpoint = ?'), args.push(opts.endpoint));
-  if (opts.sinceMs !== undefined) (where.push('created_at >= ?'), args.push(opts.sinceMs));
-  return db
-    .prepare(`UPDATE outbox SET state = 'pending', next_attempt_at = ?, created_at = ? WHERE ${where.join(' AND ')}`)
-    .run(now, now, ...args).changes;
+export function requeueFailed(repo: OutboxRepo, opts: { endpoint?: string; sinceMs?: number; now?: number } = {}): Promise<number> {
+  return repo.requeueFailed({ ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}), ...(opts.sinceMs !== undefined ? { sinceMs: opts.sinceMs } : {}), now: opts.now ?? Date.now() });
 }
 
 export interface OutboxCounts {
@@ -326,9 +286,9 @@ export interface OutboxCounts {
   byEndpoint: Record<string, { pending: number; delivered: number; failed: number }>;
 }
 
-export function outboxCounts(db: Db): OutboxCounts {
+export async function outboxCounts(repo: OutboxRepo): Promise<OutboxCounts> {
   const out: OutboxCounts = { pending: 0, delivered: 0, failed: 0, byEndpoint: {} };
-  for (const r of db.prepare<[], { endpoint: string; state: OutboxState; n: number }>('SELECT endpoint, state, COUNT(*) AS n FROM outbox GROUP BY endpoint, state').all()) {
+  for (const r of await repo.countsByEndpoint()) {
     out[r.state] += r.n;
     (out.byEndpoint[r.endpoint] ??= { pending: 0, delivered: 0, failed: 0 })[r.state] += r.n;
   }
@@ -339,6 +299,6 @@ export function outboxCounts(db: Db): OutboxCounts {
  * Forget finished deliveries (delivered or failed) created before `beforeMs`; pending ones are never
  * pruned. For the retention timer; returns how many rows went.
  */
-export function pruneDeliveries(db: Db, beforeMs: number): number {
-  return db.prepare(`DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND created_at < ?`).run(beforeMs).changes;
+export function pruneDeliveries(repo: OutboxRepo, beforeMs: number): Promise<number> {
+  return repo.prune(beforeMs);
 }

@@ -76,7 +76,7 @@ export function buildApi(deps: ApiDeps, cfg: ApiConfig, tokens: readonly ApiToke
   const ctx: ApiContext = {
     deps,
     cfg,
-    audit: new AuditLog(deps.db, now),
+    audit: new AuditLog(deps.store.audit, now),
     now,
     startedAtMs: now(),
     extractions: { active: 0, total: 0, refused: 0 },

@@ -5,9 +5,9 @@
  * and completes it when the response ends, with the bytes handed to the connection and the SHA-256 of
  * exactly those bytes. Admin actions (manifest reloads, CloudTrail ingests) are recorded the same way.
  *
- * The API writes nothing else to the database.
+ * The API writes nothing else to the store. Rows carry the node that served the request (`node`).
  */
-import type { Db } from '../store/db.js';
+import type { AuditRepo, AuditRow as Row } from '../store/audit.js';
 import { badRequest } from './errors.js';
 
 export const AUDIT_ACTIONS = ['capture.download', 'pcap.extract', 'manifest.reload', 'cloudtrail.ingest', 'finding.acknowledge', 'finding.resolve'] as const;
@@ -40,20 +40,6 @@ export interface AuditRecord {
   detail: Record<string, unknown> | null;
 }
 
-interface Row {
-  id: number;
-  at: number;
-  actor: string;
-  role: string;
-  remote_ip: string | null;
-  action: string;
-  target: string;
-  status: number;
-  bytes: number | null;
-  sha256: string | null;
-  detail: string | null;
-}
-
 export interface AuditQuery {
   actor?: string;
   action?: string;
@@ -66,62 +52,41 @@ export interface AuditQuery {
 }
 
 export class AuditLog {
-  private readonly insertStmt;
-  private readonly finishStmt;
-  private readonly getStmt;
-
   constructor(
-    private readonly db: Db,
+    private readonly repo: AuditRepo,
     private readonly now: () => number = Date.now,
-  ) {
-    this.insertStmt = db.prepare(
-      `INSERT INTO audit_log (at, actor, role, remote_ip, action, target, status, bytes, sha256, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.finishStmt = db.prepare(`UPDATE audit_log SET status = ?, bytes = ?, sha256 = ?, detail = ? WHERE id = ?`);
-    this.getStmt = db.prepare<[number], Row>(`SELECT * FROM audit_log WHERE id = ?`);
-  }
+  ) {}
 
   /** Write a row; returns its id. */
-  write(e: AuditEntry): number {
-    const r = this.insertStmt.run(
-      this.now(),
-      e.actor,
-      e.role,
-      e.remoteIp,
-      e.action,
-      e.target,
-      e.status,
-      e.bytes ?? null,
-      e.sha256 ?? null,
-      e.detail === undefined ? null : JSON.stringify(e.detail),
-    );
-    return Number(r.lastInsertRowid);
+  write(e: AuditEntry): Promise<number> {
+    return this.repo.write({
+      at: this.now(),
+      actor: e.actor,
+      role: e.role,
+      remoteIp: e.remoteIp,
+      action: e.action,
+      target: e.target,
+      status: e.status,
+      bytes: e.bytes ?? null,
+      sha256: e.sha256 ?? null,
+      detail: e.detail === undefined ? null : JSON.stringify(e.detail),
+    });
   }
 
   /** Complete a row written at the start of a transfer. */
-  finish(id: number, f: { status: number; bytes: number | null; sha256: string | null; detail?: Record<string, unknown> }): void {
-    this.finishStmt.run(f.status, f.bytes, f.sha256, f.detail === undefined ? null : JSON.stringify(f.detail), id);
+  finish(id: number, f: { status: number; bytes: number | null; sha256: string | null; detail?: Record<string, unknown> }): Promise<void> {
+    return this.repo.finish(id, { status: f.status, bytes: f.bytes, sha256: f.sha256, detail: f.detail === undefined ? null : JSON.stringify(f.detail) });
   }
 
-  get(id: number): AuditRecord | undefined {
-    const r = this.getStmt.get(id);
+  async get(id: number): Promise<AuditRecord | undefined> {
+    const r = await this.repo.get(id);
     return r === undefined ? undefined : toRecord(r);
   }
 
   /** Newest first. */
-  list(q: AuditQuery = {}): { items: AuditRecord[]; nextCursor: string | null } {
-    const where: string[] = [];
-    const args: (string | number)[] = [];
-    if (q.actor !== undefined) (where.push('actor = ?'), args.push(q.actor));
-    if (q.action !== undefined) (where.push('action = ?'), args.push(q.action));
-    if (q.target !== undefined) (where.push('target = ?'), args.push(q.target));
-    if (q.sinceMs !== undefined) (where.push('at >= ?'), args.push(q.sinceMs));
-    if (q.untilMs !== undefined) (where.push('at < ?'), args.push(q.untilMs));
-    if (q.beforeId !== undefined) (where.push('id < ?'), args.push(q.beforeId));
+  async list(q: AuditQuery = {}): Promise<{ items: AuditRecord[]; nextCursor: string | null }> {
     const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
-    const rows = this.db
-      .prepare<(string | number)[], Row>(`SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
-      .all(...args, limit + 1);
+    const rows = await this.repo.list({ ...q, limit });
     const more = rows.length > limit;
     const page = more ? rows.slice(0, limit) : rows;
     return { items: page.map(toRecord), nextCursor: more ? encodeIdCursor(page[page.length - 1]!.id) : null };

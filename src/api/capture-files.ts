@@ -10,15 +10,15 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { basename, resolve, sep } from 'node:path';
 import type { CaptureRow } from '../collector/catalog.js';
 import { parseCaptureRelPath, PCAP_DIR } from '../collector/layout.js';
-import type { Db } from '../store/db.js';
+import type { Store } from '../store/store.js';
 import { GLOBAL_HEADER_BYTES } from '../pcap/format.js';
 import { httpError, notFound } from './errors.js';
 import { isoMicros } from './time.js';
 
 export type { CaptureRow };
 
-export function captureById(db: Db, id: number): CaptureRow | undefined {
-  return db.prepare<[number], CaptureRow>('SELECT * FROM captures WHERE id = ?').get(id);
+export function captureById(store: Store, id: number): Promise<CaptureRow | undefined> {
+  return store.captures.byId(id);
 }
 
 /** The absolute path of a row's file, or MG_ERR_API_INTEGRITY when the catalog holds an unexpected path. */

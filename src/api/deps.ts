@@ -8,7 +8,7 @@ import type { AlertStats } from '../alert/alerts.js';
 import type { Detector } from '../detect/detector.js';
 import type { FindingStore } from '../detect/store.js';
 import type { KernelUdpStats } from '../ingest/proc-net-udp.js';
-import type { Db } from '../store/db.js';
+import type { Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import type { ApiConfig } from './config.js';
 import type { AuditLog } from './audit.js';
@@ -36,7 +36,8 @@ export type ApiDetector = Pick<Detector, 'ingestCloudTrail' | 'verdict' | 'manif
 export type ManifestReloadResult = ReturnType<Detector['reloadManifest']>;
 
 export interface ApiDeps {
-  db: Db;
+  /** The store (src/store/): the API's only way to the database. */
+  store: Store;
   /** Absolute data directory; catalog paths are relative to it. */
   dataDir: string;
   findings: FindingStore;
@@ -61,7 +62,9 @@ export interface ApiDeps {
    */
   reloadManifest(): ManifestReloadResult | null | Promise<ManifestReloadResult | null>;
   /** Webhook delivery stats (src/alert createAlerts().stats); absent or null without webhooks. */
-  alertStats?(): AlertStats | null;
+  alertStats?(): AlertStats | null | Promise<AlertStats | null>;
+  /** True while store writes wait in the queue because the store fails (/healthz `store: degraded`). */
+  storeDegraded?(): boolean;
   /** Named liveness checks for /healthz beyond the database, e.g. `{ receiver: true }`. */
   health?(): Record<string, boolean>;
   /** Wall clock in ms (tests). */

@@ -11,7 +11,7 @@
 import { statfs } from 'node:fs/promises';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DROP_NAMES, WEIRD_NAMES } from '../outcomes.js';
-import { outboxCounts } from '../alert/outbox.js';
+import { outboxCounts, type OutboxCounts } from '../alert/outbox.js';
 import { VERSION } from '../version.js';
 import type { ApiContext } from './deps.js';
 
@@ -32,7 +32,7 @@ export interface ApiMetrics {
 export function createMetrics(ctx: ApiContext): ApiMetrics {
   const registry = new Registry();
   const registers = [registry];
-  const db = ctx.deps.db;
+  const store = ctx.deps.store;
   collectDefaultMetrics({ register: registry, prefix: 'mirrorguard_' });
 
   // One reading of each source per scrape, taken in scrape() before the collectors run, so the
@@ -42,17 +42,15 @@ export function createMetrics(ctx: ApiContext): ApiMetrics {
     vni: { vni: number; packets: number; bytes: number }[];
     files: { state: string; n: number; bytes: number }[];
     findings: ReturnType<typeof ctx.deps.findings.counts>;
+    deliveries: OutboxCounts;
   }
-  let snap: Snapshot = { counters: {}, vni: [], files: [], findings: [] };
-  const takeSnapshot = (): Snapshot => ({
+  let snap: Snapshot = { counters: {}, vni: [], files: [], findings: [], deliveries: { pending: 0, delivered: 0, failed: 0, byEndpoint: {} } };
+  const takeSnapshot = async (): Promise<Snapshot> => ({
     counters: ctx.deps.counters(),
-    vni: db
-      .prepare<[], { vni: number; packets: number; bytes: number }>(
-        'SELECT vni, SUM(packets) AS packets, SUM(bytes) AS bytes FROM observed_sessions GROUP BY vni ORDER BY bytes DESC, vni',
-      )
-      .all(),
-    files: db.prepare<[], { state: string; n: number; bytes: number }>('SELECT state, COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS bytes FROM captures GROUP BY state').all(),
+    vni: await store.observed.byVni(),
+    files: await store.captures.byState(),
     findings: ctx.deps.findings.counts(),
+    deliveries: await outboxCounts(store.outbox),
   });
 
   new Gauge({
@@ -228,7 +226,7 @@ export function createMetrics(ctx: ApiContext): ApiMetrics {
     registers,
     collect() {
       this.reset();
-      for (const [endpoint, c] of Object.entries(outboxCounts(db).byEndpoint)) {
+      for (const [endpoint, c] of Object.entries(snap.deliveries.byEndpoint)) {
         for (const state of ['pending', 'delivered', 'failed'] as const) this.set({ endpoint, state }, c[state]);
       }
     },
@@ -264,7 +262,7 @@ export function createMetrics(ctx: ApiContext): ApiMetrics {
   return {
     registry,
     async scrape() {
-      snap = takeSnapshot();
+      snap = await takeSnapshot();
       return registry.metrics();
     },
     observeRequest(method, route, status) {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { EXIT, MgError, type Problem } from '../errors.js';
 import { VERSION } from '../version.js';
 import { CATALOG_FILE } from '../collector/layout.js';
-import { openDb } from '../store/db.js';
+import { openStore, type Store } from '../store/store.js';
 import { parseYamlWithLines } from '../util/yaml-source.js';
 import { generateSecret, looksLikeSlack, parseAlertsConfig, secretProblem, WEBHOOK_DEFAULTS, WEBHOOK_SECRET_ENV, type ResolvedWebhook, type WebhookFormat } from '../alert/config.js';
 import { renderSlackTest } from '../alert/format-slack.js';
@@ -213,14 +213,15 @@ function dbFile(v: Values): string {
   return file;
 }
 
-function runStatus(v: Values, { out }: Say): number {
+async function runStatus(v: Values, { out }: Say): Promise<number> {
   if (v.state !== undefined && !['pending', 'delivered', 'failed'].includes(v.state)) throw usage(`--state: expected pending, delivered or failed, got '${v.state}'`);
   const limit = v.limit ?? 20;
-  const db = openDb(dbFile(v));
+  const store: Store = await openStore({ url: `sqlite:${dbFile(v)}` });
+  const db = store.outbox;
   try {
-    const counts = outboxCounts(db);
-    const disabled = listDisabledEndpoints(db);
-    const recent = listDeliveries(db, { ...(v.state !== undefined ? { state: v.state as OutboxState } : {}), limit });
+    const counts = await outboxCounts(db);
+    const disabled = await listDisabledEndpoints(db);
+    const recent = await listDeliveries(db, { ...(v.state !== undefined ? { state: v.state as OutboxState } : {}), limit });
     if (v.json) {
       out(JSON.stringify({ ...counts, disabled, recent }, null, 2));
       return EXIT.OK;
@@ -233,36 +234,38 @@ function runStatus(v: Values, { out }: Say): number {
     }
     return EXIT.OK;
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
-function runEnable(v: Values, name: string, { out }: Say): number {
-  const db = openDb(dbFile(v));
+async function runEnable(v: Values, name: string, { out }: Say): Promise<number> {
+  const store: Store = await openStore({ url: `sqlite:${dbFile(v)}` });
+  const db = store.outbox;
   try {
-    const was = listDisabledEndpoints(db).some((d) => d.name === name);
-    const known = Object.keys(outboxCounts(db).byEndpoint);
+    const was = (await listDisabledEndpoints(db)).some((d) => d.name === name);
+    const known = Object.keys((await outboxCounts(db)).byEndpoint);
     if (!was && !known.includes(name)) {
       throw new MgError('MG_ERR_WEBHOOK_UNKNOWN', `'${name}'`, {
         problems: [{ field: 'NAME', message: known.length ? `the outbox knows ${known.map((k) => `'${k}'`).join(', ')}` : 'the outbox has no deliveries yet' }],
       });
     }
-    const n = enableEndpoint(db, name, { requeue: v.requeue === true });
+    const n = await enableEndpoint(db, name, { requeue: v.requeue === true });
     out(was ? `webhook '${name}' enabled${v.requeue ? `; ${n} failed deliveries requeued` : ''}` : `webhook '${name}' was not disabled${v.requeue ? `; ${n} failed deliveries requeued` : ''}`);
     out('A running collector picks this up within its poll interval (alerting.pollIntervalMs).');
     return EXIT.OK;
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
-function runRetry(v: Values, { out }: Say): number {
-  const db = openDb(dbFile(v));
+async function runRetry(v: Values, { out }: Say): Promise<number> {
+  const store: Store = await openStore({ url: `sqlite:${dbFile(v)}` });
+  const db = store.outbox;
   try {
-    const n = requeueFailed(db, v.endpoint !== undefined ? { endpoint: v.endpoint } : {});
+    const n = await requeueFailed(db, v.endpoint !== undefined ? { endpoint: v.endpoint } : {});
     out(`${n} failed deliveries requeued; a running collector sends them within its poll interval.`);
     return EXIT.OK;
   } finally {
-    db.close();
+    await store.close();
   }
 }

@@ -18,6 +18,7 @@ import { EXIT } from '../errors.js';
 import { nativeCopyBytes } from '../ingest/native-addon.js';
 import { openCapture } from '../pcap/reader.js';
 import { openDb } from '../store/db.js';
+import { storeFromDb } from '../store/store.js';
 import { createLogger, resolveLogFormat } from '../util/log.js';
 import { CONFIG_FLAGS, commandHelp, parseCommand, usageError, type CommandSpec, type FlagSpec } from './flags.js';
 import { PROCESS_IO, type CliIo } from './io.js';
@@ -110,13 +111,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   detector?.flushFlood(Date.now());
 
   const counters = collector.counters();
-  const sessions = db
-    .prepare(
-      `SELECT vni, source_ip AS sourceIp, session_id AS sessionId, COUNT(*) AS files, SUM(packets) AS packets, SUM(bytes) AS bytes,
-              MAX(gwlb_endpoint_id) AS gwlbEndpointId
-       FROM captures GROUP BY vni, source_ip ORDER BY vni, source_ip`,
-    )
-    .all() as { vni: number; sourceIp: string; sessionId: string | null; files: number; packets: number; bytes: number; gwlbEndpointId: string | null }[];
+  const sessions = await storeFromDb(db).captures.pairs();
   const findings = detector ? detector.store.list({ limit: 1000 }).items : [];
   db.close();
 

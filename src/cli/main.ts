@@ -18,6 +18,7 @@ const COMMANDS: Record<string, Command> = {
   cloudtrail: { summary: 'scan CloudTrail logs for traffic-mirroring calls against the manifest', load: () => import('./cloudtrail.js') },
   inventory: { summary: 'compare AWS mirror sessions with the manifest', load: () => import('./inventory.js') },
   alerts: { summary: 'send a signed test event to a webhook', load: () => import('./alerts.js') },
+  store: { summary: 'store status, migrations, and copying a SQLite history into PostgreSQL', load: () => import('./store.js') },
   config: { summary: 'check a configuration without starting, and print it with secrets redacted', load: () => import('./config.js') },
 };
 

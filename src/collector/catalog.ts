@@ -1,103 +1,76 @@
 /**
- * The capture catalog: one row per PCAP file (table `captures` in src/store/db.ts). A row is inserted,
- * state 'open', before the file's first byte is written, so after a crash every file on disk either
- * has a row to repair or is adopted by the recovery scan. Rows are synced from memory on a timer
- * (packets, bytes flushed, last time) and finalized with the SHA-256 on close.
+ * The capture catalog as the collector sees it: one row per PCAP file (src/store/captures.ts), plus
+ * the observed-session deltas (src/store/observed.ts). A row is requested, state 'open', before the
+ * file's first byte is written, so after a crash every file on disk either has a row to repair or is
+ * adopted by the recovery scan. Rows are synced from memory on a timer (packets, bytes flushed, last
+ * time) and finalized with the SHA-256 on close.
+ *
+ * Writes never wait: they go through the store's ordered write queue (src/store/write-queue.ts) and
+ * return at once. `open` hands back a handle that later writes for the same file use; the queue maps
+ * it to the row id once the insert is in. `flush()` waits until everything queued is in the store (a
+ * live download, shutdown, tests). Reads (recovery, retention) ask the store directly.
  */
 import type { Db } from '../store/db.js';
+import type { CaptureRow, CloseInfo, NewCapture } from '../store/captures.js';
+import { storeFromDb, type Store } from '../store/store.js';
+import { WriteQueue } from '../store/write-queue.js';
 
-export interface CaptureRow {
-  id: number;
-  path: string;
-  vni: number;
-  source_ip: string;
-  session_id: string | null;
-  worker: number;
-  state: 'open' | 'closed';
-  created_us: number;
-  closed_us: number | null;
-  first_us: number | null;
-  last_us: number | null;
-  packets: number;
-  bytes: number;
-  sha256: string | null;
-  close_reason: string | null;
-  gwlb_endpoint_id: string | null;
-  gwlb_attachment_id: string | null;
-}
-
-export interface CloseInfo {
-  closedUs: number;
-  firstUs: number | null;
-  lastUs: number | null;
-  packets: number;
-  bytes: number;
-  sha256: string;
-  reason: string;
-}
+export type { CaptureRow, CloseInfo };
 
 export class Catalog {
-  private readonly insertStmt;
-  private readonly syncStmt;
-  private readonly closeStmt;
-  private readonly deleteStmt;
-  private readonly sessionStmt;
-  private readonly observedStmt;
+  readonly store: Store;
+  readonly queue: WriteQueue;
+  private nextHandle = 0;
 
-  constructor(readonly db: Db) {
-    this.insertStmt = db.prepare(
-      `INSERT INTO captures (path, vni, source_ip, session_id, worker, state, created_us, first_us, last_us, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id)
-       VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, 0, 0, ?, ?)`,
-    );
-    this.syncStmt = db.prepare(`UPDATE captures SET packets = ?, bytes = ?, last_us = ? WHERE id = ? AND state = 'open'`);
-    this.closeStmt = db.prepare(
-      `UPDATE captures SET state = 'closed', closed_us = ?, first_us = ?, last_us = ?, packets = ?, bytes = ?, sha256 = ?, close_reason = ? WHERE id = ?`,
-    );
-    this.deleteStmt = db.prepare(`DELETE FROM captures WHERE id = ?`);
-    this.sessionStmt = db.prepare(`UPDATE captures SET session_id = ? WHERE id = ?`);
-    this.observedStmt = db.prepare(
-      `INSERT INTO observed_sessions (source_ip, vni, session_id, first_seen, last_seen, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (source_ip, vni) DO UPDATE SET
-         session_id = excluded.session_id,
-         gwlb_endpoint_id = COALESCE(excluded.gwlb_endpoint_id, observed_sessions.gwlb_endpoint_id),
-         gwlb_attachment_id = COALESCE(excluded.gwlb_attachment_id, observed_sessions.gwlb_attachment_id),
-         last_seen = MAX(last_seen, excluded.last_seen),
-         packets = observed_sessions.packets + excluded.packets,
-         bytes = observed_sessions.bytes + excluded.bytes`,
-    );
+  /** A store (or, for tests and tools on one SQLite file, its connection) and optionally a queue to share. */
+  constructor(storeOrDb: Store | Db, queue?: WriteQueue) {
+    this.store = isStore(storeOrDb) ? storeOrDb : storeFromDb(storeOrDb);
+    this.queue = queue ?? new WriteQueue(this.store);
   }
 
-  open(row: {
-    path: string;
-    vni: number;
-    sourceIp: string;
-    sessionId: string | null;
-    worker: number;
-    createdUs: number;
-    firstUs: number;
-    /** The GWLB endpoint and attachment the session arrives through (GENEVE), absent otherwise. */
-    gwlbEndpointId?: string | null;
-    gwlbAttachmentId?: string | null;
-  }): number {
-    const r = this.insertStmt.run(row.path, row.vni, row.sourceIp, row.sessionId, row.worker, row.createdUs, row.firstUs, row.firstUs, row.gwlbEndpointId ?? null, row.gwlbAttachmentId ?? null);
-    return Number(r.lastInsertRowid);
+  /** Request the row of a file about to be written; a handle for the file's later writes. */
+  open(row: NewCapture): number {
+    const h = ++this.nextHandle;
+    const repo = this.store.captures;
+    this.queue.push(async (q, ids) => ids.set(h, await repo.open(row, q)));
+    return h;
   }
 
-  sync(id: number, packets: number, bytes: number, lastUs: number): void {
-    this.syncStmt.run(packets, bytes, lastUs, id);
+  sync(handle: number, packets: number, bytes: number, lastUs: number): void {
+    const repo = this.store.captures;
+    this.queue.push(async (q, ids) => {
+      const id = ids.get(handle);
+      if (id !== undefined) await repo.sync(id, packets, bytes, lastUs, q);
+    });
   }
 
-  close(id: number, info: CloseInfo): void {
-    this.closeStmt.run(info.closedUs, info.firstUs, info.lastUs, info.packets, info.bytes, info.sha256, info.reason, id);
+  close(handle: number, info: CloseInfo): void {
+    const repo = this.store.captures;
+    this.queue.push(async (q, ids) => {
+      const id = ids.get(handle);
+      if (id === undefined) return;
+      await repo.close(id, info, q);
+      ids.forget(handle);
+    });
   }
 
-  delete(id: number): void {
-    this.deleteStmt.run(id);
+  /** Drop the row of a file that was never created on disk. */
+  delete(handle: number): void {
+    const repo = this.store.captures;
+    this.queue.push(async (q, ids) => {
+      const id = ids.get(handle);
+      if (id === undefined) return;
+      await repo.delete(id, q);
+      ids.forget(handle);
+    });
   }
 
-  setSessionId(id: number, sessionId: string | null): void {
-    this.sessionStmt.run(sessionId, id);
+  setSessionId(handle: number, sessionId: string | null): void {
+    const repo = this.store.captures;
+    this.queue.push(async (q, ids) => {
+      const id = ids.get(handle);
+      if (id !== undefined) await repo.setSessionId(id, sessionId, q);
+    });
   }
 
   /** Add deltas to the observed-session row of a pair. */
@@ -112,32 +85,59 @@ export class Catalog {
     gwlbEndpointId: string | null = null,
     gwlbAttachmentId: string | null = null,
   ): void {
-    this.observedStmt.run(sourceIp, vni, sessionId, firstSeenMs, lastSeenMs, packets, bytes, gwlbEndpointId, gwlbAttachmentId);
+    const repo = this.store.observed;
+    this.queue.push((q) => repo.observe({ sourceIp, vni, sessionId, firstSeenMs, lastSeenMs, packets, bytes, gwlbEndpointId, gwlbAttachmentId }, q));
   }
 
-  openRows(worker?: number): CaptureRow[] {
-    return (
-      worker === undefined
-        ? this.db.prepare(`SELECT * FROM captures WHERE state = 'open'`).all()
-        : this.db.prepare(`SELECT * FROM captures WHERE state = 'open' AND worker = ?`).all(worker)
-    ) as CaptureRow[];
+  /** Several writes: they are queued in order and reach the store in one transaction when they can. */
+  batch<T>(fn: () => T): T {
+    return fn();
   }
 
-  byPath(path: string): CaptureRow | undefined {
-    return this.db.prepare(`SELECT * FROM captures WHERE path = ?`).get(path) as CaptureRow | undefined;
+  /** Wait until every write queued so far is in the store; false after `timeoutMs`. */
+  flush(timeoutMs?: number): Promise<boolean> {
+    return this.queue.flush(timeoutMs);
+  }
+
+  // --- reads and the recovery scan's writes: straight to the store, at start or on the retention timer.
+
+  /** This node's open rows (optionally one worker's). */
+  openRows(worker?: number): Promise<CaptureRow[]> {
+    return this.store.captures.openRows(worker);
+  }
+
+  byPath(path: string): Promise<CaptureRow | undefined> {
+    return this.store.captures.byPath(path);
   }
 
   /** Closed files, oldest first (retention order). */
-  closedOldestFirst(): CaptureRow[] {
-    return this.db.prepare(`SELECT * FROM captures WHERE state = 'closed' ORDER BY COALESCE(last_us, closed_us, created_us) ASC, id ASC`).all() as CaptureRow[];
+  closedOldestFirst(): Promise<CaptureRow[]> {
+    return this.store.captures.closedOldestFirst();
   }
 
-  totalBytes(): number {
-    return (this.db.prepare(`SELECT COALESCE(SUM(bytes), 0) AS n FROM captures`).get() as { n: number }).n;
+  totalBytes(): Promise<number> {
+    return this.store.captures.totalBytes();
   }
 
-  /** Run several writes as one transaction (one fsync instead of many). */
-  batch<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+  /** A row by its id (recovery, retention). */
+  deleteRow(id: number): Promise<void> {
+    return this.store.captures.delete(id);
   }
+
+  closeRow(id: number, info: CloseInfo): Promise<void> {
+    return this.store.captures.close(id, info);
+  }
+
+  /** Insert and close at once (recovery adopting a file with no row); its id. */
+  async adopt(row: NewCapture, info: CloseInfo): Promise<number> {
+    return this.store.tx(async (q) => {
+      const id = await this.store.captures.open(row, q);
+      await this.store.captures.close(id, info, q);
+      return id;
+    });
+  }
+}
+
+function isStore(x: Store | Db): x is Store {
+  return typeof (x as Store).captures === 'object' && typeof (x as Store).tx === 'function';
 }

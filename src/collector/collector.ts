@@ -22,7 +22,6 @@ import type { BytesCopy, PlannedCopy } from '../pcap/copy.js';
 import { receiveClock, type ReceiveClock } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import { Catalog } from './catalog.js';
-import { joinEdgeCommit } from './edge-commit.js';
 import { Session, SessionTable } from './session-table.js';
 import { SessionWriters } from './session-writer.js';
 
@@ -314,8 +313,6 @@ export class Collector {
       }
       return null;
     }
-    // The detector's rows, the observed-session row and the file's catalog row commit once for this turn.
-    joinEdgeCommit(this.opts.catalog.db, this.opts.logger);
     const atMs = tsSec * 1000 + Math.floor(tsNsec / 1e6);
     if (this.opts.onNewPair && s.status === 'unknown') {
       try {
@@ -391,8 +388,10 @@ export class Collector {
    * catalog rows, so the file being written can be served up to its last record. The same meaning with
    * receive workers (each worker runs this on its own collector; src/workers.ts).
    */
-  flushLive(): Promise<void> {
-    return this.writers.flushLive();
+  async flushLive(): Promise<void> {
+    await this.writers.flushLive();
+    // The rows' updates are queued (src/store/write-queue.ts): wait for them, not forever if the store is away.
+    await this.opts.catalog.flush(5_000);
   }
 
   private readonly observedMark = new WeakMap<Session, { packets: number; bytes: number }>();
@@ -450,6 +449,8 @@ export class Collector {
       if (s.dirty) this.syncObserved(s, nowMs);
     }
     await this.writers.close();
+    // Within the 10 s shutdown budget: a store that is away keeps what is still queued (recovery adopts the files).
+    await this.opts.catalog.flush(5_000);
   }
 
   /** Counters for logs and the API. */

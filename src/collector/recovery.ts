@@ -27,15 +27,15 @@ export async function recoverCatalog(catalog: Catalog, dataDir: string, logger: 
   const report: RecoveryReport = { repaired: 0, truncatedBytes: 0, adopted: 0, removedRows: 0 };
   const nowUs = Date.now() * 1000;
 
-  for (const row of catalog.openRows()) {
+  for (const row of await catalog.openRows()) {
     const abs = join(dataDir, row.path);
     if (!exists(abs)) {
-      catalog.delete(row.id);
+      await catalog.deleteRow(row.id);
       report.removedRows++;
       continue;
     }
     const r = await repairPcap(abs, { linktype: LINKTYPE_ETHERNET });
-    catalog.close(row.id, {
+    await catalog.closeRow(row.id, {
       closedUs: nowUs,
       firstUs: r.packets > 0 ? toMicros(r.firstSec, r.firstNsec) : null,
       lastUs: r.packets > 0 ? toMicros(r.lastSec, r.lastNsec) : null,
@@ -50,7 +50,7 @@ export async function recoverCatalog(catalog: Catalog, dataDir: string, logger: 
   }
 
   for (const rel of listPcaps(dataDir)) {
-    if (catalog.byPath(rel)) continue;
+    if (await catalog.byPath(rel)) continue;
     const meta = parseCaptureRelPath(rel);
     if (!meta) {
       logger.warn({ path: rel }, 'a .pcap file under the data directory does not follow the layout; left alone');
@@ -58,8 +58,7 @@ export async function recoverCatalog(catalog: Catalog, dataDir: string, logger: 
     }
     const r = await repairPcap(join(dataDir, rel), { linktype: LINKTYPE_ETHERNET });
     const firstUs = r.packets > 0 ? toMicros(r.firstSec, r.firstNsec) : null;
-    const id = catalog.open({ path: rel, vni: meta.vni, sourceIp: meta.sourceIp, sessionId: null, worker: meta.worker, createdUs: firstUs ?? nowUs, firstUs: firstUs ?? nowUs });
-    catalog.close(id, {
+    await catalog.adopt({ path: rel, vni: meta.vni, sourceIp: meta.sourceIp, sessionId: null, worker: meta.worker, createdUs: firstUs ?? nowUs, firstUs: firstUs ?? nowUs }, {
       closedUs: nowUs,
       firstUs,
       lastUs: r.packets > 0 ? toMicros(r.lastSec, r.lastNsec) : null,
@@ -72,9 +71,9 @@ export async function recoverCatalog(catalog: Catalog, dataDir: string, logger: 
     logger.warn({ path: rel }, 'adopted a PCAP file the catalog did not know');
   }
 
-  for (const row of catalog.closedOldestFirst()) {
+  for (const row of await catalog.closedOldestFirst()) {
     if (!exists(join(dataDir, row.path))) {
-      catalog.delete(row.id);
+      await catalog.deleteRow(row.id);
       report.removedRows++;
     }
   }

@@ -30,10 +30,10 @@ export function freeBytes(dir: string): number | null {
   }
 }
 
-export function runRetention(catalog: Catalog, dataDir: string, policy: RetentionPolicy, logger: Logger, nowMs = Date.now()): RetentionResult {
+export async function runRetention(catalog: Catalog, dataDir: string, policy: RetentionPolicy, logger: Logger, nowMs = Date.now()): Promise<RetentionResult> {
   const result: RetentionResult = { deletedFiles: 0, deletedBytes: 0, reasons: { age: 0, bytes: 0, free: 0 } };
-  const closed = catalog.closedOldestFirst();
-  let total = catalog.totalBytes();
+  const closed = await catalog.closedOldestFirst();
+  let total = await catalog.totalBytes();
   let free = policy.minFreeBytes > 0 ? freeBytes(dataDir) : null;
   const cutoffUs = policy.maxAgeHours > 0 ? (nowMs - policy.maxAgeHours * 3_600_000) * 1000 : -Infinity;
 
@@ -53,7 +53,7 @@ export function runRetention(catalog: Catalog, dataDir: string, policy: Retentio
         continue;
       }
     }
-    catalog.delete(row.id);
+    await catalog.deleteRow(row.id);
     total -= row.bytes;
     if (free !== null) free += row.bytes;
     result.deletedFiles++;

@@ -24,7 +24,6 @@ import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
 import { toMicros } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import type { Catalog } from './catalog.js';
-import { commitEdgeWrites, joinEdgeCommit } from './edge-commit.js';
 import { captureRelPath } from './layout.js';
 
 /** Least time between two early flushes of every session's partly filled buffer under memory pressure. */
@@ -206,7 +205,6 @@ export class SessionWriters {
   async close(): Promise<void> {
     for (const w of [...this.live]) w.close('shutdown');
     while (this.pending.size) await Promise.allSettled([...this.pending]);
-    commitEdgeWrites(this.catalog.db);
   }
 
   /** Files open now (created or about to be), one per writer with a file. */
@@ -236,7 +234,6 @@ export class SessionWriters {
     const abs = join(this.opts.dataDir, rel);
     let catalogId = 0;
     try {
-      joinEdgeCommit(this.catalog.db, this.logger);
       catalogId = this.catalog.open({
         path: rel,
         vni: s.vni,
@@ -341,7 +338,6 @@ export class SessionWriter {
       .close()
       .then((info) => {
         if (id === 0) return;
-        joinEdgeCommit(hub.catalog.db, hub.logger);
         if (!info.created) {
           hub.catalog.delete(id);
           return;

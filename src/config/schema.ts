@@ -48,6 +48,8 @@ export const DEFAULTS = {
   dataDir: './data',
   /** VXLAN port for capture files and libpcap (the UDP socket's port is in `listen`). */
   vxlanPort: 4789,
+  /** This collector's name in the store's rows (captures, observed sessions, audit); null: the host name. */
+  node: { id: null as string | null },
   /** Most (source IP, VNI) pairs tracked at once; beyond it new pairs are dropped and counted. */
   maxSessions: 16_384,
   /** Reject VXLAN headers with reserved bits set instead of counting them as weird (RFC 7348 section 5). */
@@ -188,6 +190,16 @@ export const configSchema = z
       .strict()
       .prefault({}),
     manifest: z.string().min(1).nullable().default(null),
+    node: z
+      .object({
+        id: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1 to 63 letters, digits, ".", "_" or "-", starting with a letter or digit')
+          .nullable()
+          .default(DEFAULTS.node.id),
+      })
+      .strict()
+      .prefault({}),
     api: apiConfigSchema,
     // Checked in depth by parseAlertsConfig (src/alert/config.ts), which resolves secrets from the environment.
     webhooks: z.array(z.unknown()).default([]),

@@ -10,7 +10,7 @@
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
+import { probeDb } from '../store/db.js';
 import { parseAlertsConfig, type AlertingConfig, type ResolvedWebhook } from '../alert/config.js';
 import { configuredTokens } from '../api/config.js';
 import { CATALOG_FILE } from '../collector/layout.js';
@@ -99,16 +99,6 @@ export function checkDataDir(dir: string): void {
   }
   const catalog = join(dir, CATALOG_FILE);
   if (probe === dir && existsSync(catalog)) {
-    let db: Database.Database | undefined;
-    try {
-      db = new Database(catalog, { readonly: true, fileMustExist: true });
-      db.pragma('user_version', { simple: true });
-      db.prepare('SELECT count(*) FROM sqlite_master').get();
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      throw new MgError('MG_ERR_CATALOG_OPEN', `${catalog}: ${(e as Error).message}${code ? ` (${code})` : ''}`, { cause: e });
-    } finally {
-      db?.close();
-    }
+    probeDb(catalog);
   }
 }

@@ -1,3 +1,4 @@
+import { storeFromDb } from '../../src/store/store.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -131,7 +132,7 @@ describe('mirrorguard alerts status / enable / retry', () => {
     const ins = db.prepare("INSERT INTO outbox (msg_id, endpoint, event_type, finding_id, payload, created_at, next_attempt_at, state) VALUES (?, 'pager', 'finding.created', 'f_1', '{}', ?, ?, ?)");
     ins.run('msg_A', 1, 1, 'pending');
     ins.run('msg_B', 2, 2, 'delivered');
-    disableEndpoint(db, 'pager', 'HTTP 410 Gone from http://127.0.0.1:1/…', 3);
+    await disableEndpoint(storeFromDb(db).outbox, 'pager', 'HTTP 410 Gone from http://127.0.0.1:1/…', 3);
     db.close();
 
     expect(await run(['status', '--data-dir', dir])).toBe(0);

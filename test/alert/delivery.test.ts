@@ -3,6 +3,7 @@
  * middle of it, 410, 400, a hanging endpoint. Every signature is checked with node:crypto from the
  * spec, not with the package we sign with.
  */
+import { storeFromDb } from '../../src/store/store.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { openDb, type Db } from '../../src/store/db.js';
@@ -74,7 +75,7 @@ describe('webhook delivery', () => {
     const db = openDb(':memory:');
     cleanups.push(() => db.close());
     const webhooks = hooks({ name: 'pager', url: receiver.url, secret: SECRET, maxConcurrency: 2 });
-    const dispatcher = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 }));
+    const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
 
@@ -83,7 +84,7 @@ describe('webhook delivery', () => {
     await receiver.close();
     // Down: more alerts arrive while connections are refused.
     recordFindings(db, outbox, 2);
-    await waitFor(() => rows(db).every((r) => r.attempts >= 1) && dispatcher.stats().counters['alert.delivery.retried'] >= 6, 5000, 'attempts during the outage');
+    await waitFor(() => rows(db).every((r) => r.attempts >= 1) && dispatcher.counters['alert.delivery.retried'] >= 6, 5000, 'attempts during the outage');
     expect(rows(db).filter((r) => r.state === 'delivered')).toHaveLength(0);
     const lastErrors = rows(db).map((r) => r.last_error ?? '');
     expect(lastErrors.some((e) => e.includes('ECONNREFUSED'))).toBe(true);
@@ -105,7 +106,7 @@ describe('webhook delivery', () => {
       expect(body.data.id).toMatch(/^f_test/);
       expect(Math.abs(Number(req.headers['webhook-timestamp']) - req.at / 1000)).toBeLessThan(5);
     }
-    const s = dispatcher.stats();
+    const s = await dispatcher.stats();
     expect(s).toMatchObject({ pending: 0, delivered: 5, failed: 0 });
     expect(s.byEndpoint['pager']).toMatchObject({ delivered: 5, consecutiveFailures: 0 });
   });
@@ -120,7 +121,7 @@ describe('webhook delivery', () => {
     const webhooks = hooks({ name: 'pager', url: receiver.url, secret: SECRET });
     // The first collector backs off for a long time: after the restart the rows must not wait it out.
     const slow = { ...FAST_RETRY, initialDelayMs: 60_000, maxDelayMs: 60_000 };
-    const d1 = new WebhookDispatcher({ db, webhooks, retry: slow, pollIntervalMs: 50 });
+    const d1 = new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: slow, pollIntervalMs: 50 });
     const o1 = new AlertOutbox({ db, webhooks, onEnqueue: () => d1.notify() });
     d1.start();
     recordFindings(db, o1, 4);
@@ -134,7 +135,7 @@ describe('webhook delivery', () => {
     db = openDb(file);
     cleanups.push(() => db.close());
     const started = Date.now();
-    const d2 = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 }));
+    const d2 = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 }));
     d2.start();
     await waitFor(() => rows(db).every((r) => r.state === 'delivered'), 5000, 'all delivered after restart');
     expect(Date.now() - started).toBeLessThan(2000); // promptly, not after the 60 s backoff
@@ -144,7 +145,7 @@ describe('webhook delivery', () => {
 
     // Another restart: delivered rows are never sent again.
     const count = receiver.requests.length;
-    const d3 = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
+    const d3 = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
     d3.start();
     await sleep(300);
     expect(receiver.requests.length).toBe(count);
@@ -158,7 +159,7 @@ describe('webhook delivery', () => {
     const db = openDb(':memory:');
     cleanups.push(() => db.close());
     const webhooks = hooks({ name: 'slowpoke', url: receiver.url, secret: SECRET, timeoutMs: 30_000 });
-    const d1 = new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 });
+    const d1 = new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 });
     const o1 = new AlertOutbox({ db, webhooks, onEnqueue: () => d1.notify() });
     d1.start();
     recordFindings(db, o1, 1);
@@ -170,7 +171,7 @@ describe('webhook delivery', () => {
     expect(row).toMatchObject({ state: 'pending', attempts: 1, last_error: 'interrupted by shutdown' });
 
     hang = false;
-    const d2 = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 }));
+    const d2 = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 }));
     d2.start();
     await waitFor(() => rows(db)[0]!.state === 'delivered', 5000, 'redelivery');
     const ids = receiver.requests.map((r) => r.headers['webhook-id']);
@@ -185,7 +186,7 @@ describe('webhook delivery', () => {
     const db = openDb(':memory:');
     cleanups.push(() => db.close());
     const webhooks = hooks({ name: 'limited', url: receiver.url, secret: SECRET });
-    const dispatcher = track(new WebhookDispatcher({ db, webhooks, retry: { ...FAST_RETRY, retryAfterMaxMs: 5000 }, pollIntervalMs: 20 }));
+    const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: { ...FAST_RETRY, retryAfterMaxMs: 5000 }, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
     recordFindings(db, outbox, 1);
@@ -204,7 +205,7 @@ describe('webhook delivery', () => {
     cleanups.push(() => db.close());
     const webhooks = hooks({ name: 'flaky', url: receiver.url, secret: SECRET, maxAgeSeconds: 1 });
     const { log, lines } = captureLogger();
-    const dispatcher = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 20, log }));
+    const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20, log }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
     recordFindings(db, outbox, 1);
@@ -213,10 +214,10 @@ describe('webhook delivery', () => {
     expect(row!.last_status).toBe(502);
     expect(row!.last_error).toMatch(/^gave up after \d+ attempt\(s\) over 1 s: HTTP 502 Bad Gateway: bad gateway$/);
     expect(row!.attempts).toBeGreaterThan(3);
-    const s = dispatcher.stats();
+    const s = await dispatcher.stats();
     expect(s.failed).toBe(1);
     expect(s.counters['alert.delivery.gave_up']).toBe(1);
-    expect(listDeliveries(db, { state: 'failed' })[0]).toMatchObject({ endpoint: 'flaky', state: 'failed', lastStatus: 502 });
+    expect((await listDeliveries(storeFromDb(db).outbox, { state: 'failed' }))[0]).toMatchObject({ endpoint: 'flaky', state: 'failed', lastStatus: 502 });
     // Retries are logged at a limited rate: one warning line, not one per attempt.
     expect(lines.filter((l) => l.level === 40)).toHaveLength(1);
     expect(lines.some((l) => l.level === 50 && l.msg.includes('alert undelivered'))).toBe(true);
@@ -232,11 +233,11 @@ describe('webhook delivery', () => {
     cleanups.push(() => db.close());
     const webhooks = hooks({ name: 'old', url: gone.url, secret: SECRET, maxConcurrency: 1 }, { name: 'new', url: ok.url, secret: SECRET });
     const { log, lines } = captureLogger();
-    const dispatcher = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 20, log }));
+    const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20, log }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
     recordFindings(db, outbox, 3);
-    await waitFor(() => ok.acceptedIds().length === 3 && dispatcher.stats().byEndpoint['old']!.disabled, 5000, 'disable');
+    await waitFor(() => ok.acceptedIds().length === 3 && dispatcher.isDisabled('old'), 5000, 'disable');
     await sleep(100);
     // One 410 was enough: the rest of its queue failed without being sent.
     expect(gone.requests).toHaveLength(1);
@@ -266,7 +267,7 @@ describe('webhook delivery', () => {
     const db = openDb(':memory:');
     cleanups.push(() => db.close());
     const webhooks = hooks({ name: 'strict', url: receiver.url, secret: SECRET, maxConcurrency: 1 });
-    const dispatcher = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
+    const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
     recordFindings(db, outbox, 2);
@@ -277,7 +278,7 @@ describe('webhook delivery', () => {
     expect(a).toMatchObject({ attempts: 1, last_status: 400, last_error: 'HTTP 400 Bad Request: {"error":"unknown field"}' });
     expect(b).toMatchObject({ attempts: 1, last_status: 302 });
     expect(b!.last_error).toContain('redirect to http://elsewhere.example/');
-    expect(dispatcher.stats().counters['alert.delivery.rejected']).toBe(2);
+    expect(dispatcher.counters['alert.delivery.rejected']).toBe(2);
   });
 
   it('a hanging endpoint times out without delaying a healthy one', async () => {
@@ -292,7 +293,7 @@ describe('webhook delivery', () => {
       { name: 'stuck', url: hanging.url, secret: SECRET, timeoutMs: 1500, maxConcurrency: 1 },
       { name: 'fine', url: healthy.url, secret: SECRET, maxConcurrency: 1 },
     );
-    const dispatcher = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
+    const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
     recordFindings(db, outbox, 3);
@@ -306,7 +307,7 @@ describe('webhook delivery', () => {
     ]);
     expect(hanging.requests).toHaveLength(1); // concurrency 1: one stuck request, the rest wait in the outbox
     await waitFor(() => rows(db).some((r) => r.endpoint === 'stuck' && r.last_error === 'timed out after 1500 ms'), 5000, 'timeout recorded');
-    expect(dispatcher.stats().counters['alert.delivery.timeouts']).toBeGreaterThanOrEqual(1);
+    expect(dispatcher.counters['alert.delivery.timeouts']).toBeGreaterThanOrEqual(1);
     expect(rows(db).filter((r) => r.endpoint === 'stuck').every((r) => r.state === 'pending')).toBe(true);
   });
 
@@ -316,7 +317,7 @@ describe('webhook delivery', () => {
     const db = openDb(':memory:');
     cleanups.push(() => db.close());
     const webhooks = hooks({ name: 'gw', url: receiver.url, secret: SECRET, headers: { Authorization: 'Bearer gw-token', 'User-Agent': 'acme-relay/2' } });
-    const dispatcher = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
+    const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
     recordFindings(db, outbox, 1);
@@ -332,7 +333,7 @@ describe('webhook delivery', () => {
     const db = openDb(':memory:');
     cleanups.push(() => db.close());
     const webhooks = hooks({ name: 'slack', url: receiver.url, format: 'slack' });
-    const dispatcher = track(new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
+    const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, alerting: { publicBaseUrl: 'https://mirrorguard.example.com' }, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
     recordFindings(db, outbox, 1);

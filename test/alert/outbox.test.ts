@@ -1,3 +1,4 @@
+import { storeFromDb } from '../../src/store/store.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../src/store/db.js';
 import { parseAlertsConfig, type WebhookEntryInput } from '../../src/alert/config.js';
@@ -163,7 +164,7 @@ describe('AlertOutbox repeats', () => {
     const db = openDb(':memory:');
     dbs.push(db);
     const { webhooks } = parseAlertsConfig({ webhooks: [{ name: 'pager', url: receiver.url, secret: SECRET, updateIntervalSeconds: 0.5 }] });
-    const dispatcher = new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 5000 });
+    const dispatcher = new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 5000 });
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
     try {

@@ -28,20 +28,20 @@ const ROWS: [string, string, number][] = [
 ];
 
 describe('webhook delivery pruning', () => {
-  it('deletes delivered and given-up deliveries older than keepDeliveriesDays, never pending ones', () => {
+  it('deletes delivered and given-up deliveries older than keepDeliveriesDays, never pending ones', async () => {
     const db = openDb(':memory:');
     const now = Date.UTC(2026, 0, 1);
     insert(db, ROWS, now);
     const alerts = createAlerts({ db, ...parseAlertsConfig({}), now: () => now });
-    expect(alerts.prune()).toBe(2);
+    expect(await alerts.prune()).toBe(2);
     expect(ids(db)).toEqual(['m3-pending-old', 'm4-delivered-new', 'm5-failed-new']);
 
     const keep7 = createAlerts({ db, ...parseAlertsConfig({ alerting: { keepDeliveriesDays: 7 } }), now: () => now });
-    expect(keep7.prune()).toBe(1);
+    expect(await keep7.prune()).toBe(1);
     expect(ids(db)).toEqual(['m3-pending-old', 'm5-failed-new']);
 
     const forever = createAlerts({ db, ...parseAlertsConfig({ alerting: { keepDeliveriesDays: 0 } }), now: () => now });
-    expect(forever.prune(now + 1000 * DAY_MS)).toBe(0);
+    expect(await forever.prune(now + 1000 * DAY_MS)).toBe(0);
     db.close();
   });
 

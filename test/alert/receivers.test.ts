@@ -2,6 +2,7 @@
  * The receiver snippets in docs/alerts.md, run as printed (Python with the Debian interpreter, Node
  * as an ES module), against the real dispatcher: what we document verifies what we send.
  */
+import { storeFromDb } from '../../src/store/store.js';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,13 +63,13 @@ async function exercise(r: Running): Promise<void> {
   const db = openDb(':memory:');
   dbs.push(db);
   const { webhooks } = parseAlertsConfig({ webhooks: [{ name: 'doc', url, secret: SECRET }] });
-  const dispatcher = new WebhookDispatcher({ db, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 });
+  const dispatcher = new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 });
   const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
   dispatcher.start();
   try {
     const fs = [finding(), finding({ kind: 'mirror-session-created' }), finding({ severity: 'high', kind: 'unexpected-source' })];
     for (const f of fs) outbox.onFindingEvent(event('finding.created', f));
-    await waitFor(() => dispatcher.stats().delivered === 3, 10_000, 'deliveries');
+    await waitFor(() => dispatcher.counters['alert.delivery.delivered'] === 3, 10_000, 'deliveries');
     await waitFor(() => r.lines.length === 3, 5000, 'receiver output');
     const got = r.lines.map((l) => JSON.parse(l) as { id: string; type: string; finding: string });
     const rows = db.prepare<[], { msg_id: string; finding_id: string }>('SELECT msg_id, finding_id FROM outbox ORDER BY id').all();

@@ -4,6 +4,7 @@
  * Only what exists in a running collector alone (its in-memory pairs, counters, kernel stats, the
  * flush of the live file) is a small fake, driven by the test.
  */
+import { storeFromDb } from '../../src/store/store.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -99,7 +100,7 @@ export function buildHarness(opts: {
     },
   };
   const deps: ApiDeps = {
-    db,
+    store: storeFromDb(db, 'test-node', 'sqlite::memory:'),
     dataDir: opts.dataDir,
     findings: detector.store,
     detector,
@@ -109,6 +110,7 @@ export function buildHarness(opts: {
     flushLive: async () => {
       h.flushes++;
       if (h.onFlush) await h.onFlush();
+      await catalog.flush();
     },
     reloadManifest: () => (h.manifestPath === null ? null : detector.reloadManifest(h.manifestPath)),
     ...(opts.now ? { now: opts.now } : {}),
@@ -117,6 +119,11 @@ export function buildHarness(opts: {
   h.deps = deps;
   const cfg: ApiConfig = parseApiConfig(opts.api ?? {});
   h.app = buildApi(deps, cfg, opts.tokens ?? tokensFor());
+  // Catalog writes are queued (src/store/write-queue.ts); serve's timer lands them within a second. Here,
+  // every request first waits for what the test wrote through the catalog.
+  h.app.addHook('onRequest', async () => {
+    await catalog.flush();
+  });
   return h;
 }
 

@@ -80,10 +80,10 @@ describe('GET /v1/sessions', () => {
       [S2, 200, null, 'silent', 'no traffic observed'],
       [S3, 300, '10.0.0.3', 'expired', 'expired at 2026-01-01T00:00:00.000Z'],
       [S4, 400, '10.0.0.4', 'silent', `no traffic since ${new Date(NOW - 59_000).toISOString()}`],
-      // Unmatched pairs, most recent first.
+      // Unmatched pairs, most recent first, ties by VNI.
       [null, 555, '10.0.0.5', 'unauthorized', 'unauthorized-vni'],
-      [null, 999, '10.9.9.9', 'unauthorized', 'unauthorized-vni'],
       [null, 100, '10.0.0.77', 'unauthorized', 'unexpected-source'],
+      [null, 999, '10.9.9.9', 'unauthorized', 'unauthorized-vni'],
     ]);
   });
 
@@ -96,12 +96,12 @@ describe('GET /v1/sessions', () => {
     expect(rows[3]!.findingId).toBe(findingId('silent-session', S4));
     const unsynced = rows[4]!;
     expect(unsynced).toMatchObject({ inManifest: false, packets: 3, bytes: 180, live: true, findingId: null });
-    expect(rows[5]).toMatchObject({ packets: 9990, live: false, findingId: findingId('unauthorized-vni', '10.9.9.9|999') });
-    expect(rows[6]!.findingId).toBe(findingId('unexpected-source', '10.0.0.77|100'));
+    expect(rows[6]).toMatchObject({ packets: 9990, live: false, findingId: findingId('unauthorized-vni', '10.9.9.9|999') });
+    expect(rows[5]!.findingId).toBe(findingId('unexpected-source', '10.0.0.77|100'));
   });
 
   it('filters by status, VNI and session', async () => {
-    expect((await get('?status=unauthorized')).items.map((r) => r.sourceIp)).toEqual(['10.0.0.5', '10.9.9.9', '10.0.0.77']);
+    expect((await get('?status=unauthorized')).items.map((r) => r.sourceIp)).toEqual(['10.0.0.5', '10.0.0.77', '10.9.9.9']);
     expect((await get('?vni=100')).items.map((r) => [r.sessionId, r.sourceIp])).toEqual([[S1, '10.0.0.1'], [null, '10.0.0.77']]);
     expect((await get(`?session=${S3}`)).items.map((r) => r.status)).toEqual(['expired']);
     const bad = await h.app.inject({ url: '/v1/sessions?status=rogue', headers: bearer('auditor') });

@@ -46,13 +46,18 @@ describe('health, metrics, status, alerts', () => {
 
   it('GET /healthz needs no token: 200 while the catalog answers and the collector says so, else 503', async () => {
     const ok = await h.app.inject({ url: '/healthz' });
-    expect([ok.statusCode, ok.json()]).toEqual([200, { status: 'ok', checks: { catalog: true } }]);
+    expect([ok.statusCode, ok.json()]).toEqual([200, { status: 'ok', checks: { catalog: true }, store: 'ok' }]);
     h.deps.health = () => ({ receiver: false });
     const fail = await h.app.inject({ url: '/healthz' });
-    expect([fail.statusCode, fail.json()]).toEqual([503, { status: 'fail', checks: { catalog: true, receiver: false } }]);
+    expect([fail.statusCode, fail.json()]).toEqual([503, { status: 'fail', checks: { catalog: true, receiver: false }, store: 'ok' }]);
     h.deps.health = () => ({ receiver: true });
     expect((await h.app.inject({ url: '/healthz' })).statusCode).toBe(200);
+    // Writes waiting for the store (PostgreSQL away): degraded, still healthy for the load balancer.
+    h.deps.storeDegraded = () => true;
+    const degraded = await h.app.inject({ url: '/healthz' });
+    expect([degraded.statusCode, degraded.json().store]).toEqual([200, 'degraded']);
     delete h.deps.health;
+    delete h.deps.storeDegraded;
   });
 
   it('GET /metrics reads every live source at scrape time', async () => {

@@ -60,7 +60,10 @@ function setup(dir: string, over: Partial<CollectorOptions> = {}) {
     nowSec: () => now,
     ...over,
   });
-  const rows = () => db.prepare('SELECT * FROM captures ORDER BY id').all() as CaptureRow[];
+  const rows = async () => {
+    await catalog.flush();
+    return db.prepare('SELECT * FROM captures ORDER BY id').all() as CaptureRow[];
+  };
   return { db, catalog, collector, rows, setNow: (t: number) => (now = t) };
 }
 
@@ -81,7 +84,7 @@ describe('collector', () => {
     }
     await collector.close();
     expect(collector.drops[DROP.OK]).toBe(30);
-    const r = rows();
+    const r = (await rows());
     expect(r).toHaveLength(4);
     for (const row of r) {
       expect(row.state).toBe('closed');
@@ -95,6 +98,7 @@ describe('collector', () => {
       expect(row.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
       expect(row.first_us).toBeLessThanOrEqual(row.last_us!);
     }
+    await rows(); // waits for the catalog queue, observed deltas included
     const observed = db.prepare('SELECT SUM(packets) AS n FROM observed_sessions').get() as { n: number };
     expect(observed.n).toBe(30);
   });
@@ -121,7 +125,7 @@ describe('collector', () => {
     expect(collector.sessions.get4(ip4('10.0.0.1'), 1)).toBeUndefined();
     expect(judged).toEqual(['10.0.0.1|1', '10.0.0.2|2', '10.0.0.3|3', '10.0.0.42|42']); // each once
     await collector.close();
-    const byPair = Object.fromEntries(rows().map((r) => [`${r.source_ip}|${r.vni}`, r]));
+    const byPair = Object.fromEntries((await rows()).map((r) => [`${r.source_ip}|${r.vni}`, r]));
     expect(byPair['10.0.0.1|1']).toMatchObject({ close_reason: 'evicted', packets: 1 });
     expect(byPair['10.0.0.42|42']).toMatchObject({ session_id: 'tms-1', packets: 1 });
     expect(byPair['10.0.0.3|3']).toBeUndefined();
@@ -146,8 +150,8 @@ describe('collector', () => {
       'decode.inner.too_short': 1,
       'decode.outer.not_ip': 1,
     });
-    expect(rows()).toHaveLength(1);
-    expectFrames(join(dir, rows()[0]!.path), [f.toString('hex')]);
+    expect((await rows())).toHaveLength(1);
+    expectFrames(join(dir, (await rows())[0]!.path), [f.toString('hex')]);
   });
 
   it('treats a dual-stack ::ffff: source and an IPv4 source as the same session; IPv6 sources get their own', async () => {
@@ -160,11 +164,11 @@ describe('collector', () => {
     collector.ingestAddress(p, 0, p.length, '2001:db8::1', 1_800_000_002, 0);
     collector.ingestAddress(p, 0, p.length, '2001:0db8:0::1', 1_800_000_003, 0);
     await collector.close();
-    expect(rows().map((r) => [r.source_ip, r.packets])).toEqual([
+    expect((await rows()).map((r) => [r.source_ip, r.packets])).toEqual([
       ['172.31.0.238', 2],
       ['2001:db8::1', 2],
     ]);
-    expect(rows()[1]!.path).toMatch(/^pcap\/vni-9\/2001_db8__1\//);
+    expect((await rows())[1]!.path).toMatch(/^pcap\/vni-9\/2001_db8__1\//);
   });
 
   it('rotates by size and by age, and every file parses', async () => {
@@ -177,7 +181,7 @@ describe('collector', () => {
     // Then one packet two minutes later: an age rotation.
     collector.ingest4(p, 0, p.length, ip4('10.0.0.9'), 1_800_000_200, 0);
     await collector.close();
-    const r = rows();
+    const r = (await rows());
     expect(r.length).toBeGreaterThanOrEqual(4);
     expect(r.reduce((a, b) => a + b.packets, 0)).toBe(201);
     for (const row of r) {
@@ -197,11 +201,11 @@ describe('collector', () => {
     collector.tick(); // flush: the open row gets its packets and flushed size
     await collector.drain();
     collector.tick();
-    expect(rows()[0]).toMatchObject({ state: 'open', packets: 2, bytes: 24 + 2 * (16 + 106) });
+    expect((await rows())[0]).toMatchObject({ state: 'open', packets: 2, bytes: 24 + 2 * (16 + 106) });
     setNow(1_800_000_100);
     collector.tick();
     await collector.close();
-    expect(rows()[0]).toMatchObject({ state: 'closed', close_reason: 'idle', packets: 2 });
+    expect((await rows())[0]).toMatchObject({ state: 'closed', close_reason: 'idle', packets: 2 });
     expect(collector.sessions.size).toBe(0);
   });
 
@@ -231,7 +235,7 @@ describe('collector', () => {
     }
     await collector.close();
     expect(calls).toEqual(['172.31.0.238|5569041', '172.31.0.238|77']);
-    expect(rows().map((r) => r.session_id)).toEqual(['tms-0123456789abcdef0', null]);
+    expect((await rows()).map((r) => r.session_id)).toEqual(['tms-0123456789abcdef0', null]);
   });
 
   it('keeps a frame with reserved VXLAN bits by default and drops it in strict mode', async () => {

@@ -20,7 +20,10 @@ async function writeCapture(abs: string, packets: number, sec = 1_800_000_000): 
   await w.close();
 }
 
-const rowsOf = (catalog: Catalog) => catalog.db.prepare('SELECT * FROM captures ORDER BY id').all() as CaptureRow[];
+const rowsOf = async (catalog: Catalog) => {
+  await catalog.flush();
+  return catalog.store.sqlite!.prepare('SELECT * FROM captures ORDER BY id').all() as CaptureRow[];
+};
 
 describe('crash recovery', () => {
   const tmp = useTmpDir();
@@ -37,18 +40,19 @@ describe('crash recovery', () => {
     hdr.writeUInt32LE(100, 8);
     hdr.writeUInt32LE(100, 12);
     appendFileSync(abs, Buffer.concat([hdr, Buffer.alloc(30, 1)]));
-    const id = catalog.open({ path: rel, vni: 42, sourceIp: '10.0.0.1', sessionId: null, worker: 0, createdUs: 1, firstUs: 1 });
+    catalog.open({ path: rel, vni: 42, sourceIp: '10.0.0.1', sessionId: null, worker: 0, createdUs: 1, firstUs: 1 });
     // A row whose file was never created, and a stray file the catalog lost.
     catalog.open({ path: captureRelPath(42, '10.0.0.1', 1_800_000_100, 0, 0, 2), vni: 42, sourceIp: '10.0.0.1', sessionId: null, worker: 0, createdUs: 1, firstUs: 1 });
     const strayRel = captureRelPath(7, '2001:db8::7', 1_800_000_200, 0, 1, 3);
     await writeCapture(join(dir, strayRel), 3, 1_800_000_200);
+    await catalog.flush();
 
     const report = await recoverCatalog(catalog, dir, silentLogger());
     expect(report).toMatchObject({ repaired: 1, adopted: 1, removedRows: 1, truncatedBytes: 46 });
 
-    const rows = rowsOf(catalog);
+    const rows = await rowsOf(catalog);
     expect(rows).toHaveLength(2);
-    const repaired = rows.find((r) => r.id === id)!;
+    const repaired = rows.find((r) => r.path === rel)!;
     const bytes = readFileSync(abs);
     expect(repaired).toMatchObject({ state: 'closed', packets: 7, bytes: bytes.length, close_reason: 'recovered' });
     expect(repaired.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
@@ -78,6 +82,7 @@ describe('retention', () => {
       catalog.close(id, { closedUs: baseUs + i * hourUs + 1, firstUs: baseUs + i * hourUs, lastUs: baseUs + i * hourUs + 1, packets: 10, bytes: size, sha256: 'x', reason: 'size' });
       rows.push({ rel, id });
     }
+    await catalog.flush();
     return { catalog, rows };
   }
 
@@ -87,18 +92,19 @@ describe('retention', () => {
     const openRel = captureRelPath(1, '10.0.0.1', 1_000_000_000, 0, 0, 99); // old, but open
     await writeCapture(join(dir, openRel), 10, 1_000_000_000);
     catalog.open({ path: openRel, vni: 1, sourceIp: '10.0.0.1', sessionId: null, worker: 0, createdUs: 1, firstUs: 1 });
+    await catalog.flush();
     const size = readFileSync(join(dir, rows[0]!.rel)).length;
-    const r = runRetention(catalog, dir, { maxBytes: size * 3, maxAgeHours: 0, minFreeBytes: 0 }, silentLogger());
+    const r = await runRetention(catalog, dir, { maxBytes: size * 3, maxAgeHours: 0, minFreeBytes: 0 }, silentLogger());
     expect(r.reasons.bytes).toBe(3);
     expect(rows.map((x) => existsSync(join(dir, x.rel)))).toEqual([false, false, false, true, true, true]);
     expect(existsSync(join(dir, openRel))).toBe(true);
-    expect(rowsOf(catalog).map((x) => x.path)).toEqual([...rows.slice(3).map((x) => x.rel), openRel]);
+    expect((await rowsOf(catalog)).map((x) => x.path)).toEqual([...rows.slice(3).map((x) => x.rel), openRel]);
   });
 
   it('deletes closed files older than the age bound', async () => {
     const dir = tmp.path;
     const { catalog, rows } = await seed(dir, 5); // hourly, oldest 5 hours ago
-    const r = runRetention(catalog, dir, { maxBytes: 0, maxAgeHours: 2.5, minFreeBytes: 0 }, silentLogger());
+    const r = await runRetention(catalog, dir, { maxBytes: 0, maxAgeHours: 2.5, minFreeBytes: 0 }, silentLogger());
     expect(r.reasons.age).toBe(3);
     expect(rows.map((x) => existsSync(join(dir, x.rel)))).toEqual([false, false, false, true, true]);
   });
@@ -107,15 +113,15 @@ describe('retention', () => {
     const dir = tmp.path;
     const { catalog } = await seed(dir, 3);
     // No file system here has an exabyte free: every closed file goes, oldest first.
-    const r = runRetention(catalog, dir, { maxBytes: 0, maxAgeHours: 0, minFreeBytes: 2 ** 60 }, silentLogger());
+    const r = await runRetention(catalog, dir, { maxBytes: 0, maxAgeHours: 0, minFreeBytes: 2 ** 60 }, silentLogger());
     expect(r.reasons.free).toBe(3);
-    expect(rowsOf(catalog)).toHaveLength(0);
+    expect(await rowsOf(catalog)).toHaveLength(0);
   });
 
   it('leaves everything alone within bounds', async () => {
     const dir = tmp.path;
     const { catalog } = await seed(dir, 2);
-    expect(runRetention(catalog, dir, { maxBytes: 10 ** 12, maxAgeHours: 1000, minFreeBytes: 0 }, silentLogger()).deletedFiles).toBe(0);
-    expect(rowsOf(catalog)).toHaveLength(2);
+    expect((await runRetention(catalog, dir, { maxBytes: 10 ** 12, maxAgeHours: 1000, minFreeBytes: 0 }, silentLogger())).deletedFiles).toBe(0);
+    expect(await rowsOf(catalog)).toHaveLength(2);
   });
 });

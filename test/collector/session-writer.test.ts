@@ -32,7 +32,10 @@ function setup(dir: string, over: { rotateBytes?: number; rotateSeconds?: number
     queueBytes: 8 * MiB,
     nowSec: () => now,
   });
-  const rows = () => db.prepare('SELECT * FROM captures ORDER BY id').all() as CaptureRow[];
+  const rows = async () => {
+    await catalog.flush();
+    return db.prepare('SELECT * FROM captures ORDER BY id').all() as CaptureRow[];
+  };
   return { db, writers, rows, setNow: (s: number) => (now = s) };
 }
 
@@ -46,15 +49,15 @@ describe('SessionWriter', () => {
     // Header 24 + 3 records of 16 + 100 = 372 bytes fit; the fourth starts a new file.
     const { db, writers, rows } = setup(tmp.path, { rotateBytes: 400 });
     const w = writers.writer(pair);
-    expect(rows()).toHaveLength(0);
+    expect((await rows())).toHaveLength(0);
     for (let i = 0; i < 5; i++) expect(w.append(frame(100), 0, 100, 100, T, i)).toBe(DROP.OK);
     // Two rows at once (the first is finalized when its close completes), each with the pair's worker and session.
-    expect(rows().map((r) => [r.worker, r.session_id])).toEqual([
+    expect((await rows()).map((r) => [r.worker, r.session_id])).toEqual([
       [3, 'tms-0123456789abcdef0'],
       [3, 'tms-0123456789abcdef0'],
     ]);
     await writers.close();
-    const all = rows();
+    const all = (await rows());
     expect(all.map((r) => [r.state, r.close_reason, r.packets, r.bytes])).toEqual([
       ['closed', 'size', 3, 24 + 3 * 116],
       ['closed', 'shutdown', 2, 24 + 2 * 116],
@@ -76,10 +79,10 @@ describe('SessionWriter', () => {
     w.tick(T + 1);
     await writers.drain();
     w.tick(T + 2);
-    expect(rows()[0]).toMatchObject({ state: 'open', packets: 1, bytes: 24 + 76 });
+    expect((await rows())[0]).toMatchObject({ state: 'open', packets: 1, bytes: 24 + 76 });
     w.tick(T + 60);
     await writers.close();
-    expect(rows()[0]).toMatchObject({ state: 'closed', close_reason: 'age', packets: 1 });
+    expect((await rows())[0]).toMatchObject({ state: 'closed', close_reason: 'age', packets: 1 });
     db.close();
   });
 
@@ -89,10 +92,10 @@ describe('SessionWriter', () => {
     for (let i = 0; i < 3; i++) w.append(frame(80), 0, 80, 80, T, i);
     expect(writers.counts[DROP.OK]).toBe(0);
     await writers.flushLive();
-    expect(rows()[0]).toMatchObject({ state: 'open', packets: 3, bytes: 24 + 3 * 96 });
+    expect((await rows())[0]).toMatchObject({ state: 'open', packets: 3, bytes: 24 + 3 * 96 });
     expect(writers.counts[DROP.OK]).toBe(3);
     w.sessionIdChanged(null);
-    expect(rows()[0]!.session_id).toBeNull();
+    expect((await rows())[0]!.session_id).toBeNull();
     await writers.close();
     db.close();
   });

@@ -187,7 +187,7 @@ describeNeeds(['tshark'], 'GENEVE through the API and the health check', () => {
     // What a GWLB target group's HTTPS/HTTP health check gets: no token, 200, the GENEVE socket among the checks.
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok', checks: { catalog: true, receiver: true, geneve: true } });
+    expect(await health.json()).toEqual({ status: 'ok', checks: { catalog: true, receiver: true, geneve: true }, store: 'ok' });
 
     // Everything to and from the GENEVE port, on any interface of this host: what comes in proves the
     // capture works; nothing may go out.

@@ -25,6 +25,7 @@ interface Row {
   packets: number;
   bytes: number;
   sha256: string | null;
+  node: string;
 }
 
 function catalog(dir: string): Row[] {
@@ -126,7 +127,7 @@ describe('serve end to end', () => {
 
   it('survives kill -9 mid-capture: on restart every file parses and the catalog matches the disk', async () => {
     const dir = tmp.path;
-    const srv = await startServe(['--data-dir', dir, '--api', 'off', '--flush-interval-ms', '100', '--rotate-bytes', '300KiB']);
+    const srv = await startServe(['--data-dir', dir, '--api', 'off', '--flush-interval-ms', '100', '--rotate-bytes', '300KiB', '--node-id', 'collector-a']);
     // A steady stream on three sessions, big enough to rotate, still going when the process dies.
     const sender = new Promise<void>((resolve) => {
       setImmediate(() => {
@@ -151,8 +152,10 @@ describe('serve end to end', () => {
 
     const before = catalog(dir);
     expect(before.some((r) => r.state === 'open')).toBe(true);
+    // Rows carry the node that wrote them; recovery repairs its own node's files.
+    expect(new Set(before.map((r) => r.node))).toEqual(new Set(['collector-a']));
 
-    const again = await startServe(['--data-dir', dir, '--api', 'off']);
+    const again = await startServe(['--data-dir', dir, '--api', 'off', '--node-id', 'collector-a']);
     await again.waitForLog((l) => l.msg === 'recovered the catalog after an unclean stop');
     expect(await again.stop()).toBe(0);
 

@@ -55,7 +55,10 @@ function postgresBinaries(): boolean {
   if (process.env.MIRRORGUARD_TEST_PG_URL) return true;
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return false;
-  return readdirSync(base).some((v) => existsSync(`${base}/${v}/bin/initdb`) && existsSync(`${base}/${v}/bin/postgres`));
+  const found = readdirSync(base).some((v) => existsSync(`${base}/${v}/bin/initdb`) && existsSync(`${base}/${v}/bin/postgres`));
+  // initdb refuses root: test/helpers/pg.ts runs the cluster as the `postgres` user through setpriv.
+  if (found && process.getuid?.() === 0) return runs('sh', ['-c', 'setpriv --reuid=$(id -u postgres) --regid=$(id -g postgres) --init-groups -- true']);
+  return found;
 }
 
 export function probeNeeds(): Record<Need, boolean> {

@@ -66,12 +66,12 @@ export async function adminRoutes(app: FastifyInstance, opts: { ctx: ApiContext 
         ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'manifest.reload', target, status, detail });
       const r = await ctx.deps.reloadManifest();
       if (r === null) {
-        audit(409, 'manifest', { error: 'MG_ERR_API_CONFLICT' });
+        await audit(409, 'manifest', { error: 'MG_ERR_API_CONFLICT' });
         throw httpError('MG_ERR_API_CONFLICT', 'serve runs without a manifest file (--manifest); there is nothing to reload');
       }
       if (!r.ok) {
         const e = httpError('MG_ERR_API_MANIFEST_REJECTED', `${r.error.code}: ${r.error.message}`, undefined, r.error.problems);
-        audit(422, ctx.deps.detector.manifest?.file ?? 'manifest', { error: r.error.code, problems: r.error.problems.length, kept: ctx.deps.detector.manifest?.sha256 ?? null });
+        await audit(422, ctx.deps.detector.manifest?.file ?? 'manifest', { error: r.error.code, problems: r.error.problems.length, kept: ctx.deps.detector.manifest?.sha256 ?? null });
         throw e;
       }
       const out = {
@@ -79,7 +79,7 @@ export async function adminRoutes(app: FastifyInstance, opts: { ctx: ApiContext 
         raised: r.result.raised.map((f) => f.id),
         resolved: r.result.resolved.map((f) => f.id),
       };
-      audit(200, r.manifest.file, { sha256: r.manifest.sha256, sessions: out.manifest.sessions, raised: out.raised, resolved: out.resolved });
+      await audit(200, r.manifest.file, { sha256: r.manifest.sha256, sessions: out.manifest.sessions, raised: out.raised, resolved: out.resolved });
       request.log.info({ actor: p.name, sha256: r.manifest.sha256 }, 'manifest reloaded through the API');
       return out;
     },
@@ -146,7 +146,7 @@ export async function adminRoutes(app: FastifyInstance, opts: { ctx: ApiContext 
     },
     async (request) => {
       const p = request.principal!;
-      const r = ctx.audit.get(request.params.id);
+      const r = await ctx.audit.get(request.params.id);
       // Someone else's entry is "not found", not "forbidden": its existence is not for this token.
       if (!r || !visible(r, p.name, p.role === 'admin')) throw notFound(`no audit entry ${request.params.id}`);
       return r;

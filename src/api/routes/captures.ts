@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../deps.js';
 import { decodeIdCursor, encodeIdCursor } from '../audit.js';
-import { captureById, captureView, openCaptureFile, type CaptureRow, type OpenedCapture } from '../capture-files.js';
+import { captureById, captureView, openCaptureFile, type OpenedCapture } from '../capture-files.js';
 import { httpError, notFound, toErrorBody } from '../errors.js';
 import { contentDisposition, HashingCounter, ifRangeAllows, noneMatch, parseRange, PCAP_MEDIA_TYPE } from '../http.js';
 import { cursorParam, limitParam, parseSourceIp, parseWindow, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
@@ -40,7 +40,7 @@ const idParams = {
 
 export async function captureRoutes(app: FastifyInstance, opts: { ctx: ApiContext }): Promise<void> {
   const { ctx } = opts;
-  const db = ctx.deps.db;
+  const store = ctx.deps.store;
 
   app.get<{ Querystring: ListQuery }>(
     '/v1/captures',
@@ -73,19 +73,17 @@ export async function captureRoutes(app: FastifyInstance, opts: { ctx: ApiContex
     },
     async (request) => {
       const q = request.query;
-      const where: string[] = [];
-      const args: (string | number)[] = [];
-      if (q.vni !== undefined) (where.push('vni = ?'), args.push(q.vni));
-      if (q.sourceIp !== undefined) (where.push('source_ip = ?'), args.push(parseSourceIp(q.sourceIp)));
-      if (q.session !== undefined) (where.push('session_id = ?'), args.push(q.session));
-      if (q.state !== undefined) (where.push('state = ?'), args.push(q.state));
       const w = parseWindow(q);
-      if (w.to) (where.push('COALESCE(first_us, created_us) < ?'), args.push(timeToMicros(w.to) + 1));
-      if (w.from) (where.push("(state = 'open' OR COALESCE(last_us, first_us, created_us) >= ?)"), args.push(timeToMicros(w.from)));
-      if (q.cursor !== undefined) (where.push('id < ?'), args.push(decodeIdCursor(q.cursor)));
-      const rows = db
-        .prepare<(string | number)[], CaptureRow>(`SELECT * FROM captures ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
-        .all(...args, q.limit + 1);
+      const rows = await store.captures.list({
+        ...(q.vni !== undefined ? { vni: q.vni } : {}),
+        ...(q.sourceIp !== undefined ? { sourceIp: parseSourceIp(q.sourceIp) } : {}),
+        ...(q.session !== undefined ? { sessionId: q.session } : {}),
+        ...(q.state !== undefined ? { state: q.state } : {}),
+        ...(w.to ? { beforeUs: timeToMicros(w.to) + 1 } : {}),
+        ...(w.from ? { fromUs: timeToMicros(w.from) } : {}),
+        ...(q.cursor !== undefined ? { beforeId: decodeIdCursor(q.cursor) } : {}),
+        limit: q.limit,
+      });
       const more = rows.length > q.limit;
       const page = more ? rows.slice(0, q.limit) : rows;
       return { items: page.map(captureView), nextCursor: more ? encodeIdCursor(page[page.length - 1]!.id) : null };
@@ -104,7 +102,7 @@ export async function captureRoutes(app: FastifyInstance, opts: { ctx: ApiContex
       },
     },
     async (request) => {
-      const row = captureById(db, request.params.id);
+      const row = await captureById(store, request.params.id);
       if (!row) throw notFound(`no capture ${request.params.id}`);
       return captureView(row);
     },
@@ -160,24 +158,24 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
   const auditRefusal = (e: unknown, detail: Record<string, unknown> = {}) => {
     if (head) return;
     const r = toErrorBody(e);
-    ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'capture.download', target, status: r.status, detail: { ...detail, error: r.body.code, message: r.body.message } });
+    return ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'capture.download', target, status: r.status, detail: { ...detail, error: r.body.code, message: r.body.message } });
   };
 
-  let row = captureById(ctx.deps.db, id);
+  let row = await captureById(ctx.deps.store, id);
   if (row?.state === 'open') {
     await ctx.deps.flushLive();
-    row = captureById(ctx.deps.db, id);
+    row = await captureById(ctx.deps.store, id);
   }
   if (!row) {
     const e = notFound(`no capture ${id}`);
-    auditRefusal(e);
+    await auditRefusal(e);
     throw e;
   }
   let file: OpenedCapture;
   try {
     file = await openCaptureFile(ctx.deps.dataDir, row);
   } catch (e) {
-    auditRefusal(e, { path: row.path, state: row.state, catalogBytes: row.bytes });
+    await auditRefusal(e, { path: row.path, state: row.state, catalogBytes: row.bytes });
     if (toErrorBody(e).status >= 500) request.log.error({ err: e, capture: id, path: row.path }, 'capture file does not match the catalog');
     throw e;
   }
@@ -202,7 +200,7 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
     const range = ifRangeAllows(request.headers['if-range'] as string | undefined, etag) ? parseRange(request.headers.range, file.length) : { kind: 'full' as const };
     if (range.kind === 'unsatisfiable') {
       const e = httpError('MG_ERR_API_RANGE', range.reason, { 'content-range': `bytes */${file.length}` });
-      auditRefusal(e, { range: request.headers.range, size: file.length });
+      await auditRefusal(e, { range: request.headers.range, size: file.length });
       throw e;
     }
     const start = range.kind === 'partial' ? range.start : 0;
@@ -222,7 +220,7 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
     const detail: Record<string, unknown> = { path: row.path, state: row.state, size: file.length };
     if (range.kind === 'partial') detail.range = { start, end };
     if (closed) detail.catalogSha256 = row.sha256;
-    const auditId = ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'capture.download', target, status, detail: { ...detail, complete: false } });
+    const auditId = await ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'capture.download', target, status, detail: { ...detail, complete: false } });
     reply.header('x-audit-id', String(auditId));
 
     const counter = new HashingCounter();
@@ -243,11 +241,7 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
         d.verified = sha === row.sha256;
         if (!d.verified) request.log.error({ capture: id, path: row.path, sent: sha, catalog: row.sha256 }, 'capture file changed since it was closed: the SHA-256 sent differs from the catalog');
       }
-      try {
-        ctx.audit.finish(auditId, { status, bytes: counter.bytes, sha256: sha, detail: d });
-      } catch (e) {
-        request.log.error({ err: e, auditId }, 'cannot complete the audit row');
-      }
+      ctx.audit.finish(auditId, { status, bytes: counter.bytes, sha256: sha, detail: d }).catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
     };
     reply.raw.once('finish', () => record(true));
     reply.raw.once('close', () => record(false));

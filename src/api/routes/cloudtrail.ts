@@ -65,7 +65,7 @@ export async function cloudtrailRoutes(app: FastifyInstance, opts: { ctx: ApiCon
         findings: r.findings,
         correlated: r.correlated.map((f) => f.id),
       };
-      ctx.audit.write({
+      await ctx.audit.write({
         actor: p.name,
         role: p.role,
         remoteIp: remoteIp(request),

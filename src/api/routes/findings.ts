@@ -190,16 +190,16 @@ export async function findingActionRoutes(app: FastifyInstance, opts: { ctx: Api
           ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: `finding.${action}`, target: `finding:${id}`, status, detail: { ...(note ? { note } : {}), ...detail } });
         const cur = ctx.deps.findings.get(id);
         if (!cur) {
-          audit(404, { error: 'MG_ERR_API_NOT_FOUND' });
+          await audit(404, { error: 'MG_ERR_API_NOT_FOUND' });
           throw notFound(`no finding ${id}`);
         }
         if (cur.status === 'resolved') {
-          audit(409, { error: 'MG_ERR_API_CONFLICT' });
+          await audit(409, { error: 'MG_ERR_API_CONFLICT' });
           throw httpError('MG_ERR_API_CONFLICT', `finding ${id} is resolved already`);
         }
         const at = ctx.now();
         const f = action === 'acknowledge' ? ctx.deps.findings.acknowledge(id, at, p.name, note) : ctx.deps.findings.resolve(id, at, 'resolved through the API', { actor: p.name, ...(note ? { note } : {}) });
-        audit(200, { kind: cur.kind, severity: cur.severity });
+        await audit(200, { kind: cur.kind, severity: cur.severity });
         request.log.info({ actor: p.name, finding: id, action }, `finding ${action}d through the API`);
         return f!;
       },

@@ -167,7 +167,7 @@ export async function pcapRoutes(app: FastifyInstance, opts: { ctx: ApiContext }
           const r = toErrorBody(e);
           const q = request.query;
           const target = q.session !== undefined ? `session:${q.session}` : `vni:${q.vni ?? '-'}`;
-          ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'pcap.extract', target, status: r.status, detail: { query: { ...q }, error: r.body.code, message: r.body.message } });
+          await ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'pcap.extract', target, status: r.status, detail: { query: { ...q }, error: r.body.code, message: r.body.message } });
         }
         throw e;
       }
@@ -176,7 +176,7 @@ export async function pcapRoutes(app: FastifyInstance, opts: { ctx: ApiContext }
 }
 
 async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystring: PcapQuery }>, reply: FastifyReply, audit: { done: boolean }): Promise<FastifyReply> {
-  const db = ctx.deps.db;
+  const store = ctx.deps.store;
   const q = request.query;
   const p = request.principal!;
   if (q.session === undefined && q.vni === undefined) throw badRequest('session', 'give session, or vni (with an optional sourceIp)');
@@ -186,33 +186,21 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   const filter = q.filter !== undefined && q.filter.trim() !== '' ? compileFilter(q.filter) : null;
 
   const target = q.session !== undefined ? `session:${q.session}${sourceIp ? `/${sourceIp}` : ''}` : `vni:${q.vni}${sourceIp ? `/${sourceIp}` : ''}`;
-  const scope = q.session !== undefined ? sessionScope(ctx, q.session) : null;
-  const select = (): CaptureRow[] => {
-    const where: string[] = [];
-    const args: (string | number)[] = [];
-    if (q.session !== undefined) {
-      // Files the collector labelled with the session, and files of the session's pair(s) that carry
-      // no label (written before the manifest named the session, or a session only CloudTrail knows).
-      if (scope === null) (where.push('session_id = ?'), args.push(q.session));
-      else {
-        const ips = scope.sourceIps;
-        const pair = ips === null ? 'vni = ?' : `vni = ? AND source_ip IN (${ips.map(() => '?').join(', ')})`;
-        where.push(`(session_id = ? OR (session_id IS NULL AND ${pair}))`);
-        args.push(q.session, scope.vni, ...(ips ?? []));
-      }
-    } else (where.push('vni = ?'), args.push(q.vni!));
-    if (sourceIp !== undefined) (where.push('source_ip = ?'), args.push(sourceIp));
-    // Catalog times are whole microseconds; the merge applies the exact nanosecond window.
-    where.push('COALESCE(first_us, created_us) <= ?');
-    args.push(timeToMicros(to));
-    where.push("(state = 'open' OR COALESCE(last_us, first_us, created_us) >= ?)");
-    args.push(timeToMicros(from));
-    return db.prepare<(string | number)[], CaptureRow>(`SELECT * FROM captures WHERE ${where.join(' AND ')} ORDER BY COALESCE(first_us, created_us), id`).all(...args);
-  };
-  let rows = select();
+  const scope = q.session !== undefined ? await sessionScope(ctx, q.session) : null;
+  // Catalog times are whole microseconds; the merge applies the exact nanosecond window.
+  const select = (): Promise<CaptureRow[]> =>
+    store.captures.forExtraction({
+      ...(q.session !== undefined
+        ? { session: scope === null ? { id: q.session } : { id: q.session, vni: scope.vni, sourceIps: scope.sourceIps } }
+        : { vni: q.vni! }),
+      ...(sourceIp !== undefined ? { sourceIp } : {}),
+      fromUs: timeToMicros(from),
+      toUs: timeToMicros(to),
+    });
+  let rows = await select();
   if (rows.some((r) => r.state === 'open')) {
     await ctx.deps.flushLive();
-    rows = select();
+    rows = await select();
   }
   const what = q.session !== undefined ? `session ${q.session}` : `VNI ${q.vni}`;
   if (rows.length === 0) throw notFound(`no capture files of ${what}${sourceIp ? ` from ${sourceIp}` : ''} overlap ${isoTime(from)}..${isoTime(to)}`);
@@ -311,7 +299,14 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     throw e;
   }
 
-  const auditId = ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'pcap.extract', target, status: 200, detail: { ...detail, complete: false } });
+  let auditId: number;
+  try {
+    auditId = await ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'pcap.extract', target, status: 200, detail: { ...detail, complete: false } });
+  } catch (e) {
+    release();
+    abort.abort();
+    throw e;
+  }
   audit.done = true;
   reply.headers(headers);
   reply.header('x-audit-id', String(auditId));
@@ -343,11 +338,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       ...(s.wholeFiles ? { wholeFiles: s.wholeFiles } : {}),
       ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.slice(ctx.deps.dataDir.length + 1), problem: t.problem })) } : {}),
     };
-    try {
-      ctx.audit.finish(auditId, { status: 200, bytes: counter.bytes, sha256: counter.digest(), detail: d });
-    } catch (e) {
-      request.log.error({ err: e, auditId }, 'cannot complete the audit row');
-    }
+    ctx.audit.finish(auditId, { status: 200, bytes: counter.bytes, sha256: counter.digest(), detail: d }).catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
     if (!merge.destroyed) merge.destroy();
   };
   reply.raw.once('finish', () => record(true));
@@ -392,11 +383,9 @@ export function sequentialPlan(rows: readonly CaptureRow[], from: TimePoint, to:
  * CloudTrail has seen (a rogue one: the finding that links here names it), from its latest control
  * event with a VNI (table control_events). Null when neither knows the session. sourceIps null: any source.
  */
-export function sessionScope(ctx: ApiContext, sessionId: string): { vni: number; sourceIps: readonly string[] | null; via: 'manifest' | 'cloudtrail' } | null {
+export async function sessionScope(ctx: ApiContext, sessionId: string): Promise<{ vni: number; sourceIps: readonly string[] | null; via: 'manifest' | 'cloudtrail' } | null> {
   const s = ctx.deps.detector.manifest?.sessions.find((m) => m.id === sessionId);
   if (s) return { vni: s.vni, sourceIps: s.sourceIps ?? null, via: 'manifest' };
-  const ev = ctx.deps.db
-    .prepare<[string], { vni: number }>('SELECT vni FROM control_events WHERE session_id = ? AND vni IS NOT NULL ORDER BY event_time DESC LIMIT 1')
-    .get(sessionId);
-  return ev ? { vni: ev.vni, sourceIps: null, via: 'cloudtrail' } : null;
+  const vni = await ctx.deps.store.controlEvents.lastVni(sessionId);
+  return vni !== undefined ? { vni, sourceIps: null, via: 'cloudtrail' } : null;
 }

@@ -59,13 +59,9 @@ interface Observed {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-function observedPairs(ctx: ApiContext): Observed[] {
+async function observedPairs(ctx: ApiContext): Promise<Observed[]> {
   const byKey = new Map<string, Observed>();
-  const rows = ctx.deps.db
-    .prepare<[], { source_ip: string; vni: number; first_seen: number; last_seen: number; packets: number; bytes: number; gwlb_endpoint_id: string | null; gwlb_attachment_id: string | null }>(
-      'SELECT source_ip, vni, first_seen, last_seen, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id FROM observed_sessions',
-    )
-    .all();
+  const rows = await ctx.deps.store.observed.all();
   for (const r of rows) {
     byKey.set(`${r.source_ip}|${r.vni}`, {
       sourceIp: r.source_ip,
@@ -108,7 +104,7 @@ function observedPairs(ctx: ApiContext): Observed[] {
   return [...byKey.values()];
 }
 
-export function sessionRows(ctx: ApiContext): { manifest: { file: string; sha256: string; sessions: number } | null; items: SessionRowView[] } {
+export async function sessionRows(ctx: ApiContext): Promise<{ manifest: { file: string; sha256: string; sessions: number } | null; items: SessionRowView[] }> {
   const now = ctx.now();
   const manifest = ctx.deps.detector.manifest;
   const store = ctx.deps.findings;
@@ -119,7 +115,7 @@ export function sessionRows(ctx: ApiContext): { manifest: { file: string; sha256
   const inManifest = new Set((manifest?.sessions ?? []).map((s) => s.id));
   const bySession = new Map<string, Observed[]>();
   const unmatched: SessionRowView[] = [];
-  for (const o of observedPairs(ctx)) {
+  for (const o of await observedPairs(ctx)) {
     const v = ctx.deps.detector.verdict(o.sourceIp, o.vni, now);
     if (v.sessionId !== null && inManifest.has(v.sessionId)) {
       const list = bySession.get(v.sessionId) ?? [];
@@ -207,7 +203,8 @@ export function sessionRows(ctx: ApiContext): { manifest: { file: string; sha256
       });
     }
   }
-  unmatched.sort((a, b) => (b.lastSeen ?? '').localeCompare(a.lastSeen ?? ''));
+  // Most recent first; ties by VNI, then source IP (the same order on either store engine).
+  unmatched.sort((a, b) => (b.lastSeen ?? '').localeCompare(a.lastSeen ?? '') || a.vni - b.vni || (a.sourceIp ?? '').localeCompare(b.sourceIp ?? ''));
   items.push(...unmatched);
   return { manifest: manifest ? { file: manifest.file, sha256: manifest.sha256, sessions: manifest.sessions.length } : null, items };
 }
@@ -275,7 +272,7 @@ export async function sessionRoutes(app: FastifyInstance, opts: { ctx: ApiContex
     },
     async (request) => {
       const q = request.query;
-      const r = sessionRows(ctx);
+      const r = await sessionRows(ctx);
       const items = r.items.filter(
         (i) => (q.status === undefined || i.status === q.status) && (q.vni === undefined || i.vni === q.vni) && (q.session === undefined || i.sessionId === q.session),
       );

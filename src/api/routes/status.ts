@@ -13,9 +13,12 @@ import type { ApiContext } from '../deps.js';
 import type { ApiMetrics } from '../metrics.js';
 import { errorResponses } from './common.js';
 
+/** `degraded`: the store does not answer, or writes wait in the queue (PostgreSQL away); capture goes on. */
+const storeState = { type: 'string', enum: ['ok', 'degraded'] } as const;
+
 export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext; metrics: ApiMetrics }): Promise<void> {
   const { ctx, metrics } = opts;
-  const db = ctx.deps.db;
+  const store = ctx.deps.store;
 
   app.get(
     '/healthz',
@@ -26,19 +29,19 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
         description: '200 `{"status":"ok"}` when the catalog database answers and the collector reports healthy; 503 `{"status":"fail"}` with the failing checks otherwise. Use it as the NLB target group health check (HTTP or HTTPS on the API port).',
         tags: ['operations'],
         response: {
-          200: { type: 'object', required: ['status', 'checks'], properties: { status: { type: 'string', enum: ['ok'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } } } },
-          503: { type: 'object', required: ['status', 'checks'], properties: { status: { type: 'string', enum: ['fail'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } } } },
+          200: { type: 'object', required: ['status', 'checks'], properties: { status: { type: 'string', enum: ['ok'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } }, store: storeState } },
+          503: { type: 'object', required: ['status', 'checks'], properties: { status: { type: 'string', enum: ['fail'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } }, store: storeState } },
         },
       },
     },
     async (request, reply) => {
       const checks: Record<string, boolean> = {};
-      try {
-        checks.catalog = (db.prepare('SELECT 1 AS one').get() as { one: number }).one === 1;
-      } catch (e) {
-        request.log.warn({ err: e }, 'health check: the catalog does not answer');
-        checks.catalog = false;
-      }
+      const up = await store.ping();
+      const degraded = !up || (ctx.deps.storeDegraded?.() ?? false);
+      // SQLite is a local file: not answering is a failure. PostgreSQL away is degraded, not failed: the
+      // collector keeps capturing and queues its writes, so the load balancer must keep sending traffic.
+      if (store.kind === 'sqlite') checks.catalog = up;
+      if (!up) request.log.warn({ store: store.display }, 'health check: the store does not answer');
       try {
         Object.assign(checks, ctx.deps.health?.() ?? {});
       } catch (e) {
@@ -46,7 +49,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
         checks.collector = false;
       }
       const ok = Object.values(checks).every(Boolean);
-      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'fail', checks });
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'fail', checks, store: degraded ? 'degraded' : 'ok' });
     },
   );
 
@@ -100,7 +103,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
       },
     },
     async () => {
-      const files = db.prepare<[], { state: string; n: number; bytes: number }>('SELECT state, COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS bytes FROM captures GROUP BY state').all();
+      const files = await store.captures.byState();
       let live = 0;
       for (const _ of ctx.deps.sessionsLive()) live++;
       const m = ctx.deps.detector.manifest;
@@ -116,7 +119,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
           bytes: files.reduce((a, f) => a + f.bytes, 0),
         },
         findings: ctx.deps.findings.counts(),
-        alerts: ctx.deps.alertStats?.() ?? (outboxCounts(db) as unknown as Record<string, unknown>),
+        alerts: (await ctx.deps.alertStats?.()) ?? ((await outboxCounts(store.outbox)) as unknown as Record<string, unknown>),
         extractions: { active: ctx.extractions.active, max: ctx.cfg.maxConcurrentExtractions, started: ctx.extractions.total, refusedBusy: ctx.extractions.refused },
         manifest: m ? { file: m.file, sha256: m.sha256, sessions: m.sessions.length } : null,
       };
@@ -150,7 +153,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
     async (request) => {
       const q = request.query;
       return {
-        items: listDeliveries(db, {
+        items: await listDeliveries(store.outbox, {
           ...(q.state ? { state: q.state } : {}),
           ...(q.endpoint ? { endpoint: q.endpoint } : {}),
           ...(q.finding ? { findingId: q.finding } : {}),

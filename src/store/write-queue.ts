@@ -1,0 +1,174 @@
+/**
+ * The ordered, bounded queue between the collector and the store. The collector (its timer and the
+ * first-packet edge, never the per-packet path) pushes writes and goes on; the queue runs them in
+ * order, in batches of one transaction each, as soon as the event loop is free. When the store fails
+ * (PostgreSQL away, a locked SQLite file), the batch stays at the head and is retried with backoff:
+ * nothing is reordered, nothing is lost until the bound. Past `maxOps` queued writes, new writes are
+ * refused and counted (`store.queue.dropped`); a capture file whose row was refused is adopted by the
+ * recovery scan on the next start.
+ *
+ * Counters (docs/counters.md): `store.errors` (failed batch attempts), `store.queue.queued` (writes
+ * that had to wait because the store was failing), `store.queue.dropped`, and the gauge `depth()`.
+ */
+import type { Sql } from './engine.js';
+import type { Store } from './store.js';
+
+/** A queued write: runs in the batch's transaction; `ids` maps the queue's handles to row ids. */
+export type QueuedWrite = (q: Sql, ids: HandleIds) => Promise<void>;
+
+export interface HandleIds {
+  get(handle: number): number | undefined;
+  set(handle: number, id: number): void;
+  forget(handle: number): void;
+}
+
+export const DEFAULT_MAX_QUEUED_WRITES = 100_000;
+const MAX_BATCH = 500;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+export interface WriteQueueCounters {
+  'store.errors': number;
+  'store.queue.queued': number;
+  'store.queue.dropped': number;
+}
+
+/** The counters and the depth gauge by their docs/counters.md names (a fresh queue's zeros for the doc test). */
+export function storeCounters(q: WriteQueue | null): Record<string, number> {
+  return { 'store.errors': 0, 'store.queue.queued': 0, 'store.queue.dropped': 0, ...(q?.counters ?? {}), 'store.queue.depth': q?.depth() ?? 0 };
+}
+
+export class WriteQueue {
+  readonly counters: WriteQueueCounters = { 'store.errors': 0, 'store.queue.queued': 0, 'store.queue.dropped': 0 };
+  private readonly ops: QueuedWrite[] = [];
+  private head = 0;
+  private running = false;
+  private scheduled = false;
+  private retryMs = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private waiters: (() => void)[] = [];
+  private readonly committed = new Map<number, number>();
+  private closed = false;
+  /** The last error, while the store is failing. */
+  lastError: Error | null = null;
+
+  constructor(
+    readonly store: Store,
+    private readonly opts: { maxOps?: number; onError?: (e: Error, queued: number) => void } = {},
+  ) {}
+
+  /** Queued writes not yet in the store. */
+  depth(): number {
+    return this.ops.length - this.head;
+  }
+
+  /** True while the store fails and writes wait. */
+  get degraded(): boolean {
+    return this.lastError !== null;
+  }
+
+  /** Queue a write; false (and counted) when the queue is full. */
+  push(op: QueuedWrite): boolean {
+    if (this.depth() >= (this.opts.maxOps ?? DEFAULT_MAX_QUEUED_WRITES)) {
+      this.counters['store.queue.dropped']++;
+      return false;
+    }
+    this.ops.push(op);
+    if (this.lastError !== null) this.counters['store.queue.queued']++;
+    this.schedule();
+    return true;
+  }
+
+  /** Resolves when everything queued so far is in the store (or `timeoutMs` passed: false). */
+  flush(timeoutMs = 30_000): Promise<boolean> {
+    if (this.depth() === 0 && !this.running) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let done = false;
+      const t = setTimeout(() => {
+        done = true;
+        resolve(false);
+      }, timeoutMs);
+      t.unref();
+      this.waiters.push(() => {
+        if (done) return;
+        clearTimeout(t);
+        resolve(true);
+      });
+      this.schedule();
+    });
+  }
+
+  /** Stop retrying (shutdown); what is still queued is lost (and was counted as queued). */
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.running || this.retryTimer !== undefined || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.closed) return;
+    this.running = true;
+    try {
+      while (this.depth() > 0 && !this.closed) {
+        const end = Math.min(this.ops.length, this.head + MAX_BATCH);
+        const batch = this.ops.slice(this.head, end);
+        const staged = new Map<number, number | null>();
+        const ids: HandleIds = {
+          get: (h) => {
+            const s = staged.get(h);
+            return s === null ? undefined : (s ?? this.committed.get(h));
+          },
+          set: (h, id) => void staged.set(h, id),
+          forget: (h) => void staged.set(h, null),
+        };
+        try {
+          await this.store.tx(async (q) => {
+            for (const op of batch) await op(q, ids);
+          });
+        } catch (e) {
+          this.counters['store.errors']++;
+          const err = e instanceof Error ? e : new Error(String(e));
+          if (this.lastError === null) this.counters['store.queue.queued'] += this.depth();
+          this.lastError = err;
+          this.opts.onError?.(err, this.depth());
+          this.retryMs = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.retryMs * 2));
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            this.schedule();
+          }, this.retryMs);
+          this.retryTimer.unref();
+          return;
+        }
+        for (const [h, id] of staged) {
+          if (id === null) this.committed.delete(h);
+          else this.committed.set(h, id);
+        }
+        this.head = end;
+        if (this.head > 4096 && this.head * 2 > this.ops.length) {
+          this.ops.splice(0, this.head);
+          this.head = 0;
+        }
+        this.lastError = null;
+        this.retryMs = 0;
+      }
+      if (this.depth() === 0) {
+        this.ops.length = 0;
+        this.head = 0;
+        const w = this.waiters;
+        this.waiters = [];
+        for (const f of w) f();
+      }
+    } finally {
+      this.running = false;
+      if (this.depth() > 0 && this.retryTimer === undefined) this.schedule();
+    }
+  }
+}

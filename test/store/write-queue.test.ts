@@ -1,0 +1,71 @@
+/**
+ * The collector's writes through the store's queue (src/store/write-queue.ts, src/collector/catalog.ts):
+ * in order, one transaction per batch, and, on PostgreSQL, through an outage: the database is stopped
+ * mid-run, writes wait (counted, /healthz-visible as degraded), and land in order when it is back.
+ */
+import { expect, it } from 'vitest';
+import { Catalog } from '../../src/collector/catalog.js';
+import { WriteQueue } from '../../src/store/write-queue.js';
+import { describeEngines } from '../helpers/engines.js';
+
+const row = (i: number) => ({ path: `pcap/vni-1/10.0.0.1/2026-01-01/f${i}.pcap`, vni: 1, sourceIp: '10.0.0.1', sessionId: null, worker: 0, createdUs: i, firstUs: i });
+
+describeEngines('catalog write queue', (ctx) => {
+  it('runs writes in order: a file opened, synced and closed lands as one closed row', async () => {
+    const cat = new Catalog(ctx.store);
+    const handles = Array.from({ length: 50 }, (_, i) => cat.open(row(i)));
+    for (const h of handles) cat.sync(h, 5, 500, 99);
+    for (const h of handles.slice(0, 25)) cat.close(h, { closedUs: 100, firstUs: 1, lastUs: 99, packets: 5, bytes: 500, sha256: 'ab', reason: 'rotate' });
+    cat.delete(handles[49]!);
+    cat.observe('10.0.0.1', 1, null, 1, 2, 3, 4);
+    cat.observe('10.0.0.1', 1, null, 1, 5, 3, 4);
+    expect(await cat.flush()).toBe(true);
+    const rows = await ctx.store.captures.list({ limit: 100 });
+    expect(rows).toHaveLength(49);
+    expect(rows.filter((r) => r.state === 'closed')).toHaveLength(25);
+    expect(rows.every((r) => r.packets === 5 && r.bytes === 500)).toBe(true);
+    expect(await ctx.store.observed.get('10.0.0.1', 1)).toMatchObject({ packets: 6, bytes: 8, last_seen: 5 });
+    expect(cat.queue.depth()).toBe(0);
+  });
+
+  it('refuses writes past its bound, and counts them', async () => {
+    const q = new WriteQueue(ctx.store, { maxOps: 3 });
+    const cat = new Catalog(ctx.store, q);
+    for (let i = 0; i < 5; i++) cat.open(row(i));
+    expect(q.counters['store.queue.dropped']).toBe(2);
+    await cat.flush();
+    expect(await ctx.store.captures.list({ limit: 10 })).toHaveLength(3);
+  });
+
+  it('PostgreSQL stopped mid-run: writes wait in order and land when it is back', async () => {
+    if (ctx.engine !== 'postgres' || ctx.pg === null || process.env.MIRRORGUARD_TEST_PG_URL) return;
+    const errors: string[] = [];
+    const q = new WriteQueue(ctx.store, { onError: (e) => errors.push(e.message) });
+    const cat = new Catalog(ctx.store, q);
+    const h0 = cat.open(row(0));
+    expect(await cat.flush()).toBe(true);
+
+    await ctx.pg.pause();
+    cat.sync(h0, 1, 100, 10);
+    const h1 = cat.open(row(1));
+    cat.sync(h0, 2, 200, 20);
+    cat.close(h1, { closedUs: 30, firstUs: 1, lastUs: 25, packets: 7, bytes: 700, sha256: 'cd', reason: 'rotate' });
+    cat.observe('10.0.0.9', 9, null, 1, 2, 3, 4);
+    expect(await cat.flush(1500)).toBe(false);
+    expect(q.degraded).toBe(true);
+    expect(q.counters['store.errors']).toBeGreaterThan(0);
+    expect(q.counters['store.queue.queued']).toBeGreaterThanOrEqual(5);
+    expect(q.depth()).toBe(5);
+    expect(errors.length).toBeGreaterThan(0);
+
+    await ctx.pg.resume();
+    expect(await cat.flush(20_000)).toBe(true);
+    expect(q.degraded).toBe(false);
+    const rows = await ctx.store.captures.list({ limit: 10 });
+    expect(rows.map((r) => [r.path.slice(-7), r.state, r.packets, r.bytes])).toEqual([
+      ['f1.pcap', 'closed', 7, 700],
+      ['f0.pcap', 'open', 2, 200],
+    ]);
+    expect(await ctx.store.observed.get('10.0.0.9', 9)).toMatchObject({ packets: 3 });
+  }, 60_000);
+});
