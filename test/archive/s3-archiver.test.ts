@@ -1,0 +1,263 @@
+/**
+ * The S3 archive against a real S3 emulator (moto_server): real PCAP files from our writer, uploaded with
+ * their SHA-256 as the S3 checksum, read back and hashed independently; Object Lock, legal hold, SSE,
+ * multipart with per-part checksums, the key layout, and retries across an emulator outage.
+ */
+import { createHash } from 'node:crypto';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { hourPrefixes, objectKey } from '../../src/archive/key.js';
+import { MemoryArchiveJobs } from '../../src/archive/memory-jobs.js';
+import { ArchiveIntegrityError, compositeSha256, S3Archiver } from '../../src/archive/s3-archiver.js';
+import { ArchiveWorker } from '../../src/archive/worker.js';
+import { checkIfHave, describeNeeds } from '../helpers/needs.js';
+import { tsharkReadsCleanly } from '../helpers/oracles.js';
+import { startMoto, type Moto } from '../helpers/moto.js';
+import { useTmpDir } from '../helpers/tmp.js';
+import { T0_SEC, writeCapture } from './archive-helpers.js';
+
+const MiB = 1024 * 1024;
+const hexToB64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
+
+async function getBytes(c: S3Client, Bucket: string, Key: string, VersionId?: string): Promise<Buffer> {
+  const r = await c.send(new GetObjectCommand({ Bucket, Key, VersionId }));
+  return Buffer.from(await r.Body!.transformToByteArray());
+}
+
+describeNeeds(['s3'], 'S3 archive (moto_server)', () => {
+  let moto: Moto;
+  let c: S3Client;
+  const tmp = useTmpDir('mg-archive-');
+  let n = 0;
+  /** A fresh bucket per test, so tests never see each other's objects. */
+  const newBucket = async (objectLock = false) => {
+    const b = `evidence-${++n}`;
+    await moto.bucket(b, { objectLock });
+    return b;
+  };
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    c = moto.client(1);
+  });
+  afterAll(async () => {
+    c?.destroy();
+    await moto?.stop();
+  });
+
+  it('uploads a real PCAP with its SHA-256 as the S3 checksum; the bytes read back hash to the catalog SHA-256', async () => {
+    const bucket = await newBucket();
+    const file = await writeCapture(join(tmp.path, '1764763200000000000-w0-1.pcap'), { packets: 300 });
+    const a = new S3Archiver({ client: c, bucket, prefix: 'mg/prod' });
+    const r = await a.upload(file);
+
+    expect(r.key).toBe('mg/prod/vni=42/src=10.0.1.5/2025/12/03/12/i-0abc-1764763200000000000-w0-1.pcap');
+    expect(r.versionId).toMatch(/\S/);
+    expect(r.parts).toBe(1);
+    const head = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: r.key, ChecksumMode: 'ENABLED' }));
+    // S3's stored checksum is the catalog's SHA-256 (hex there, base64 in S3).
+    expect(head.ChecksumSHA256).toBe(hexToB64(file.sha256));
+    expect(head.ContentLength).toBe(file.bytes);
+    expect(head.ServerSideEncryption).toBe('AES256');
+    expect(head.Metadata).toEqual({
+      node: 'i-0abc',
+      vni: '42',
+      'source-ip': '10.0.1.5',
+      session: 'tms-0123456789abcdef0',
+      'first-packet': '2025-12-03T12:00:00.000Z',
+      'last-packet': '2025-12-03T12:00:00.299Z',
+      'first-us': String(T0_SEC * 1e6),
+      'last-us': String(T0_SEC * 1e6 + 299_000),
+      packets: '300',
+      sha256: file.sha256,
+      'capture-id': '1',
+    });
+    // Independent of anything S3 says: download and hash.
+    const body = await getBytes(c, bucket, r.key, r.versionId!);
+    expect(createHash('sha256').update(body).digest('hex')).toBe(file.sha256);
+    const copy = join(tmp.path, 'downloaded.pcap');
+    writeFileSync(copy, body);
+    checkIfHave('tshark', () => expect(tsharkReadsCleanly(copy)).toMatchObject({ ok: true, packets: 300 }));
+  });
+
+  it('refuses to archive a file that changed on disk since the catalog hashed it; nothing reaches the bucket', async () => {
+    const bucket = await newBucket();
+    const file = await writeCapture(join(tmp.path, 'a.pcap'), { packets: 20 });
+    const a = new S3Archiver({ client: c, bucket, prefix: 'mg' });
+    // Same size, one byte different: only the hash can tell.
+    const path = file.path;
+    const bytes = (await import('node:fs')).readFileSync(path);
+    bytes[bytes.length - 1] ^= 0x01;
+    writeFileSync(path, bytes);
+    await expect(a.upload(file)).rejects.toThrow(ArchiveIntegrityError);
+    await expect(a.upload(file)).rejects.toThrow(/SHA-256 [0-9a-f]{64} on disk, the catalog says/);
+    appendFileSync(path, 'x');
+    await expect(a.upload(file)).rejects.toThrow(/bytes on disk, the catalog says/);
+    const listed = await c.send(new ListObjectsV2Command({ Bucket: bucket }));
+    expect(listed.KeyCount ?? 0).toBe(0);
+  });
+
+  it('sets Object Lock retention on each object; deleting the locked version is refused; a legal hold can be set and cleared', async () => {
+    const bucket = await newBucket(true);
+    const now = Date.now();
+    const file = await writeCapture(join(tmp.path, 'locked.pcap'), { packets: 10 });
+    const a = new S3Archiver({ client: c, bucket, prefix: 'mg', objectLock: { mode: 'GOVERNANCE', days: 3 }, now: () => now });
+    const r = await a.upload(file);
+    expect(r.retainUntil?.getTime()).toBe(now + 3 * 86_400_000);
+    const ret = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: r.key, VersionId: r.versionId! }));
+    expect(ret.ObjectLockMode).toBe('GOVERNANCE');
+    expect(Math.abs(ret.ObjectLockRetainUntilDate!.getTime() - (now + 3 * 86_400_000))).toBeLessThan(1000);
+    // Deleting that version (the only way to destroy the bytes in a versioned bucket) is refused.
+    await expect(c.send(new DeleteObjectCommand({ Bucket: bucket, Key: r.key, VersionId: r.versionId! }))).rejects.toMatchObject({ name: 'AccessDenied' });
+    expect(createHash('sha256').update(await getBytes(c, bucket, r.key, r.versionId!)).digest('hex')).toBe(file.sha256);
+
+    await a.setLegalHold(r.key, r.versionId, true);
+    expect((await c.send(new HeadObjectCommand({ Bucket: bucket, Key: r.key, VersionId: r.versionId! }))).ObjectLockLegalHoldStatus).toBe('ON');
+    await a.setLegalHold(r.key, r.versionId, false);
+    expect((await c.send(new HeadObjectCommand({ Bucket: bucket, Key: r.key, VersionId: r.versionId! }))).ObjectLockLegalHoldStatus).toBe('OFF');
+  });
+
+  it('COMPLIANCE mode and SSE-KMS with a key ID are passed through', async () => {
+    const bucket = await newBucket(true);
+    const file = await writeCapture(join(tmp.path, 'kms.pcap'), { packets: 5 });
+    const a = new S3Archiver({ client: c, bucket, prefix: '', objectLock: { mode: 'COMPLIANCE', days: 1 }, kmsKeyId: 'alias/mirrorguard-evidence' });
+    const r = await a.upload(file);
+    expect(r.key.startsWith('vni=42/src=10.0.1.5/2025/12/03/12/')).toBe(true);
+    const head = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: r.key, VersionId: r.versionId! }));
+    expect(head.ObjectLockMode).toBe('COMPLIANCE');
+    expect(head.ServerSideEncryption).toBe('aws:kms');
+    expect(head.SSEKMSKeyId).toContain('mirrorguard-evidence');
+  });
+
+  it('uploads a large file multipart with a SHA-256 per part: S3 stores the composite, metadata the whole-file SHA-256', async () => {
+    const bucket = await newBucket(true);
+    // About 12.5 MiB: three 5 MiB parts (the last shorter).
+    const file = await writeCapture(join(tmp.path, 'big.pcap'), { packets: 9000, frameBytes: 1440 });
+    expect(file.bytes).toBeGreaterThan(10 * MiB);
+    const a = new S3Archiver({ client: c, bucket, prefix: 'mg', partBytes: 5 * MiB, multipartThresholdBytes: 5 * MiB, objectLock: { mode: 'GOVERNANCE', days: 1 } });
+    const r = await a.upload(file);
+    expect(r.parts).toBe(3);
+    const body = await getBytes(c, bucket, r.key, r.versionId!);
+    expect(body.length).toBe(file.bytes);
+    expect(createHash('sha256').update(body).digest('hex')).toBe(file.sha256);
+    // The composite, recomputed from the downloaded bytes, is what S3 stored.
+    const parts = [0, 5 * MiB, 10 * MiB].map((o) => createHash('sha256').update(body.subarray(o, Math.min(o + 5 * MiB, body.length))).digest());
+    const composite = compositeSha256(parts);
+    expect(r.s3ChecksumSha256).toBe(composite);
+    const head = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: r.key, ChecksumMode: 'ENABLED' }));
+    expect(head.ChecksumSHA256?.replace(/-\d+$/, '')).toBe(composite.replace(/-3$/, ''));
+    expect(head.Metadata?.sha256).toBe(file.sha256);
+    expect(head.ObjectLockMode).toBe('GOVERNANCE');
+  });
+
+  it('lays keys out by VNI, source and hour, so a time window is a few prefix listings', async () => {
+    const bucket = await newBucket();
+    const a = new S3Archiver({ client: c, bucket, prefix: 'mg' });
+    const files = [
+      await writeCapture(join(tmp.path, 'h12.pcap'), { packets: 3, captureId: 1 }),
+      await writeCapture(join(tmp.path, 'h13.pcap'), { packets: 3, captureId: 2, t0Sec: T0_SEC + 3600 }),
+      await writeCapture(join(tmp.path, 'h15.pcap'), { packets: 3, captureId: 3, t0Sec: T0_SEC + 3 * 3600 }),
+      await writeCapture(join(tmp.path, 'v6.pcap'), { packets: 3, captureId: 4, sourceIp: '2001:db8::5', vni: 7 }),
+    ];
+    for (const f of files) await a.upload(f);
+    // 12:30 to 13:30 on pair (10.0.1.5, 42): the 12h and 13h prefixes, and only those files.
+    const keys: string[] = [];
+    for (const p of hourPrefixes('mg', 42, '10.0.1.5', T0_SEC * 1000 + 1_800_000, T0_SEC * 1000 + 5_400_000)) {
+      const l = await c.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: p }));
+      keys.push(...(l.Contents ?? []).map((o) => o.Key!));
+    }
+    expect(keys.sort()).toEqual([objectKey('mg', files[0]!), objectKey('mg', files[1]!)].sort());
+    const v6 = await c.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'mg/vni=7/src=2001-db8--5/2025/12/03/12/' }));
+    expect(v6.Contents?.map((o) => o.Key)).toEqual(['mg/vni=7/src=2001-db8--5/2025/12/03/12/i-0abc-v6.pcap']);
+  });
+
+  it('retries with backoff while S3 is down and uploads once it is back', async () => {
+    const bucket = 'evidence-outage';
+    await moto.bucket(bucket);
+    let now = 1_000_000;
+    const jobs = new MemoryArchiveJobs();
+    const w = new ArchiveWorker({ jobs, archiver: new S3Archiver({ client: c, bucket, prefix: 'mg' }), node: 'i-0abc', now: () => now, random: () => 0.5 });
+    const file = await writeCapture(join(tmp.path, 'outage.pcap'), { packets: 40 });
+    await moto.stop();
+    try {
+      const job = await jobs.enqueue(file, now);
+      expect(await w.runOnce()).toBe(true);
+      let j = (await jobs.get(job.id))!;
+      expect(j).toMatchObject({ state: 'pending', attempts: 1 });
+      expect(j.lastError).toMatch(/ECONNREFUSED|connect/i);
+      // Equal jitter at 0.5 of a 1 s first step: 750 ms. Not due before then.
+      expect(j.notBeforeMs).toBe(now + 750);
+      expect(await w.runOnce()).toBe(false);
+      now += 750;
+      expect(await w.runOnce()).toBe(true);
+      j = (await jobs.get(job.id))!;
+      expect(j).toMatchObject({ state: 'pending', attempts: 2, notBeforeMs: now + 1500 });
+      expect(w.counters['archive.upload.retry']).toBe(2);
+    } finally {
+      if (!moto.running) await moto.start();
+    }
+    await moto.bucket(bucket); // the emulator came back empty, as a new endpoint would
+    now += 1500;
+    expect(await w.runOnce()).toBe(true);
+    const j = (await jobs.get(1))!;
+    expect(j.state).toBe('done');
+    expect(j.result?.versionId).toMatch(/\S/);
+    expect(await jobs.pending()).toBe(0);
+    expect(w.counters['archive.upload.ok']).toBe(1);
+    const body = await getBytes(c, bucket, j.result!.key);
+    expect(createHash('sha256').update(body).digest('hex')).toBe(file.sha256);
+  });
+
+  it('a job left claimed by a process that died is uploaded after restart (own node at once, another node after the lease)', async () => {
+    const bucket = await newBucket();
+    let now = 5_000_000;
+    const jobs = new MemoryArchiveJobs();
+    const archiver = new S3Archiver({ client: c, bucket, prefix: 'mg' });
+    const f1 = await writeCapture(join(tmp.path, 'k1.pcap'), { packets: 5, captureId: 1 });
+    const f2 = await writeCapture(join(tmp.path, 'k2.pcap'), { packets: 5, captureId: 2 });
+    await jobs.enqueue(f1, now);
+    await jobs.enqueue(f2, now);
+    // The dead process of node i-0abc held both (it claimed them, then kill -9).
+    await jobs.claim('i-0abc/4242/1', now, 60_000);
+    await jobs.claim('i-0abc/4242/1', now, 60_000);
+    // Another node cannot take them while the lease runs ...
+    const other = new ArchiveWorker({ jobs, archiver, node: 'i-0def', now: () => now, leaseMs: 60_000 });
+    expect(await other.runOnce()).toBe(false);
+    // ... the restarted node takes its own back at once and uploads one ...
+    const restarted = new ArchiveWorker({ jobs, archiver, node: 'i-0abc', now: () => now, leaseMs: 60_000 });
+    expect(await restarted.recoverOwn()).toBe(2);
+    expect(await restarted.runOnce()).toBe(true);
+    // ... and had it died again holding the second, the other node takes it when the lease ends.
+    await jobs.claim('i-0abc/4243/2', now, 60_000);
+    expect(await other.runOnce()).toBe(false);
+    now += 60_000;
+    expect(await other.runOnce()).toBe(true);
+    expect((await jobs.get(1))!.state).toBe('done');
+    expect((await jobs.get(2))!.state).toBe('done');
+    // A late done() from the process that lost the lease changes nothing.
+    expect(await jobs.done(2, 'i-0abc/4243/2', (await jobs.get(2))!.result!, now)).toBe(false);
+  });
+
+  it('the worker loop drains the queue by itself and stops cleanly', async () => {
+    const bucket = await newBucket();
+    const jobs = new MemoryArchiveJobs();
+    const done: number[] = [];
+    const w = new ArchiveWorker({ jobs, archiver: new S3Archiver({ client: c, bucket, prefix: 'mg' }), node: 'n1', pollMs: 20, onUploaded: async (j) => void done.push(j.id) });
+    for (let i = 1; i <= 5; i++) await jobs.enqueue(await writeCapture(join(tmp.path, `loop-${i}.pcap`), { packets: 5, captureId: i }), Date.now());
+    w.start();
+    const t0 = Date.now();
+    while ((await jobs.pending()) > 0 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+    await w.stop();
+    expect(done.sort()).toEqual([1, 2, 3, 4, 5]);
+    expect(w.counters['archive.upload.ok']).toBe(5);
+    expect((await c.send(new ListObjectsV2Command({ Bucket: bucket }))).KeyCount).toBe(5);
+  });
+});
