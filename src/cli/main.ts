@@ -18,6 +18,8 @@ const COMMANDS: Record<string, Command> = {
   cloudtrail: { summary: 'scan CloudTrail logs for traffic-mirroring calls against the manifest', load: () => import('./cloudtrail.js') },
   inventory: { summary: 'compare AWS mirror sessions with the manifest', load: () => import('./inventory.js') },
   alerts: { summary: 'send a signed test event to a webhook', load: () => import('./alerts.js') },
+  keys: { summary: 'make the Ed25519 key pair that signs the evidence ledger (init)', load: () => import('./keys.js') },
+  verify: { summary: "check a file's SHA-256 against the signed evidence ledger, offline", load: () => import('./verify.js') },
   config: { summary: 'check a configuration without starting, and print it with secrets redacted', load: () => import('./config.js') },
 };
 
