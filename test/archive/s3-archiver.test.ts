@@ -4,7 +4,7 @@
  * multipart with per-part checksums, the key layout, and retries across an emulator outage.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DeleteObjectCommand,
@@ -18,6 +18,10 @@ import { hourPrefixes, objectKey } from '../../src/archive/key.js';
 import { MemoryArchiveJobs } from '../../src/archive/memory-jobs.js';
 import { ArchiveIntegrityError, compositeSha256, S3Archiver } from '../../src/archive/s3-archiver.js';
 import { ArchiveWorker } from '../../src/archive/worker.js';
+import { MemoryLedgerChain } from '../../src/ledger/chain.js';
+import { loadSigningKey } from '../../src/ledger/keys.js';
+import { exportJsonl, Ledger } from '../../src/ledger/ledger.js';
+import { runCli } from '../helpers/serve.js';
 import { checkIfHave, describeNeeds } from '../helpers/needs.js';
 import { tsharkReadsCleanly } from '../helpers/oracles.js';
 import { startMoto, type Moto } from '../helpers/moto.js';
@@ -94,7 +98,7 @@ describeNeeds(['s3'], 'S3 archive (moto_server)', () => {
     const a = new S3Archiver({ client: c, bucket, prefix: 'mg' });
     // Same size, one byte different: only the hash can tell.
     const path = file.path;
-    const bytes = (await import('node:fs')).readFileSync(path);
+    const bytes = readFileSync(path);
     bytes[bytes.length - 1] ^= 0x01;
     writeFileSync(path, bytes);
     await expect(a.upload(file)).rejects.toThrow(ArchiveIntegrityError);
@@ -259,5 +263,48 @@ describeNeeds(['s3'], 'S3 archive (moto_server)', () => {
     expect(done.sort()).toEqual([1, 2, 3, 4, 5]);
     expect(w.counters['archive.upload.ok']).toBe(5);
     expect((await c.send(new ListObjectsV2Command({ Bucket: bucket }))).KeyCount).toBe(5);
+  });
+
+  it('archive to ledger to verify: the object downloaded from S3 verifies offline against the signed export', async () => {
+    const bucket = await newBucket(true);
+    const priv = join(tmp.path, 'ledger.key');
+    const pub = join(tmp.path, 'ledger.pub');
+    expect(runCli(['keys', 'init', '--private-key', priv, '--public-key', pub]).status).toBe(0);
+    const chain = new MemoryLedgerChain();
+    const ledger = new Ledger(chain, loadSigningKey(priv), 'i-0abc');
+    const jobs = new MemoryArchiveJobs();
+    const w = new ArchiveWorker({
+      jobs,
+      archiver: new S3Archiver({ client: c, bucket, prefix: 'mg', objectLock: { mode: 'GOVERNANCE', days: 1 } }),
+      node: 'i-0abc',
+      onUploaded: async (job, result) => void (await ledger.appendArchive(job.file, result)),
+    });
+    for (let i = 1; i <= 3; i++) await jobs.enqueue(await writeCapture(join(tmp.path, `e2e-${i}.pcap`), { packets: 30 * i, captureId: i }), Date.now());
+    while (await w.runOnce());
+    const done = await jobs.doneFor('i-0abc');
+    expect(done).toHaveLength(3);
+    let text = '';
+    await exportJsonl(chain, (x) => (text += x));
+    const exp = join(tmp.path, 'ledger.jsonl');
+    writeFileSync(exp, text);
+    const recs = await chain.page(1, 10);
+    for (const j of done) {
+      const rec = recs.find((r) => r.key === j.result!.key)!;
+      expect(rec).toMatchObject({ kind: 'archive', bucket, versionId: j.result!.versionId, sha256: j.file.sha256, size: j.file.bytes });
+      // The ledger's SHA-256 is the checksum S3 stored for the object.
+      const head = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: rec.key!, VersionId: rec.versionId!, ChecksumMode: 'ENABLED' }));
+      expect(head.ChecksumSHA256).toBe(hexToB64(rec.sha256));
+    }
+    const dl = join(tmp.path, 'from-s3.pcap');
+    writeFileSync(dl, await getBytes(c, bucket, done[1]!.result!.key, done[1]!.result!.versionId!));
+    const ok = runCli(['verify', dl, '--ledger', exp, '--public-key', pub]);
+    expect([ok.status, ok.stderr]).toEqual([0, '']);
+    expect(ok.stdout).toContain(`s3://${bucket}/${done[1]!.result!.key} version ${done[1]!.result!.versionId}`);
+    const b = readFileSync(dl);
+    b[100] ^= 0x01;
+    writeFileSync(dl, b);
+    const bad = runCli(['verify', dl, '--ledger', exp, '--public-key', pub]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('is in no ledger record');
   });
 });
