@@ -29,8 +29,9 @@ export class MemoryArchiveJobs implements ArchiveJobs {
     return copy(j);
   }
 
-  async claim(owner: string, nowMs: number, leaseMs: number): Promise<ArchiveJob | null> {
+  async claim(node: string, owner: string, nowMs: number, leaseMs: number): Promise<ArchiveJob | null> {
     for (const j of this.jobs.values()) {
+      if (j.file.node !== node) continue;
       const due = (j.state === 'pending' && j.notBeforeMs <= nowMs) || (j.state === 'claimed' && (j.leaseUntilMs ?? 0) <= nowMs);
       if (!due) continue;
       j.state = 'claimed';

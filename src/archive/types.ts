@@ -74,17 +74,19 @@ export interface ArchiveJob {
  *
  * Recovery after kill -9 is by lease: claim() hands out a job for leaseMs; the worker renews the lease
  * while it uploads; a job whose lease ended without done()/failed() (its process died) is handed out
- * again by the next claim() on any node. A node that restarts under the same owner prefix also calls
- * releaseOwner() at start, so its own interrupted jobs go back at once instead of after the lease.
+ * again by the node's next claim(). A node that restarts (its owner prefix is `NODE/`) also calls
+ * releaseOwner() at start, so its interrupted jobs go back at once instead of after the lease. Several
+ * upload workers of one node (or a second process during a restart) share the node's jobs by lease.
  */
 export interface ArchiveJobs {
   /** Queue a closed file. Idempotent per (node, captureId): a second call returns the existing job. */
   enqueue(file: ArchiveFile, nowMs: number): Promise<ArchiveJob>;
   /**
-   * The oldest job that is pending with notBeforeMs <= now, or claimed with an ended lease; it becomes
-   * claimed by `owner` until now + leaseMs. null when none is due.
+   * The oldest job of `node` (file.node) that is pending with notBeforeMs <= now, or claimed with an
+   * ended lease; it becomes claimed by `owner` until now + leaseMs. null when none is due. Only the node
+   * that wrote a file has it on disk, so a node claims only its own files.
    */
-  claim(owner: string, nowMs: number, leaseMs: number): Promise<ArchiveJob | null>;
+  claim(node: string, owner: string, nowMs: number, leaseMs: number): Promise<ArchiveJob | null>;
   /** Extend the lease of a job this owner holds; false when it no longer holds it (the lease ended and another took it). */
   renew(id: number, owner: string, leaseUntilMs: number): Promise<boolean>;
   /** Confirmed upload. false (and no change) when `owner` no longer holds the job. */

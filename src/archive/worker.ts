@@ -5,10 +5,11 @@
  * Recovery (kill -9 included) is by lease, never by trusting in-process state:
  * - claim() gives the job to this worker for `leaseMs`; a timer renews the lease every leaseMs/3 while
  *   the upload runs, so a slow multipart upload is not taken over;
- * - a process that dies mid-upload renews nothing; when the lease ends, any node's next claim() takes
- *   the job and uploads it again from the local file (the key is deterministic; in a versioned bucket the
- *   interrupted attempt left either nothing, an aborted multipart upload that the lifecycle rule cleans
- *   up, or a complete version that done() never recorded; the retry makes the version that counts);
+ * - a process that dies mid-upload renews nothing; when the lease ends, the node's next claim() takes
+ *   the job and uploads it again from the local file (only the node that wrote a file has it, so jobs
+ *   are claimed by node; the key is deterministic; in a versioned bucket the interrupted attempt left
+ *   either nothing, an aborted multipart upload that the lifecycle rule cleans up, or a complete version
+ *   that done() never recorded; the retry makes the version that counts);
  * - on start, `recoverOwn()` returns jobs claimed under this node's owner prefix at once (the process
  *   that held them is this node's previous life), so a restart does not wait for the lease.
  * The owner is `NODE/PID/START`, so a lease held by a previous process of the same node is recognised.
@@ -133,7 +134,7 @@ export class ArchiveWorker {
 
   private async claimOne(): Promise<ArchiveJob | null> {
     try {
-      return await this.o.jobs.claim(this.owner, this.o.now(), this.o.leaseMs);
+      return await this.o.jobs.claim(this.o.node, this.owner, this.o.now(), this.o.leaseMs);
     } catch (e) {
       this.counters['archive.jobs.errors']++;
       this.o.log?.warn({ err: e }, 'archive: cannot claim an upload job');

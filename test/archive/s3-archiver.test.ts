@@ -220,7 +220,7 @@ describeNeeds(['s3'], 'S3 archive (moto_server)', () => {
     expect(createHash('sha256').update(body).digest('hex')).toBe(file.sha256);
   });
 
-  it('a job left claimed by a process that died is uploaded after restart (own node at once, another node after the lease)', async () => {
+  it('a job left claimed by a process that died is uploaded after restart: at once by recoverOwn, else when the lease ends', async () => {
     const bucket = await newBucket();
     let now = 5_000_000;
     const jobs = new MemoryArchiveJobs();
@@ -230,31 +230,35 @@ describeNeeds(['s3'], 'S3 archive (moto_server)', () => {
     await jobs.enqueue(f1, now);
     await jobs.enqueue(f2, now);
     // The dead process of node i-0abc held both (it claimed them, then kill -9).
-    await jobs.claim('i-0abc/4242/1', now, 60_000);
-    await jobs.claim('i-0abc/4242/1', now, 60_000);
-    // Another node cannot take them while the lease runs ...
-    const other = new ArchiveWorker({ jobs, archiver, node: 'i-0def', now: () => now, leaseMs: 60_000 });
-    expect(await other.runOnce()).toBe(false);
-    // ... the restarted node takes its own back at once and uploads one ...
+    await jobs.claim('i-0abc', 'i-0abc/4242/1', now, 60_000);
+    await jobs.claim('i-0abc', 'i-0abc/4242/1', now, 60_000);
+    // Another node never takes them: the files are on i-0abc's disk.
+    const otherNode = new ArchiveWorker({ jobs, archiver, node: 'i-0def', now: () => now, leaseMs: 60_000 });
+    expect(await otherNode.runOnce()).toBe(false);
+    // The restarted node takes its own back at once and uploads one ...
     const restarted = new ArchiveWorker({ jobs, archiver, node: 'i-0abc', now: () => now, leaseMs: 60_000 });
-    expect(await restarted.recoverOwn()).toBe(2);
+    expect(await restarted.recoverOwn()).toBe(1 + 1);
+    expect(restarted.counters['archive.upload.recovered']).toBe(2);
     expect(await restarted.runOnce()).toBe(true);
-    // ... and had it died again holding the second, the other node takes it when the lease ends.
-    await jobs.claim('i-0abc/4243/2', now, 60_000);
-    expect(await other.runOnce()).toBe(false);
+    // ... and had it died again holding the second, without recoverOwn the job waits for the lease to end.
+    await jobs.claim('i-0abc', 'i-0abc/4243/2', now, 60_000);
+    expect(await restarted.runOnce()).toBe(false);
     now += 60_000;
-    expect(await other.runOnce()).toBe(true);
+    expect(await restarted.runOnce()).toBe(true);
+    expect(await otherNode.runOnce()).toBe(false);
     expect((await jobs.get(1))!.state).toBe('done');
     expect((await jobs.get(2))!.state).toBe('done');
     // A late done() from the process that lost the lease changes nothing.
     expect(await jobs.done(2, 'i-0abc/4243/2', (await jobs.get(2))!.result!, now)).toBe(false);
+    const listed = await c.send(new ListObjectsV2Command({ Bucket: bucket }));
+    expect(listed.KeyCount).toBe(2);
   });
 
   it('the worker loop drains the queue by itself and stops cleanly', async () => {
     const bucket = await newBucket();
     const jobs = new MemoryArchiveJobs();
     const done: number[] = [];
-    const w = new ArchiveWorker({ jobs, archiver: new S3Archiver({ client: c, bucket, prefix: 'mg' }), node: 'n1', pollMs: 20, onUploaded: async (j) => void done.push(j.id) });
+    const w = new ArchiveWorker({ jobs, archiver: new S3Archiver({ client: c, bucket, prefix: 'mg' }), node: 'i-0abc', pollMs: 20, onUploaded: async (j) => void done.push(j.id) });
     for (let i = 1; i <= 5; i++) await jobs.enqueue(await writeCapture(join(tmp.path, `loop-${i}.pcap`), { packets: 5, captureId: i }), Date.now());
     w.start();
     const t0 = Date.now();
