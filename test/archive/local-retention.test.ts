@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { effectiveRotateSeconds } from '../../src/archive/config.js';
 import { localCopiesToRemove } from '../../src/archive/local-retention.js';
+import { collectorSettings } from '../../src/collector/settings.js';
 import { configSchema } from '../../src/config/schema.js';
 
 describe('local copies of archived files', () => {
@@ -30,6 +31,9 @@ describe('archive config', () => {
     expect(a.archive.s3).toEqual({ bucket: 'evidence-prod', prefix: 'mg/prod', region: null, endpoint: null, forcePathStyle: false });
     expect(effectiveRotateSeconds(a.pcap.rotateSeconds, a.archive)).toBe(60);
     expect(effectiveRotateSeconds(30, a.archive)).toBe(30);
+    // What the collectors are built with (serve, the workers).
+    expect(collectorSettings(c).rotateSeconds).toBe(900);
+    expect(collectorSettings(a).rotateSeconds).toBe(60);
   });
 
   it('refuses bad buckets, prefixes and lock modes with the key named', () => {

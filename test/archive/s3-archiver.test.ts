@@ -311,4 +311,44 @@ describeNeeds(['s3'], 'S3 archive (moto_server)', () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('is in no ledger record');
   });
+
+  it('sends what S3 verifies: x-amz-checksum-sha256 on every PUT and every part, no other checksum in its place', async () => {
+    // moto stores the checksum we send without recomputing it (real S3 answers BadDigest on a mismatch),
+    // so check on the wire that the header S3 verifies is there, with the catalog's digest.
+    const bucket = await newBucket(true);
+    const seen: { method: string; query: Record<string, unknown>; headers: Record<string, string> }[] = [];
+    const client = moto.client(1);
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const req = args.request as { method: string; query: Record<string, unknown>; headers: Record<string, string> };
+        seen.push({ method: req.method, query: { ...req.query }, headers: { ...req.headers } });
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'recordRequests' },
+    );
+    try {
+      const small = await writeCapture(join(tmp.path, 'wire-small.pcap'), { packets: 10, captureId: 1 });
+      const big = await writeCapture(join(tmp.path, 'wire-big.pcap'), { packets: 5000, frameBytes: 1440, captureId: 2 });
+      const a = new S3Archiver({ client, bucket, prefix: 'mg', partBytes: 5 * MiB, multipartThresholdBytes: 5 * MiB, objectLock: { mode: 'GOVERNANCE', days: 1 } });
+      await a.upload(small);
+      await a.upload(big);
+      const puts = seen.filter((r) => r.method === 'PUT' && !('retention' in r.query));
+      // One single PUT, then two parts.
+      expect(puts.map((r) => ('partNumber' in r.query ? `part ${r.query.partNumber}` : 'object'))).toEqual(['object', 'part 1', 'part 2']);
+      expect(puts[0]!.headers['x-amz-checksum-sha256']).toBe(hexToB64(small.sha256));
+      const bytes = readFileSync(big.path);
+      expect(puts[1]!.headers['x-amz-checksum-sha256']).toBe(createHash('sha256').update(bytes.subarray(0, 5 * MiB)).digest('base64'));
+      expect(puts[2]!.headers['x-amz-checksum-sha256']).toBe(createHash('sha256').update(bytes.subarray(5 * MiB)).digest('base64'));
+      for (const r of puts) {
+        expect(Object.keys(r.headers).filter((h) => h.startsWith('x-amz-checksum-'))).toEqual(['x-amz-checksum-sha256']);
+        expect(r.headers['x-amz-sdk-checksum-algorithm']).toBe('SHA256');
+      }
+      // The object's retention, encryption and metadata travel with the request that creates it.
+      expect(puts[0]!.headers).toMatchObject({ 'x-amz-object-lock-mode': 'GOVERNANCE', 'x-amz-server-side-encryption': 'AES256', 'x-amz-meta-sha256': small.sha256 });
+      const create = seen.find((r) => r.method === 'POST' && 'uploads' in r.query)!;
+      expect(create.headers).toMatchObject({ 'x-amz-checksum-algorithm': 'SHA256', 'x-amz-object-lock-mode': 'GOVERNANCE', 'x-amz-meta-sha256': big.sha256 });
+    } finally {
+      client.destroy();
+    }
+  });
 });
