@@ -60,6 +60,7 @@ export class ArchiveWorker {
   private readonly active = new Set<Promise<void>>();
   private readonly aborts = new Set<AbortController>();
   private wake: (() => void) | null = null;
+  private looping: Promise<void> = Promise.resolve();
 
   constructor(opts: ArchiveWorkerOptions) {
     this.o = {
@@ -87,7 +88,7 @@ export class ArchiveWorker {
   start(): void {
     if (this.running) return;
     this.running = true;
-    void this.loop();
+    this.looping = this.loop();
   }
 
   /** Stop claiming; abort running uploads after graceMs (their jobs go back by lease or recoverOwn). */
@@ -98,8 +99,20 @@ export class ArchiveWorker {
     const t = setTimeout(() => {
       for (const a of this.aborts) a.abort();
     }, graceMs);
+    // The loop may be inside a claim: let it end (a job it claims still runs), then wait for the uploads.
+    await this.looping;
     await Promise.allSettled([...this.active]);
     clearTimeout(t);
+  }
+
+  /**
+   * Upload every due job of this node, one after another, until none is due or `deadlineMs` (ms since the
+   * epoch, on this worker's clock) passes: what a draining collector (Auto Scaling termination, SIGTERM)
+   * runs after closing its files. Returns how many jobs were still pending (any node's) at the end.
+   */
+  async drain(deadlineMs: number): Promise<number> {
+    while (this.o.now() < deadlineMs && (await this.runOnce()));
+    return this.o.jobs.pending();
   }
 
   /** Look for work now (after an enqueue) instead of at the next poll. */
@@ -109,11 +122,10 @@ export class ArchiveWorker {
 
   private async loop(): Promise<void> {
     while (this.running) {
-      let claimed = false;
+      // Fill the free upload slots with due jobs, then wait for a slot to free, a poke, or the poll timer.
       while (this.running && this.active.size < this.o.concurrency) {
         const job = await this.claimOne();
         if (!job) break;
-        claimed = true;
         const p = this.process(job).finally(() => {
           this.active.delete(p);
           this.wake?.();
@@ -121,14 +133,12 @@ export class ArchiveWorker {
         this.active.add(p);
       }
       if (!this.running) break;
-      if (!claimed || this.active.size >= this.o.concurrency) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          this.timer = setTimeout(resolve, this.o.pollMs);
-        });
-        this.wake = null;
-        if (this.timer) clearTimeout(this.timer);
-      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.timer = setTimeout(resolve, this.o.pollMs);
+      });
+      this.wake = null;
+      if (this.timer) clearTimeout(this.timer);
     }
   }
 
