@@ -3,6 +3,7 @@
  * their SHA-256 as the S3 checksum, read back and hashed independently; Object Lock, legal hold, SSE,
  * multipart with per-part checksums, the key layout, and retries across an emulator outage.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,8 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectVersionsCommand,
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -21,6 +24,7 @@ import { ArchiveWorker } from '../../src/archive/worker.js';
 import { MemoryLedgerChain } from '../../src/ledger/chain.js';
 import { loadSigningKey } from '../../src/ledger/keys.js';
 import { exportJsonl, Ledger } from '../../src/ledger/ledger.js';
+import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/serve.js';
 import { checkIfHave, describeNeeds } from '../helpers/needs.js';
 import { tsharkReadsCleanly } from '../helpers/oracles.js';
@@ -350,5 +354,65 @@ describeNeeds(['s3'], 'S3 archive (moto_server)', () => {
     } finally {
       client.destroy();
     }
+  });
+
+  it('kill -9 in the middle of a multipart upload: nothing half-made is visible, and the upload after restart is whole', async () => {
+    const bucket = await newBucket(true);
+    const file = await writeCapture(join(tmp.path, 'killed.pcap'), { packets: 12_000, frameBytes: 1440, captureId: 7 });
+    const jobs = new MemoryArchiveJobs();
+    await jobs.enqueue(file, Date.now());
+    // The process that will die: it claimed the job (as it would in the store) and uploads part by part, slowly.
+    const dead = (await jobs.claim('i-0abc', 'i-0abc/999/1', Date.now(), 300_000))!;
+    const script = `
+      const { S3Client } = await import('@aws-sdk/client-s3');
+      const { S3Archiver } = await import(${JSON.stringify(join(PROJECT_ROOT, 'dist', 'archive', 's3-archiver.js'))});
+      const client = new S3Client({ endpoint: ${JSON.stringify(moto.endpoint)}, region: 'us-east-1', forcePathStyle: true,
+        credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, requestChecksumCalculation: 'WHEN_REQUIRED' });
+      client.middlewareStack.add((next) => async (args) => {
+        const r = await next(args);
+        if ('partNumber' in args.request.query) { process.stdout.write('part ' + args.request.query.partNumber + '\\n'); await new Promise((s) => setTimeout(s, 5000)); }
+        return r;
+      }, { step: 'finalizeRequest', name: 'slow' });
+      await new S3Archiver({ client, bucket: ${JSON.stringify(bucket)}, prefix: 'mg', partBytes: 5 * 1024 * 1024, multipartThresholdBytes: 5 * 1024 * 1024, objectLock: { mode: 'GOVERNANCE', days: 1 } })
+        .upload(${JSON.stringify(dead.file)});
+      process.stdout.write('finished\\n');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_c, sig) => r(sig)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no part uploaded within 20 s: ${out} ${err}`)), 20_000);
+        child.stdout.on('data', (d) => {
+          out += d;
+          if (out.includes('part 1\n')) {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+        child.once('exit', () => reject(new Error(`the uploader exited early: ${out} ${err}`)));
+      });
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(out).not.toContain('finished');
+    // What the dead process left: an unfinished multipart upload (the lifecycle rule aborts it), no object.
+    const key = objectKey('mg', file);
+    const mpu = await c.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    expect(mpu.Uploads?.map((u) => u.Key)).toEqual([key]);
+    expect((await c.send(new ListObjectsV2Command({ Bucket: bucket }))).KeyCount ?? 0).toBe(0);
+
+    // Restart: the node's worker takes its job back at once and uploads the file whole.
+    const w = new ArchiveWorker({ jobs, archiver: new S3Archiver({ client: c, bucket, prefix: 'mg', partBytes: 5 * MiB, multipartThresholdBytes: 5 * MiB, objectLock: { mode: 'GOVERNANCE', days: 1 } }), node: 'i-0abc' });
+    expect(await w.recoverOwn()).toBe(1);
+    expect(await w.runOnce()).toBe(true);
+    const j = (await jobs.get(dead.id))!;
+    expect(j).toMatchObject({ state: 'done', result: { key, parts: 4 } });
+    const versions = await c.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key }));
+    expect(versions.Versions?.map((v) => v.VersionId)).toEqual([j.result!.versionId]);
+    expect(createHash('sha256').update(await getBytes(c, bucket, key, j.result!.versionId!)).digest('hex')).toBe(file.sha256);
   });
 });
