@@ -4,8 +4,8 @@
  * what its hash says and carries a valid signature by that key. Each problem names the line, the seq
  * and what failed; verification goes on past a problem (up to MAX_PROBLEMS) so a report shows them all.
  */
-import { verify as verifySig, type KeyObject } from 'node:crypto';
-import { bodyHash, bodyOf, canonicalBody, GENESIS, recordLine, shapeProblems, type LedgerRecord } from './record.js';
+import { createHash, verify as verifySig, type KeyObject } from 'node:crypto';
+import { bodyOf, canonicalBody, GENESIS, recordLine, shapeProblems, type LedgerRecord } from './record.js';
 
 export const MAX_PROBLEMS = 50;
 
@@ -63,11 +63,12 @@ export function verifyLedger(exportBytes: Buffer, publicKey: KeyObject, keyId: s
     records++;
     if (!Buffer.from(recordLine(r), 'utf8').equals(raw)) add(`${at}: the line is not in canonical form (its bytes were changed)`);
     if (r.seq !== prevSeq + 1) add(`${at}: seq ${r.seq} follows seq ${prevSeq}: the chain has a gap or is out of order`);
-    const hash = bodyHash(bodyOf(r));
+    const body = canonicalBody(bodyOf(r));
+    const hash = createHash('sha256').update(body).digest('hex');
     if (hash !== r.hash) add(`${at}: record hash does not match its contents (the record was changed)`);
     if (prevHash !== '' && r.prev !== prevHash) add(`${at}: prev does not match the hash of the record before it: the chain is broken`);
     if (r.keyId !== keyId) add(`${at}: signed by key ${r.keyId}, not by the given public key (${keyId})`);
-    else if (!verifySig(null, canonicalBody(bodyOf(r)), publicKey, Buffer.from(r.sig, 'base64'))) add(`${at}: signature does not verify`);
+    else if (!verifySig(null, body, publicKey, Buffer.from(r.sig, 'base64'))) add(`${at}: signature does not verify`);
     if (fileSha256 !== undefined && r.sha256 === fileSha256) matches.push(r);
     prevSeq = r.seq;
     prevHash = r.hash;
