@@ -1,6 +1,6 @@
 /**
  * Object keys: `PREFIX/vni=N/src=IP/YYYY/MM/DD/HH/NODE-FILE`, the hour being the first packet's (UTC).
- * A time-window query for one pair is a handful of ListObjectsV2 calls on hour prefixes, no scan; the
+ * (the file's opening time for an empty file). A time-window query for one pair is a handful of ListObjectsV2 calls on hour prefixes, no scan; the
  * `name=value` segments are Hive-style partitions, so Athena or S3 Select can read the layout as is.
  * IPv6 colons become hyphens (S3 lists ':' among characters that may need special handling in keys:
  * https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html). The node name is part of the
@@ -27,8 +27,9 @@ export function hourPrefix(prefix: string, vni: number, sourceIp: string, ms: nu
   return prefix === '' ? parts.join('/') : `${prefix}/${parts.join('/')}`;
 }
 
-export function objectKey(prefix: string, file: Pick<ArchiveFile, 'vni' | 'sourceIp' | 'firstUs' | 'node' | 'path'>, closedMsFallback = Date.now()): string {
-  const ms = file.firstUs === null ? closedMsFallback : Math.floor(file.firstUs / 1000);
+/** The key is a function of the file alone, so a retry (after a crash too) writes to the same key. */
+export function objectKey(prefix: string, file: Pick<ArchiveFile, 'vni' | 'sourceIp' | 'firstUs' | 'createdUs' | 'node' | 'path'>): string {
+  const ms = Math.floor((file.firstUs ?? file.createdUs) / 1000);
   return `${hourPrefix(prefix, file.vni, file.sourceIp, ms)}/${keySafe(file.node)}-${basename(file.path)}`;
 }
 

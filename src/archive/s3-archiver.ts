@@ -122,7 +122,7 @@ export class S3Archiver {
   }
 
   keyFor(file: ArchiveFile): string {
-    return objectKey(this.prefix, file, this.now());
+    return objectKey(this.prefix, file);
   }
 
   private protection(): {

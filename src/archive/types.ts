@@ -17,6 +17,8 @@ export interface ArchiveFile {
   sourceIp: string;
   /** Manifest session ID when the pair was authorized, else null. */
   sessionId: string | null;
+  /** When the file was opened (catalog created_us), microseconds since the epoch: the key's hour for an empty file. */
+  createdUs: number;
   /** First and last packet time, microseconds since the epoch (null for an empty file). */
   firstUs: number | null;
   lastUs: number | null;

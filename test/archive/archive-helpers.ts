@@ -35,6 +35,7 @@ export async function writeCapture(
     vni: opts.vni ?? 42,
     sourceIp: opts.sourceIp ?? '10.0.1.5',
     sessionId: opts.sessionId === undefined ? 'tms-0123456789abcdef0' : opts.sessionId,
+    createdUs: t0 * 1e6,
     firstUs: c.firstSec * 1e6 + Math.floor(c.firstNsec / 1000),
     lastUs: c.lastSec * 1e6 + Math.floor(c.lastNsec / 1000),
     packets: c.packets,

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { ArchiveFile, ArchiveJobs, UploadResult } from '../../src/archive/types.js';
 
 export function contractFile(captureId: number, node = 'i-0abc'): ArchiveFile {
-  return { captureId, node, path: `/data/pcap/${captureId}.pcap`, vni: 42, sourceIp: '10.0.1.5', sessionId: null, firstUs: 1, lastUs: 2, packets: 3, bytes: 4, sha256: 'a'.repeat(64) };
+  return { captureId, node, path: `/data/pcap/${captureId}.pcap`, vni: 42, sourceIp: '10.0.1.5', sessionId: null, createdUs: 1, firstUs: 1, lastUs: 2, packets: 3, bytes: 4, sha256: 'a'.repeat(64) };
 }
 
 export const contractResult = (key: string): UploadResult => ({ bucket: 'b', key, versionId: 'v1', etag: '"e"', sha256: 'a'.repeat(64), s3ChecksumSha256: 'x', parts: 1, size: 4, retainUntil: null });

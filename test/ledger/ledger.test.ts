@@ -21,7 +21,7 @@ function newKey(): SigningKey {
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 function archived(i: number, node: string): [ArchiveFile, UploadResult] {
-  const f: ArchiveFile = { captureId: i, node, path: `/data/pcap/f${i}.pcap`, vni: 42, sourceIp: '10.0.1.5', sessionId: i % 2 ? 'tms-0123456789abcdef0' : null, firstUs: 1_764_763_200_000_000 + i, lastUs: 1_764_763_260_000_000 + i, packets: 10 + i, bytes: 1000 + i, sha256: sha(`file ${i}`) };
+  const f: ArchiveFile = { captureId: i, node, path: `/data/pcap/f${i}.pcap`, vni: 42, sourceIp: '10.0.1.5', sessionId: i % 2 ? 'tms-0123456789abcdef0' : null, createdUs: 1_764_763_200_000_000, firstUs: 1_764_763_200_000_000 + i, lastUs: 1_764_763_260_000_000 + i, packets: 10 + i, bytes: 1000 + i, sha256: sha(`file ${i}`) };
   const u: UploadResult = { bucket: 'evidence', key: `mg/vni=42/src=10.0.1.5/2025/12/03/12/${node}-f${i}.pcap`, versionId: `v${i}`, etag: '"e"', sha256: f.sha256, s3ChecksumSha256: '', parts: 1, size: f.bytes, retainUntil: null };
   return [f, u];
 }
