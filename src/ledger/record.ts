@@ -89,7 +89,9 @@ export function shapeProblems(r: Record<string, unknown>): string[] {
   check('keyId', typeof r.keyId === 'string' && HEX16.test(r.keyId), '16 lowercase hex digits');
   check('prev', typeof r.prev === 'string' && HEX64.test(r.prev), '64 lowercase hex digits');
   check('hash', typeof r.hash === 'string' && HEX64.test(r.hash), '64 lowercase hex digits');
-  check('sig', typeof r.sig === 'string' && SIG_B64.test(r.sig), 'a base64 Ed25519 signature (88 characters)');
+  // Canonical base64 too: decoders ignore the unused low bits of the last digit, so without this check two
+  // spellings would carry the same signature and a changed byte in the export could pass unnoticed.
+  check('sig', typeof r.sig === 'string' && SIG_B64.test(r.sig) && Buffer.from(r.sig, 'base64').toString('base64') === r.sig, 'a canonical base64 Ed25519 signature (88 characters)');
   return out;
 }
 

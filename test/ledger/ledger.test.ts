@@ -96,7 +96,26 @@ describe('ledger', () => {
     expect(verifyLedger(Buffer.from(text.slice(0, -1)), key.publicKey, key.keyId).problems).toEqual(['the ledger export does not end with a newline (cut short?)']);
   });
 
-  it('detects any single-bit flip anywhere in the export (property)', async () => {
+  it('detects every single-bit flip of a one-record export, exhaustively (signature padding bits included)', async () => {
+    const { key, bytes } = await buildChain(1);
+    const missed: number[] = [];
+    for (let bit = 0; bit < bytes.length * 8; bit++) {
+      const b = Buffer.from(bytes);
+      b[bit >> 3] ^= 1 << (bit & 7);
+      if (verifyLedger(b, key.publicKey, key.keyId).ok) missed.push(bit);
+    }
+    expect(missed).toEqual([]);
+    // The case that once slipped through: the last base64 digit of the signature spelled with other unused bits.
+    const rec = JSON.parse(bytes.toString()) as LedgerRecord;
+    const last = rec.sig[85]!;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const twin = alphabet[alphabet.indexOf(last) ^ 0b0001]!; // same top bits, another unused low bit
+    const forged = `${recordLine({ ...rec, sig: rec.sig.slice(0, 85) + twin + '==' })}\n`;
+    expect(Buffer.from(rec.sig, 'base64').equals(Buffer.from(JSON.parse(forged).sig, 'base64'))).toBe(true);
+    expect(verifyLedger(Buffer.from(forged), key.publicKey, key.keyId).problems).toEqual(['line 1: sig: must be a canonical base64 Ed25519 signature (88 characters)']);
+  });
+
+  it('detects any single-bit flip anywhere in a longer export (property)', async () => {
     const { key, bytes } = await buildChain(4);
     expect(verifyLedger(bytes, key.publicKey, key.keyId).ok).toBe(true);
     fc.assert(
