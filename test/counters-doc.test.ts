@@ -13,6 +13,7 @@ import { parseAlertsConfig } from '../src/alert/config.js';
 import { DROP_NAMES, WEIRD_NAMES } from '../src/outcomes.js';
 import { newSessionTableCounters } from '../src/collector/session-table.js';
 import { newDetectCounters } from '../src/detect/counters.js';
+import { newArchiveCounters } from '../src/archive/counters.js';
 import { nativeCounters, type NativeCounterSource } from '../src/ingest/native.js';
 import { openDb } from '../src/store/db.js';
 import { storeCounters } from '../src/store/write-queue.js';
@@ -55,6 +56,7 @@ describe('docs/counters.md', () => {
     ['Session table', Object.keys(newSessionTableCounters())],
     ['Detector', Object.keys(newDetectCounters())],
     ['Native receiver', nativeNames],
+    ['Archive', Object.keys(newArchiveCounters())],
     ['GENEVE socket', Object.keys(nativeCounters(new Proxy({}, { get: () => 0 }) as NativeCounterSource, 'ingest.geneve'))],
   ];
   const code = families.flatMap(([, names]) => names);
