@@ -15,6 +15,10 @@ export function newArchiveCounters() {
     'archive.upload.recovered': 0,
     /** The job queue (the store) failed a claim or an update. */
     'archive.jobs.errors': 0,
+    /** Ledger records appended for archived files (serve's archive, src/archive/service.ts). */
+    'archive.ledger.appended': 0,
+    /** Local copies removed archive.keepLocalHours after S3 confirmed them. */
+    'archive.local.removed': 0,
   };
 }
 

@@ -146,13 +146,13 @@ export class CapturesRepo {
     return this.q.get<CaptureRow>(`SELECT * FROM captures WHERE id = ?`, [id]);
   }
 
-  /** This node's closed files, oldest first (retention order). */
+  /** This node's closed files still on its disk, oldest first (retention order). */
   closedOldestFirst(): Promise<CaptureRow[]> {
-    return this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'closed' AND node IN (?, '') ORDER BY COALESCE(last_us, closed_us, created_us) ASC, id ASC`, [this.node]);
+    return this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'closed' AND node IN (?, '') AND local_removed_us IS NULL ORDER BY COALESCE(last_us, closed_us, created_us) ASC, id ASC`, [this.node]);
   }
 
   async totalBytes(): Promise<number> {
-    return (await this.q.get<{ n: number }>(`SELECT COALESCE(SUM(bytes), 0) AS n FROM captures WHERE node IN (?, '')`, [this.node]))!.n;
+    return (await this.q.get<{ n: number }>(`SELECT COALESCE(SUM(bytes), 0) AS n FROM captures WHERE node IN (?, '') AND local_removed_us IS NULL`, [this.node]))!.n;
   }
 
   /** Newest first, keyset-paged by id; `limit + 1` rows so the caller knows whether there is more. */
