@@ -303,6 +303,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           reloadManifest: () => app.reloadManifest(),
           alertStats: () => al.stats(),
           storeDegraded: () => catalogQueue?.degraded ?? false,
+          archive: archive ? archive.archiver : null,
           health: () => ({ receiver: app.receiver !== null, ...(config.geneve.listen !== null ? { geneve: geneveReceiver !== null } : {}) }),
         },
       });

@@ -69,6 +69,8 @@ export interface ApiDeps {
   health?(): Record<string, boolean>;
   /** Wall clock in ms (tests). */
   now?(): number;
+  /** The S3 archive when serve runs one (archive.s3): legal holds on archived objects. */
+  archive?: { setLegalHold(key: string, versionId: string | null, on: boolean): Promise<void> } | null;
 }
 
 /** Shared by the route groups of one app. */

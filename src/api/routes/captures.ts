@@ -137,6 +137,7 @@ export async function captureRoutes(app: FastifyInstance, opts: { ctx: ApiContex
             etag: { type: 'string' },
             'x-content-sha256': { type: 'string', description: 'SHA-256 of the whole file (closed files).' },
             'x-audit-id': { type: 'integer' },
+            'x-ledger-seq': { type: 'integer', description: 'The evidence ledger record (seq) of the archived file, once archived.' },
             'content-disposition': { type: 'string' },
           },
           content: { [PCAP_MEDIA_TYPE]: { schema: { type: 'string', format: 'binary' } } },
@@ -192,6 +193,8 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
       'x-capture-state': row.state,
     };
     if (closed) baseHeaders['x-content-sha256'] = row.sha256!;
+    // The ledger record of the archived file: verify the download against GET /v1/ledger?sha256=.
+    if (row.ledger_seq != null) baseHeaders['x-ledger-seq'] = String(row.ledger_seq);
 
     if (noneMatch(request.headers['if-none-match'], etag)) {
       reply.headers(baseHeaders);
