@@ -304,6 +304,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           alertStats: () => al.stats(),
           storeDegraded: () => catalogQueue?.degraded ?? false,
           archive: archive ? archive.archiver : null,
+          ledger: archive ? archive.ledger : null,
           health: () => ({ receiver: app.receiver !== null, ...(config.geneve.listen !== null ? { geneve: geneveReceiver !== null } : {}) }),
         },
       });

@@ -2,7 +2,8 @@
  * GET /v1/ledger, the capture's archive location, X-Ledger-Seq on downloads, and the admin legal hold,
  * through app.inject() on a real catalog and the store's real ledger and archive queue.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyIdOf, type SigningKey } from '../../src/ledger/keys.js';
 import { Ledger } from '../../src/ledger/ledger.js';
@@ -20,6 +21,7 @@ describe('evidence routes', () => {
   const key: SigningKey = { privateKey, publicKey, keyId: keyIdOf(publicKey) };
   const holds: { key: string; versionId: string | null; on: boolean }[] = [];
   let archivedId = 0;
+  let archivedAbs = '';
   let plainId = 0;
   let archivedRec: LedgerRecord;
 
@@ -29,6 +31,7 @@ describe('evidence routes', () => {
     plainId = (await writeCapture(h, { vni: 7, sourceIp: '10.0.0.1', frames: [{ data: F.dns!, sec: T, nsec: 0 }], seq: 1 })).id;
     const c = await writeCapture(h, { vni: 7, sourceIp: '10.0.0.1', frames: [{ data: F.tcp443!, sec: T + 1, nsec: 0 }], seq: 2 });
     archivedId = c.id;
+    archivedAbs = c.abs;
     await h.catalog.flush();
     const store = h.deps.store;
     const row = (await store.captures.byId(archivedId))!;
@@ -98,5 +101,30 @@ describe('evidence routes', () => {
     // Held copies are never removed by the keep-local pass; once removed otherwise, the location says archived.
     await h.deps.store.captures.markLocalRemoved(archivedId, 1);
     expect((await h.app.inject({ url: `/v1/captures/${archivedId}`, headers: bearer('auditor') })).json()).toMatchObject({ location: 'archived', legalHold: true });
+  });
+
+  it('a complete extraction appends a signed extraction record merging the archived files; its seq is the X-Ledger-Seq trailer', async () => {
+    h.deps.ledger = new Ledger(h.deps.store.ledger, key, 'test-node');
+    const before = (await h.deps.store.ledger.head())!.seq;
+    const r = await h.app.inject({ url: `/v1/pcap?vni=7&from=${T - 10}&to=${T + 10}`, headers: bearer('auditor') });
+    expect(r.statusCode, r.body).toBe(200);
+    const sent = createHash('sha256').update(r.rawPayload).digest('hex');
+    expect(r.trailers['x-content-sha256']).toBe(sent);
+    expect(r.trailers['x-ledger-seq']).toBe(String(before + 1));
+    const [rec] = await h.deps.store.ledger.findBySha256(sent);
+    // Both files are on disk: the archived one's record is merged.
+    expect(r.headers['x-missing-captures']).toBeUndefined();
+    expect(rec).toMatchObject({ seq: before + 1, kind: 'extraction', size: r.rawPayload.length, merged: [archivedRec.seq] });
+    const audit = (await h.app.inject({ url: `/v1/audit/${r.headers['x-audit-id']}`, headers: bearer('admin') })).json() as { detail: Record<string, unknown> };
+    expect(audit.detail).toMatchObject({ ledgerSeq: before + 1, complete: true });
+    // A file not on this node's disk is named in a header and the audit row, and left out of the record.
+    unlinkSync(archivedAbs);
+    const r2 = await h.app.inject({ url: `/v1/pcap?vni=7&from=${T - 10}&to=${T + 10}`, headers: bearer('auditor') });
+    expect(r2.statusCode).toBe(200);
+    expect(r2.headers['x-missing-captures']).toBe(String(archivedId));
+    const [rec2] = await h.deps.store.ledger.findBySha256(createHash('sha256').update(r2.rawPayload).digest('hex'));
+    expect(rec2).toMatchObject({ kind: 'extraction', merged: [] });
+    const audit2 = (await h.app.inject({ url: `/v1/audit/${r2.headers['x-audit-id']}`, headers: bearer('admin') })).json() as { detail: Record<string, unknown> };
+    expect(audit2.detail).toMatchObject({ missingFiles: [archivedId], ledgerSeq: rec2!.seq });
   });
 });
