@@ -303,7 +303,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           reloadManifest: () => app.reloadManifest(),
           alertStats: () => al.stats(),
           storeDegraded: () => catalogQueue?.degraded ?? false,
-          archive: archive ? archive.archiver : null,
+          archive: archive ?? null,
           ledger: archive ? archive.ledger : null,
           health: () => ({ receiver: app.receiver !== null, ...(config.geneve.listen !== null ? { geneve: geneveReceiver !== null } : {}) }),
         },

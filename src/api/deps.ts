@@ -73,7 +73,11 @@ export interface ApiDeps {
   /** The S3 archive when serve runs one (archive.s3): legal holds on archived objects. */
   /** The evidence ledger when serve runs an archive: extractions append a record. */
   ledger?: Pick<Ledger, 'appendExtraction'> | null;
-  archive?: { setLegalHold(key: string, versionId: string | null, on: boolean): Promise<void> } | null;
+  archive?: {
+    setLegalHold(key: string, versionId: string | null, on: boolean): Promise<void>;
+    /** Bytes start..end (inclusive) of an archived object: downloads whose local copy is gone. */
+    readObject?(key: string, versionId: string | null, start: number, end: number): Promise<NodeJS.ReadableStream>;
+  } | null;
 }
 
 /** Shared by the route groups of one app. */

@@ -16,7 +16,8 @@
  */
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
 import type { CaptureRow } from '../store/captures.js';
 import type { Store } from '../store/store.js';
 import type { SigningKey } from '../ledger/keys.js';
@@ -168,6 +169,19 @@ export class ArchiveService {
     if (left > 0) this.o.logger.warn({ pending: left }, 'archive: uploads left for the next start');
     else this.o.logger.info('archive: every closed file is uploaded');
     return left;
+  }
+
+  /** Read an archived object (bytes start..end inclusive), for a download whose local copy is gone. */
+  async readObject(key: string, versionId: string | null, start: number, end: number): Promise<Readable> {
+    const r = await this.client.send(
+      new GetObjectCommand({ Bucket: this.o.config.s3.bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}), Range: `bytes=${start}-${end}` }),
+    );
+    return r.Body as Readable;
+  }
+
+  /** S3 Object Lock legal hold on an archived object's version (the API's legal-hold route). */
+  setLegalHold(key: string, versionId: string | null, on: boolean): Promise<void> {
+    return this.archiver.setLegalHold(key, versionId, on);
   }
 
   snapshot(): Record<string, number> {
