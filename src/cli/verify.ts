@@ -12,12 +12,13 @@ import { PROCESS_IO, type CliIo } from './io.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'ledger', kind: 'string', arg: 'EXPORT.jsonl', help: 'the ledger export (JSON lines, from seq 1)' },
+  { name: 'api', kind: 'string', arg: 'URL', help: 'read the ledger from a running serve (GET /v1/ledger; the token from MIRRORGUARD_TOKEN) instead of --ledger' },
   { name: 'public-key', kind: 'string', arg: 'KEY.pub', help: "the deployment's Ed25519 public key (PEM; from 'mirrorguard keys init')" },
 ];
 
 export const SPEC: CommandSpec = {
   name: 'verify',
-  usage: ['verify FILE --ledger EXPORT.jsonl --public-key KEY.pub'],
+  usage: ['verify FILE --ledger EXPORT.jsonl --public-key KEY.pub', 'verify FILE --api URL --public-key KEY.pub'],
   description: "Check offline that FILE's SHA-256 is in the signed evidence ledger, the chain is unbroken and every signature holds.",
   sections: [{ title: 'options', flags: FLAGS }],
   epilogue: 'Exit status: 0 verified; 1 (MG_ERR_VERIFY_FAILED) with one line per failure; 64 usage; 66 a file cannot be read.',
@@ -42,7 +43,9 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   if (positionals.length !== 1) throw usageError(SPEC, positionals.length === 0 ? 'missing FILE' : 'takes exactly one FILE');
   const ledgerPath = values.ledger as string | undefined;
   const keyPath = values['public-key'] as string | undefined;
-  if (ledgerPath === undefined) throw usageError(SPEC, 'missing --ledger EXPORT.jsonl');
+  const apiUrl = values.api as string | undefined;
+  if (ledgerPath === undefined && apiUrl === undefined) throw usageError(SPEC, 'missing --ledger EXPORT.jsonl (or --api URL)');
+  if (ledgerPath !== undefined && apiUrl !== undefined) throw usageError(SPEC, 'give --ledger or --api, not both');
   if (keyPath === undefined) throw usageError(SPEC, 'missing --public-key KEY.pub');
   const file = positionals[0]!;
 
@@ -50,16 +53,20 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   const { verifyLedger } = await import('../ledger/verify.js');
   const { publicKey, keyId } = loadPublicKey(keyPath);
   let exportBytes: Buffer;
-  try {
-    exportBytes = readFileSync(ledgerPath);
-  } catch (e) {
-    throw new MgError('MG_ERR_LEDGER_READ', `${ledgerPath}: ${(e as Error).message}`, { cause: e });
+  const source = ledgerPath ?? `${apiUrl}/v1/ledger`;
+  if (apiUrl !== undefined) exportBytes = await fetchLedger(apiUrl, process.env.MIRRORGUARD_TOKEN);
+  else {
+    try {
+      exportBytes = readFileSync(ledgerPath!);
+    } catch (e) {
+      throw new MgError('MG_ERR_LEDGER_READ', `${ledgerPath}: ${(e as Error).message}`, { cause: e });
+    }
   }
   const sha = await sha256File(file);
   const r = verifyLedger(exportBytes, publicKey, keyId, sha);
   if (!r.ok) {
-    throw new MgError('MG_ERR_VERIFY_FAILED', `${file} against ${ledgerPath} (${r.records} records, key ${keyId})`, {
-      problems: r.problems.map((message) => ({ file: ledgerPath, message })),
+    throw new MgError('MG_ERR_VERIFY_FAILED', `${file} against ${source} (${r.records} records, key ${keyId})`, {
+      problems: r.problems.map((message) => ({ file: source, message })),
     });
   }
   for (const m of r.matches) {
@@ -68,4 +75,31 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   }
   io.stdout.write(`ledger: ${r.records} records, chain unbroken, every signature valid (key ${keyId})\n`);
   return EXIT.OK;
+}
+
+/**
+ * The whole ledger from a running serve, page by page from seq 1, as the export's JSON lines: each record
+ * re-serialized in its canonical form (src/ledger/record.ts), so any change the server or the network made
+ * to a record fails its hash or signature exactly as a changed export line would.
+ */
+async function fetchLedger(apiUrl: string, token: string | undefined): Promise<Buffer> {
+  if (!token) throw new MgError('MG_ERR_LEDGER_READ', `${apiUrl}: set MIRRORGUARD_TOKEN to an auditor token`);
+  const { recordLine } = await import('../ledger/record.js');
+  const base = apiUrl.replace(/\/+$/, '');
+  const lines: string[] = [];
+  let from: number | null = 1;
+  while (from !== null) {
+    const url = `${base}/v1/ledger?from=${from}&limit=1000`;
+    let body: { items: Parameters<typeof recordLine>[0][]; nextFrom: number | null };
+    try {
+      const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+      if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      body = (await res.json()) as typeof body;
+    } catch (e) {
+      throw new MgError('MG_ERR_LEDGER_READ', `${url}: ${(e as Error).message}`, { cause: e });
+    }
+    for (const r of body.items) lines.push(`${recordLine(r)}\n`);
+    from = body.nextFrom;
+  }
+  return Buffer.from(lines.join(''), 'utf8');
 }

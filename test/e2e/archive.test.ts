@@ -94,7 +94,9 @@ describeNeeds(['s3'], 'serve with an S3 archive (moto)', () => {
 
   it('a rotated file lands in S3 with the catalog SHA-256, in the ledger, and verifies; a changed byte does not', async () => {
     const dataDir = join(tmp.dir, 'data-a');
-    const srv = await startServe(['--data-dir', dataDir, '--api', 'off', '--flush-interval-ms', '200', '--config', config('a', keyFile)], env);
+    const srv = await startServe(['--data-dir', dataDir, '--api', '127.0.0.1:0', '--flush-interval-ms', '200', '--config', config('a', keyFile)], env);
+    const token = readFileSync(join(dataDir, 'api-admin.token'), 'utf8').trim();
+    const api = `http://127.0.0.1:${srv.apiPort}`;
     try {
       await sendVxlan(srv.udpPort, Array.from({ length: 20 }, (_, i) => ({ src: '127.31.7.1', vni: 77, inner: frame(i) })));
       await sleep(5500); // past archive.rotateSeconds: the next packet rotates the file
@@ -113,15 +115,31 @@ describeNeeds(['s3'], 'serve with an S3 archive (moto)', () => {
       const rec = JSON.parse(readFileSync(ledgerFile, 'utf8').split('\n')[row.ledger_seq! - 1]!);
       expect(rec).toMatchObject({ kind: 'archive', seq: row.ledger_seq, node: 'node-1', bucket, key: row.s3_key, versionId: row.s3_version_id, sha256: row.sha256 });
 
+      // Download through the API: the header names the ledger record; verify --api reads the ledger from serve.
+      const dl = await fetch(`${api}/v1/captures/${row.id}/pcap`, { headers: { authorization: `Bearer ${token}` } });
+      expect(dl.status).toBe(200);
+      expect(dl.headers.get('x-ledger-seq')).toBe(String(row.ledger_seq));
+      const got = Buffer.from(await dl.arrayBuffer());
+      expect(got.equals(local)).toBe(true);
+      const listed = (await (await fetch(`${api}/v1/captures/${row.id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as Record<string, unknown>;
+      expect(listed).toMatchObject({ node: 'node-1', location: 'both', s3: { bucket, key: row.s3_key, versionId: row.s3_version_id }, ledgerSeq: row.ledger_seq });
+
       const copy = join(tmp.dir, 'copy.pcap');
-      writeFileSync(copy, local);
+      writeFileSync(copy, got);
       const ok = runCli(['verify', copy, '--ledger', ledgerFile, '--public-key', pubFile]);
       expect(ok.status, ok.stderr).toBe(0);
-      local[local.length - 1] ^= 0x01;
-      writeFileSync(copy, local);
+      const viaApi = runCli(['verify', copy, '--api', api, '--public-key', pubFile], { env: { MIRRORGUARD_TOKEN: token } });
+      expect(viaApi.status, viaApi.stderr).toBe(0);
+      expect(viaApi.stdout).toMatch(new RegExp(`is ledger record ${row.ledger_seq} \\(archive, node node-1`));
+      got[got.length - 1] ^= 0x01;
+      writeFileSync(copy, got);
       const bad = runCli(['verify', copy, '--ledger', ledgerFile, '--public-key', pubFile]);
       expect(bad.status).toBe(1);
       expect(bad.stderr + bad.stdout).toMatch(/MG_ERR_VERIFY_FAILED/);
+      const badApi = runCli(['verify', copy, '--api', api, '--public-key', pubFile], { env: { MIRRORGUARD_TOKEN: token } });
+      expect(badApi.status).toBe(1);
+      const noToken = runCli(['verify', copy, '--api', api, '--public-key', pubFile], { env: { MIRRORGUARD_TOKEN: '' } });
+      expect(noToken.stderr).toMatch(/MG_ERR_LEDGER_READ.*MIRRORGUARD_TOKEN|MIRRORGUARD_TOKEN/);
     } finally {
       // SIGTERM: the open file is closed and uploaded within the stop grace.
       expect(await srv.stop('SIGTERM')).toBe(0);
