@@ -262,6 +262,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           port: hp.port,
           recvBufferBytes: config.recvBufferBytes,
           dbFile: join(config.dataDir, CATALOG_FILE),
+          nodeId,
           collector: collectorSettings(config),
           logger,
           logLevel: config.log.level,

@@ -14,6 +14,7 @@ import { Collector, type PairVerdict } from './collector/collector.js';
 import { SessionWriters } from './collector/session-writer.js';
 import { ERRORS, isMgError } from './errors.js';
 import { openDb, type Db } from './store/db.js';
+import { storeFromDb } from './store/store.js';
 import { createLogger } from './util/log.js';
 import { startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
 import { COUNTER_LAYOUT, PENDING, type FromWorker, type ToWorker, type WorkerData } from './receive-workers.js';
@@ -53,7 +54,7 @@ function publish(): void {
 async function start(): Promise<void> {
   try {
     db = openDb(data.dbFile);
-    const catalog = new Catalog(db);
+    const catalog = new Catalog(data.nodeId !== undefined ? storeFromDb(db, data.nodeId) : db);
     const writers = new SessionWriters({ ...data.collector, catalog, logger, workerId: data.id, copyBytes: nativeCopyBytes() });
     collector = new Collector({
       ...data.collector,

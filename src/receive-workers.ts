@@ -41,6 +41,8 @@ export interface NativeWorkersOptions {
   recvBufferBytes: number;
   /** The catalog database file (WAL mode); each worker opens its own connection to it. */
   dbFile: string;
+  /** This node's name, on the workers' catalog rows (the archive sweeps them by node). Default: the host name. */
+  nodeId?: string;
   collector: WorkerCollectorConfig;
   logger: Logger;
   /** Level for the workers' own loggers (on stderr, with `worker: id`). */
@@ -119,6 +121,7 @@ export interface WorkerData {
   port: number;
   recvBufferBytes: number;
   dbFile: string;
+  nodeId?: string;
   collector: WorkerCollectorConfig;
   logLevel: LogLevel;
   logFormat: LogFormat;
@@ -209,6 +212,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         port,
         recvBufferBytes: opts.recvBufferBytes,
         dbFile: opts.dbFile,
+        ...(opts.nodeId !== undefined ? { nodeId: opts.nodeId } : {}),
         collector: opts.collector,
         logLevel: opts.logLevel ?? 'info',
         logFormat: opts.logFormat ?? 'json',

@@ -11,7 +11,7 @@ import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeNeeds } from '../helpers/needs.js';
+import { describeNeeds, itNeeds } from '../helpers/needs.js';
 import { startMoto, type Moto } from '../helpers/moto.js';
 import { ether, ipv4, raw, udp } from '../helpers/packets.js';
 import { sendVxlan } from '../helpers/send-vxlan.js';
@@ -172,6 +172,19 @@ describeNeeds(['s3'], 'serve with an S3 archive (moto)', () => {
     } finally {
       expect(await second.stop('SIGTERM')).toBe(0);
     }
+  }, 90_000);
+
+  itNeeds(['native'], 'with --workers 2 the workers\' files carry the node name and are archived by the sweep; SIGTERM uploads them all', async () => {
+    const dataDir = join(tmp.dir, 'data-w');
+    const srv = await startServe(['--data-dir', dataDir, '--api', 'off', '--flush-interval-ms', '200', '--receiver', 'native', '--workers', '2', '--config', config('w', keyFile)], { ...env, MIRRORGUARD_NODE: 'node-w' });
+    const sent = Array.from({ length: 8 }, (_, i) => ({ src: `127.31.8.${i + 1}`, vni: 80, inner: frame(i), count: 3 }));
+    await sendVxlan(srv.udpPort, sent);
+    await until('rows of the workers', () => rows(dataDir).filter((r) => r.packets === 3).length === 8 || null);
+    expect(await srv.stop('SIGTERM')).toBe(0);
+    const all = rows(dataDir);
+    expect(all.length).toBe(8);
+    for (const r of all) expect(r).toMatchObject({ node: 'node-w', state: 'closed', s3_bucket: bucket });
+    expect(all.every((r) => r.s3_key !== null && r.ledger_seq !== null)).toBe(true);
   }, 90_000);
 
   it('archive.s3 without archive.signingKey refuses to start (MG_ERR_CONFIG_INVALID naming the key); an unreadable key: MG_ERR_KEY_READ', () => {
