@@ -101,8 +101,14 @@ export class ArchiveService {
     await this.worker.recoverOwn();
     await this.sweep();
     this.worker.start();
+    let busy = false;
     this.timer = setInterval(() => {
-      this.ticking = this.tick();
+      // One pass at a time: a slow store must not stack sweeps (or remove a copy twice).
+      if (busy) return;
+      busy = true;
+      this.ticking = this.tick().finally(() => {
+        busy = false;
+      });
     }, this.o.tickMs ?? ARCHIVE_TICK_MS);
     this.timer.unref();
   }
