@@ -1,8 +1,9 @@
 /**
  * GET /v1/captures/:id/pcap of an archived file whose local copy is gone: streamed from its S3 version
  * (moto), whole and by Range, byte for byte the file that was written, with the catalog SHA-256 as ETag,
- * the ledger seq, and an audit row saying it came from S3.
+ * the ledger seq, and an audit row saying it came from S3; and the admin legal hold on the object version.
  */
+import { GetObjectLegalHoldCommand } from '@aws-sdk/client-s3';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -28,7 +29,7 @@ describeNeeds(['s3'], 'downloads of archived files from S3', () => {
 
   beforeAll(async () => {
     moto = await startMoto();
-    await moto.bucket('mg-ev');
+    await moto.bucket('mg-ev', { objectLock: true });
     h = buildHarness({ dataDir: dir });
     const F = craftFrames();
     const c = await writeCapture(h, { vni: 9, sourceIp: '10.0.0.9', frames: [0, 1, 2, 3].map((i) => ({ data: F.tcp443!, sec: T + i, nsec: i })), seq: 1 });
@@ -74,5 +75,25 @@ describeNeeds(['s3'], 'downloads of archived files from S3', () => {
     expect(audit).toMatchObject({ bytes: original.length, sha256: sha, detail: { source: 's3', complete: true, verified: true } });
     const listed = (await h.app.inject({ url: `/v1/captures/${id}`, headers: bearer('auditor') })).json();
     expect(listed).toMatchObject({ location: 'both', ledgerSeq: 1 }); // the row was not told: the file vanished under it
+  });
+
+  it('a legal hold through the API sets the Object Lock hold on the archived version, and clears it', async () => {
+    const post = (on: boolean) =>
+      h.app.inject({ method: 'POST', url: `/v1/captures/${id}/legal-hold`, headers: { ...bearer('admin'), 'content-type': 'application/json' }, payload: JSON.stringify({ on }) });
+    const row = (await h.deps.store.captures.byId(id))!;
+    const status = async () => {
+      const c = moto.client(3);
+      try {
+        return (await c.send(new GetObjectLegalHoldCommand({ Bucket: 'mg-ev', Key: row.s3_key!, VersionId: row.s3_version_id! }))).LegalHold?.Status;
+      } finally {
+        c.destroy();
+      }
+    };
+    const on = await post(true);
+    expect(on.statusCode, on.body).toBe(200);
+    expect(on.json()).toMatchObject({ legalHold: true });
+    expect(await status()).toBe('ON');
+    expect((await post(false)).statusCode).toBe(200);
+    expect(await status()).toBe('OFF');
   });
 });
