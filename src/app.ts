@@ -33,6 +33,10 @@ import { loadManifest } from './detect/manifest.js';
 import type { Manifest } from './detect/manifest-types.js';
 import { openDb, type Db } from './store/db.js';
 import { defaultNodeId, storeFromDb, type Store } from './store/store.js';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { ArchiveService } from './archive/service.js';
+import type { SigningKey } from './ledger/keys.js';
+import { loadSigningKey } from './ledger/keys.js';
 import { storeCounters, type WriteQueue } from './store/write-queue.js';
 import { parseHostPort } from './util/units.js';
 import { resolveLogFormat, type Logger } from './util/log.js';
@@ -43,7 +47,18 @@ export interface AppOptions {
   alerts?: { webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig };
   /** The manifest checkStartup already loaded (config.manifest is read again on reload only). */
   manifest?: Manifest | null;
+  /** This node's name (rows, archive jobs, ledger records); default: the host name. */
+  nodeId?: string;
+  /** The ledger's key, read by checkStartup; required when archive.s3 is set. */
+  signingKey?: SigningKey | null;
+  /** The S3 client for the archive (tests); built from archive.s3 otherwise. */
+  s3Client?: S3Client;
+  /** How long stop() may spend uploading the files it just closed, ms (within serve's stop timeout). */
+  archiveDrainMs?: number;
 }
+
+/** serve stops within 10 s; the archive drain gets most of it. */
+export const ARCHIVE_DRAIN_MS = 7000;
 
 /** How often the detector looks for silent and expired sessions: a quarter of the silence threshold, 1-30 s. */
 function detectTickMs(silentAfterSeconds: number): number {
@@ -63,6 +78,8 @@ export interface App {
   /** Available after start(). */
   readonly db: Db;
   readonly collector: Collector;
+  /** The archive (archive.s3 set), after start(); else null. */
+  readonly archive: ArchiveService | null;
   readonly receiver: BoundReceiver | PcapReceiver | NativeWorkerPool | null;
   /** The GENEVE socket (`geneve.listen`, a Gateway Load Balancer's traffic), when configured. Receive only. */
   readonly geneveReceiver: BoundReceiver | null;
@@ -95,7 +112,10 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   let detectTimer: NodeJS.Timeout | null = null;
   let floodTimer: NodeJS.Timeout | null = null;
   let inventory: { stop(): void } | null = null;
+  let archive: ArchiveService | null = null;
   let started = false;
+  // node.id (--node-id), else MIRRORGUARD_NODE (the fleet template sets the instance ID), else the host name.
+  const nodeId = config.node.id ?? opts.nodeId ?? defaultNodeId();
 
   const app: App = {
     config,
@@ -109,6 +129,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
     get receiver() {
       return pool ?? receiver;
+    },
+    get archive() {
+      return archive;
     },
     get geneveReceiver() {
       return geneveReceiver;
@@ -152,8 +175,16 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       const manifest = opts.manifest !== undefined ? opts.manifest : config.manifest ? loadManifest(config.manifest) : null;
       prepareDataDir(config.dataDir);
       db = openDb(join(config.dataDir, CATALOG_FILE));
-      store = storeFromDb(db, config.node.id ?? defaultNodeId(), `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
+      store = storeFromDb(db, nodeId, `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
       const catalog = new Catalog(store);
+      const s3 = config.archive.s3;
+      if (s3 !== null) {
+        // checkStartup read the key already; a caller that skipped it gets the same coded error here.
+        const key = opts.signingKey ?? (config.archive.signingKey !== null ? loadSigningKey(config.archive.signingKey) : null);
+        if (key === null) throw new MgError('MG_ERR_CONFIG_INVALID', 'archive.signingKey', { problems: [{ field: 'archive.signingKey', message: 'archive.s3 is set but archive.signingKey is not' }] });
+        archive = new ArchiveService({ config: { ...config.archive, s3 }, key, store, dataDir: config.dataDir, node: nodeId, logger, ...(opts.s3Client ? { client: opts.s3Client } : {}) });
+        catalog.archive(nodeId, config.dataDir, () => archive?.worker.poke());
+      }
       catalogQueue = catalog.queue;
       alerts = createAlerts({ db, outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
       detector = new Detector({
@@ -169,6 +200,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       alerts.start();
       const rec = await recoverCatalog(catalog, config.dataDir, logger);
       if (rec.repaired || rec.adopted || rec.removedRows) logger.warn(rec, 'recovered the catalog after an unclean stop');
+      // After recovery: the files it closed are swept into the queue, and jobs a killed process held come back.
+      if (archive) await archive.start();
 
       // The session writers (files, pool, disk queue, outcome counts), then the packet path that feeds them.
       const settings = collectorSettings(config);
@@ -290,6 +323,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           reloadManifest: () => app.reloadManifest(),
           alertStats: () => al.stats(),
           storeDegraded: () => catalogQueue?.degraded ?? false,
+          archive: archive ?? null,
+          ledger: archive ? archive.ledger : null,
           // With af-packet, GENEVE comes through the VXLAN ring (its filter names both ports).
           health: () => ({
             receiver: app.receiver !== null,
@@ -300,6 +335,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     async stop() {
+      const drainDeadline = Date.now() + (opts.archiveDrainMs ?? ARCHIVE_DRAIN_MS);
       // The API first: no download should see the files half closed.
       if (api) await api.close();
       api = null;
@@ -325,6 +361,12 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         await collector.close();
         logger.info({ counters: app.counters(), kernel }, 'stopped; final counters');
       }
+      if (archive) {
+        // Every file is closed and its row (and job) queued: land them, then upload within the grace.
+        await catalogQueue?.flush(Math.max(0, drainDeadline - Date.now()));
+        await archive.stop(drainDeadline);
+        archive = null;
+      }
       // After the collector: what a flood coalesced since the last second, then the alerts its last edges queued.
       detector?.flushFlood();
       if (alerts) await alerts.stop();
@@ -341,7 +383,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
     },
 
     counters() {
-      return { ...this.collectorCounters(), ...storeCounters(catalogQueue) };
+      return { ...this.collectorCounters(), ...storeCounters(catalogQueue), ...(archive ? archive.snapshot() : {}) };
     },
 
     collectorCounters() {

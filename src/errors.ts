@@ -68,6 +68,13 @@ export const ERRORS = {
   MG_ERR_STORE_UNREACHABLE: { message: 'the store (PostgreSQL) cannot be reached', exit: EXIT.UNAVAILABLE },
   MG_ERR_STORE_MIGRATE: { message: 'a store migration failed', exit: EXIT.IO },
 
+  // --- evidence ledger (src/ledger, `keys init`, `verify`) ----------------------------------------
+  MG_ERR_KEY_READ: { message: 'cannot read the Ed25519 key', exit: EXIT.NO_INPUT },
+  MG_ERR_KEY_EXISTS: { message: 'refusing to overwrite an existing key file', exit: EXIT.CANT_CREATE },
+  MG_ERR_KEY_WRITE: { message: 'cannot write the key file', exit: EXIT.CANT_CREATE },
+  MG_ERR_LEDGER_READ: { message: 'cannot read the ledger export', exit: EXIT.NO_INPUT },
+  MG_ERR_VERIFY_FAILED: { message: 'verification failed', exit: EXIT.FINDINGS },
+
   // --- detector ----------------------------------------------------------------------------------
   MG_ERR_CLOUDTRAIL_READ: { message: 'cannot read a CloudTrail input', exit: EXIT.INPUT_UNREADABLE },
   MG_ERR_CLOUDTRAIL_FORMAT: { message: 'not a CloudTrail event, Records file, EventBridge event or JSON lines', exit: EXIT.INPUT_UNREADABLE, status: 400 },

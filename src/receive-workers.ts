@@ -48,7 +48,7 @@ export interface NativeWorkersOptions {
   recvBufferBytes: number;
   /** The catalog database file (WAL mode); each worker opens its own connection to it. */
   dbFile: string;
-  /** node.id, written into the workers' catalog rows. */
+  /** This node's name, on the workers' catalog rows (the archive sweeps them by node). Default: the host name. */
   nodeId?: string;
   collector: WorkerCollectorConfig;
   logger: Logger;

@@ -14,6 +14,7 @@ import { DROP_NAMES, WEIRD_NAMES } from '../src/outcomes.js';
 import { newSessionTableCounters } from '../src/collector/session-table.js';
 import { newSessionWritersCounters } from '../src/collector/session-writer.js';
 import { newDetectCounters } from '../src/detect/counters.js';
+import { newArchiveCounters } from '../src/archive/counters.js';
 import { nativeCounters, type NativeCounterSource } from '../src/ingest/native.js';
 import { ringCounters, type RingReceiverStats } from '../src/ingest/ring.js';
 import { openDb } from '../src/store/db.js';
@@ -59,6 +60,7 @@ describe('docs/counters.md', () => {
     ['Detector', Object.keys(newDetectCounters())],
     ['Native receiver', nativeNames],
     ['Capture ring', Object.keys(ringCounters(new Proxy({}, { get: () => 0 }) as RingReceiverStats))],
+    ['Archive', Object.keys(newArchiveCounters())],
     ['GENEVE socket', Object.keys(nativeCounters(new Proxy({}, { get: () => 0 }) as NativeCounterSource, 'ingest.geneve'))],
   ];
   const code = families.flatMap(([, names]) => names);

@@ -21,6 +21,7 @@ import { createMetrics } from './metrics.js';
 import { OPENAPI_PATH, openApiDocument, registerOpenApi } from './openapi.js';
 import { adminRoutes, auditSchema } from './routes/admin.js';
 import { captureRoutes } from './routes/captures.js';
+import { evidenceRoutes, ledgerRecordSchema } from './routes/evidence.js';
 import { cloudtrailRoutes } from './routes/cloudtrail.js';
 import { consoleRoutes } from './routes/console.js';
 import { findingActionRoutes, findingRoutes, findingSchema } from './routes/findings.js';
@@ -89,6 +90,7 @@ export function buildApi(deps: ApiDeps, cfg: ApiConfig, tokens: readonly ApiToke
   app.addSchema(captureSchema);
   app.addSchema(findingSchema);
   app.addSchema(auditSchema);
+  app.addSchema(ledgerRecordSchema);
   documentAccess(app);
   registerOpenApi(app);
   void app.register(auth, { tokens, publicMetrics: cfg.publicMetrics });
@@ -99,6 +101,7 @@ export function buildApi(deps: ApiDeps, cfg: ApiConfig, tokens: readonly ApiToke
   });
 
   void app.register(captureRoutes, { ctx });
+  void app.register(evidenceRoutes, { ctx });
   void app.register(pcapRoutes, { ctx });
   void app.register(findingRoutes, { ctx });
   void app.register(findingActionRoutes, { ctx });

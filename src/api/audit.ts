@@ -10,7 +10,7 @@
 import type { AuditRepo, AuditRow as Row } from '../store/audit.js';
 import { badRequest } from './errors.js';
 
-export const AUDIT_ACTIONS = ['capture.download', 'pcap.extract', 'manifest.reload', 'cloudtrail.ingest', 'finding.acknowledge', 'finding.resolve'] as const;
+export const AUDIT_ACTIONS = ['capture.download', 'pcap.extract', 'manifest.reload', 'cloudtrail.ingest', 'finding.acknowledge', 'finding.resolve', 'capture.legal_hold'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export interface AuditEntry {

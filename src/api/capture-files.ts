@@ -95,6 +95,18 @@ export interface CaptureView {
   download: string;
   gwlbEndpointId: string | null;
   gwlbAttachmentId: string | null;
+  node: string;
+  location: 'local' | 'archived' | 'both';
+  s3: { bucket: string; key: string; versionId: string | null; archivedAt: string } | null;
+  ledgerSeq: number | null;
+  legalHold: boolean;
+}
+
+/** Where a file's bytes are: on this node's disk, in S3, or both (archived, local copy kept). */
+export function locationOf(r: CaptureRow): CaptureView['location'] {
+  const archived = r.s3_key != null && r.archived_us != null;
+  if (!archived) return 'local';
+  return r.local_removed_us != null ? 'archived' : 'both';
 }
 
 export function captureView(r: CaptureRow): CaptureView {
@@ -117,6 +129,11 @@ export function captureView(r: CaptureRow): CaptureView {
     download: `/v1/captures/${r.id}/pcap`,
     gwlbEndpointId: r.gwlb_endpoint_id ?? null,
     gwlbAttachmentId: r.gwlb_attachment_id ?? null,
+    node: r.node ?? '',
+    location: locationOf(r),
+    s3: r.s3_key != null && r.s3_bucket != null && r.archived_us != null ? { bucket: r.s3_bucket, key: r.s3_key, versionId: r.s3_version_id ?? null, archivedAt: isoMicros(r.archived_us)! } : null,
+    ledgerSeq: r.ledger_seq ?? null,
+    legalHold: (r.legal_hold ?? 0) !== 0,
   };
 }
 
@@ -125,7 +142,7 @@ export const captureSchema = {
   type: 'object',
   description:
     'One PCAP file of the catalog: one (outer source IP, VNI) pair, classic libpcap with nanosecond timestamps. A file with state "open" is being written; its packets and bytes are as of its last flush (about every second) and it downloads up to there.',
-  required: ['id', 'name', 'vni', 'sourceIp', 'sessionId', 'worker', 'state', 'createdAt', 'closedAt', 'firstPacketAt', 'lastPacketAt', 'packets', 'bytes', 'sha256', 'closeReason', 'download', 'gwlbEndpointId', 'gwlbAttachmentId'],
+  required: ['id', 'name', 'vni', 'sourceIp', 'sessionId', 'worker', 'state', 'createdAt', 'closedAt', 'firstPacketAt', 'lastPacketAt', 'packets', 'bytes', 'sha256', 'closeReason', 'download', 'gwlbEndpointId', 'gwlbAttachmentId', 'node', 'location', 's3', 'ledgerSeq', 'legalHold'],
   properties: {
     id: { type: 'integer' },
     name: { type: 'string', description: 'File name (the first packet time, the worker and a sequence number).' },
@@ -148,5 +165,19 @@ export const captureSchema = {
       description: 'The Gateway Load Balancer endpoint (vpce-...) that carried the packets of this file (AWS GENEVE option); null when they arrived straight over VXLAN.',
     },
     gwlbAttachmentId: { type: ['string', 'null'], description: 'The GWLB attachment id (16 hex digits) from the same GENEVE options, or null.' },
+    node: { type: 'string', description: 'The collector that wrote the file (MIRRORGUARD_NODE, else its host name).' },
+    location: {
+      type: 'string',
+      enum: ['local', 'archived', 'both'],
+      description: 'local: only on the node\'s disk; both: archived to S3 and the local copy kept (archive.keepLocalHours); archived: only in S3.',
+    },
+    s3: {
+      type: ['object', 'null'],
+      description: 'Where the archive put the file, once S3 confirmed the upload; else null.',
+      required: ['bucket', 'key', 'versionId', 'archivedAt'],
+      properties: { bucket: { type: 'string' }, key: { type: 'string' }, versionId: { type: ['string', 'null'] }, archivedAt: { type: 'string', format: 'date-time' } },
+    },
+    ledgerSeq: { type: ['integer', 'null'], description: 'The evidence ledger record of the archived file (GET /v1/ledger), or null.' },
+    legalHold: { type: 'boolean', description: 'An admin legal hold is on (POST /v1/captures/{id}/legal-hold): the local copy is kept and the S3 object cannot be deleted.' },
   },
 } as const;

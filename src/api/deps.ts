@@ -8,6 +8,7 @@ import type { AlertStats } from '../alert/alerts.js';
 import type { Detector } from '../detect/detector.js';
 import type { FindingStore } from '../detect/store.js';
 import type { KernelUdpStats } from '../ingest/proc-net-udp.js';
+import type { Ledger } from '../ledger/ledger.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import type { ApiConfig } from './config.js';
@@ -69,6 +70,14 @@ export interface ApiDeps {
   health?(): Record<string, boolean>;
   /** Wall clock in ms (tests). */
   now?(): number;
+  /** The S3 archive when serve runs one (archive.s3): legal holds on archived objects. */
+  /** The evidence ledger when serve runs an archive: extractions append a record. */
+  ledger?: Pick<Ledger, 'appendExtraction'> | null;
+  archive?: {
+    setLegalHold(key: string, versionId: string | null, on: boolean): Promise<void>;
+    /** Bytes start..end (inclusive) of an archived object: downloads whose local copy is gone. */
+    readObject?(key: string, versionId: string | null, start: number, end: number): Promise<NodeJS.ReadableStream>;
+  } | null;
 }
 
 /** Shared by the route groups of one app. */

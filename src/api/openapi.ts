@@ -31,6 +31,7 @@ export function registerOpenApi(app: FastifyInstance): void {
         { name: 'sessions', description: 'Manifest sessions and observed traffic.' },
         { name: 'detection', description: 'Inputs to the detector.' },
         { name: 'audit', description: 'Chain of custody.' },
+        { name: 'evidence', description: 'The signed, hash-chained evidence ledger (archived files and extractions).' },
         { name: 'operations', description: 'Health, metrics, status, alert deliveries.' },
       ],
     },

@@ -19,6 +19,8 @@ const COMMANDS: Record<string, Command> = {
   inventory: { summary: 'compare AWS mirror sessions with the manifest', load: () => import('./inventory.js') },
   alerts: { summary: 'send a signed test event to a webhook', load: () => import('./alerts.js') },
   store: { summary: 'store status, migrations, and copying a SQLite history into PostgreSQL', load: () => import('./store.js') },
+  keys: { summary: 'make the Ed25519 key pair that signs the evidence ledger (init)', load: () => import('./keys.js') },
+  verify: { summary: "check a file's SHA-256 against the signed evidence ledger, offline", load: () => import('./verify.js') },
   config: { summary: 'check a configuration without starting, and print it with secrets redacted', load: () => import('./config.js') },
 };
 

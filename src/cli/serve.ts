@@ -27,10 +27,12 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   if (flags.positionals.length) throw usageError(SPEC, `takes no arguments, got '${flags.positionals[0]}'`);
   const file = flags.values.config as string | undefined;
   // Flags, file and environment checked together, and the files they name, before anything is bound or created.
-  const { loaded, alerts, manifest } = checkStartup({ file, overrides: flags.overrides });
+  const { loaded, alerts, manifest, signingKey } = checkStartup({ file, overrides: flags.overrides });
   const config = loaded.config;
   const logger = createLogger(config.log.level, resolveLogFormat(config.log.format));
-  const app = buildApp(config, logger, { alerts, manifest });
+  // The node's name: MIRRORGUARD_NODE (the fleet template sets the instance ID), else the host name.
+  const nodeId = process.env.MIRRORGUARD_NODE || undefined;
+  const app = buildApp(config, logger, { alerts, manifest, signingKey, ...(nodeId ? { nodeId } : {}) });
 
   // Signals are caught from the start: a stop asked for while starting (systemd, an impatient Ctrl-C)
   // waits for the start to finish, then stops cleanly, instead of killing the process mid-recovery.

@@ -10,6 +10,7 @@
  * it to the row id once the insert is in. `flush()` waits until everything queued is in the store (a
  * live download, shutdown, tests). Reads (recovery, retention) ask the store directly.
  */
+import { join } from 'node:path';
 import type { Db } from '../store/db.js';
 import type { CaptureRow, CloseInfo, NewCapture } from '../store/captures.js';
 import { storeFromDb, type Store } from '../store/store.js';
@@ -21,6 +22,9 @@ export class Catalog {
   readonly store: Store;
   readonly queue: WriteQueue;
   private nextHandle = 0;
+  /** With an archive: what a closed file's upload job needs, per open handle (path, pair, session). */
+  private archiveTo: { node: string; dataDir: string; onEnqueued?: () => void } | null = null;
+  private readonly opened = new Map<number, NewCapture>();
 
   /** A store (or, for tests and tools on one SQLite file, its connection) and optionally a queue to share. */
   constructor(storeOrDb: Store | Db, queue?: WriteQueue) {
@@ -28,9 +32,18 @@ export class Catalog {
     this.queue = queue ?? new WriteQueue(this.store);
   }
 
+  /**
+   * Archive every file this catalog closes: its upload job is enqueued in the transaction that writes the
+   * row's SHA-256 (src/archive/service.ts uploads it). `dataDir` makes the row's relative path absolute.
+   */
+  archive(node: string, dataDir: string, onEnqueued?: () => void): void {
+    this.archiveTo = { node, dataDir, ...(onEnqueued ? { onEnqueued } : {}) };
+  }
+
   /** Request the row of a file about to be written; a handle for the file's later writes. */
   open(row: NewCapture): number {
     const h = ++this.nextHandle;
+    if (this.archiveTo) this.opened.set(h, { ...row });
     const repo = this.store.captures;
     this.queue.push(async (q, ids) => ids.set(h, await repo.open(row, q)));
     return h;
@@ -46,16 +59,43 @@ export class Catalog {
 
   close(handle: number, info: CloseInfo): void {
     const repo = this.store.captures;
+    const jobs = this.store.archive;
+    const arch = this.archiveTo;
+    const row = this.opened.get(handle);
+    this.opened.delete(handle);
     this.queue.push(async (q, ids) => {
       const id = ids.get(handle);
       if (id === undefined) return;
       await repo.close(id, info, q);
       ids.forget(handle);
+      if (arch && row) {
+        const empty = info.packets === 0;
+        await jobs.enqueue(
+          {
+            captureId: id,
+            node: arch.node,
+            path: join(arch.dataDir, row.path),
+            vni: row.vni,
+            sourceIp: row.sourceIp,
+            sessionId: row.sessionId,
+            createdUs: row.createdUs,
+            firstUs: empty ? null : info.firstUs,
+            lastUs: empty ? null : info.lastUs,
+            packets: info.packets,
+            bytes: info.bytes,
+            sha256: info.sha256,
+          },
+          Math.floor(info.closedUs / 1000),
+          q,
+        );
+        arch.onEnqueued?.();
+      }
     });
   }
 
   /** Drop the row of a file that was never created on disk. */
   delete(handle: number): void {
+    this.opened.delete(handle);
     const repo = this.store.captures;
     this.queue.push(async (q, ids) => {
       const id = ids.get(handle);
@@ -67,6 +107,8 @@ export class Catalog {
 
   setSessionId(handle: number, sessionId: string | null): void {
     const repo = this.store.captures;
+    const opened = this.opened.get(handle);
+    if (opened) opened.sessionId = sessionId;
     this.queue.push(async (q, ids) => {
       const id = ids.get(handle);
       if (id !== undefined) await repo.setSessionId(id, sessionId, q);

@@ -2,7 +2,8 @@
  * Retention: delete the oldest closed files first, never an open one, while any bound is exceeded:
  * age (retention.maxAgeHours), total bytes (retention.maxBytes) and free space on the data directory's
  * file system (retention.minFreeBytes). Runs on a timer, off the packet path. Empty day and session
- * folders left behind are removed.
+ * folders left behind are removed. An archived file (S3 confirmed it) keeps its catalog row, marked as
+ * no longer on the local disk; reads then come from S3.
  */
 import { rmdirSync, statfsSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -53,7 +54,9 @@ export async function runRetention(catalog: Catalog, dataDir: string, policy: Re
         continue;
       }
     }
-    await catalog.deleteRow(row.id);
+    // An archived file keeps its row (its S3 location, the ledger seq): only the local copy goes.
+    if (row.archived_us != null) await catalog.store.captures.markLocalRemoved(row.id, nowMs * 1000);
+    else await catalog.deleteRow(row.id);
     total -= row.bytes;
     if (free !== null) free += row.bytes;
     result.deletedFiles++;

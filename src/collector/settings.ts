@@ -1,3 +1,4 @@
+import { effectiveRotateSeconds } from '../archive/config.js';
 import type { Config } from '../config/schema.js';
 import { maxOpenFilesFor } from './open-files.js';
 
@@ -11,7 +12,8 @@ export function collectorSettings(config: Readonly<Config>) {
     maxSessions: config.maxSessions,
     admission: { admitPerSource: config.detect.newPairFlood.admitPerSource, admitIntervalSeconds: config.detect.newPairFlood.intervalSeconds },
     rotateBytes: config.pcap.rotateBytes,
-    rotateSeconds: config.pcap.rotateSeconds,
+    // With an S3 archive, files rotate at least every archive.rotateSeconds: evidence leaves within about that.
+    rotateSeconds: effectiveRotateSeconds(config.pcap.rotateSeconds, config.archive),
     idleCloseSeconds: config.pcap.idleCloseSeconds,
     flushIntervalMs: config.pcap.flushIntervalMs,
     bufferBytes: config.pcap.bufferBytes,

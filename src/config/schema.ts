@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { apiConfigSchema } from '../api/config.js';
+import { archiveConfigSchema } from '../archive/config.js';
 import { detectConfigSchema } from '../detect/config.js';
 import { parseBytes, parseHostPort } from '../util/units.js';
 
@@ -107,6 +108,7 @@ export const DEFAULTS = {
   /** Authorized-session manifest (docs/manifest.md). Without one, every session is unauthorized. */
   manifest: null as string | null,
   // api: the auditor API's keys and defaults live in src/api/config.ts (API_DEFAULTS).
+  // archive: S3 archive, Object Lock, encryption and the ledger's signing key live in src/archive/config.ts (ARCHIVE_DEFAULTS).
   log: {
     level: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
     /** `json` (one JSON object a line, for journald and log shippers), `pretty` (for a person), or `auto`: pretty when stderr is a terminal. */
@@ -205,6 +207,7 @@ export const configSchema = z
     webhooks: z.array(z.unknown()).default([]),
     alerting: z.record(z.string(), z.unknown()).default({}),
     detect: detectConfigSchema,
+    archive: archiveConfigSchema,
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

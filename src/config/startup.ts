@@ -15,6 +15,7 @@ import { parseAlertsConfig, type AlertingConfig, type ResolvedWebhook } from '..
 import { configuredTokens } from '../api/config.js';
 import { CATALOG_FILE } from '../collector/layout.js';
 import { loadManifest } from '../detect/manifest.js';
+import { loadSigningKey, type SigningKey } from '../ledger/keys.js';
 import type { Manifest } from '../detect/manifest-types.js';
 import { isMgError, MgError, type Problem } from '../errors.js';
 import { loadConfigWithSource, type LoadConfigOptions, type LoadedConfig } from './load.js';
@@ -23,6 +24,8 @@ export interface StartupPlan {
   loaded: LoadedConfig;
   alerts: { webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig };
   manifest: Manifest | null;
+  /** The ledger's key, read and checked (archive.s3 set), else null. */
+  signingKey: SigningKey | null;
 }
 
 export function checkStartup(opts: LoadConfigOptions & { env?: NodeJS.ProcessEnv } = {}): StartupPlan {
@@ -67,9 +70,27 @@ export function checkStartup(opts: LoadConfigOptions & { env?: NodeJS.ProcessEnv
     }
   }
 
+  // The archive signs every upload into the ledger: no key, no archive (a fleet must not keep unsigned evidence).
+  let signingKey: SigningKey | null = null;
+  if (config.archive.s3 !== null) {
+    const at = loaded.locate(['archive', 'signingKey']);
+    const where = { ...(at.file ? { file: at.file } : {}), ...(at.line ? { line: at.line } : {}), field: at.flag ?? 'archive.signingKey' };
+    if (config.archive.signingKey === null) {
+      throw new MgError('MG_ERR_CONFIG_INVALID', file ?? 'flags', {
+        problems: [{ ...where, message: "archive.s3 is set but archive.signingKey is not: the ledger signs every archived file ('mirrorguard keys init')" }],
+      });
+    }
+    try {
+      signingKey = loadSigningKey(config.archive.signingKey);
+    } catch (e) {
+      if (!isMgError(e)) throw e;
+      throw new MgError('MG_ERR_KEY_READ', `archive.signingKey ${config.archive.signingKey}`, { problems: [{ ...where, message: e.message }], cause: e });
+    }
+  }
+
   const manifest = config.manifest ? loadManifest(config.manifest) : null;
   checkDataDir(config.dataDir);
-  return { loaded, alerts: alerts!, manifest };
+  return { loaded, alerts: alerts!, manifest, signingKey };
 }
 
 /**

@@ -26,6 +26,18 @@ export interface CaptureRow {
   gwlb_endpoint_id: string | null;
   gwlb_attachment_id: string | null;
   node?: string;
+  /** Where the archive put the file (migration 10); null until S3 confirmed the upload. */
+  s3_bucket?: string | null;
+  s3_key?: string | null;
+  s3_version_id?: string | null;
+  /** When S3 confirmed the upload, µs. */
+  archived_us?: number | null;
+  /** The ledger record (seq) of the archived file. */
+  ledger_seq?: number | null;
+  /** When the local copy was removed after the upload (archive.keepLocalHours), µs; null while it exists. */
+  local_removed_us?: number | null;
+  /** 1 while an admin legal hold is on. */
+  legal_hold?: number;
 }
 
 export interface NewCapture {
@@ -134,13 +146,13 @@ export class CapturesRepo {
     return this.q.get<CaptureRow>(`SELECT * FROM captures WHERE id = ?`, [id]);
   }
 
-  /** This node's closed files, oldest first (retention order). */
+  /** This node's closed files still on its disk, oldest first (retention order). */
   closedOldestFirst(): Promise<CaptureRow[]> {
-    return this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'closed' AND node IN (?, '') ORDER BY COALESCE(last_us, closed_us, created_us) ASC, id ASC`, [this.node]);
+    return this.q.all<CaptureRow>(`SELECT * FROM captures WHERE state = 'closed' AND node IN (?, '') AND local_removed_us IS NULL ORDER BY COALESCE(last_us, closed_us, created_us) ASC, id ASC`, [this.node]);
   }
 
   async totalBytes(): Promise<number> {
-    return (await this.q.get<{ n: number }>(`SELECT COALESCE(SUM(bytes), 0) AS n FROM captures WHERE node IN (?, '')`, [this.node]))!.n;
+    return (await this.q.get<{ n: number }>(`SELECT COALESCE(SUM(bytes), 0) AS n FROM captures WHERE node IN (?, '') AND local_removed_us IS NULL`, [this.node]))!.n;
   }
 
   /** Newest first, keyset-paged by id; `limit + 1` rows so the caller knows whether there is more. */
@@ -178,6 +190,37 @@ export class CapturesRepo {
     where.push("(state = 'open' OR COALESCE(last_us, first_us, created_us) >= ?)");
     args.push(f.fromUs);
     return this.q.all<CaptureRow>(`SELECT * FROM captures WHERE ${where.join(' AND ')} ORDER BY COALESCE(first_us, created_us), id`, args);
+  }
+
+  /**
+   * This node's closed files with a SHA-256 and no archive job yet, oldest first: what the archive sweep
+   * enqueues (files closed by recovery after kill -9, by worker threads, or before the archive was on).
+   */
+  unarchived(limit: number): Promise<CaptureRow[]> {
+    return this.q.all<CaptureRow>(
+      `SELECT c.* FROM captures c WHERE c.state = 'closed' AND c.sha256 IS NOT NULL AND c.node IN (?, '')
+          AND NOT EXISTS (SELECT 1 FROM archive_jobs j WHERE j.node = ? AND j.capture_id = c.id)
+        ORDER BY c.id LIMIT ?`,
+      [this.node, this.node, limit],
+    );
+  }
+
+  /** This node's archived files whose local copy is still on disk (the keep-local timer). */
+  archivedLocal(): Promise<CaptureRow[]> {
+    return this.q.all<CaptureRow>(`SELECT * FROM captures WHERE node IN (?, '') AND archived_us IS NOT NULL AND local_removed_us IS NULL ORDER BY id`, [this.node]);
+  }
+
+  async markLocalRemoved(id: number, atUs: number): Promise<void> {
+    await this.q.run(`UPDATE captures SET local_removed_us = ? WHERE id = ?`, [atUs, id]);
+  }
+
+  async setLedgerSeq(id: number, seq: number): Promise<void> {
+    await this.q.run(`UPDATE captures SET ledger_seq = ? WHERE id = ?`, [seq, id]);
+  }
+
+  /** Turn a legal hold on or off; false when there is no such row. */
+  async setLegalHold(id: number, on: boolean): Promise<boolean> {
+    return (await this.q.run(`UPDATE captures SET legal_hold = ? WHERE id = ?`, [on ? 1 : 0, id])).changes === 1;
   }
 
   /** Files and bytes by state (status, metrics). */

@@ -8,6 +8,8 @@
  *   outbox         webhook outbox and endpoints OutboxRepo         (outbox.ts)
  *   audit          the chain of custody         AuditRepo          (audit.ts)
  *   controlEvents  CloudTrail events for correlation  ControlEventsRepo (control-events.ts)
+ *   archive        the S3 upload queue (ArchiveJobs)     ArchiveRepo  (archive.ts)
+ *   ledger         the signed evidence chain (LedgerChain) LedgerRepo (ledger.ts)
  *
  * `tx(fn)` runs repository calls (each takes an optional transaction handle as its last argument)
  * in one transaction.
@@ -16,12 +18,14 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { MgError } from '../errors.js';
+import { ArchiveRepo } from './archive.js';
 import { AuditRepo } from './audit.js';
 import { CapturesRepo } from './captures.js';
 import { ControlEventsRepo } from './control-events.js';
 import { openDb, type Db } from './db.js';
 import type { EngineName, Sql } from './engine.js';
 import { FindingsRepo } from './findings.js';
+import { LedgerRepo } from './ledger.js';
 import { applyMigrations, migrationStatus, type MigrationStatus } from './migrate.js';
 import { ObservedRepo } from './observed.js';
 import { OutboxRepo } from './outbox.js';
@@ -58,6 +62,8 @@ export class Store {
   readonly outbox: OutboxRepo;
   readonly audit: AuditRepo;
   readonly controlEvents: ControlEventsRepo;
+  readonly archive: ArchiveRepo;
+  readonly ledger: LedgerRepo;
 
   constructor(
     readonly engine: SqliteEngine | PgEngine,
@@ -69,6 +75,8 @@ export class Store {
     this.outbox = new OutboxRepo(engine, nodeId);
     this.audit = new AuditRepo(engine, nodeId);
     this.controlEvents = new ControlEventsRepo(engine);
+    this.archive = new ArchiveRepo(engine);
+    this.ledger = new LedgerRepo(engine);
   }
 
   get kind(): EngineName {

@@ -30,6 +30,8 @@ const CASES = (): Case[] => [
   { method: 'GET', url: '/v1/captures', openapi: 'get /v1/captures', roles: ['auditor', 'admin'] },
   { method: 'GET', url: '/v1/captures/1', openapi: 'get /v1/captures/{id}', roles: ['auditor', 'admin'] },
   { method: 'GET', url: '/v1/captures/1/pcap', openapi: 'get /v1/captures/{id}/pcap', roles: ['auditor', 'admin'] },
+  { method: 'GET', url: '/v1/ledger', openapi: 'get /v1/ledger', roles: ['auditor', 'admin'] },
+  { method: 'POST', url: '/v1/captures/1/legal-hold', openapi: 'post /v1/captures/{id}/legal-hold', roles: ['admin'], payload: { on: true } },
   { method: 'GET', url: `/v1/pcap?vni=5569041&from=${T - 10}&to=${T + 10}`, openapi: 'get /v1/pcap', roles: ['auditor', 'admin'] },
   { method: 'GET', url: '/v1/findings', openapi: 'get /v1/findings', roles: ['auditor', 'admin'] },
   { method: 'GET', url: `/v1/findings/${fid}`, openapi: 'get /v1/findings/{id}', roles: ['auditor', 'admin'] },

@@ -66,6 +66,11 @@ describe('GET /v1/captures and /v1/captures/:id/pcap', () => {
       download: `/v1/captures/${c1.id}/pcap`,
       gwlbEndpointId: null,
       gwlbAttachmentId: null,
+      node: expect.any(String),
+      location: 'local',
+      s3: null,
+      ledgerSeq: null,
+      legalHold: false,
     });
   });
 

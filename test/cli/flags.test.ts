@@ -11,7 +11,7 @@ import { main } from '../../src/cli/main.js';
 import { MgError } from '../../src/errors.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const COMMANDS = ['serve', 'decap', 'replay', 'manifest', 'cloudtrail', 'inventory', 'alerts', 'config'] as const;
+const COMMANDS = ['serve', 'decap', 'replay', 'manifest', 'cloudtrail', 'inventory', 'alerts', 'config', 'keys', 'verify'] as const;
 
 const MODULES: Record<(typeof COMMANDS)[number], () => Promise<{ SPEC: CommandSpec }>> = {
   serve: () => import('../../src/cli/serve.js'),
@@ -22,6 +22,8 @@ const MODULES: Record<(typeof COMMANDS)[number], () => Promise<{ SPEC: CommandSp
   inventory: () => import('../../src/cli/inventory.js'),
   alerts: () => import('../../src/cli/alerts.js'),
   config: () => import('../../src/cli/config.js'),
+  keys: () => import('../../src/cli/keys.js'),
+  verify: () => import('../../src/cli/verify.js'),
 };
 
 async function specOf(name: (typeof COMMANDS)[number]): Promise<CommandSpec> {

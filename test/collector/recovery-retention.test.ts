@@ -101,6 +101,25 @@ describe('retention', () => {
     expect((await rowsOf(catalog)).map((x) => x.path)).toEqual([...rows.slice(3).map((x) => x.rel), openRel]);
   });
 
+  it('an archived file loses only its local copy: the row stays (S3 location), marked removed, and is not counted again', async () => {
+    const dir = tmp.path;
+    const { catalog, rows } = await seed(dir, 4); // hourly, oldest 4 hours ago
+    const archivedId = rows[0]!.id;
+    const st = catalog.store;
+    const job = await st.archive.enqueue({ captureId: archivedId, node: st.nodeId, path: join(dir, rows[0]!.rel), vni: 1, sourceIp: '10.0.0.1', sessionId: null, createdUs: 1, firstUs: 1, lastUs: 2, packets: 10, bytes: 1, sha256: 'x' }, 0);
+    await st.archive.claim(st.nodeId, 'o', 0, 60_000);
+    await st.archive.done(job.id, 'o', { bucket: 'b', key: 'k', versionId: 'v', etag: 'e', sha256: 'x', s3ChecksumSha256: 'x', parts: 1, size: 1, retainUntil: null }, 5);
+    const r = await runRetention(catalog, dir, { maxBytes: 0, maxAgeHours: 2.5, minFreeBytes: 0 }, silentLogger());
+    expect(r.reasons.age).toBe(2);
+    expect(rows.map((x) => existsSync(join(dir, x.rel)))).toEqual([false, false, true, true]);
+    const kept = (await st.captures.byId(archivedId))!;
+    expect(kept).toMatchObject({ s3_key: 'k', s3_version_id: 'v' });
+    expect(kept.local_removed_us).not.toBeNull();
+    expect(await st.captures.byId(rows[1]!.id)).toBeUndefined();
+    // A second pass does not see the removed copy again.
+    expect((await runRetention(catalog, dir, { maxBytes: 0, maxAgeHours: 2.5, minFreeBytes: 0 }, silentLogger())).deletedFiles).toBe(0);
+  });
+
   it('deletes closed files older than the age bound', async () => {
     const dir = tmp.path;
     const { catalog, rows } = await seed(dir, 5); // hourly, oldest 5 hours ago

@@ -74,15 +74,23 @@ describe('docs/install.md', () => {
     expect(missing).toEqual([]);
   });
 
-  it('uses only template parameters and outputs that exist', () => {
-    const template = read(join(PROJECT_ROOT, 'deploy', 'cloudformation', 'mirrorguard-target.yaml'));
+  // The fleet walk-through (## Fleet mode, up to the next ## heading) uses the fleet template; the rest the single-collector one.
+  const fleetStart = text.indexOf('\n## Fleet mode');
+  const fleetEnd = text.indexOf('\n## ', fleetStart + 1);
+  const sections: [string, string, string[]][] = [
+    ['mirrorguard-target.yaml', text.slice(0, fleetStart) + text.slice(fleetEnd), ['TrafficMirrorTargetId', 'ApiUrl', 'InstanceId', 'AdminTokenSecretArn']],
+    ['mirrorguard-fleet.yaml', text.slice(fleetStart, fleetEnd), ['TrafficMirrorTargetId', 'EvidenceBucketName']],
+  ];
+  it.each(sections)('uses only parameters and outputs that %s has', (file, part, expected) => {
+    expect(fleetStart).toBeGreaterThan(0);
+    const template = read(join(PROJECT_ROOT, 'deploy', 'cloudformation', file));
     const params = new Set([...template.matchAll(/^ {2}([A-Za-z]+):\n {4}Type:/gm)].map((m) => m[1]!));
     const outputs = new Set([...template.slice(template.indexOf('\nOutputs:')).matchAll(/^ {2}([A-Za-z]+):$/gm)].map((m) => m[1]!));
-    const usedParams = [...text.matchAll(/\b([A-Z][A-Za-z]+)=(?:\$|"|https|mirrorguard\/)/g)].map((m) => m[1]!).filter((p) => /^[A-Z][a-z]/.test(p));
+    const usedParams = [...part.matchAll(/\b([A-Z][A-Za-z]+)=(?:\$|"|https|mirrorguard\/)/g)].map((m) => m[1]!).filter((p) => /^[A-Z][a-z]/.test(p));
     expect(usedParams.length).toBeGreaterThan(5);
     for (const p of usedParams) expect(params, `parameter ${p}`).toContain(p);
-    const usedOutputs = [...text.matchAll(/\bout ([A-Za-z]+)\)/g)].map((m) => m[1]!);
-    expect(usedOutputs).toEqual(expect.arrayContaining(['TrafficMirrorTargetId', 'ApiUrl', 'InstanceId', 'AdminTokenSecretArn']));
+    const usedOutputs = [...part.matchAll(/\bout ([A-Za-z]+)\)/g)].map((m) => m[1]!);
+    expect(usedOutputs).toEqual(expect.arrayContaining(expected));
     for (const o of usedOutputs) expect(outputs, `output ${o}`).toContain(o);
   });
 });

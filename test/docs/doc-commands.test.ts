@@ -14,13 +14,15 @@ import { SPEC as cloudtrail } from '../../src/cli/cloudtrail.js';
 import { SPEC as config } from '../../src/cli/config.js';
 import { SPEC as decap } from '../../src/cli/decap.js';
 import { SPEC as inventory } from '../../src/cli/inventory.js';
+import { SPEC as keys } from '../../src/cli/keys.js';
 import { SPEC as manifest } from '../../src/cli/manifest.js';
 import { SPEC as replay } from '../../src/cli/replay.js';
 import { SPEC as serve } from '../../src/cli/serve.js';
+import { SPEC as verify } from '../../src/cli/verify.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { DOC_FILES, docBlocks } from './doc-blocks.js';
 
-const SPECS: Record<string, CommandSpec> = { alerts, cloudtrail, config, decap, inventory, manifest, replay, serve };
+const SPECS: Record<string, CommandSpec> = { alerts, cloudtrail, config, decap, inventory, keys, manifest, replay, serve, verify };
 const SHELL = new Set(['sh', 'bash', 'shell', 'console']);
 
 /** `mirrorguard` invocations in a script: continuation lines joined, the words after the program name up to a pipe, redirect or `;`. */
@@ -103,6 +105,8 @@ describe('doc-test markers', () => {
       'docs/alerts.md export MIRRORGUARD_WEBHOOK_SECRET=whsec_...': 'a placeholder secret to fill in',
       'docs/install.md export AWS_REGION=eu-central-1                 # the VPC\'s region': 'AWS region settings for the steps that follow',
       'docs/install.md cat <<EOF': 'a heredoc template of the manifest entry, filled from AWS output',
+      "docs/install.md DATABASE_URL='postgres://mirrorguard:CHANGE-ME@mg-catalog.abcdefghij.eu-central-1.rds.amazonaws.com:5432/mirrorguard?sslmode=verify-full'":
+        'a placeholder for your RDS instance URL (fleet mode), used by the aws cloudformation deploy that follows',
       'docs/install.md GWLBE_ID=$(out GatewayLoadBalancerEndpointId)': 'reads an output of the deployed CloudFormation stack (out, defined in the install steps)',
       'docs/operations.md mirrorguard serve [--config FILE] [flags]': 'the usage line, as --help prints it',
       'docs/operations.md sysctl -w net.core.rmem_max=67108864      # persist it: deploy/sysctl.d/60-mirrorguard.conf (128 MiB)': 'sysctl on the host (root, changes the machine)',

@@ -4,7 +4,7 @@
  * out of the hundreds of test files and workers.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -61,6 +61,21 @@ function postgresBinaries(): boolean {
   return found;
 }
 
+/**
+ * moto_server on PATH is not enough (a pip install without Flask, a Debian package missing a
+ * dependency): start it on an ephemeral port, wait for its "Running on" line, stop it.
+ */
+function motoStarts(): boolean {
+  if (!runs('sh', ['-c', 'command -v moto_server'])) return false;
+  const script = 'moto_server -H 127.0.0.1 -p 0 >"$1" 2>&1 & p=$!; for i in $(seq 1 100); do grep -q "Running on" "$1" && { kill $p; wait $p 2>/dev/null; exit 0; }; kill -0 $p 2>/dev/null || exit 1; sleep 0.1; done; kill $p; exit 1';
+  const dir = mkdtempSync(join(tmpdir(), 'mg-moto-probe-'));
+  try {
+    return runs('sh', ['-c', script, 'sh', join(dir, 'log')]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export function probeNeeds(): Record<Need, boolean> {
   const root = process.getuid?.() === 0;
   const found: Record<Need, boolean> = {
@@ -84,7 +99,7 @@ export function probeNeeds(): Record<Need, boolean> {
     curl: runs('curl', ['--version']),
     jq: runs('jq', ['--version']),
     postgres: postgresBinaries(),
-    s3: runs('sh', ['-c', 'command -v moto_server']),
+    s3: motoStarts(),
     chromium: existsSync(process.env.MIRRORGUARD_CHROMIUM ?? '/usr/bin/chromium') && resolves('playwright-core'),
   };
   for (const n of (process.env.MIRRORGUARD_TEST_WITHOUT ?? '').split(',')) {

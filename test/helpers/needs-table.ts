@@ -20,7 +20,7 @@ export const NEEDS = {
   curl: { probe: 'curl (documentation examples)', get: 'apt-get install curl' },
   jq: { probe: 'jq (documentation examples)', get: 'apt-get install jq' },
   postgres: { probe: 'PostgreSQL server binaries or MIRRORGUARD_TEST_PG_URL', get: 'apt-get install postgresql' },
-  s3: { probe: 'moto_server (S3 emulator)', get: 'pip install "moto[server]"' },
+  s3: { probe: 'moto_server (S3 emulator) that starts', get: 'pip install "moto[server]", or on a Debian release that has it: apt-get install python3-moto python3-flask python3-flask-cors' },
   chromium: { probe: 'Chromium and playwright-core', get: 'apt-get install chromium' },
 } as const;
 

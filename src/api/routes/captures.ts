@@ -9,11 +9,11 @@
  * collector's buffers to disk and updates the row, then the row's byte count bounds the read. Its
  * SHA-256 (of exactly the bytes sent) comes as an HTTP trailer, since it cannot be known up front.
  */
-import { pipeline } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../deps.js';
 import { decodeIdCursor, encodeIdCursor } from '../audit.js';
-import { captureById, captureView, openCaptureFile, type OpenedCapture } from '../capture-files.js';
+import { captureById, captureView, openCaptureFile, type CaptureRow, type OpenedCapture } from '../capture-files.js';
 import { httpError, notFound, toErrorBody } from '../errors.js';
 import { contentDisposition, HashingCounter, ifRangeAllows, noneMatch, parseRange, PCAP_MEDIA_TYPE } from '../http.js';
 import { cursorParam, limitParam, parseSourceIp, parseWindow, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
@@ -119,6 +119,7 @@ export async function captureRoutes(app: FastifyInstance, opts: { ctx: ApiContex
         'The file being written is served up to its last flushed record, with a weak ETag; the SHA-256 of the bytes sent comes as the `X-Content-SHA256` trailer.',
         'One `Range` is honoured (206); a range past the end is 416 with `Content-Range: bytes */SIZE`; several ranges get the whole file. `If-None-Match` gives 304; `If-Range` with a strong ETag guards a resumed download.',
         'Every download is recorded in the audit log (`X-Audit-Id` names the row) with the bytes sent and their SHA-256.',
+        'An archived file whose local copy is gone (archive.keepLocalHours, or a file of another node) is streamed from its S3 version, with `X-Capture-Source: s3`; `X-Ledger-Seq` names the ledger record of an archived file.',
       ].join('\n\n'),
       tags: ['captures'],
       params: idParams,
@@ -137,6 +138,7 @@ export async function captureRoutes(app: FastifyInstance, opts: { ctx: ApiContex
             etag: { type: 'string' },
             'x-content-sha256': { type: 'string', description: 'SHA-256 of the whole file (closed files).' },
             'x-audit-id': { type: 'integer' },
+            'x-ledger-seq': { type: 'integer', description: 'The evidence ledger record (seq) of the archived file, once archived.' },
             'content-disposition': { type: 'string' },
           },
           content: { [PCAP_MEDIA_TYPE]: { schema: { type: 'string', format: 'binary' } } },
@@ -171,6 +173,13 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
     await auditRefusal(e);
     throw e;
   }
+  // Archived and no longer on this disk (keep-local timer, retention, or another node's file): from S3.
+  const reader = ctx.deps.archive?.readObject;
+  if (row.state === 'closed' && row.sha256 !== null && row.s3_key != null && reader) {
+    const local = row.local_removed_us == null ? await openCaptureFile(ctx.deps.dataDir, row).catch(() => null) : null;
+    if (local === null) return downloadFromS3(ctx, request, reply, row, reader.bind(ctx.deps.archive));
+    await local.fh.close();
+  }
   let file: OpenedCapture;
   try {
     file = await openCaptureFile(ctx.deps.dataDir, row);
@@ -192,6 +201,8 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
       'x-capture-state': row.state,
     };
     if (closed) baseHeaders['x-content-sha256'] = row.sha256!;
+    // The ledger record of the archived file: verify the download against GET /v1/ledger?sha256=.
+    if (row.ledger_seq != null) baseHeaders['x-ledger-seq'] = String(row.ledger_seq);
 
     if (noneMatch(request.headers['if-none-match'], etag)) {
       reply.headers(baseHeaders);
@@ -249,4 +260,68 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
   } finally {
     if (!handedOver) await file.fh.close();
   }
+}
+
+/**
+ * A closed, archived file whose local copy is gone, streamed from its S3 version: the same headers as a
+ * local download (strong ETag = the catalog SHA-256, one Range, If-None-Match, If-Range), plus
+ * `X-Capture-Source: s3`; audited the same way, with the bytes sent and their SHA-256.
+ */
+async function downloadFromS3(
+  ctx: ApiContext,
+  request: FastifyRequest<{ Params: { id: number } }>,
+  reply: FastifyReply,
+  row: CaptureRow,
+  read: (key: string, versionId: string | null, start: number, end: number) => Promise<NodeJS.ReadableStream>,
+): Promise<FastifyReply> {
+  const head = request.method === 'HEAD';
+  const p = request.principal!;
+  const size = row.bytes;
+  const etag = `"${row.sha256}"`;
+  const baseHeaders: Record<string, string> = {
+    etag,
+    'accept-ranges': 'bytes',
+    'cache-control': 'no-store',
+    'x-capture-state': row.state,
+    'x-capture-source': 's3',
+    'x-content-sha256': row.sha256!,
+    ...(row.ledger_seq != null ? { 'x-ledger-seq': String(row.ledger_seq) } : {}),
+  };
+  if (noneMatch(request.headers['if-none-match'], etag)) {
+    reply.headers(baseHeaders);
+    return reply.code(304).send();
+  }
+  const range = ifRangeAllows(request.headers['if-range'] as string | undefined, etag) ? parseRange(request.headers.range, size) : { kind: 'full' as const };
+  if (range.kind === 'unsatisfiable') throw httpError('MG_ERR_API_RANGE', range.reason, { 'content-range': `bytes */${size}` });
+  const start = range.kind === 'partial' ? range.start : 0;
+  const end = range.kind === 'partial' ? range.end : size - 1;
+  const length = end - start + 1;
+  const status = range.kind === 'partial' ? 206 : 200;
+  reply.headers(baseHeaders);
+  reply.header('content-type', PCAP_MEDIA_TYPE);
+  reply.header('content-disposition', contentDisposition(row.path.slice(row.path.lastIndexOf('/') + 1)));
+  reply.header('content-length', String(length));
+  if (range.kind === 'partial') reply.header('content-range', `bytes ${start}-${end}/${size}`);
+  reply.code(status);
+  if (head) return reply.send();
+  const body = await read(row.s3_key!, row.s3_version_id ?? null, start, end);
+  const detail: Record<string, unknown> = { path: row.path, state: row.state, size, source: 's3', key: row.s3_key, versionId: row.s3_version_id ?? null, catalogSha256: row.sha256 };
+  if (range.kind === 'partial') detail.range = { start, end };
+  const auditId = await ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: 'capture.download', target: `capture:${row.id}`, status, detail: { ...detail, complete: false } });
+  reply.header('x-audit-id', String(auditId));
+  const counter = new HashingCounter();
+  pipeline(body as Readable, counter, () => undefined);
+  let recorded = false;
+  const record = (finished: boolean) => {
+    if (recorded) return;
+    recorded = true;
+    const complete = finished && counter.bytes === length;
+    const sha = counter.digest();
+    const d: Record<string, unknown> = { ...detail, complete };
+    if (complete && range.kind === 'full') d.verified = sha === row.sha256;
+    ctx.audit.finish(auditId, { status, bytes: counter.bytes, sha256: sha, detail: d }).catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
+  };
+  reply.raw.once('finish', () => record(true));
+  reply.raw.once('close', () => record(false));
+  return reply.send(counter);
 }

@@ -149,7 +149,8 @@ export async function pcapRoutes(app: FastifyInstance, opts: { ctx: ApiContext }
           headers: {
             'x-audit-id': { type: 'integer' },
             'x-capture-files': { type: 'integer', description: 'Files merged.' },
-            trailer: { type: 'string', description: 'X-Content-SHA256: sent after the body.' },
+            trailer: { type: 'string', description: 'X-Content-SHA256: sent after the body; with an archive, X-Ledger-Seq: the extraction record appended to the evidence ledger.' },
+            'x-missing-captures': { type: 'string', description: 'Comma-separated ids of catalog files in the window that are not on this node (removed, or written by another node), left out of the merge and named in the audit row.' },
           },
           content: { [PCAP_MEDIA_TYPE]: { schema: { type: 'string', format: 'binary' } } },
         },
@@ -239,6 +240,8 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     'content-disposition': contentDisposition(name),
     'cache-control': 'no-store',
     'x-capture-files': String(files.length),
+    // Files of the window that are not on this node's disk (removed, or written by another node): named, not silently left out.
+    ...(missing.length ? { 'x-missing-captures': missing.join(',') } : {}),
   };
   if (request.method === 'HEAD') return reply.headers(headers).code(200).send();
 
@@ -319,6 +322,33 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     if (!merge.readableEnded) abort.abort();
   });
   reply.trailer('x-content-sha256', async () => counter.digest());
+  // With a ledger (serve with an archive): a complete extraction appends a signed `extraction` record of
+  // the bytes sent, merging the archive records of its files; its seq comes as the X-Ledger-Seq trailer.
+  const ledger = ctx.deps.ledger ?? null;
+  let ledgerSeq: Promise<number | null> = Promise.resolve(null);
+  if (ledger) {
+    reply.trailer('x-ledger-seq', async () => {
+      if (!merge.readableEnded) return '';
+      ledgerSeq = ledger
+        .appendExtraction({
+          sha256: counter.digest(),
+          size: counter.bytes,
+          firstUs: timeToMicros(from),
+          lastUs: timeToMicros(to),
+          session: q.session ?? null,
+          merged: rows.filter((r) => used.includes(r.id) && r.ledger_seq != null).map((r) => r.ledger_seq!),
+        })
+        .then(
+          (r) => r.seq,
+          (e: unknown) => {
+            request.log.error({ err: e, auditId }, 'cannot append the extraction to the ledger');
+            return null;
+          },
+        );
+      const seq = await ledgerSeq;
+      return seq === null ? '' : String(seq);
+    });
+  }
 
   let recorded = false;
   // 'finish': the last byte went to the connection; 'close' alone: the client went away first.
@@ -338,7 +368,9 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       ...(s.wholeFiles ? { wholeFiles: s.wholeFiles } : {}),
       ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.slice(ctx.deps.dataDir.length + 1), problem: t.problem })) } : {}),
     };
-    ctx.audit.finish(auditId, { status: 200, bytes: counter.bytes, sha256: counter.digest(), detail: d }).catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
+    void ledgerSeq
+      .then((seq) => ctx.audit.finish(auditId, { status: 200, bytes: counter.bytes, sha256: counter.digest(), detail: seq === null ? d : { ...d, ledgerSeq: seq } }))
+      .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
     if (!merge.destroyed) merge.destroy();
   };
   reply.raw.once('finish', () => record(true));

@@ -1,0 +1,4 @@
+import { MemoryArchiveJobs } from '../../src/archive/memory-jobs.js';
+import { jobsContract } from './jobs-contract.js';
+
+jobsContract('memory', () => new MemoryArchiveJobs());
