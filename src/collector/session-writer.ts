@@ -59,7 +59,15 @@ export interface SessionWritersOptions {
   bufferBytes: number;
   /** A session's first write buffer (src/pcap/buffer-pool.ts). Default 4 KiB. */
   minBufferBytes?: number;
+  /** Bytes handed to the disk and not yet written (the disk queue's bound); past half of it the receiver waits. */
   queueBytes: number;
+  /**
+   * Write buffers in all, being filled or queued for disk (the pool's bound; default queueBytes). Apart
+   * from queueBytes because the two fill for different reasons: a burst fills the disk queue (and should
+   * wait in the socket buffer or ring instead), many sessions fill buffers (each holds one while it has
+   * traffic: 10,000 sessions at 10 packets/s hold 80-160 MiB, which is the traffic, not a backlog).
+   */
+  bufferPoolBytes?: number;
   /** Outcome counters (src/outcomes.ts) the disk queue counts written and lost frames into. Fresh when absent. */
   counts?: Float64Array;
   /** Copies frames above 128 bytes into the write buffers (the native addon's copyBytes); default Buffer#copy. */
@@ -112,7 +120,7 @@ export class SessionWriters {
     this.pool = new BufferPool({
       bufferBytes: opts.bufferBytes,
       minBufferBytes: opts.minBufferBytes,
-      maxBytes: opts.queueBytes,
+      maxBytes: Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes),
       onDiscard: planned === null ? undefined : (b) => planned.forget(b),
     });
     // Every write failure (a failed create, write, truncate, sync or close; a full queue) reaches the log
@@ -122,7 +130,7 @@ export class SessionWriters {
     this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, onError: (r) => this.onDiskReport(r) });
     this.maxOpenFiles = opts.maxOpenFiles ?? Infinity;
     this.halfQueue = opts.queueBytes / 2;
-    this.poolHigh = (opts.queueBytes * 3) / 4;
+    this.poolHigh = (Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes) * 3) / 4;
   }
 
   /** The writer for a new pair (at the first-packet edge). No file is opened until its first append. */

@@ -80,14 +80,19 @@ export const DEFAULTS = {
      */
     bufferBytes: 512 * 1024,
     /**
-     * Memory for write buffers, filling or queued for disk, across all files (allocated as needed).
-     * Quiet sessions hold 4 KiB each (10,000 of them 40 MiB); the rest follows the traffic. Past three
-     * quarters of it the native receiver waits; when it is all held, frames are dropped and counted
+     * Write buffers handed to the disk and not yet written. Past half of it the receiver waits (the burst
+     * stays in the socket buffer or the ring); when it is full, frames are dropped and counted
      * (pcap.write.queue_full). 64 MiB (issue 11): more only lets a burst sit in memory instead of in the
      * socket buffer (256 MiB put serve's peak RSS at 226-264 MB at 1450 B, and faulting fresh buffers in
-     * cost CPU); the reader waits instead, and the socket buffer (--recv-buffer) absorbs the burst.
+     * cost CPU).
      */
     queueBytes: 64 * MiB,
+    /**
+     * Memory for write buffers in all, being filled or queued for disk (allocated as needed). A session
+     * with traffic holds one buffer (4 KiB at first, growing with its rate), so this follows the number of
+     * busy sessions: 10,000 at 10 packets/s hold 80-160 MiB. Past three quarters of it the receiver waits.
+     */
+    bufferPoolBytes: 256 * MiB,
     /**
      * Capture files one receiver keeps open at once; opening one more closes those idle longest first
      * (pcap.files.closed_early). 0: derived from the process's open-file limit (RLIMIT_NOFILE, read
@@ -178,6 +183,7 @@ export const configSchema = z
         flushIntervalMs: intIn(10, 60_000).default(DEFAULTS.pcap.flushIntervalMs),
         bufferBytes: bytes('bufferBytes', 262_160).default(DEFAULTS.pcap.bufferBytes),
         queueBytes: bytes('queueBytes', 1024 * 1024).default(DEFAULTS.pcap.queueBytes),
+        bufferPoolBytes: bytes('bufferPoolBytes', 1024 * 1024).default(DEFAULTS.pcap.bufferPoolBytes),
         maxOpenFiles: intIn(0, 10_000_000).default(DEFAULTS.pcap.maxOpenFiles),
       })
       .strict()
@@ -232,6 +238,9 @@ export const configSchema = z
     }
     if (c.ring.blockBytes * c.ring.blockCount > GiB) {
       ctx.addIssue({ code: 'custom', path: ['ring', 'blockCount'], message: 'ring.blockBytes * ring.blockCount must be at most 1GiB' });
+    }
+    if (c.pcap.bufferPoolBytes < c.pcap.queueBytes) {
+      ctx.addIssue({ code: 'custom', path: ['pcap', 'bufferPoolBytes'], message: 'must be at least pcap.queueBytes' });
     }
     if (c.pcap.bufferBytes * 2 > c.pcap.queueBytes) {
       ctx.addIssue({ code: 'custom', path: ['pcap', 'queueBytes'], message: 'must be at least twice pcap.bufferBytes' });
