@@ -23,7 +23,9 @@
 import { randomBytes } from 'node:crypto';
 import type { FindingEvent } from '../detect/finding.js';
 import { severityRank } from '../detect/finding.js';
+import type Database from 'better-sqlite3';
 import type { Db } from '../store/db.js';
+import type { Sql } from '../store/engine.js';
 import type { OutboxRepo, OutboxRow, OutboxState } from '../store/outbox.js';
 import { ALERTING_DEFAULTS, type ResolvedWebhook } from './config.js';
 import { renderSlack } from './format-slack.js';
@@ -79,7 +81,10 @@ export interface OutboxCounters {
 }
 
 export interface AlertOutboxOptions {
-  db: Db;
+  /** The better-sqlite3 connection for the synchronous `onFindingEvent` (being retired). */
+  db?: Db;
+  /** The store's outbox repository, for `onFindingEventIn` (either engine). */
+  repo?: OutboxRepo;
   webhooks: readonly ResolvedWebhook[];
   /** For PCAP links in the bodies. */
   alerting?: { publicBaseUrl?: string; pcapMarginSeconds?: number };
@@ -110,19 +115,21 @@ export class AlertOutbox {
   };
   onEnqueue: (() => void) | undefined;
 
-  private readonly db: Db;
+  private readonly db: Db | undefined;
+  private readonly repo: OutboxRepo | undefined;
   private readonly hooks: readonly ResolvedWebhook[];
   private readonly ctx: RenderContext;
   private readonly now: () => number;
   private wakePending = false;
-  private readonly insertStmt;
-  private readonly newestStmt;
-  private readonly coalesceStmt;
-  private readonly supersedeStmt;
-  private readonly disabledStmt;
+  private readonly insertStmt!: Database.Statement<any[], any>;
+  private readonly newestStmt!: Database.Statement<any[], any>;
+  private readonly coalesceStmt!: Database.Statement<any[], any>;
+  private readonly supersedeStmt!: Database.Statement<any[], any>;
+  private readonly disabledStmt!: Database.Statement<any[], any>;
 
   constructor(opts: AlertOutboxOptions) {
     this.db = opts.db;
+    this.repo = opts.repo;
     this.hooks = opts.webhooks;
     this.now = opts.now ?? Date.now;
     this.onEnqueue = opts.onEnqueue;
@@ -130,19 +137,21 @@ export class AlertOutbox {
       ...(opts.alerting?.publicBaseUrl !== undefined ? { publicBaseUrl: opts.alerting.publicBaseUrl } : {}),
       pcapMarginSeconds: opts.alerting?.pcapMarginSeconds ?? ALERTING_DEFAULTS.pcapMarginSeconds,
     };
-    this.insertStmt = this.db.prepare<[string, string, string, string | null, string, number, number]>(
+    const db = this.db;
+    if (db === undefined) return;
+    this.insertStmt = db.prepare<[string, string, string, string | null, string, number, number]>(
       'INSERT INTO outbox (msg_id, endpoint, event_type, finding_id, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
-    this.newestStmt = this.db.prepare<[string, string], NewestRow>(
+    this.newestStmt = db.prepare<[string, string], NewestRow>(
       `SELECT id, event_type, state, attempts, created_at FROM outbox
         WHERE finding_id = ? AND endpoint = ? AND event_type IN ('finding.created', 'finding.updated')
         ORDER BY id DESC LIMIT 1`,
     );
-    this.coalesceStmt = this.db.prepare<[string, number]>(`UPDATE outbox SET payload = ? WHERE id = ? AND state = 'pending' AND attempts = 0`);
-    this.supersedeStmt = this.db.prepare<[string, string]>(
+    this.coalesceStmt = db.prepare<[string, number]>(`UPDATE outbox SET payload = ? WHERE id = ? AND state = 'pending' AND attempts = 0`);
+    this.supersedeStmt = db.prepare<[string, string]>(
       `DELETE FROM outbox WHERE finding_id = ? AND endpoint = ? AND event_type = 'finding.updated' AND state = 'pending' AND attempts = 0`,
     );
-    this.disabledStmt = this.db.prepare<[], { name: string }>('SELECT name FROM webhook_endpoints WHERE disabled_at IS NOT NULL');
+    this.disabledStmt = db.prepare<[], { name: string }>('SELECT name FROM webhook_endpoints WHERE disabled_at IS NOT NULL');
   }
 
   /**
@@ -151,8 +160,55 @@ export class AlertOutbox {
    */
   readonly onFindingEvent = (e: FindingEvent): void => {
     if (this.hooks.length === 0) return;
-    if (this.db.inTransaction) this.enqueue(e);
-    else this.db.transaction(() => this.enqueue(e))();
+    const db = this.db!;
+    if (db.inTransaction) this.enqueue(e);
+    else db.transaction(() => this.enqueue(e))();
+  };
+
+  /**
+   * The same rules on the store's repositories (either engine), in the finding's transaction `q`:
+   * the rows commit with the finding or not at all, so only the node whose INSERT created a finding
+   * writes its `finding.created` rows. Throws only on a store error, which rolls the finding back.
+   */
+  readonly onFindingEventIn = async (e: FindingEvent, q: Sql): Promise<void> => {
+    if (this.hooks.length === 0) return;
+    const repo = this.repo!;
+    const disabled = new Set((await repo.disabledEndpoints(q)).filter((r) => r.disabled_at !== null).map((r) => r.name));
+    const now = this.now();
+    let wrote = false;
+    for (const hook of this.hooks) {
+      if (!wants(hook, e)) {
+        this.counters['alert.outbox.filtered']++;
+        continue;
+      }
+      if (disabled.has(hook.name)) {
+        this.counters['alert.outbox.skipped_disabled']++;
+        continue;
+      }
+      const payload = renderFor(hook, e, this.ctx);
+      const fid = e.finding.id;
+      if (e.type === 'finding.updated' && e.reason !== 'escalated') {
+        const last = await repo.newest(fid, hook.name, q);
+        if (last !== undefined && last.event_type === 'finding.updated' && last.state === 'pending' && last.attempts === 0) {
+          if (await repo.coalesce(last.id, payload, q)) {
+            this.counters['alert.outbox.coalesced']++;
+            continue;
+          }
+        }
+        const due = last === undefined ? now : Math.max(now, last.created_at + hook.updateIntervalSeconds * 1000);
+        await repo.insert({ msgId: newMsgId(now), endpoint: hook.name, eventType: e.type, findingId: fid, payload, createdAt: due, nextAttemptAt: due }, q);
+        this.counters[due > now ? 'alert.outbox.deferred' : 'alert.outbox.enqueued']++;
+        wrote = true;
+        continue;
+      }
+      if (e.type === 'finding.resolved' || e.type === 'finding.updated') {
+        this.counters['alert.outbox.superseded'] += await repo.supersede(fid, hook.name, q);
+      }
+      await repo.insert({ msgId: newMsgId(now), endpoint: hook.name, eventType: e.type, findingId: fid, payload, createdAt: now, nextAttemptAt: now }, q);
+      this.counters['alert.outbox.enqueued']++;
+      wrote = true;
+    }
+    if (wrote) this.wake();
   };
 
   private enqueue(e: FindingEvent): void {

@@ -368,7 +368,7 @@ export function mergeCorrelated(old: Correlated | undefined, add: Correlated | u
   return { merged, changed };
 }
 
-function toFinding(r: Row): Finding {
+export function toFinding(r: Row): Finding {
   const f: Finding = {
     id: r.id,
     kind: r.kind as FindingKind,
@@ -388,7 +388,7 @@ function toFinding(r: Row): Finding {
   return f;
 }
 
-function parseJson<T>(s: string | null): T | undefined {
+export function parseJson<T>(s: string | null): T | undefined {
   if (s === null) return undefined;
   try {
     return JSON.parse(s) as T;
@@ -397,11 +397,11 @@ function parseJson<T>(s: string | null): T | undefined {
   }
 }
 
-function encodeCursor(lastSeen: number, id: string): string {
+export function encodeCursor(lastSeen: number, id: string): string {
   return Buffer.from(`${lastSeen}:${id}`, 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string): { lastSeen: number; id: string } {
+export function decodeCursor(cursor: string): { lastSeen: number; id: string } {
   const m = /^(\d+):(f_[0-9a-f]{20})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!m) throw new MgError('MG_ERR_API_BAD_REQUEST', 'cursor: not a cursor this server returned');
   return { lastSeen: Number(m[1]), id: m[2]! };
