@@ -130,13 +130,15 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
 
     reloadManifest() {
       if (!config.manifest || !detector) return null;
-      const r = detector.reloadManifest(config.manifest);
-      if (!r.ok) return r;
+      return (async () => {
+        const r = await detector!.reloadManifest(config.manifest!);
+        if (!r.ok) return r;
       const verdict = (ip: string, vni: number) => detector!.verdict(ip, vni);
       if (pool) pool.reassess(verdict);
       else collector?.reassess(verdict);
-      logger.info({ manifest: config.manifest, sha256: r.manifest.sha256, sessions: r.manifest.sessions.length }, 'manifest reloaded');
-      return r;
+        logger.info({ manifest: config.manifest, sha256: r.manifest.sha256, sessions: r.manifest.sessions.length }, 'manifest reloaded');
+        return r;
+      })();
     },
 
     get apiPort() {
@@ -157,7 +159,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       catalogQueue = catalog.queue;
       alerts = createAlerts({ db, outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
       detector = new Detector({
-        db,
+        store,
+        // The detector's rows go behind the catalog's in one ordered queue: the packet path never waits.
+        queue: catalog.queue,
         manifest,
         onChange: alerts.onFindingEvent,
         silentAfterMs: config.detect.silentAfterSeconds * 1000,
@@ -184,14 +188,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       collector.start();
 
       detectTimer = setInterval(() => {
-        try {
-          const now = Date.now();
-          // Last-seen times come from observed_sessions (synced every flush interval): it outlives idle
-          // pairs the collector evicted, and the workers' pairs, which live in their threads.
-          detector!.tick(now);
-        } catch (e) {
-          logger.error({ err: e }, 'detector tick failed');
-        }
+        // Last-seen times come from observed_sessions (synced every flush interval): it outlives idle
+        // pairs the collector evicted, and the workers' pairs, which live in their threads.
+        detector!.tick(Date.now()).catch((e: unknown) => logger.error({ err: e }, 'detector tick failed'));
       }, detectTickMs(config.detect.silentAfterSeconds));
       detectTimer.unref();
       floodTimer = setInterval(() => detector!.flushFlood(), FLOOD_FLUSH_MS);
@@ -327,6 +326,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       }
       // After the collector: what a flood coalesced since the last second, then the alerts its last edges queued.
       detector?.flushFlood();
+      // The detector's rows (findings, their outbox rows) into the store, bounded like the catalog's.
+      if (detector) await detector.settled(5_000);
       if (alerts) await alerts.stop();
       // Whatever the queue could not write by now (the store away) stays out; recovery adopts the files.
       catalogQueue?.close();

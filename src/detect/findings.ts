@@ -33,7 +33,7 @@ import {
   type RecordResult,
 } from './store.js';
 
-export type AsyncFindingListener = (e: FindingEvent, q: Sql) => Promise<void>;
+export type AsyncFindingListener = (e: FindingEvent, q: Sql) => Promise<void> | void;
 
 export class Findings {
   private readonly listeners: AsyncFindingListener[] = [];

@@ -1,6 +1,6 @@
 /**
  * Findings on the store's repositories (src/detect/findings.ts) with the outbox's enqueue in the same
- * transaction (AlertOutbox.onFindingEventIn), on both engines: the rules of the synchronous store,
+ * transaction (AlertOutbox.onFindingEvent), on both engines: the rules of the synchronous store,
  * atomicity with the outbox, and one `finding.created` alert fleet-wide when two nodes raise the same
  * incident at the same moment.
  */
@@ -35,7 +35,7 @@ function withOutbox(store: Store): { findings: Findings; outbox: AlertOutbox; ev
   const events: FindingEvent[] = [];
   const findings = new Findings(store, async (e, q) => {
     events.push(e);
-    await outbox.onFindingEventIn(e, q);
+    await outbox.onFindingEvent(e, q);
   });
   return { findings, outbox, events };
 }
@@ -82,7 +82,7 @@ describeEngines('async findings', (ctx) => {
     const { webhooks } = parseAlertsConfig({ webhooks: [{ name: 'pager', url: 'https://a.example/h', secret: SECRET }] });
     const outbox = new AlertOutbox({ repo: ctx.store.outbox, webhooks });
     const findings = new Findings(ctx.store, async (e, q) => {
-      await outbox.onFindingEventIn(e, q);
+      await outbox.onFindingEvent(e, q);
       throw new Error('outbox is full');
     });
     await expect(findings.record(input())).rejects.toThrow(/outbox is full/);
