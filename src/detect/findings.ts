@@ -1,7 +1,6 @@
 /**
- * Findings on the store's repositories (either engine): the asynchronous successor of the
- * better-sqlite3 `FindingStore` (src/detect/store.ts), with the same rules (what a repeat changes,
- * which event it emits) and fleet semantics on top:
+ * Findings on the store's repositories (either engine): what a repeat changes, which event it emits
+ * (src/detect/store.ts has the shared shapes and the evidence merge), with fleet semantics:
  *
  * - `record` tries `findings.create` (INSERT ... ON CONFLICT DO NOTHING). Only the call whose INSERT
  *   created the row emits `finding.created`, so of several nodes raising one incident at once exactly
