@@ -9,7 +9,6 @@ import type { Config } from './config/schema.js';
 import { Catalog } from './collector/catalog.js';
 import { Collector } from './collector/collector.js';
 import { SessionWriters } from './collector/session-writer.js';
-import { CATALOG_FILE } from './collector/layout.js';
 import { collectorSettings } from './collector/settings.js';
 import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
@@ -31,8 +30,9 @@ import { floodThresholds } from './detect/config.js';
 import { FLUSH_INTERVAL_MS as FLOOD_FLUSH_MS } from './detect/flood.js';
 import { loadManifest } from './detect/manifest.js';
 import type { Manifest } from './detect/manifest-types.js';
-import { openDb, type Db } from './store/db.js';
-import { defaultNodeId, storeFromDb, type Store } from './store/store.js';
+import type { Db } from './store/db.js';
+import { defaultNodeId, defaultStoreUrl, openStore, type Store } from './store/store.js';
+import type { WorkerStore } from './receive-workers.js';
 import { storeCounters, type WriteQueue } from './store/write-queue.js';
 import { parseHostPort } from './util/units.js';
 import { resolveLogFormat, type Logger } from './util/log.js';
@@ -153,11 +153,21 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       const kind = config.source.startsWith('pcap:') ? 'pcap' : chooseReceiver(config, logger);
       const manifest = opts.manifest !== undefined ? opts.manifest : config.manifest ? loadManifest(config.manifest) : null;
       prepareDataDir(config.dataDir);
-      db = openDb(join(config.dataDir, CATALOG_FILE));
-      store = storeFromDb(db, config.node.id ?? defaultNodeId(), `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
+      const storeOptions: WorkerStore = {
+        url: config.store.url ?? defaultStoreUrl(config.dataDir),
+        ...(config.store.passwordFile !== null ? { passwordFile: config.store.passwordFile } : {}),
+        ...(config.store.tls.ca !== null ? { tlsCa: config.store.tls.ca } : {}),
+      };
+      // PostgreSQL unreachable: MG_ERR_STORE_UNREACHABLE naming the URL without its password (exit 69).
+      store = await openStore({
+        ...storeOptions,
+        nodeId: config.node.id ?? defaultNodeId(),
+        onError: (e) => logger.error({ err: e.message }, 'store connection error'),
+      });
+      db = store.sqlite ?? undefined;
       const catalog = new Catalog(store);
       catalogQueue = catalog.queue;
-      alerts = createAlerts({ db, outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
+      alerts = createAlerts({ outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
       detector = new Detector({
         store,
         // The detector's rows go behind the catalog's in one ordered queue: the packet path never waits.
@@ -234,7 +244,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           host: hp.host,
           port: hp.port,
           recvBufferBytes: config.recvBufferBytes,
-          dbFile: join(config.dataDir, CATALOG_FILE),
+          store: storeOptions,
           nodeId: store!.nodeId,
           collector: collectorSettings(config),
           logger,
@@ -331,7 +341,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       if (alerts) await alerts.stop();
       // Whatever the queue could not write by now (the store away) stays out; recovery adopts the files.
       catalogQueue?.close();
-      db?.close();
+      await store?.close().catch(() => undefined);
     },
 
     kernelStats() {

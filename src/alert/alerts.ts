@@ -35,9 +35,9 @@ export interface Alerts {
   prune(nowMs?: number): Promise<number>;
 }
 
-export function createAlerts(opts: { db: Db; outbox?: OutboxRepo; webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig; log?: Logger; now?: () => number }): Alerts {
+export function createAlerts(opts: { db?: Db; outbox?: OutboxRepo; webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig; log?: Logger; now?: () => number }): Alerts {
   // SQLite without a store of its own (tests, the `alerts` CLI): a store over the same connection.
-  const repo = opts.outbox ?? storeFromDb(opts.db).outbox;
+  const repo = opts.outbox ?? storeFromDb(opts.db!).outbox;
   const dispatcher = new WebhookDispatcher({
     outbox: repo,
     webhooks: opts.webhooks,
