@@ -174,6 +174,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         queue: catalog.queue,
         manifest,
         onChange: alerts.onFindingEvent,
+        // The outbox's own wake can come before the batch commits (PostgreSQL): wake again after it.
+        afterCommit: () => alerts!.dispatcher.notify(),
         silentAfterMs: config.detect.silentAfterSeconds * 1000,
         log: logger,
         newPairFlood: floodThresholds(config.detect),

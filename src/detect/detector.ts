@@ -48,6 +48,8 @@ export interface DetectorOptions {
   manifest: Manifest | null;
   /** Called inside the transaction that writes each finding, with its handle (the webhook outbox). */
   onChange?: AsyncFindingListener;
+  /** Called once a batch of detector writes has committed (serve: wake the webhook dispatcher). */
+  afterCommit?: () => void;
   /** silent-session threshold; 0 disables. Default 15 minutes. */
   silentAfterMs?: number;
   clock?: () => number;
@@ -96,7 +98,7 @@ export class Detector {
     this.log = opts.log;
     this.rules = opts.rules ?? evaluateControlEvent;
     this.store = new Findings(store, opts.onChange);
-    this.writes = new DetectorWrites(opts.queue ?? new WriteQueue(store), () => this.dataPlane.storeRefused());
+    this.writes = new DetectorWrites(opts.queue ?? new WriteQueue(store), () => this.dataPlane.storeRefused(), opts.afterCommit);
     this.dataPlane = new DataPlaneDetector({ findings: this.store, writes: this.writes, manifest: opts.manifest, silentAfterMs: opts.silentAfterMs, clock: this.clock, log: opts.log, counters: this.counters, newPairFlood: opts.newPairFlood });
     if (opts.manifest === null) {
       this.log?.warn('NO MANIFEST: every mirror session is treated as unauthorized; every VNI seen raises unauthorized-vni. Write one (mirrorguard manifest init --aws --out manifest.yaml, then review it) and start with --manifest FILE (docs/manifest.md)');

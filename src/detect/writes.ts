@@ -16,10 +16,12 @@ export class DetectorWrites {
     readonly queue: WriteQueue,
     /** A write refused because the queue is full (counted by the caller). */
     private readonly onRefused: () => void = () => undefined,
+    /** After the batch holding a write committed (serve: wake the webhook dispatcher for its rows). */
+    readonly afterCommit: () => void = () => undefined,
   ) {}
 
   post(fn: (q: Sql) => Promise<unknown>): void {
-    if (!this.queue.push(async (q) => void (await fn(q)))) this.onRefused();
+    if (!this.queue.push(async (q) => void (await fn(q)), this.afterCommit)) this.onRefused();
   }
 
   run<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
@@ -29,7 +31,10 @@ export class DetectorWrites {
         async (q) => {
           out = await fn(q);
         },
-        () => resolve(out),
+        () => {
+          this.afterCommit();
+          resolve(out);
+        },
       );
       if (!ok) {
         this.onRefused();
