@@ -9,7 +9,6 @@ import type { Config } from './config/schema.js';
 import { Catalog } from './collector/catalog.js';
 import { Collector } from './collector/collector.js';
 import { SessionWriters } from './collector/session-writer.js';
-import { CATALOG_FILE } from './collector/layout.js';
 import { collectorSettings } from './collector/settings.js';
 import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
@@ -31,8 +30,9 @@ import { floodThresholds } from './detect/config.js';
 import { FLUSH_INTERVAL_MS as FLOOD_FLUSH_MS } from './detect/flood.js';
 import { loadManifest } from './detect/manifest.js';
 import type { Manifest } from './detect/manifest-types.js';
-import { openDb, type Db } from './store/db.js';
-import { defaultNodeId, storeFromDb, type Store } from './store/store.js';
+import type { Db } from './store/db.js';
+import { defaultNodeId, defaultStoreUrl, openStore, type Store } from './store/store.js';
+import type { WorkerStore } from './receive-workers.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ArchiveService } from './archive/service.js';
 import type { SigningKey } from './ledger/keys.js';
@@ -153,13 +153,15 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
 
     reloadManifest() {
       if (!config.manifest || !detector) return null;
-      const r = detector.reloadManifest(config.manifest);
-      if (!r.ok) return r;
+      return (async () => {
+        const r = await detector!.reloadManifest(config.manifest!);
+        if (!r.ok) return r;
       const verdict = (ip: string, vni: number) => detector!.verdict(ip, vni);
       if (pool) pool.reassess(verdict);
       else collector?.reassess(verdict);
-      logger.info({ manifest: config.manifest, sha256: r.manifest.sha256, sessions: r.manifest.sessions.length }, 'manifest reloaded');
-      return r;
+        logger.info({ manifest: config.manifest, sha256: r.manifest.sha256, sessions: r.manifest.sessions.length }, 'manifest reloaded');
+        return r;
+      })();
     },
 
     get apiPort() {
@@ -174,8 +176,18 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       const kind = config.source.startsWith('pcap:') ? 'pcap' : chooseReceiver(config, logger);
       const manifest = opts.manifest !== undefined ? opts.manifest : config.manifest ? loadManifest(config.manifest) : null;
       prepareDataDir(config.dataDir);
-      db = openDb(join(config.dataDir, CATALOG_FILE));
-      store = storeFromDb(db, nodeId, `sqlite:${join(config.dataDir, CATALOG_FILE)}`);
+      const storeOptions: WorkerStore = {
+        url: config.store.url ?? defaultStoreUrl(config.dataDir),
+        ...(config.store.passwordFile !== null ? { passwordFile: config.store.passwordFile } : {}),
+        ...(config.store.tls.ca !== null ? { tlsCa: config.store.tls.ca } : {}),
+      };
+      // PostgreSQL unreachable: MG_ERR_STORE_UNREACHABLE naming the URL without its password (exit 69).
+      store = await openStore({
+        ...storeOptions,
+        nodeId,
+        onError: (e) => logger.error({ err: e.message }, 'store connection error'),
+      });
+      db = store.sqlite ?? undefined;
       const catalog = new Catalog(store);
       const s3 = config.archive.s3;
       if (s3 !== null) {
@@ -186,11 +198,15 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         catalog.archive(nodeId, config.dataDir, () => archive?.worker.poke());
       }
       catalogQueue = catalog.queue;
-      alerts = createAlerts({ db, outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
+      alerts = createAlerts({ outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
       detector = new Detector({
-        db,
+        store,
+        // The detector's rows go behind the catalog's in one ordered queue: the packet path never waits.
+        queue: catalog.queue,
         manifest,
         onChange: alerts.onFindingEvent,
+        // The outbox's own wake can come before the batch commits (PostgreSQL): wake again after it.
+        afterCommit: () => alerts!.dispatcher.notify(),
         silentAfterMs: config.detect.silentAfterSeconds * 1000,
         log: logger,
         newPairFlood: floodThresholds(config.detect),
@@ -217,14 +233,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       collector.start();
 
       detectTimer = setInterval(() => {
-        try {
-          const now = Date.now();
-          // Last-seen times come from observed_sessions (synced every flush interval): it outlives idle
-          // pairs the collector evicted, and the workers' pairs, which live in their threads.
-          detector!.tick(now);
-        } catch (e) {
-          logger.error({ err: e }, 'detector tick failed');
-        }
+        // Last-seen times come from observed_sessions (synced every flush interval): it outlives idle
+        // pairs the collector evicted, and the workers' pairs, which live in their threads.
+        detector!.tick(Date.now()).catch((e: unknown) => logger.error({ err: e }, 'detector tick failed'));
       }, detectTickMs(config.detect.silentAfterSeconds));
       detectTimer.unref();
       floodTimer = setInterval(() => detector!.flushFlood(), FLOOD_FLUSH_MS);
@@ -268,7 +279,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           host: hp.host,
           port: hp.port,
           recvBufferBytes: config.recvBufferBytes,
-          dbFile: join(config.dataDir, CATALOG_FILE),
+          store: storeOptions,
           nodeId: store!.nodeId,
           collector: collectorSettings(config),
           logger,
@@ -369,10 +380,12 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       }
       // After the collector: what a flood coalesced since the last second, then the alerts its last edges queued.
       detector?.flushFlood();
+      // The detector's rows (findings, their outbox rows) into the store, bounded like the catalog's.
+      if (detector) await detector.settled(5_000);
       if (alerts) await alerts.stop();
       // Whatever the queue could not write by now (the store away) stays out; recovery adopts the files.
       catalogQueue?.close();
-      db?.close();
+      await store?.close().catch(() => undefined);
     },
 
     kernelStats() {

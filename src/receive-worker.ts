@@ -10,11 +10,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { nativeCopyBytes, nativePlannedCopy } from './ingest/native-addon.js';
 import { Catalog } from './collector/catalog.js';
-import { storeFromDb } from './store/store.js';
+import { openStore, type Store } from './store/store.js';
 import { Collector, type PairVerdict } from './collector/collector.js';
 import { SessionWriters } from './collector/session-writer.js';
 import { ERRORS, isMgError } from './errors.js';
-import { openDb, type Db } from './store/db.js';
 import { createLogger } from './util/log.js';
 import { startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
 import { startRingReceiver, type RingBoundReceiver } from './ingest/ring.js';
@@ -28,7 +27,7 @@ const verdicts = new Map<string, PairVerdict>();
 const key = (ip: string, vni: number) => `${ip}|${vni}`;
 const view = new Float64Array(data.counters);
 
-let db: Db | null = null;
+let store: Store | null = null;
 let collector: Collector | null = null;
 let receiver: NativeBoundReceiver | null = null;
 let ring: RingBoundReceiver | null = null;
@@ -60,8 +59,9 @@ function publish(): void {
 
 async function start(): Promise<void> {
   try {
-    db = openDb(data.dbFile);
-    const catalog = new Catalog(storeFromDb(db, data.nodeId));
+    // Its own connection to the store serve opened (and migrated): SQLite file or PostgreSQL.
+    store = await openStore({ ...data.store, nodeId: data.nodeId, migrate: false });
+    const catalog = new Catalog(store);
     const writers = new SessionWriters({ ...data.collector, catalog, logger, workerId: data.id, copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy() });
     collector = new Collector({
       ...data.collector,
@@ -117,8 +117,8 @@ async function shutdown(): Promise<void> {
   receiver = null;
   ring = null;
   collector = null;
-  db?.close();
-  db = null;
+  await store?.close().catch(() => undefined);
+  store = null;
   post({ type: 'closed' });
   port.close();
 }

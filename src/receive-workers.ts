@@ -35,6 +35,13 @@ import type { BoundReceiver } from './ingest/udp.js';
 /** Collector settings a worker gets (everything but the objects it makes itself). */
 export type WorkerCollectorConfig = Omit<CollectorOptions, 'catalog' | 'logger' | 'onNewPair' | 'nowSec' | 'workerId'>;
 
+/** What a worker needs to open its own connection to the store (no migration: serve did it). */
+export interface WorkerStore {
+  url: string;
+  passwordFile?: string;
+  tlsCa?: string;
+}
+
 export interface NativeWorkersOptions {
   /** native: recvmmsg sockets with SO_REUSEPORT; af-packet: one capture ring per worker in a PACKET_FANOUT group. Default native. */
   receiver?: 'native' | 'af-packet';
@@ -46,8 +53,8 @@ export interface NativeWorkersOptions {
   host: string;
   port: number;
   recvBufferBytes: number;
-  /** The catalog database file (WAL mode); each worker opens its own connection to it. */
-  dbFile: string;
+  /** The store serve opened (SQLite file in WAL mode, or PostgreSQL); each worker opens its own connection. */
+  store: WorkerStore;
   /** This node's name, on the workers' catalog rows (the archive sweeps them by node). Default: the host name. */
   nodeId?: string;
   collector: WorkerCollectorConfig;
@@ -142,7 +149,7 @@ export interface WorkerData {
   host: string;
   port: number;
   recvBufferBytes: number;
-  dbFile: string;
+  store: WorkerStore;
   nodeId?: string;
   collector: WorkerCollectorConfig;
   logLevel: LogLevel;
@@ -241,7 +248,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         host: opts.host,
         port,
         recvBufferBytes: opts.recvBufferBytes,
-        dbFile: opts.dbFile,
+        store: opts.store,
         ...(opts.nodeId !== undefined ? { nodeId: opts.nodeId } : {}),
         collector: opts.collector,
         logLevel: opts.logLevel ?? 'info',

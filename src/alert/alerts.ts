@@ -8,6 +8,7 @@ import type { OutboxRepo } from '../store/outbox.js';
 import { storeFromDb } from '../store/store.js';
 import type { AlertingConfig, ResolvedWebhook } from './config.js';
 import { WebhookDispatcher, type DispatcherStats } from './dispatcher.js';
+import type { Sql } from '../store/engine.js';
 import { AlertOutbox, pruneDeliveries, type OutboxCounters } from './outbox.js';
 import type { FindingEvent } from '../detect/finding.js';
 
@@ -21,7 +22,7 @@ export interface Alerts {
   outbox: AlertOutbox;
   dispatcher: WebhookDispatcher;
   /** Pass as (or call from) the findings store's onChange. */
-  onFindingEvent: (e: FindingEvent) => void;
+  onFindingEvent: (e: FindingEvent, q?: Sql) => Promise<void>;
   start(): void;
   stop(): Promise<void>;
   stats(): Promise<AlertStats>;
@@ -34,9 +35,9 @@ export interface Alerts {
   prune(nowMs?: number): Promise<number>;
 }
 
-export function createAlerts(opts: { db: Db; outbox?: OutboxRepo; webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig; log?: Logger; now?: () => number }): Alerts {
+export function createAlerts(opts: { db?: Db; outbox?: OutboxRepo; webhooks: readonly ResolvedWebhook[]; alerting: AlertingConfig; log?: Logger; now?: () => number }): Alerts {
   // SQLite without a store of its own (tests, the `alerts` CLI): a store over the same connection.
-  const repo = opts.outbox ?? storeFromDb(opts.db).outbox;
+  const repo = opts.outbox ?? storeFromDb(opts.db!).outbox;
   const dispatcher = new WebhookDispatcher({
     outbox: repo,
     webhooks: opts.webhooks,
@@ -47,7 +48,7 @@ export function createAlerts(opts: { db: Db; outbox?: OutboxRepo; webhooks: read
     ...(opts.now ? { now: opts.now } : {}),
   });
   const outbox = new AlertOutbox({
-    db: opts.db,
+    repo,
     webhooks: opts.webhooks,
     alerting: opts.alerting,
     onEnqueue: () => dispatcher.notify(),

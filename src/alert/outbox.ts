@@ -1,6 +1,6 @@
 /**
- * The durable webhook outbox (table `outbox`, src/store/db.ts). `onFindingEvent` is called by the
- * findings store inside the transaction that writes the finding, so a finding and its alerts are
+ * The durable webhook outbox (table `outbox`, src/store/outbox.ts). `onFindingEvent` is called by the
+ * findings (src/detect/findings.ts) inside the transaction that writes the finding, so a finding and its alerts are
  * committed together or not at all; the dispatcher delivers them afterwards, across restarts.
  *
  * One row per (event, endpoint). Decisions:
@@ -24,6 +24,8 @@ import { randomBytes } from 'node:crypto';
 import type { FindingEvent } from '../detect/finding.js';
 import { severityRank } from '../detect/finding.js';
 import type { Db } from '../store/db.js';
+import { storeFromDb } from '../store/store.js';
+import type { Sql } from '../store/engine.js';
 import type { OutboxRepo, OutboxRow, OutboxState } from '../store/outbox.js';
 import { ALERTING_DEFAULTS, type ResolvedWebhook } from './config.js';
 import { renderSlack } from './format-slack.js';
@@ -79,7 +81,10 @@ export interface OutboxCounters {
 }
 
 export interface AlertOutboxOptions {
-  db: Db;
+  /** The store's outbox repository (either engine). */
+  repo?: OutboxRepo;
+  /** Or a better-sqlite3 connection (tests, the `alerts` CLI), wrapped in a store. */
+  db?: Db;
   webhooks: readonly ResolvedWebhook[];
   /** For PCAP links in the bodies. */
   alerting?: { publicBaseUrl?: string; pcapMarginSeconds?: number };
@@ -91,13 +96,6 @@ export interface AlertOutboxOptions {
   onEnqueue?: () => void;
 }
 
-interface NewestRow {
-  id: number;
-  event_type: string;
-  state: OutboxState;
-  attempts: number;
-  created_at: number;
-}
 
 export class AlertOutbox {
   readonly counters: OutboxCounters = {
@@ -110,19 +108,14 @@ export class AlertOutbox {
   };
   onEnqueue: (() => void) | undefined;
 
-  private readonly db: Db;
+  private readonly repo: OutboxRepo;
   private readonly hooks: readonly ResolvedWebhook[];
   private readonly ctx: RenderContext;
   private readonly now: () => number;
   private wakePending = false;
-  private readonly insertStmt;
-  private readonly newestStmt;
-  private readonly coalesceStmt;
-  private readonly supersedeStmt;
-  private readonly disabledStmt;
 
   constructor(opts: AlertOutboxOptions) {
-    this.db = opts.db;
+    this.repo = opts.repo ?? storeFromDb(opts.db!).outbox;
     this.hooks = opts.webhooks;
     this.now = opts.now ?? Date.now;
     this.onEnqueue = opts.onEnqueue;
@@ -130,33 +123,19 @@ export class AlertOutbox {
       ...(opts.alerting?.publicBaseUrl !== undefined ? { publicBaseUrl: opts.alerting.publicBaseUrl } : {}),
       pcapMarginSeconds: opts.alerting?.pcapMarginSeconds ?? ALERTING_DEFAULTS.pcapMarginSeconds,
     };
-    this.insertStmt = this.db.prepare<[string, string, string, string | null, string, number, number]>(
-      'INSERT INTO outbox (msg_id, endpoint, event_type, finding_id, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
-    this.newestStmt = this.db.prepare<[string, string], NewestRow>(
-      `SELECT id, event_type, state, attempts, created_at FROM outbox
-        WHERE finding_id = ? AND endpoint = ? AND event_type IN ('finding.created', 'finding.updated')
-        ORDER BY id DESC LIMIT 1`,
-    );
-    this.coalesceStmt = this.db.prepare<[string, number]>(`UPDATE outbox SET payload = ? WHERE id = ? AND state = 'pending' AND attempts = 0`);
-    this.supersedeStmt = this.db.prepare<[string, string]>(
-      `DELETE FROM outbox WHERE finding_id = ? AND endpoint = ? AND event_type = 'finding.updated' AND state = 'pending' AND attempts = 0`,
-    );
-    this.disabledStmt = this.db.prepare<[], { name: string }>('SELECT name FROM webhook_endpoints WHERE disabled_at IS NOT NULL');
   }
 
   /**
-   * The findings store's onChange hook. Synchronous; runs in the caller's transaction (or its own when
-   * called outside one). Throws only on a database error, which rolls the finding back with it.
+   * The findings' onChange hook, in the finding's transaction `q` (either engine): the rows commit
+   * with the finding or not at all, so only the node whose INSERT created a finding writes its
+   * `finding.created` rows. Without `q`, in a transaction of its own. Throws only on a store error,
+   * which rolls the finding back.
    */
-  readonly onFindingEvent = (e: FindingEvent): void => {
+  readonly onFindingEvent = async (e: FindingEvent, q?: Sql): Promise<void> => {
     if (this.hooks.length === 0) return;
-    if (this.db.inTransaction) this.enqueue(e);
-    else this.db.transaction(() => this.enqueue(e))();
-  };
-
-  private enqueue(e: FindingEvent): void {
-    const disabled = new Set(this.disabledStmt.all().map((r) => r.name));
+    if (q === undefined) return this.repo.inTx((t) => this.onFindingEvent(e, t));
+    const repo = this.repo;
+    const disabled = new Set((await repo.disabledEndpoints(q)).filter((r) => r.disabled_at !== null).map((r) => r.name));
     const now = this.now();
     let wrote = false;
     for (const hook of this.hooks) {
@@ -171,30 +150,28 @@ export class AlertOutbox {
       const payload = renderFor(hook, e, this.ctx);
       const fid = e.finding.id;
       if (e.type === 'finding.updated' && e.reason !== 'escalated') {
-        const last = this.newestStmt.get(fid, hook.name);
+        const last = await repo.newest(fid, hook.name, q);
         if (last !== undefined && last.event_type === 'finding.updated' && last.state === 'pending' && last.attempts === 0) {
-          if (this.coalesceStmt.run(payload, last.id).changes === 1) {
+          if (await repo.coalesce(last.id, payload, q)) {
             this.counters['alert.outbox.coalesced']++;
             continue;
           }
         }
         const due = last === undefined ? now : Math.max(now, last.created_at + hook.updateIntervalSeconds * 1000);
-        this.insertStmt.run(newMsgId(now), hook.name, e.type, fid, payload, due, due);
+        await repo.insert({ msgId: newMsgId(now), endpoint: hook.name, eventType: e.type, findingId: fid, payload, createdAt: due, nextAttemptAt: due }, q);
         this.counters[due > now ? 'alert.outbox.deferred' : 'alert.outbox.enqueued']++;
-        // Wake the dispatcher even for a deferred row, so that it plans its timer around the new due time.
         wrote = true;
         continue;
       }
-      // A resolution or an escalation carries the latest state: unsent deferred updates are stale.
       if (e.type === 'finding.resolved' || e.type === 'finding.updated') {
-        this.counters['alert.outbox.superseded'] += this.supersedeStmt.run(fid, hook.name).changes;
+        this.counters['alert.outbox.superseded'] += await repo.supersede(fid, hook.name, q);
       }
-      this.insertStmt.run(newMsgId(now), hook.name, e.type, fid, payload, now, now);
+      await repo.insert({ msgId: newMsgId(now), endpoint: hook.name, eventType: e.type, findingId: fid, payload, createdAt: now, nextAttemptAt: now }, q);
       this.counters['alert.outbox.enqueued']++;
       wrote = true;
     }
     if (wrote) this.wake();
-  }
+  };
 
   private wake(): void {
     if (this.wakePending || this.onEnqueue === undefined) return;

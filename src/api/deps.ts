@@ -6,7 +6,7 @@
  */
 import type { AlertStats } from '../alert/alerts.js';
 import type { Detector } from '../detect/detector.js';
-import type { FindingStore } from '../detect/store.js';
+import type { Findings } from '../detect/findings.js';
 import type { KernelUdpStats } from '../ingest/proc-net-udp.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { Store } from '../store/store.js';
@@ -34,14 +34,14 @@ export interface LivePair {
 /** The part of the detector the API calls. */
 export type ApiDetector = Pick<Detector, 'ingestCloudTrail' | 'verdict' | 'manifest'>;
 
-export type ManifestReloadResult = ReturnType<Detector['reloadManifest']>;
+export type ManifestReloadResult = Awaited<ReturnType<Detector['reloadManifest']>>;
 
 export interface ApiDeps {
   /** The store (src/store/): the API's only way to the database. */
   store: Store;
   /** Absolute data directory; catalog paths are relative to it. */
   dataDir: string;
-  findings: FindingStore;
+  findings: Findings;
   detector: ApiDetector;
   /** fastify logs through it (pino); silent when absent. */
   logger?: Logger;

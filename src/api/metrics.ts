@@ -41,7 +41,7 @@ export function createMetrics(ctx: ApiContext): ApiMetrics {
     counters: Record<string, number>;
     vni: { vni: number; packets: number; bytes: number }[];
     files: { state: string; n: number; bytes: number }[];
-    findings: ReturnType<typeof ctx.deps.findings.counts>;
+    findings: Awaited<ReturnType<typeof ctx.deps.findings.counts>>;
     deliveries: OutboxCounts;
   }
   let snap: Snapshot = { counters: {}, vni: [], files: [], findings: [], deliveries: { pending: 0, delivered: 0, failed: 0, byEndpoint: {} } };
@@ -49,7 +49,7 @@ export function createMetrics(ctx: ApiContext): ApiMetrics {
     counters: ctx.deps.counters(),
     vni: await store.observed.byVni(),
     files: await store.captures.byState(),
-    findings: ctx.deps.findings.counts(),
+    findings: await ctx.deps.findings.counts(),
     deliveries: await outboxCounts(store.outbox),
   });
 

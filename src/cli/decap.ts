@@ -109,10 +109,11 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   await collector.close();
   // What a flood in the capture coalesced is written on the detector's timer in serve; here, now.
   detector?.flushFlood(Date.now());
+  await detector?.settled();
 
   const counters = collector.counters();
   const sessions = await storeFromDb(db).captures.pairs();
-  const findings = detector ? detector.store.list({ limit: 1000 }).items : [];
+  const findings = detector ? (await detector.store.list({ limit: 1000 })).items : [];
   db.close();
 
   if (flags.values.json) {

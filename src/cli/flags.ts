@@ -49,6 +49,7 @@ export const CONFIG_FLAGS: Record<string, FlagSpec> = {
   'retain-bytes': { name: 'retain-bytes', path: ['retention', 'maxBytes'], kind: 'bytes', arg: 'BYTES', help: 'delete oldest closed files beyond this total (default 20GiB; 0 = no bound)' },
   'retain-hours': { name: 'retain-hours', path: ['retention', 'maxAgeHours'], kind: 'number', arg: 'HOURS', help: 'delete closed files older than this (default 168; 0 = no bound)' },
   'min-free-bytes': { name: 'min-free-bytes', path: ['retention', 'minFreeBytes'], kind: 'bytes', arg: 'BYTES', help: 'delete oldest closed files while free disk is below this (default 1GiB)' },
+  store: { name: 'store', path: ['store', 'url'], kind: 'string', arg: 'URL', help: 'the store: sqlite:PATH or postgres://USER@HOST:PORT/DB (default: sqlite in the data directory)' },
   'node-id': { name: 'node-id', path: ['node', 'id'], kind: 'string', arg: 'ID', help: "this collector's name in the store's rows (default: the host name)" },
   manifest: { name: 'manifest', path: ['manifest'], kind: 'string', arg: 'FILE', help: 'authorized-session manifest (docs/manifest.md)' },
   api: { name: 'api', path: ['api', 'listen'], kind: 'string', arg: 'HOST:PORT|off', help: 'auditor API address (default 127.0.0.1:8080)' },

@@ -54,7 +54,9 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   }
   process.on('SIGHUP', () => {
     // The detector logs why a reload was refused (every FILE:LINE: field: message); the old manifest stays.
-    if (app.reloadManifest() === null) logger.warn('SIGHUP: no manifest file to reload (start with --manifest FILE)');
+    const r = app.reloadManifest();
+    if (r === null) logger.warn('SIGHUP: no manifest file to reload (start with --manifest FILE)');
+    else r.catch((e: unknown) => logger.error({ err: e }, 'manifest reload failed'));
   });
 
   return await new Promise<number>((resolve) => {

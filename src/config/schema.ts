@@ -51,6 +51,14 @@ export const DEFAULTS = {
   vxlanPort: 4789,
   /** This collector's name in the store's rows (captures, observed sessions, audit); null: the host name. */
   node: { id: null as string | null },
+  store: {
+    /** `sqlite:PATH` or `postgres://USER@HOST:PORT/DATABASE`; null: the SQLite file in the data directory. */
+    url: null as string | null,
+    /** A file holding the PostgreSQL password (when the URL and PGPASSWORD have none). */
+    passwordFile: null as string | null,
+    /** PEM CA bundle for the PostgreSQL server certificate: TLS on, verify-full. */
+    tls: { ca: null as string | null },
+  },
   /** Most (source IP, VNI) pairs tracked at once; beyond it new pairs are dropped and counted. */
   maxSessions: 16_384,
   /** Reject VXLAN headers with reserved bits set instead of counting them as weird (RFC 7348 section 5). */
@@ -205,6 +213,17 @@ export const configSchema = z
           .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1 to 63 letters, digits, ".", "_" or "-", starting with a letter or digit')
           .nullable()
           .default(DEFAULTS.node.id),
+      })
+      .strict()
+      .prefault({}),
+    store: z
+      .object({
+        url: z.string().min(1).nullable().default(DEFAULTS.store.url),
+        passwordFile: z.string().min(1).nullable().default(DEFAULTS.store.passwordFile),
+        tls: z
+          .object({ ca: z.string().min(1).nullable().default(DEFAULTS.store.tls.ca) })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -12,11 +12,13 @@
  * Modify that moved it to another VNI, is not cited: VNIs are reused, and an old session that used V
  * last year explains nothing about traffic on V today.
  */
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/engine.js';
+import type { Store } from '../store/store.js';
 import type { ControlEvent } from './cloudtrail/types.js';
+import type { ControlEventRow } from '../store/control-events.js';
 import type { ControlEvidence, Finding, FindingKind, TrafficEvidence } from './finding.js';
-import { prepared } from './sql.js';
-import { MAX_CORRELATED, type FindingStore } from './store.js';
+import type { Findings } from './findings.js';
+import { MAX_CORRELATED } from './store.js';
 
 /** CloudTrail eventTime and our receive clock are different clocks; tolerate this much disagreement. */
 export const CLOCK_SKEW_MS = 5 * 60_000;
@@ -28,41 +30,27 @@ export const SESSION_FINDING_KINDS: readonly FindingKind[] = ['mirror-session-cr
 
 const SESSION_EVENTS = ['CreateTrafficMirrorSession', 'ModifyTrafficMirrorSession'] as const;
 
-interface ControlRow {
-  event_id: string;
-  event_name: string;
-  event_time: number;
-  actor_arn: string | null;
-  source_ip: string | null;
-  session_id: string | null;
-  eni: string | null;
-  vni: number | null;
-  target_id: string | null;
-  filter_id: string | null;
-  error_code: string | null;
-}
+type ControlRow = Omit<ControlEventRow, 'record'>;
 
 /** Store a control-plane event for later correlation. Idempotent on eventId: returns false for a repeat. */
-export function recordControlEvent(db: Db, ev: ControlEvent): boolean {
-  const r = prepared(
-    db,
-    `INSERT INTO control_events (event_id, event_name, event_time, actor_arn, source_ip, session_id, eni, vni, target_id, filter_id, error_code, record)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-  ).run(
-      ev.eventId,
-      ev.eventName,
-      ev.eventTime,
-      ev.actorArn ?? null,
-      ev.callerIp ?? null,
-      ev.sessionId ?? null,
-      ev.eni ?? null,
-      ev.vni ?? null,
-      ev.targetId ?? null,
-      ev.filterId ?? null,
-      ev.errorCode ?? null,
-      JSON.stringify(ev.record),
-    );
-  return r.changes > 0;
+export function recordControlEvent(store: Store, ev: ControlEvent, q: Sql): Promise<boolean> {
+  return store.controlEvents.record(
+    {
+      event_id: ev.eventId,
+      event_name: ev.eventName,
+      event_time: ev.eventTime,
+      actor_arn: ev.actorArn ?? null,
+      source_ip: ev.callerIp ?? null,
+      session_id: ev.sessionId ?? null,
+      eni: ev.eni ?? null,
+      vni: ev.vni ?? null,
+      target_id: ev.targetId ?? null,
+      filter_id: ev.filterId ?? null,
+      error_code: ev.errorCode ?? null,
+      record: JSON.stringify(ev.record),
+    },
+    q,
+  );
 }
 
 /** The evidence a finding carries about a control-plane event. */
@@ -104,39 +92,18 @@ export function isSessionChange(ev: Pick<ControlEvent, 'eventName' | 'errorCode'
 }
 
 /** The create/modify calls recorded for one session ID (who made it, and who changed it). */
-export function controlEvidenceForSession(db: Db, sessionId: string): ControlEvidence[] {
-  return prepared<[string, number], ControlRow>(
-    db,
-    `SELECT * FROM control_events
-     WHERE error_code IS NULL AND session_id = ? AND event_name IN ('CreateTrafficMirrorSession', 'ModifyTrafficMirrorSession')
-     ORDER BY event_time DESC LIMIT ?`,
-  )
-    .all(sessionId, MAX_CORRELATED)
-    .reverse()
-    .map(rowEvidence);
+export async function controlEvidenceForSession(store: Store, sessionId: string, q: Sql): Promise<ControlEvidence[]> {
+  return (await store.controlEvents.sessionChanges(sessionId, MAX_CORRELATED, q)).reverse().map(rowEvidence);
 }
 
 /**
  * Control-plane events that explain traffic on `vni` (or on manifest session `sessionId`) first seen
  * at `atMs`: the create/modify calls of every session that was on that VNI at that time.
  */
-export function controlEvidenceForTraffic(db: Db, q: { vni: number; sessionId?: string; atMs: number }): ControlEvidence[] {
+export async function controlEvidenceForTraffic(store: Store, q: { vni: number; sessionId?: string; atMs: number }, tx: Sql): Promise<ControlEvidence[]> {
   const horizon = q.atMs + CLOCK_SKEW_MS;
-  const candidates = prepared<[number, string | null, number], ControlRow>(
-    db,
-    `SELECT * FROM control_events
-     WHERE error_code IS NULL AND event_name IN ('CreateTrafficMirrorSession', 'ModifyTrafficMirrorSession')
-       AND (vni = ? OR session_id = ?) AND event_time <= ?
-     ORDER BY event_time`,
-  ).all(q.vni, q.sessionId ?? null, horizon);
+  const candidates = await store.controlEvents.changesOn(q.vni, q.sessionId ?? null, horizon, tx);
   if (candidates.length === 0) return [];
-  const history = prepared<[string, number], ControlRow>(
-    db,
-    `SELECT * FROM control_events
-     WHERE error_code IS NULL AND session_id = ? AND event_time <= ?
-       AND event_name IN ('CreateTrafficMirrorSession', 'ModifyTrafficMirrorSession', 'DeleteTrafficMirrorSession')
-     ORDER BY event_time`,
-  );
   const out: ControlEvidence[] = [];
   const done = new Set<string>();
   for (const c of candidates) {
@@ -146,7 +113,7 @@ export function controlEvidenceForTraffic(db: Db, q: { vni: number; sessionId?: 
     }
     if (done.has(c.session_id)) continue;
     done.add(c.session_id);
-    const events = history.all(c.session_id, horizon);
+    const events = await store.controlEvents.history(c.session_id, horizon, tx);
     const last = events[events.length - 1]!;
     if (last.event_name === 'DeleteTrafficMirrorSession') continue;
     // The session's VNI as of the traffic: the latest create/modify that said.
@@ -164,17 +131,12 @@ export function controlEvidenceForTraffic(db: Db, q: { vni: number; sessionId?: 
  * or after `sinceMs`. `unattributedOnly` keeps only pairs no manifest session claimed: traffic that an
  * authorized session on a reused VNI explains is not evidence about another session.
  */
-export function trafficEvidence(db: Db, q: { vni?: number; sessionId?: string; sinceMs: number; unattributedOnly?: boolean }): TrafficEvidence[] {
+export async function trafficEvidence(store: Store, q: { vni?: number; sessionId?: string; sinceMs: number; unattributedOnly?: boolean }, tx: Sql): Promise<TrafficEvidence[]> {
   if (q.vni === undefined && q.sessionId === undefined) return [];
-  const rows = prepared<
-    [number | null, string | null, number, number, number],
-    { source_ip: string; vni: number; first_seen: number; last_seen: number; packets: number; bytes: number }
-  >(
-    db,
-    `SELECT source_ip, vni, first_seen, last_seen, packets, bytes FROM observed_sessions
-     WHERE (vni = ? OR session_id = ?) AND last_seen >= ? AND (? = 0 OR session_id IS NULL)
-     ORDER BY first_seen LIMIT ?`,
-  ).all(q.vni ?? null, q.sessionId ?? null, q.sinceMs - CLOCK_SKEW_MS, q.unattributedOnly ? 1 : 0, MAX_CORRELATED);
+  const rows = await store.observed.flowing(
+    { ...(q.vni !== undefined ? { vni: q.vni } : {}), ...(q.sessionId !== undefined ? { sessionId: q.sessionId } : {}), sinceMs: q.sinceMs - CLOCK_SKEW_MS, ...(q.unattributedOnly ? { unattributedOnly: true } : {}), limit: MAX_CORRELATED },
+    tx,
+  );
   return rows.map((r) => trafficRow(r));
 }
 
@@ -191,35 +153,18 @@ export function trafficRow(r: { source_ip: string; vni: number; first_seen: numb
 }
 
 /**
- * Note a pair's first packet in `observed_sessions` right away, so that a control event arriving
- * before the collector's next flush still finds the traffic. The collector's own upsert adds packet
- * and byte counts to this row.
- */
-export function noteObserved(db: Db, sourceIp: string, vni: number, sessionId: string | null, atMs: number): void {
-  prepared(
-    db,
-    `INSERT INTO observed_sessions (source_ip, vni, session_id, first_seen, last_seen, packets, bytes)
-     VALUES (?, ?, ?, ?, ?, 0, 0)
-     ON CONFLICT (source_ip, vni) DO UPDATE SET
-       session_id = excluded.session_id,
-       first_seen = MIN(observed_sessions.first_seen, excluded.first_seen),
-       last_seen = MAX(observed_sessions.last_seen, excluded.last_seen)`,
-  ).run(sourceIp, vni, sessionId, atMs, atMs);
-}
-
-/**
  * The reverse direction for one control event: attach it to the open data-plane findings on its VNI
  * (or its session ID). Returns the findings that gained the evidence.
  */
-export function attachControlToTraffic(store: FindingStore, ev: ControlEvent, atMs: number): Finding[] {
+export async function attachControlToTraffic(store: Findings, ev: ControlEvent, atMs: number, q: Sql): Promise<Finding[]> {
   if (!isSessionChange(ev) || (ev.vni === undefined && ev.sessionId === undefined)) return [];
   const evidence = controlEvidence(ev);
   const out: Finding[] = [];
-  for (const f of store.openFindings(DATA_PLANE_KINDS, { vni: ev.vni, sessionId: ev.sessionId })) {
+  for (const f of await store.openFindings(DATA_PLANE_KINDS, { ...(ev.vni !== undefined ? { vni: ev.vni } : {}), ...(ev.sessionId !== undefined ? { sessionId: ev.sessionId } : {}) }, q)) {
     // The same rule as the forward direction: a call made after the traffic began did not start it.
     if (ev.eventTime > Date.parse(f.firstSeen) + CLOCK_SKEW_MS) continue;
     const before = f.correlated?.control?.length ?? 0;
-    const updated = store.attachCorrelation(f.id, { control: [evidence] }, atMs);
+    const updated = await store.attachCorrelation(f.id, { control: [evidence] }, atMs, q);
     if (updated && (updated.correlated?.control?.length ?? 0) !== before) out.push(updated);
   }
   return out;
@@ -230,15 +175,15 @@ export function attachControlToTraffic(store: FindingStore, ev: ControlEvent, at
  * session on that VNI (created by CloudTrail, found by inventory) learn that the session carries
  * traffic.
  */
-export function attachTrafficToSessionFindings(store: FindingStore, traffic: TrafficEvidence, sessionId: string | null, atMs: number): Finding[] {
+export async function attachTrafficToSessionFindings(store: Findings, traffic: TrafficEvidence, sessionId: string | null, atMs: number, q: Sql): Promise<Finding[]> {
   const out: Finding[] = [];
-  for (const f of store.openFindings(SESSION_FINDING_KINDS, { vni: traffic.vni })) {
+  for (const f of await store.openFindings(SESSION_FINDING_KINDS, { vni: traffic.vni }, q)) {
     // A session created after this traffic began did not carry it (allowing for clock skew).
     if (Date.parse(f.firstSeen) > atMs + CLOCK_SKEW_MS && f.kind.startsWith('mirror-')) continue;
     // An unmanaged session on a reused VNI does not explain traffic a manifest session claims.
     if (f.kind === 'unmanaged-session' && sessionId !== null) continue;
     const before = f.correlated?.traffic?.length ?? 0;
-    const updated = store.attachCorrelation(f.id, { traffic: [traffic] }, atMs);
+    const updated = await store.attachCorrelation(f.id, { traffic: [traffic] }, atMs, q);
     if (updated && (updated.correlated?.traffic?.length ?? 0) !== before) out.push(updated);
   }
   return out;

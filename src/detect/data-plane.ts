@@ -10,20 +10,18 @@
  */
 import { RateLimiter, type Logger } from '../util/log.js';
 import { buildIndex, type AuthResult, type AuthStatus, type ManifestIndex } from './authorize.js';
-import {
-  attachTrafficToSessionFindings,
-  controlEvidenceForTraffic,
-  DATA_PLANE_KINDS,
-  noteObserved,
-  trafficRow,
-} from './correlate.js';
+import type { Sql } from '../store/engine.js';
+import { WriteQueue } from '../store/write-queue.js';
+import { attachTrafficToSessionFindings, controlEvidenceForTraffic, DATA_PLANE_KINDS, trafficRow } from './correlate.js';
+import type { Findings } from './findings.js';
+import { DetectorWrites } from './writes.js';
 import { newDetectCounters, type DetectCounters } from './counters.js';
 import type { Finding, FindingInput, FindingKind } from './finding.js';
 import { canonicalIp } from '../decode/addr.js';
 import type { Manifest, ManifestSession } from './manifest-types.js';
 import { DETECT_DEFAULTS } from './config.js';
 import { FloodMonitor, type FloodThresholds } from './flood.js';
-import { findingId, type FindingStore } from './store.js';
+import { findingId } from './store.js';
 
 /** Default for `detect.silentAfterSeconds`: 15 minutes. */
 export const DEFAULT_SILENT_AFTER_MS = 15 * 60_000;
@@ -54,7 +52,9 @@ export interface CheckResult {
 }
 
 export interface DataPlaneOptions {
-  store: FindingStore;
+  findings: Findings;
+  /** The ordered write path (serve: the catalog's queue); a queue of its own on `findings.store` when absent. */
+  writes?: DetectorWrites;
   manifest: Manifest | null;
   /** 0 disables silent-session detection. */
   silentAfterMs?: number;
@@ -89,7 +89,8 @@ const KIND_OF: Record<Exclude<AuthStatus, 'authorized'>, FindingKind> = {
 
 export class DataPlaneDetector {
   private index: ManifestIndex;
-  private readonly store: FindingStore;
+  private readonly store: Findings;
+  readonly writes: DetectorWrites;
   private readonly clock: () => number;
   private readonly log: Logger | undefined;
   private readonly limiter = new RateLimiter();
@@ -104,7 +105,8 @@ export class DataPlaneDetector {
   readonly flood: FloodMonitor;
 
   constructor(opts: DataPlaneOptions) {
-    this.store = opts.store;
+    this.store = opts.findings;
+    this.writes = opts.writes ?? new DetectorWrites(new WriteQueue(opts.findings.store), () => this.storeRefused());
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
     this.counters = opts.counters ?? newDetectCounters();
@@ -131,17 +133,25 @@ export class DataPlaneDetector {
   }
 
   private recordSafely(input: FindingInput): void {
-    try {
-      this.store.record(input);
-    } catch (e) {
-      this.storeError(e, { kind: input.kind, key: input.key });
-    }
+    this.writes.post((q) => this.store.record(input, q));
   }
 
   private storeError(e: unknown, ctx: Record<string, unknown>): void {
     this.counters['detect.store.errors']++;
     const n = this.limiter.allow('store');
     if (n >= 0) this.log?.error({ err: (e as Error).message, ...ctx, suppressed: n }, 'cannot record a flood finding');
+  }
+
+  /** A write the store's queue refused (full: the store has been failing for a long time). */
+  storeRefused(): void {
+    this.counters['detect.store.errors']++;
+    const n = this.limiter.allow('store');
+    if (n >= 0) this.log?.error({ suppressed: n }, 'cannot queue a detector write: the store write queue is full');
+  }
+
+  /** Resolves when every detector write queued so far is in the store. */
+  settled(timeoutMs?: number): Promise<boolean> {
+    return this.writes.settled(timeoutMs);
   }
 
   get manifest(): Manifest | null {
@@ -184,24 +194,18 @@ export class DataPlaneDetector {
       pair.status = auth.status;
       pair.sessionId = sessionId;
     }
-    const state = pair;
-    try {
-      // One transaction: one commit for the observed row, the finding and its webhook rows.
-      this.store.db.transaction(() => {
-        noteObserved(this.store.db, ip, vni, sessionId, atMs);
-        if (auth.status === 'authorized') {
-          this.resolvePair(ip, vni, atMs, `authorized by ${auth.session!.id} in manifest ${this.shaNote()}`);
-        } else {
-          this.store.record(this.pairFinding(state, auth, atMs, 'first packet'));
-        }
-        // Findings about a session on this VNI (a CloudTrail create, an unmanaged session) learn it carries traffic.
-        attachTrafficToSessionFindings(this.store, trafficRow({ source_ip: ip, vni, first_seen: atMs, last_seen: atMs }), sessionId, atMs);
-      })();
-    } catch (e) {
-      this.counters['detect.store.errors']++;
-      const n = this.limiter.allow('store');
-      if (n >= 0) this.log?.error({ err: (e as Error).message, sourceIp: ip, vni, status: auth.status, suppressed: n }, 'cannot record the finding for a new pair');
-    }
+    const state = { ...pair };
+    // Written behind the verdict, in order, in the queue's next batch: the packet path never waits.
+    this.writes.post(async (q) => {
+      await this.store.store.observed.note(ip, vni, sessionId, atMs, q);
+      if (auth.status === 'authorized') {
+        await this.resolvePair(ip, vni, atMs, `authorized by ${auth.session!.id} in manifest ${this.shaNote()}`, q);
+      } else {
+        await this.store.record(await this.pairFinding(state, auth, atMs, 'first packet', q), q);
+      }
+      // Findings about a session on this VNI (a CloudTrail create, an unmanaged session) learn it carries traffic.
+      await attachTrafficToSessionFindings(this.store, trafficRow({ source_ip: ip, vni, first_seen: atMs, last_seen: atMs }), sessionId, atMs, q);
+    });
     return { sessionId, status: auth.status };
   }
 
@@ -210,31 +214,27 @@ export class DataPlaneDetector {
    * before). When the manifest session of the pair names `gwlbEndpointId` and it differs, raise
    * unexpected-gwlb-endpoint; when it matches, resolve an open one. Never throws.
    */
-  onGwlbEndpoint(sourceIp: string, vni: number, endpointId: string, attachmentId: string | null, atMs: number = this.clock()): Finding | null {
+  onGwlbEndpoint(sourceIp: string, vni: number, endpointId: string, attachmentId: string | null, atMs: number = this.clock()): Promise<Finding | null> {
     const ip = canonicalIp(sourceIp) ?? sourceIp;
     const key = pairKey(ip, vni);
     this.gwlbSeen.delete(key); // re-insert: the newest last
     if (this.gwlbSeen.size >= MAX_TRACKED_PAIRS) this.gwlbSeen.delete(this.gwlbSeen.keys().next().value!);
     this.gwlbSeen.set(key, { sourceIp: ip, vni, endpointId, attachmentId });
-    try {
-      return this.checkGwlbEndpoint(ip, vni, endpointId, attachmentId, atMs, 'traffic');
-    } catch (e) {
-      this.counters['detect.store.errors']++;
-      const n = this.limiter.allow('store');
-      if (n >= 0) this.log?.error({ err: (e as Error).message, sourceIp: ip, vni, endpointId, suppressed: n }, 'cannot record the GWLB endpoint finding');
+    return this.writes.run((q) => this.checkGwlbEndpoint(ip, vni, endpointId, attachmentId, atMs, 'traffic', q)).catch((e: unknown) => {
+      this.storeError(e, { sourceIp: ip, vni, endpointId });
       return null;
-    }
+    });
   }
 
-  private checkGwlbEndpoint(ip: string, vni: number, endpointId: string, attachmentId: string | null, atMs: number, trigger: string): Finding | null {
+  private async checkGwlbEndpoint(ip: string, vni: number, endpointId: string, attachmentId: string | null, atMs: number, trigger: string, q: Sql): Promise<Finding | null> {
     const s = this.index.match(ip, vni);
     const id = findingId('unexpected-gwlb-endpoint', pairKey(ip, vni));
     if (s?.gwlbEndpointId === undefined || s.gwlbEndpointId === endpointId) {
-      this.store.resolveIfOpen(id, atMs, s?.gwlbEndpointId === undefined ? 'the manifest names no GWLB endpoint for the session' : `traffic arrives through ${endpointId}, as the manifest says`);
+      await this.store.resolveIfOpen(id, atMs, s?.gwlbEndpointId === undefined ? 'the manifest names no GWLB endpoint for the session' : `traffic arrives through ${endpointId}, as the manifest says`, q);
       return null;
     }
     const m = this.index.manifest;
-    return this.store.record({
+    return (await this.store.record({
       kind: 'unexpected-gwlb-endpoint',
       key: pairKey(ip, vni),
       at: atMs,
@@ -251,58 +251,70 @@ export class DataPlaneDetector {
         session: claimOf(s),
         manifest: m ? { file: m.file, sha256: m.sha256, sessions: m.sessions.length } : null,
       },
-    }).finding;
+    }, q)).finding;
   }
 
   /**
    * Swap the manifest (SIGHUP). Known pairs are evaluated again: one that became authorized has its
    * finding resolved, one that lost authorization raises one.
    */
-  setManifest(manifest: Manifest | null, atMs: number = this.clock()): CheckResult {
+  setManifest(manifest: Manifest | null, atMs: number = this.clock()): Promise<CheckResult> {
     const old = this.index;
     const next = buildIndex(manifest);
     this.index = next;
-    const raised: Finding[] = [];
-    const resolved: Finding[] = [];
     for (const s of next.sessions) if (old.session(s.id) === undefined && !this.expectedSince.has(s.id)) this.expectedSince.set(s.id, atMs);
-    for (const s of old.sessions) {
-      if (next.session(s.id) !== undefined) continue;
-      this.expectedSince.delete(s.id);
-      pushIf(resolved, this.store.resolveIfOpen(findingId('silent-session', s.id), atMs, 'session removed from the manifest'));
-    }
+    const removed = old.sessions.filter((s) => next.session(s.id) === undefined);
+    for (const s of removed) this.expectedSince.delete(s.id);
+    // The verdicts change now (the collector re-reads them); the findings follow in the write order.
+    const changes: { pair: PairState; before: AuthStatus; auth: AuthResult }[] = [];
     for (const pair of this.pairs.values()) {
       const auth = next.authorize(pair.sourceIp, pair.vni, atMs);
       const sessionId = auth.status === 'authorized' || auth.status === 'expired' ? auth.session!.id : null;
       if (auth.status === pair.status && sessionId === pair.sessionId) continue;
-      const before = pair.status;
+      changes.push({ pair: { ...pair, status: auth.status, sessionId }, before: pair.status, auth });
       pair.status = auth.status;
       pair.sessionId = sessionId;
-      if (before !== 'authorized') {
-        const id = findingId(KIND_OF[before], pairKey(pair.sourceIp, pair.vni));
-        pushIf(resolved, this.store.resolveIfOpen(id, atMs, `manifest reloaded (${this.shaNote()}): now ${auth.status}`));
+    }
+    const gwlb = [...this.gwlbSeen.values()];
+    const sha = this.shaNote();
+    return this.writes.run(async (q): Promise<CheckResult> => {
+      const raised: Finding[] = [];
+      const resolved: Finding[] = [];
+      for (const s of removed) pushIf(resolved, await this.store.resolveIfOpen(findingId('silent-session', s.id), atMs, 'session removed from the manifest', q));
+      for (const { pair, before, auth } of changes) {
+        if (before !== 'authorized') {
+          const id = findingId(KIND_OF[before], pairKey(pair.sourceIp, pair.vni));
+          pushIf(resolved, await this.store.resolveIfOpen(id, atMs, `manifest reloaded (${sha}): now ${auth.status}`, q));
+        }
+        if (auth.status !== 'authorized') raised.push((await this.store.record(await this.pairFinding(pair, auth, atMs, 'manifest reload', q), q)).finding);
       }
-      if (auth.status !== 'authorized') raised.push(this.store.record(this.pairFinding(pair, auth, atMs, 'manifest reload')).finding);
-    }
-    for (const g of this.gwlbSeen.values()) {
-      const open = this.store.get(findingId('unexpected-gwlb-endpoint', pairKey(g.sourceIp, g.vni)))?.status === 'open';
-      const f = this.checkGwlbEndpoint(g.sourceIp, g.vni, g.endpointId, g.attachmentId, atMs, 'manifest reload');
-      if (f && !open) raised.push(f);
-      else if (!f && open) pushIf(resolved, this.store.get(findingId('unexpected-gwlb-endpoint', pairKey(g.sourceIp, g.vni))));
-    }
-    this.log?.info({ sessions: next.sessions.length, sha256: manifest?.sha256, raised: raised.length, resolved: resolved.length }, 'manifest in force');
-    return { raised, resolved };
+      for (const g of gwlb) {
+        const id = findingId('unexpected-gwlb-endpoint', pairKey(g.sourceIp, g.vni));
+        const open = (await this.store.get(id, q))?.status === 'open';
+        const f = await this.checkGwlbEndpoint(g.sourceIp, g.vni, g.endpointId, g.attachmentId, atMs, 'manifest reload', q);
+        if (f && !open) raised.push(f);
+        else if (!f && open) pushIf(resolved, await this.store.get(id, q));
+      }
+      this.log?.info({ sessions: next.sessions.length, sha256: manifest?.sha256, raised: raised.length, resolved: resolved.length }, 'manifest in force');
+      return { raised, resolved };
+    });
   }
 
   /**
    * Raise silent-session for each unexpired manifest session with no traffic for `silentAfterMs`, and
    * resolve it when traffic is back. `observed` defaults to the `observed_sessions` table.
    */
-  checkSilent(now: number = this.clock(), observed?: Iterable<ObservedPair>): CheckResult {
+  checkSilent(now: number = this.clock(), observed?: Iterable<ObservedPair>): Promise<CheckResult> {
+    if (this.silentAfterMs <= 0) return Promise.resolve({ raised: [], resolved: [] });
+    const given = observed === undefined ? undefined : [...observed];
+    return this.writes.run((q) => this.checkSilentIn(q, now, given));
+  }
+
+  private async checkSilentIn(q: Sql, now: number, observed: ObservedPair[] | undefined): Promise<CheckResult> {
     const raised: Finding[] = [];
     const resolved: Finding[] = [];
-    if (this.silentAfterMs <= 0) return { raised, resolved };
     const lastBySession = new Map<string, number>();
-    for (const o of observed ?? this.readObserved()) {
+    for (const o of observed ?? (await this.readObserved(q))) {
       const ip = canonicalIp(o.sourceIp) ?? o.sourceIp;
       const pair = this.pairs.get(pairKey(ip, o.vni));
       if (pair) pair.lastSeenMs = Math.max(pair.lastSeenMs, o.lastSeenMs);
@@ -311,20 +323,20 @@ export class DataPlaneDetector {
     }
     for (const s of this.index.sessions) {
       const id = findingId('silent-session', s.id);
-      const current = this.store.get(id);
+      const current = await this.store.get(id, q);
       const open = current?.status === 'open';
       if (s.expires !== undefined && now >= s.expires) {
         // An expired session is not expected to send; expired-session covers it if it does.
-        if (open) pushIf(resolved, this.store.resolveIfOpen(id, now, 'session expired'));
+        if (open) pushIf(resolved, await this.store.resolveIfOpen(id, now, 'session expired', q));
         continue;
       }
       const last = lastBySession.get(s.id);
       const from = Math.max(last ?? -Infinity, this.expectedSince.get(s.id) ?? this.startedAt);
       const silentFor = now - from;
       if (silentFor >= this.silentAfterMs) {
-        if (!open) raised.push(this.store.record(this.silentFinding(s, last, from, now)).finding);
+        if (!open) raised.push((await this.store.record(this.silentFinding(s, last, from, now), q)).finding);
       } else if (open && last !== undefined && now - last < this.silentAfterMs) {
-        pushIf(resolved, this.store.resolveIfOpen(id, now, `traffic resumed at ${new Date(last).toISOString()}`));
+        pushIf(resolved, await this.store.resolveIfOpen(id, now, `traffic resumed at ${new Date(last).toISOString()}`, q));
       }
     }
     return { raised, resolved };
@@ -334,9 +346,24 @@ export class DataPlaneDetector {
    * Raise expired-session for pairs that were authorized at their first packet and kept sending after
    * their session's `expires`. `observed` defaults to the `observed_sessions` table.
    */
-  checkExpired(now: number = this.clock(), observed?: Iterable<ObservedPair>): Finding[] {
+  checkExpired(now: number = this.clock(), observed?: Iterable<ObservedPair>): Promise<Finding[]> {
+    const given = observed === undefined ? undefined : [...observed];
+    return this.writes.run((q) => this.checkExpiredIn(q, now, given));
+  }
+
+  /** checkSilent and checkExpired in one write (the detector's tick). */
+  tick(now: number, observed?: Iterable<ObservedPair>): Promise<CheckResult> {
+    const given = observed === undefined ? undefined : [...observed];
+    return this.writes.run(async (q) => {
+      const silent = this.silentAfterMs > 0 ? await this.checkSilentIn(q, now, given) : { raised: [], resolved: [] };
+      const expired = await this.checkExpiredIn(q, now, given);
+      return { raised: [...silent.raised, ...expired], resolved: silent.resolved };
+    });
+  }
+
+  private async checkExpiredIn(q: Sql, now: number, observed: ObservedPair[] | undefined): Promise<Finding[]> {
     const raised: Finding[] = [];
-    for (const o of observed ?? this.readObserved()) {
+    for (const o of observed ?? (await this.readObserved(q))) {
       const ip = canonicalIp(o.sourceIp) ?? o.sourceIp;
       const s = this.index.match(ip, o.vni);
       if (s?.expires === undefined || o.lastSeenMs < s.expires || now < s.expires) continue;
@@ -347,9 +374,9 @@ export class DataPlaneDetector {
         pair.sessionId = s.id;
         pair.lastSeenMs = Math.max(pair.lastSeenMs, o.lastSeenMs);
       }
-      if (this.store.get(findingId('expired-session', key))?.status === 'open') continue;
+      if ((await this.store.get(findingId('expired-session', key), q))?.status === 'open') continue;
       const state = pair ?? { sourceIp: ip, vni: o.vni, firstSeenMs: o.lastSeenMs, lastSeenMs: o.lastSeenMs, status: 'expired' as const, sessionId: s.id };
-      raised.push(this.store.record(this.pairFinding(state, { status: 'expired', session: s }, o.lastSeenMs, 'traffic after expiry')).finding);
+      raised.push((await this.store.record(await this.pairFinding(state, { status: 'expired', session: s }, o.lastSeenMs, 'traffic after expiry', q), q)).finding);
     }
     return raised;
   }
@@ -360,12 +387,12 @@ export class DataPlaneDetector {
     return { sessionId: auth.status === 'authorized' || auth.status === 'expired' ? auth.session!.id : null, status: auth.status };
   }
 
-  private resolvePair(ip: string, vni: number, atMs: number, reason: string): void {
+  private async resolvePair(ip: string, vni: number, atMs: number, reason: string, q: Sql): Promise<void> {
     const key = pairKey(ip, vni);
-    for (const kind of DATA_PLANE_KINDS) this.store.resolveIfOpen(findingId(kind, key), atMs, reason);
+    for (const kind of DATA_PLANE_KINDS) await this.store.resolveIfOpen(findingId(kind, key), atMs, reason, q);
   }
 
-  private pairFinding(pair: PairState, auth: AuthResult, atMs: number, trigger: string): FindingInput {
+  private async pairFinding(pair: PairState, auth: AuthResult, atMs: number, trigger: string, q: Sql): Promise<FindingInput> {
     const m = this.index.manifest;
     const { sourceIp, vni } = pair;
     const kind = KIND_OF[auth.status as Exclude<AuthStatus, 'authorized'>];
@@ -389,7 +416,7 @@ export class DataPlaneDetector {
     };
     if (auth.status === 'expired') evidence.session = claimOf(auth.session!);
     const sessionId = auth.status === 'expired' ? auth.session!.id : undefined;
-    const control = controlEvidenceForTraffic(this.store.db, { vni, sessionId: auth.session?.id, atMs });
+    const control = await controlEvidenceForTraffic(this.store.store, { vni, ...(auth.session ? { sessionId: auth.session.id } : {}), atMs }, q);
     const input: FindingInput = { kind, key: pairKey(sourceIp, vni), at: atMs, vni, sourceIp, summary, evidence };
     if (sessionId) input.sessionId = sessionId;
     if (control.length) input.correlated = { control };
@@ -418,11 +445,8 @@ export class DataPlaneDetector {
     };
   }
 
-  private readObserved(): ObservedPair[] {
-    return this.store.db
-      .prepare<[], { source_ip: string; vni: number; last_seen: number }>('SELECT source_ip, vni, last_seen FROM observed_sessions')
-      .all()
-      .map((r) => ({ sourceIp: r.source_ip, vni: r.vni, lastSeenMs: r.last_seen }));
+  private async readObserved(q: Sql): Promise<ObservedPair[]> {
+    return (await this.store.store.observed.all(q)).map((r) => ({ sourceIp: r.source_ip, vni: r.vni, lastSeenMs: r.last_seen }));
   }
 
   private shaNote(): string {

@@ -35,24 +35,24 @@ export class ControlEventsRepo {
   }
 
   /** The latest successful create/modify calls of a session, newest first. */
-  sessionChanges(sessionId: string, limit: number): Promise<ControlEventRow[]> {
-    return this.q.all<ControlEventRow>(
+  sessionChanges(sessionId: string, limit: number, q: Sql = this.q): Promise<ControlEventRow[]> {
+    return q.all<ControlEventRow>(
       `SELECT * FROM control_events WHERE error_code IS NULL AND session_id = ? AND event_name IN ${SESSION_CHANGES} ORDER BY event_time DESC LIMIT ?`,
       [sessionId, limit],
     );
   }
 
   /** Successful create/modify calls on a VNI or for a session, up to a time, oldest first. */
-  changesOn(vni: number, sessionId: string | null, untilMs: number): Promise<ControlEventRow[]> {
-    return this.q.all<ControlEventRow>(
+  changesOn(vni: number, sessionId: string | null, untilMs: number, q: Sql = this.q): Promise<ControlEventRow[]> {
+    return q.all<ControlEventRow>(
       `SELECT * FROM control_events WHERE error_code IS NULL AND event_name IN ${SESSION_CHANGES} AND (vni = ? OR session_id = ?) AND event_time <= ? ORDER BY event_time`,
       [vni, sessionId, untilMs],
     );
   }
 
   /** A session's create/modify/delete history up to a time, oldest first. */
-  history(sessionId: string, untilMs: number): Promise<ControlEventRow[]> {
-    return this.q.all<ControlEventRow>(
+  history(sessionId: string, untilMs: number, q: Sql = this.q): Promise<ControlEventRow[]> {
+    return q.all<ControlEventRow>(
       `SELECT * FROM control_events WHERE error_code IS NULL AND session_id = ? AND event_time <= ?
          AND event_name IN ('CreateTrafficMirrorSession', 'ModifyTrafficMirrorSession', 'DeleteTrafficMirrorSession') ORDER BY event_time`,
       [sessionId, untilMs],

@@ -99,7 +99,7 @@ export class FindingsRepo {
   }
 
   /** Newest last_seen first; `limit + 1` rows so the caller knows whether there is a next page. */
-  list(f: FindingFilter): Promise<FindingRow[]> {
+  list(f: FindingFilter, q: Sql = this.q): Promise<FindingRow[]> {
     const where: string[] = [];
     const args: Param[] = [];
     if (f.kinds !== undefined) (where.push(`kind IN (${f.kinds.map(() => '?').join(', ')})`), args.push(...f.kinds));
@@ -111,7 +111,7 @@ export class FindingsRepo {
     if (f.sessionId !== undefined) (where.push('session_id = ?'), args.push(f.sessionId));
     if (f.after !== undefined) (where.push('(last_seen < ? OR (last_seen = ? AND id < ?))'), args.push(f.after.lastSeen, f.after.lastSeen, f.after.id));
     args.push(f.limit + 1);
-    return this.q.all<FindingRow>(`SELECT * FROM findings ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY last_seen DESC, id DESC LIMIT ?`, args);
+    return q.all<FindingRow>(`SELECT * FROM findings ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY last_seen DESC, id DESC LIMIT ?`, args);
   }
 
   /** Open findings of `kinds` on a VNI or labelled with a session, oldest first. */

@@ -67,8 +67,8 @@ export class ObservedRepo {
     await this.observe({ sourceIp, vni, sessionId, firstSeenMs: atMs, lastSeenMs: atMs, packets: 0, bytes: 0 }, q);
   }
 
-  all(): Promise<ObservedRow[]> {
-    return this.q.all<ObservedRow>(`SELECT * FROM observed_sessions ORDER BY vni, source_ip`);
+  all(q: Sql = this.q): Promise<ObservedRow[]> {
+    return q.all<ObservedRow>(`SELECT * FROM observed_sessions ORDER BY vni, source_ip`);
   }
 
   get(sourceIp: string, vni: number): Promise<ObservedRow | undefined> {
@@ -76,9 +76,9 @@ export class ObservedRepo {
   }
 
   /** Pairs on `vni` (or labelled `sessionId`) still flowing at or after `sinceMs` (correlation evidence). */
-  flowing(f: { vni?: number; sessionId?: string; sinceMs: number; unattributedOnly?: boolean; limit: number }): Promise<ObservedRow[]> {
+  flowing(f: { vni?: number; sessionId?: string; sinceMs: number; unattributedOnly?: boolean; limit: number }, q: Sql = this.q): Promise<ObservedRow[]> {
     const args: Param[] = [f.vni ?? null, f.sessionId ?? null, f.sinceMs];
-    return this.q.all<ObservedRow>(
+    return q.all<ObservedRow>(
       `SELECT * FROM observed_sessions
        WHERE (vni = ? OR session_id = ?) AND last_seen >= ? ${f.unattributedOnly ? 'AND session_id IS NULL' : ''}
        ORDER BY first_seen LIMIT ?`,

@@ -64,6 +64,11 @@ export class OutboxRepo {
     private readonly node: string,
   ) {}
 
+  /** Run `fn` in one transaction (the outbox rows of one finding event). */
+  inTx<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
+    return this.q.tx(fn);
+  }
+
   async insert(r: NewOutboxRow, q: Sql = this.q): Promise<void> {
     await q.run(
       'INSERT INTO outbox (msg_id, endpoint, event_type, finding_id, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)',

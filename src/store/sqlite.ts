@@ -1,11 +1,12 @@
 /**
- * The SQLite engine: one better-sqlite3 connection (WAL), shared with the synchronous code that still
- * holds the `Db` directly. better-sqlite3 is synchronous; its answers are handed back as settled
- * promises. One mutex orders every call, so a transaction whose callback awaits store calls is never
- * interleaved with another async caller (the calls inside it run while it holds the mutex). Known gap
- * until the detector is asynchronous: its synchronous statements bypass the mutex, so one that runs in
- * a microtask between two awaits of an open transaction joins it (and would roll back with it).
+ * The SQLite engine: one better-sqlite3 connection (WAL). better-sqlite3 is synchronous; its answers
+ * are handed back as settled promises. One mutex per connection orders every call, so a transaction
+ * whose callback awaits store calls is never interleaved with another async caller (the calls inside
+ * it run while it holds the mutex). The mutex belongs to the connection, not the engine: several
+ * engines over one `Db` (a test's `storeFromDb(db)` here and there) still take turns.
  */
+
+const tails = new WeakMap<Db, { tail: Promise<unknown> }>();
 import type Database from 'better-sqlite3';
 import type { Db } from './db.js';
 import type { Engine, Param, RunResult, Sql } from './engine.js';
@@ -14,7 +15,7 @@ type Statement = Database.Statement<Param[], unknown>;
 
 export class SqliteEngine implements Engine {
   readonly engine = 'sqlite' as const;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly mutex: { tail: Promise<unknown> };
   private readonly stmts = new Map<string, Statement>();
   /** The handle a transaction's callback gets: no mutex (the transaction holds it). */
   private readonly inner: Sql;
@@ -24,6 +25,9 @@ export class SqliteEngine implements Engine {
     readonly display: string,
     private readonly ownsDb = true,
   ) {
+    let m = tails.get(db);
+    if (m === undefined) tails.set(db, (m = { tail: Promise.resolve() }));
+    this.mutex = m;
     const self = this;
     this.inner = {
       engine: 'sqlite',
@@ -45,8 +49,8 @@ export class SqliteEngine implements Engine {
   }
 
   private locked<T>(fn: () => Promise<T> | T): Promise<T> {
-    const run = this.tail.then(fn, fn);
-    this.tail = run.catch(() => undefined);
+    const run = this.mutex.tail.then(fn, fn);
+    this.mutex.tail = run.catch(() => undefined);
     return run;
   }
 
@@ -64,8 +68,8 @@ export class SqliteEngine implements Engine {
 
   tx<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
     return this.locked(async () => {
-      // Defensive: the synchronous code that still holds the connection (the detector) commits within one
-      // tick, so a transaction is never open here; if one is, join it rather than fail on a nested BEGIN.
+      // Defensive: with every caller behind the mutex a transaction is never open here; if code outside
+      // the store opened one on the connection, join it rather than fail on a nested BEGIN.
       if (this.db.inTransaction) return fn(this.inner);
       this.db.exec('BEGIN IMMEDIATE');
       try {

@@ -48,6 +48,7 @@ export class WriteQueue {
   private retryTimer: NodeJS.Timeout | undefined;
   private waiters: (() => void)[] = [];
   private readonly committed = new Map<number, number>();
+  private readonly afterCommit = new Map<QueuedWrite, () => void>();
   private closed = false;
   /** The last error, while the store is failing. */
   lastError: Error | null = null;
@@ -67,12 +68,17 @@ export class WriteQueue {
     return this.lastError !== null;
   }
 
-  /** Queue a write; false (and counted) when the queue is full. */
-  push(op: QueuedWrite): boolean {
+  /**
+   * Queue a write; false (and counted) when the queue is full. `onCommitted` runs once the batch that
+   * holds the write has committed (a write retried after a failed batch runs again; its effects
+   * count only from the committing run).
+   */
+  push(op: QueuedWrite, onCommitted?: () => void): boolean {
     if (this.depth() >= (this.opts.maxOps ?? DEFAULT_MAX_QUEUED_WRITES)) {
       this.counters['store.queue.dropped']++;
       return false;
     }
+    if (onCommitted !== undefined) this.afterCommit.set(op, onCommitted);
     this.ops.push(op);
     if (this.lastError !== null) this.counters['store.queue.queued']++;
     this.schedule();
@@ -152,6 +158,14 @@ export class WriteQueue {
           else this.committed.set(h, id);
         }
         this.head = end;
+        if (this.afterCommit.size > 0) {
+          for (const op of batch) {
+            const f = this.afterCommit.get(op);
+            if (f === undefined) continue;
+            this.afterCommit.delete(op);
+            f();
+          }
+        }
         if (this.head > 4096 && this.head * 2 > this.ops.length) {
           this.ops.splice(0, this.head);
           this.head = 0;

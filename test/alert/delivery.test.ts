@@ -32,13 +32,14 @@ function track<T extends WebhookDispatcher | Receiver>(x: T): T {
 }
 
 /** Record n findings the way the findings store does: the outbox rows in the finding's transaction. */
-function recordFindings(db: Db, outbox: AlertOutbox, n: number): string[] {
+async function recordFindings(db: Db, outbox: AlertOutbox, n: number): Promise<string[]> {
+  const st = storeFromDb(db);
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const f = finding();
     ids.push(f.id);
-    db.transaction(() => {
-      db.prepare('INSERT INTO findings (id, kind, severity, first_seen, last_seen, summary, evidence, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+    await st.tx(async (q) => {
+      await q.run('INSERT INTO findings (id, kind, severity, first_seen, last_seen, summary, evidence, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
         f.id,
         f.kind,
         f.severity,
@@ -47,9 +48,9 @@ function recordFindings(db: Db, outbox: AlertOutbox, n: number): string[] {
         f.summary,
         JSON.stringify(f.evidence),
         Date.now(),
-      );
-      outbox.onFindingEvent(event('finding.created', f));
-    })();
+      ]);
+      await outbox.onFindingEvent(event('finding.created', f), q);
+    });
   }
   return ids;
 }
@@ -79,11 +80,11 @@ describe('webhook delivery', () => {
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
 
-    recordFindings(db, outbox, 3);
+    await recordFindings(db, outbox, 3);
     await waitFor(() => receiver.requests.length >= 3, 5000, 'three failed attempts');
     await receiver.close();
     // Down: more alerts arrive while connections are refused.
-    recordFindings(db, outbox, 2);
+    await recordFindings(db, outbox, 2);
     await waitFor(() => rows(db).every((r) => r.attempts >= 1) && dispatcher.counters['alert.delivery.retried'] >= 6, 5000, 'attempts during the outage');
     expect(rows(db).filter((r) => r.state === 'delivered')).toHaveLength(0);
     const lastErrors = rows(db).map((r) => r.last_error ?? '');
@@ -123,8 +124,9 @@ describe('webhook delivery', () => {
     const slow = { ...FAST_RETRY, initialDelayMs: 60_000, maxDelayMs: 60_000 };
     const d1 = new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: slow, pollIntervalMs: 50 });
     const o1 = new AlertOutbox({ db, webhooks, onEnqueue: () => d1.notify() });
+    // The four alerts are in before the first attempt, so that each gets one refused attempt.
+    await recordFindings(db, o1, 4);
     d1.start();
-    recordFindings(db, o1, 4);
     await waitFor(() => rows(db).every((r) => r.attempts === 1 && r.last_error !== null), 5000, 'one refused attempt each');
     expect(rows(db).every((r) => r.next_attempt_at > Date.now() + 20_000)).toBe(true);
     await d1.stop();
@@ -162,7 +164,7 @@ describe('webhook delivery', () => {
     const d1 = new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 50 });
     const o1 = new AlertOutbox({ db, webhooks, onEnqueue: () => d1.notify() });
     d1.start();
-    recordFindings(db, o1, 1);
+    await recordFindings(db, o1, 1);
     await waitFor(() => receiver.requests.length === 1, 5000, 'the request to arrive');
     const t0 = Date.now();
     await d1.stop(100);
@@ -189,7 +191,7 @@ describe('webhook delivery', () => {
     const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: { ...FAST_RETRY, retryAfterMaxMs: 5000 }, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
-    recordFindings(db, outbox, 1);
+    await recordFindings(db, outbox, 1);
     await waitFor(() => rows(db)[0]!.state === 'delivered', 5000, 'delivery after Retry-After');
     const [first, second] = receiver.requests;
     // The backoff alone would retry within 20 ms; the receiver asked for a second.
@@ -208,7 +210,7 @@ describe('webhook delivery', () => {
     const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20, log }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
-    recordFindings(db, outbox, 1);
+    await recordFindings(db, outbox, 1);
     await waitFor(() => rows(db)[0]!.state === 'failed', 5000, 'give-up');
     const [row] = rows(db);
     expect(row!.last_status).toBe(502);
@@ -236,7 +238,7 @@ describe('webhook delivery', () => {
     const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20, log }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
-    recordFindings(db, outbox, 3);
+    await recordFindings(db, outbox, 3);
     await waitFor(() => ok.acceptedIds().length === 3 && dispatcher.isDisabled('old'), 5000, 'disable');
     await sleep(100);
     // One 410 was enough: the rest of its queue failed without being sent.
@@ -253,7 +255,7 @@ describe('webhook delivery', () => {
     expect(JSON.stringify(loud)).not.toContain('/hook');
 
     // New findings skip the disabled endpoint, and a restart keeps it disabled.
-    recordFindings(db, outbox, 1);
+    await recordFindings(db, outbox, 1);
     await waitFor(() => ok.acceptedIds().length === 4, 5000, 'healthy endpoint');
     expect(outbox.counters['alert.outbox.skipped_disabled']).toBe(1);
     expect(rows(db).filter((r) => r.endpoint === 'old')).toHaveLength(3);
@@ -270,7 +272,7 @@ describe('webhook delivery', () => {
     const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
-    recordFindings(db, outbox, 2);
+    await recordFindings(db, outbox, 2);
     await waitFor(() => rows(db).every((r) => r.state === 'failed'), 5000, 'both failed');
     await sleep(150);
     expect(receiver.requests).toHaveLength(2);
@@ -296,7 +298,7 @@ describe('webhook delivery', () => {
     const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
-    recordFindings(db, outbox, 3);
+    await recordFindings(db, outbox, 3);
     await waitFor(() => healthy.acceptedIds().length === 3, 5000, 'healthy deliveries');
     // All three reached the healthy endpoint while the stuck one's first request was still hanging.
     const stuck = rows(db).filter((r) => r.endpoint === 'stuck');
@@ -320,7 +322,7 @@ describe('webhook delivery', () => {
     const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
-    recordFindings(db, outbox, 1);
+    await recordFindings(db, outbox, 1);
     await waitFor(() => receiver.acceptedIds().length === 1, 5000, 'delivery');
     const h = receiver.requests[0]!.headers;
     expect([h['authorization'], h['user-agent'], h['content-type']]).toEqual(['Bearer gw-token', 'acme-relay/2', 'application/json']);
@@ -336,7 +338,7 @@ describe('webhook delivery', () => {
     const dispatcher = track(new WebhookDispatcher({ outbox: storeFromDb(db).outbox, webhooks, retry: FAST_RETRY, pollIntervalMs: 20 }));
     const outbox = new AlertOutbox({ db, webhooks, alerting: { publicBaseUrl: 'https://mirrorguard.example.com' }, onEnqueue: () => dispatcher.notify() });
     dispatcher.start();
-    recordFindings(db, outbox, 1);
+    await recordFindings(db, outbox, 1);
     await waitFor(() => receiver.acceptedIds().length === 1, 5000, 'slack delivery');
     const req = receiver.requests[0]!;
     expect(req.headers['webhook-signature']).toBeUndefined();

@@ -68,7 +68,7 @@ async function exercise(r: Running): Promise<void> {
   dispatcher.start();
   try {
     const fs = [finding(), finding({ kind: 'mirror-session-created' }), finding({ severity: 'high', kind: 'unexpected-source' })];
-    for (const f of fs) outbox.onFindingEvent(event('finding.created', f));
+    for (const f of fs) (await outbox.onFindingEvent(event('finding.created', f)));
     await waitFor(() => dispatcher.counters['alert.delivery.delivered'] === 3, 10_000, 'deliveries');
     await waitFor(() => r.lines.length === 3, 5000, 'receiver output');
     const got = r.lines.map((l) => JSON.parse(l) as { id: string; type: string; finding: string });

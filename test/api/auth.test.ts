@@ -62,7 +62,7 @@ describe('authentication and roles', () => {
     const f = craftFrames();
     await writeCapture(h, { vni: 5569041, sourceIp: '172.31.0.238', frames: [{ data: f.tcp443!, sec: T, nsec: 0 }] });
     h.detector.onNewPair('10.9.9.9', 42, T * 1000);
-    fid = h.detector.store.list().items[0]!.id;
+    fid = (await h.deps.findings.list()).items[0]!.id;
   });
   afterAll(async () => {
     await h.close();
@@ -149,7 +149,7 @@ describe('authentication and roles', () => {
 });
 
 describe('token matching', () => {
-  it('parses RFC 6750 bearer credentials', () => {
+  it('parses RFC 6750 bearer credentials', async () => {
     expect(bearerToken('Bearer abc.DEF-_~+/==')).toBe('abc.DEF-_~+/==');
     expect(bearerToken('BEARER   abc')).toBe('abc');
     expect(bearerToken('Bearer a b')).toBeNull();
@@ -157,7 +157,7 @@ describe('token matching', () => {
     expect(bearerToken(undefined)).toBeNull();
   });
 
-  it('finds the token among many and returns the first entry with that digest', () => {
+  it('finds the token among many and returns the first entry with that digest', async () => {
     const toks = [
       { name: 'a', role: 'auditor' as const, digest: sha256Digest('token-a-0123456789') },
       { name: 'b', role: 'admin' as const, digest: sha256Digest('token-b-0123456789') },

@@ -149,7 +149,7 @@ describe('GET /v1/captures and /v1/captures/:id/pcap', () => {
     expect(readBack(out)).toMatchObject({ truncated: false, frames: want });
     checkIfHave('tshark', () => expect(tsharkFrameHex(out)).toEqual(want));
 
-    const a = h.detector.store.db.prepare('SELECT * FROM audit_log WHERE id = ?').get(Number(r.headers['x-audit-id'])) as Record<string, unknown>;
+    const a = h.db.prepare('SELECT * FROM audit_log WHERE id = ?').get(Number(r.headers['x-audit-id'])) as Record<string, unknown>;
     expect(a).toMatchObject({ actor: 'auditor-user', role: 'auditor', remote_ip: '127.0.0.1', action: 'capture.download', target: `capture:${c1.id}`, status: 200, bytes: file.length, sha256: sha256(file) });
     expect(JSON.parse(a.detail as string)).toMatchObject({ complete: true, verified: true, state: 'closed', size: file.length });
   });
@@ -172,7 +172,7 @@ describe('GET /v1/captures and /v1/captures/:id/pcap', () => {
     const past = await get(`bytes=100-${file.length + 1000}`);
     expect(past.rawPayload.equals(file.subarray(100))).toBe(true);
 
-    const audit = h.detector.store.db.prepare('SELECT bytes, sha256, detail FROM audit_log WHERE id = ?').get(Number(r.headers['x-audit-id'])) as { bytes: number; sha256: string; detail: string };
+    const audit = h.db.prepare('SELECT bytes, sha256, detail FROM audit_log WHERE id = ?').get(Number(r.headers['x-audit-id'])) as { bytes: number; sha256: string; detail: string };
     expect([audit.bytes, audit.sha256]).toEqual([76, sha256(file.subarray(24, 100))]);
     expect(JSON.parse(audit.detail)).toMatchObject({ range: { start: 24, end: 99 }, complete: true });
   });

@@ -11,9 +11,9 @@ describe('console routes', () => {
   const { dir, remove } = makeTmpDir('mg-api-console-');
   let h: Harness;
   const rogue = findingId('unauthorized-vni', '10.0.0.1|77');
-  beforeAll(() => {
+  beforeAll(async () => {
     h = buildHarness({ dataDir: dir });
-    h.detector.store.record({ kind: 'unauthorized-vni', key: '10.0.0.1|77', at: T0, vni: 77, sourceIp: '10.0.0.1', summary: 'rogue VNI 77', evidence: {} });
+    await h.deps.findings.record({ kind: 'unauthorized-vni', key: '10.0.0.1|77', at: T0, vni: 77, sourceIp: '10.0.0.1', summary: 'rogue VNI 77', evidence: {} });
   });
   afterAll(async () => {
     await h.close();
@@ -88,8 +88,8 @@ describe('console routes', () => {
     expect(audit.items[2]!.target).toBe(`finding:${rogue}`);
   });
 
-  it('a finding seen again after resolution reopens without its old acknowledgement', () => {
-    const f = h.detector.store.record({ kind: 'unauthorized-vni', key: '10.0.0.1|77', at: T0 + 1000, vni: 77, sourceIp: '10.0.0.1', summary: 'rogue VNI 77', evidence: {} }).finding;
+  it('a finding seen again after resolution reopens without its old acknowledgement', async () => {
+    const f = (await h.deps.findings.record({ kind: 'unauthorized-vni', key: '10.0.0.1|77', at: T0 + 1000, vni: 77, sourceIp: '10.0.0.1', summary: 'rogue VNI 77', evidence: {} })).finding;
     expect(f.status).toBe('open');
     expect(f.evidence.acknowledgement).toBeUndefined();
     expect(f.evidence.resolution).toBeUndefined();

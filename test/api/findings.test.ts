@@ -11,14 +11,14 @@ const T0 = Date.UTC(2025, 10, 1);
 describe('GET /v1/findings', () => {
   const { dir, remove } = makeTmpDir('mg-api-findings-');
   let h: Harness;
-  beforeAll(() => {
+  beforeAll(async () => {
     h = buildHarness({ dataDir: dir });
-    const s = h.detector.store;
-    s.record({ kind: 'unauthorized-vni', key: '10.0.0.1|77', at: T0, vni: 77, sourceIp: '10.0.0.1', summary: 'rogue VNI 77', evidence: { pair: { vni: 77 } } });
-    s.record({ kind: 'silent-session', key: 'tms-0123456789abcdef0', at: T0 + DAY, vni: 5, sessionId: 'tms-0123456789abcdef0', summary: 'quiet', evidence: {} });
-    s.record({ kind: 'mirror-session-created', key: 'tms-0fedcba9876543210', at: T0 + 2 * DAY, sessionId: 'tms-0fedcba9876543210', summary: 'created', evidence: { actorArn: 'arn:aws:iam::1:user/eve' } });
-    s.record({ kind: 'mirror-filter-changed', key: 'tmf-0123456789abcdef0', at: T0 + 3 * DAY, summary: 'filter', evidence: {} });
-    s.resolve(findingId('silent-session', 'tms-0123456789abcdef0'), T0 + 4 * DAY, 'traffic resumed');
+    const s = h.deps.findings;
+    await s.record({ kind: 'unauthorized-vni', key: '10.0.0.1|77', at: T0, vni: 77, sourceIp: '10.0.0.1', summary: 'rogue VNI 77', evidence: { pair: { vni: 77 } } });
+    await s.record({ kind: 'silent-session', key: 'tms-0123456789abcdef0', at: T0 + DAY, vni: 5, sessionId: 'tms-0123456789abcdef0', summary: 'quiet', evidence: {} });
+    await s.record({ kind: 'mirror-session-created', key: 'tms-0fedcba9876543210', at: T0 + 2 * DAY, sessionId: 'tms-0fedcba9876543210', summary: 'created', evidence: { actorArn: 'arn:aws:iam::1:user/eve' } });
+    await s.record({ kind: 'mirror-filter-changed', key: 'tmf-0123456789abcdef0', at: T0 + 3 * DAY, summary: 'filter', evidence: {} });
+    await s.resolve(findingId('silent-session', 'tms-0123456789abcdef0'), T0 + 4 * DAY, 'traffic resumed');
   });
   afterAll(async () => {
     await h.close();
@@ -35,7 +35,7 @@ describe('GET /v1/findings', () => {
     const r = await h.app.inject({ url: '/v1/findings', headers: bearer('auditor') });
     const body = r.json() as { items: Record<string, unknown>[]; nextCursor: null };
     expect(body.items.map((i) => i.kind)).toEqual(['mirror-filter-changed', 'mirror-session-created', 'silent-session', 'unauthorized-vni']);
-    expect(body.items[3]).toEqual(h.detector.store.get(findingId('unauthorized-vni', '10.0.0.1|77')));
+    expect(body.items[3]).toEqual((await h.deps.findings.get(findingId('unauthorized-vni', '10.0.0.1|77'))));
     expect(body.items[1]!.evidence).toEqual({ actorArn: 'arn:aws:iam::1:user/eve' });
     expect(body.nextCursor).toBeNull();
   });
@@ -87,7 +87,7 @@ describe('GET /v1/findings', () => {
 describeWithFixtures('POST /v1/cloudtrail', () => {
   const { dir, remove } = makeTmpDir('mg-api-cloudtrail-');
   let h: Harness;
-  beforeAll(() => {
+  beforeAll(async () => {
     h = buildHarness({ dataDir: dir, api: { maxBodyBytes: 64 * 1024 } });
   });
   afterAll(async () => {
@@ -122,7 +122,7 @@ describeWithFixtures('POST /v1/cloudtrail', () => {
     expect(first.findings.map((f) => f.kind)).toEqual(['mirror-session-modified']);
     const again = (await post(JSON.stringify(event))).json() as { duplicates: number; findings: unknown[] };
     expect(again).toMatchObject({ duplicates: 1, findings: [] });
-    expect(h.detector.store.get(first.findings[0]!.id)!.count).toBe(1);
+    expect((await h.deps.findings.get(first.findings[0]!.id))!.count).toBe(1);
   });
 
   it('takes a Records file and JSON lines; records that are not traffic mirroring are skipped', async () => {

@@ -5,6 +5,7 @@
  * flush of the live file) is a small fake, driven by the test.
  */
 import { storeFromDb } from '../../src/store/store.js';
+import { settledStore } from '../helpers/settled.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -77,8 +78,10 @@ export function buildHarness(opts: {
   logger?: Logger;
 }): Harness {
   const db = openDb(':memory:');
-  const catalog = new Catalog(db);
-  const detector = new Detector({ db, manifest: opts.manifest ?? null, silentAfterMs: 0, ...(opts.now ? { clock: opts.now } : {}) });
+  const store = storeFromDb(db, 'test-node', 'sqlite::memory:');
+  const catalog = new Catalog(store);
+  // One ordered queue for the catalog's and the detector's writes, as in serve.
+  const detector = new Detector({ store, queue: catalog.queue, manifest: opts.manifest ?? null, silentAfterMs: 0, ...(opts.now ? { clock: opts.now } : {}) });
   const live: LivePair[] = [];
   const counters: Record<string, number> = {};
   const h: Harness = {
@@ -100,9 +103,9 @@ export function buildHarness(opts: {
     },
   };
   const deps: ApiDeps = {
-    store: storeFromDb(db, 'test-node', 'sqlite::memory:'),
+    store,
     dataDir: opts.dataDir,
-    findings: detector.store,
+    findings: settledStore(detector),
     detector,
     counters: () => ({ ...counters, ...detector.counters }),
     kernelStats: () => h.kernel,

@@ -223,7 +223,7 @@ describe('GET /v1/pcap: sessions, limits and vanished files', () => {
     const h = buildHarness({ dataDir: join(dir, 'rogue') });
     const F = craftFrames();
     // A rogue session created outside the manifest: its VNI comes from the CloudTrail record.
-    const ingested = h.detector.ingestCloudTrail(createSession({ id: IDS.session2, vni: 4242 }));
+    const ingested = (await h.detector.ingestCloudTrail(createSession({ id: IDS.session2, vni: 4242 })));
     expect(ingested.findings.map((f) => [f.kind, f.sessionId])).toEqual([['mirror-session-created', IDS.session2]]);
     // Its traffic was captured unlabelled (no manifest session claims the pair), from two sources.
     await writeCapture(h, { vni: 4242, sourceIp: '10.0.0.1', frames: [{ data: F.tcp443!, sec: T, nsec: 0 }], seq: 1 });

@@ -38,13 +38,13 @@ interface Row {
 describe('GET /v1/sessions with GWLB endpoints', () => {
   const { dir, remove } = makeTmpDir('mg-api-sessions-gwlb-');
   let h: Harness;
-  beforeAll(() => {
+  beforeAll(async () => {
     h = buildHarness({ dataDir: dir, manifest: manifestFrom(MANIFEST), now: () => NOW });
     const at = NOW - 60_000;
     // What the collector does: the first packet, the endpoint seen, the periodic observe with the ids.
     for (const [ip, vni, endpoint] of [['10.0.0.1', 100, MINE], ['10.0.0.2', 200, OTHER]] as const) {
       const v = h.detector.onNewPair(ip, vni, at);
-      h.detector.onGwlbEndpoint(ip, vni, endpoint, '1122334455667788', at);
+      await h.detector.onGwlbEndpoint(ip, vni, endpoint, '1122334455667788', at);
       h.catalog.observe(ip, vni, v.sessionId, at, at + 1000, 10, 1000, endpoint, '1122334455667788');
     }
     // A pair that arrives straight over VXLAN: no endpoint, and observing it again keeps none.

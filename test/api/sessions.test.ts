@@ -45,7 +45,7 @@ interface Row {
 describe('GET /v1/sessions', () => {
   const { dir, remove } = makeTmpDir('mg-api-sessions-');
   let h: Harness;
-  beforeAll(() => {
+  beforeAll(async () => {
     h = buildHarness({ dataDir: dir, manifest: manifestFrom(MANIFEST), now: () => NOW });
     const at = NOW - 60_000;
     // What the collector does on a first packet (the detector's edge) and on its timer (observe).
@@ -54,7 +54,7 @@ describe('GET /v1/sessions', () => {
       h.catalog.observe(ip, vni, v.sessionId, at, at + 1000, 10 * vni, 1000 * vni);
     }
     // S4 has been quiet long enough for the detector to say so.
-    h.detector.store.record({ kind: 'silent-session', key: S4, at: NOW, vni: 400, sessionId: S4, summary: 'quiet', evidence: {} });
+    await h.deps.findings.record({ kind: 'silent-session', key: S4, at: NOW, vni: 400, sessionId: S4, summary: 'quiet', evidence: {} });
     // A pair the collector holds but has not synced yet, and a newer packet of a synced one.
     h.live.push({ sourceIp: '10.0.0.5', vni: 555, sessionId: null, packets: 3, bytes: 180, firstSeenMs: NOW - 500, lastSeenMs: NOW - 100 });
     h.live.push({ sourceIp: '10.0.0.1', vni: 100, sessionId: S1, packets: 50, bytes: 5000, firstSeenMs: at, lastSeenMs: NOW - 10 });

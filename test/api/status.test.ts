@@ -37,7 +37,7 @@ describe('health, metrics, status, alerts', () => {
     const cfg = parseAlertsConfig({ webhooks: [{ url: 'https://hooks.example.com/mirrorguard', secret: generateSecret() }] });
     endpoint = cfg.webhooks[0]!.name;
     const outbox = new AlertOutbox({ db: h.db, webhooks: cfg.webhooks });
-    outbox.onFindingEvent({ type: 'finding.created', finding: h.detector.store.list().items[0]!, at: T * 1000 });
+    await outbox.onFindingEvent({ type: 'finding.created', finding: (await h.deps.findings.list()).items[0]!, at: T * 1000 });
   });
   afterAll(async () => {
     await h.close();
@@ -176,7 +176,7 @@ describe('POST /v1/manifest/reload and the audit log', () => {
     const body = r.json() as { manifest: { file: string; sessions: number; sha256: string }; raised: string[]; resolved: string[] };
     expect(body.manifest).toMatchObject({ file: manifestPath, sessions: 2 });
     expect(body.resolved).toHaveLength(1);
-    expect(h.detector.store.get(body.resolved[0]!)!.status).toBe('resolved');
+    expect((await h.deps.findings.get(body.resolved[0]!))!.status).toBe('resolved');
     expect(h.detector.manifest!.sha256).toBe(body.manifest.sha256);
   });
 

@@ -4,6 +4,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../../src/store/db.js';
 import { runCli } from '../helpers/serve.js';
@@ -82,5 +83,21 @@ describe('alerts status / enable on the wrong data directory or name', () => {
     const r = runCli(['alerts', 'test', '--config', cfg]);
     expect(r.status).toBe(64);
     expect(r.stderr).toContain(`${cfg} has no webhooks`);
+  });
+
+  it('serve --store with PostgreSQL unreachable is MG_ERR_STORE_UNREACHABLE (69), the URL shown without its password', async () => {
+    // A port nothing listens on: bind one, then close it.
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const r = runCli(['serve', '--listen', '127.0.0.1:0', '--api', 'off', '--data-dir', join(tmp.path, 'pg-data'), '--store', `postgres://mg:hunter2secret@127.0.0.1:${port}/mirrorguard`]);
+    expect(r.status).toBe(69);
+    expect(r.stderr).toContain('MG_ERR_STORE_UNREACHABLE');
+    expect(r.stderr).toContain(`postgres://mg:***@127.0.0.1:${port}/mirrorguard`);
+    expect(r.stdout + r.stderr).not.toContain('hunter2secret');
   });
 });

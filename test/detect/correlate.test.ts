@@ -6,11 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { ControlEvent } from '../../src/detect/cloudtrail/types.js';
-import {
-  controlEvidenceForTraffic,
-  recordControlEvent,
-  trafficEvidence,
-} from '../../src/detect/correlate.js';
+import type { Db } from '../../src/store/db.js';
+import { storeFromDb } from '../../src/store/store.js';
+import { settledStore } from '../helpers/settled.js';
+import * as correlate from '../../src/detect/correlate.js';
 import { Detector } from '../../src/detect/detector.js';
 import type { FindingEvent } from '../../src/detect/finding.js';
 import { checkManifestText } from '../../src/detect/manifest.js';
@@ -63,16 +62,30 @@ function setup(manifestText?: string) {
   const events: FindingEvent[] = [];
   let now = T0;
   const manifest = manifestText ? checkManifestText(`version: 1\nsessions:\n${manifestText}`, 'm.yaml').manifest! : null;
-  const det = new Detector({ db, manifest, onChange: (e) => events.push(e), clock: () => now });
+  const det = new Detector({ db, manifest, onChange: (e) => void events.push(e), clock: () => now });
   return { db, det, events, setNow: (t: number) => (now = t) };
 }
 
+// The correlation queries on the store's repositories, each in a transaction of its own.
+function recordControlEvent(db: Db, e: ControlEvent): Promise<boolean> {
+  const st = storeFromDb(db);
+  return st.tx((q) => correlate.recordControlEvent(st, e, q));
+}
+function controlEvidenceForTraffic(db: Db, query: Parameters<typeof correlate.controlEvidenceForTraffic>[1]) {
+  const st = storeFromDb(db);
+  return st.tx((q) => correlate.controlEvidenceForTraffic(st, query, q));
+}
+function trafficEvidence(db: Db, query: Parameters<typeof correlate.trafficEvidence>[1]) {
+  const st = storeFromDb(db);
+  return st.tx((q) => correlate.trafficEvidence(st, query, q));
+}
+
 describe('control events table', () => {
-  it('is idempotent on eventId', () => {
+  it('is idempotent on eventId', async () => {
     const { db } = setup();
     const e = ev('CreateTrafficMirrorSession', T0, { sessionId: 'tms-0aaaaaaaaaaaaaaaa', vni: 100, eni: 'eni-0bbbbbbbbbbbbbbbb' });
-    expect(recordControlEvent(db, e)).toBe(true);
-    expect(recordControlEvent(db, e)).toBe(false);
+    expect((await recordControlEvent(db, e))).toBe(true);
+    expect((await recordControlEvent(db, e))).toBe(false);
     expect(db.prepare('SELECT event_id, vni, session_id, actor_arn, source_ip, record FROM control_events').all()).toEqual([
       { event_id: e.eventId, vni: 100, session_id: 'tms-0aaaaaaaaaaaaaaaa', actor_arn: EVE, source_ip: '203.0.113.9', record: JSON.stringify(e.record) },
     ]);
@@ -80,12 +93,12 @@ describe('control events table', () => {
 });
 
 describe('forward: control event first, traffic later', () => {
-  it('the data-plane finding carries who created the session, when, from where, which session and ENI', () => {
+  it('the data-plane finding carries who created the session, when, from where, which session and ENI', async () => {
     const { det, db } = setup();
     const create = ev('CreateTrafficMirrorSession', T0 - 5 * MIN, { sessionId: 'tms-0aaaaaaaaaaaaaaaa', vni: 100, eni: 'eni-0bbbbbbbbbbbbbbbb', targetId: 'tmt-0cccccccccccccccc' });
-    recordControlEvent(db, create);
+    await recordControlEvent(db, create);
     det.onNewPair('10.1.1.1', 100, T0);
-    const f = det.store.get(findingId('unauthorized-vni', '10.1.1.1|100'))!;
+    const f = (await settledStore(det).get(findingId('unauthorized-vni', '10.1.1.1|100')))!;
     expect(f.correlated?.control).toEqual([
       {
         eventId: create.eventId,
@@ -101,53 +114,53 @@ describe('forward: control event first, traffic later', () => {
     ]);
     // Traffic on another VNI is not explained by it.
     det.onNewPair('10.1.1.1', 101, T0);
-    expect(det.store.get(findingId('unauthorized-vni', '10.1.1.1|101'))!.correlated).toBeUndefined();
+    expect((await settledStore(det).get(findingId('unauthorized-vni', '10.1.1.1|101')))!.correlated).toBeUndefined();
   });
 
-  it('does not cite a session deleted before the traffic, a failed create, or a session moved to another VNI', () => {
+  it('does not cite a session deleted before the traffic, a failed create, or a session moved to another VNI', async () => {
     const { db } = setup();
     const A = 'tms-0aaaaaaaaaaaaaaa1';
     const B = 'tms-0aaaaaaaaaaaaaaa2';
-    recordControlEvent(db, ev('CreateTrafficMirrorSession', T0 - 60 * MIN, { sessionId: A, vni: 100 }));
-    recordControlEvent(db, ev('DeleteTrafficMirrorSession', T0 - 30 * MIN, { sessionId: A }));
-    recordControlEvent(db, ev('CreateTrafficMirrorSession', T0 - 20 * MIN, { vni: 100, errorCode: 'Client.NetworkInterfaceNotSupported' }));
-    recordControlEvent(db, ev('CreateTrafficMirrorSession', T0 - 10 * MIN, { sessionId: B, vni: 100 }));
-    recordControlEvent(db, ev('ModifyTrafficMirrorSession', T0 - 5 * MIN, { sessionId: B, vni: 200 }));
-    expect(controlEvidenceForTraffic(db, { vni: 100, atMs: T0 })).toEqual([]);
-    expect(controlEvidenceForTraffic(db, { vni: 200, atMs: T0 }).map((c) => [c.eventName, c.sessionId, c.vni])).toEqual([
+    await recordControlEvent(db, ev('CreateTrafficMirrorSession', T0 - 60 * MIN, { sessionId: A, vni: 100 }));
+    await recordControlEvent(db, ev('DeleteTrafficMirrorSession', T0 - 30 * MIN, { sessionId: A }));
+    await recordControlEvent(db, ev('CreateTrafficMirrorSession', T0 - 20 * MIN, { vni: 100, errorCode: 'Client.NetworkInterfaceNotSupported' }));
+    await recordControlEvent(db, ev('CreateTrafficMirrorSession', T0 - 10 * MIN, { sessionId: B, vni: 100 }));
+    await recordControlEvent(db, ev('ModifyTrafficMirrorSession', T0 - 5 * MIN, { sessionId: B, vni: 200 }));
+    expect((await controlEvidenceForTraffic(db, { vni: 100, atMs: T0 }))).toEqual([]);
+    expect((await controlEvidenceForTraffic(db, { vni: 200, atMs: T0 })).map((c) => [c.eventName, c.sessionId, c.vni])).toEqual([
       ['CreateTrafficMirrorSession', B, 100],
       ['ModifyTrafficMirrorSession', B, 200],
     ]);
     // Before A was deleted, A explained traffic on 100.
-    expect(controlEvidenceForTraffic(db, { vni: 100, atMs: T0 - 45 * MIN }).map((c) => c.sessionId)).toEqual([A]);
+    expect((await controlEvidenceForTraffic(db, { vni: 100, atMs: T0 - 45 * MIN })).map((c) => c.sessionId)).toEqual([A]);
     // An event hours after the traffic did not cause it (beyond the clock-skew allowance).
-    expect(controlEvidenceForTraffic(db, { vni: 200, atMs: T0 - 60 * MIN })).toEqual([]);
+    expect((await controlEvidenceForTraffic(db, { vni: 200, atMs: T0 - 60 * MIN }))).toEqual([]);
   });
 
-  it('an open mirror-session-created finding learns that traffic now flows on its VNI', () => {
+  it('an open mirror-session-created finding learns that traffic now flows on its VNI', async () => {
     const { det } = setup();
     const create = ev('CreateTrafficMirrorSession', T0 - MIN, { sessionId: 'tms-0aaaaaaaaaaaaaaaa', vni: 100, eni: 'eni-0bbbbbbbbbbbbbbbb', targetId: 'tmt-0cccccccccccccccc' });
-    const r = det.ingestControlEvents([create]);
+    const r = (await det.ingestControlEvents([create]));
     expect(r.findings.map((f) => f.kind)).toEqual(['mirror-session-created']);
     expect(r.findings[0]!.correlated).toBeUndefined();
     det.onNewPair('10.1.1.1', 100, T0);
-    const cf = det.store.get(r.findings[0]!.id)!;
+    const cf = (await settledStore(det).get(r.findings[0]!.id))!;
     expect(cf.correlated?.traffic).toEqual([{ sourceIp: '10.1.1.1', vni: 100, firstSeen: new Date(T0).toISOString(), lastSeen: new Date(T0).toISOString() }]);
   });
 });
 
 describe('reverse: traffic first, control event later', () => {
-  it('attaches the event to the open data-plane finding and the traffic to the control-plane finding', () => {
+  it('attaches the event to the open data-plane finding and the traffic to the control-plane finding', async () => {
     const { det, events } = setup();
     det.onNewPair('10.1.1.1', 100, T0);
     const dpId = findingId('unauthorized-vni', '10.1.1.1|100');
-    expect(det.store.get(dpId)!.correlated).toBeUndefined();
+    expect((await settledStore(det).get(dpId))!.correlated).toBeUndefined();
 
     // CloudTrail delivers the create about 10 minutes after the call.
     const create = ev('CreateTrafficMirrorSession', T0 - MIN, { sessionId: 'tms-0aaaaaaaaaaaaaaaa', vni: 100, eni: 'eni-0bbbbbbbbbbbbbbbb' });
-    const r = det.ingestControlEvents([create]);
+    const r = (await det.ingestControlEvents([create]));
     expect(r.correlated.map((f) => f.id)).toEqual([dpId]);
-    const dp = det.store.get(dpId)!;
+    const dp = (await settledStore(det).get(dpId))!;
     expect(dp.correlated?.control?.map((c) => [c.actorArn, c.callerIp, c.sessionId, c.eni, c.eventTime])).toEqual([
       [EVE, '203.0.113.9', 'tms-0aaaaaaaaaaaaaaaa', 'eni-0bbbbbbbbbbbbbbbb', new Date(T0 - MIN).toISOString()],
     ]);
@@ -155,35 +168,36 @@ describe('reverse: traffic first, control event later', () => {
     const cf = r.findings[0]!;
     expect(cf.kind).toBe('mirror-session-created');
     expect(cf.correlated?.traffic?.map((t) => [t.sourceIp, t.vni])).toEqual([['10.1.1.1', 100]]);
+    await det.settled();
     expect(events.filter((e) => e.finding.id === dpId).map((e) => `${e.type}:${e.reason ?? ''}`)).toEqual(['finding.created:', 'finding.updated:correlated']);
 
     // The same CloudTrail event delivered again (a second trail, an EventBridge copy) does nothing.
-    const again = det.ingestControlEvents([create]);
+    const again = (await det.ingestControlEvents([create]));
     expect(again).toMatchObject({ duplicates: 1, findings: [], correlated: [] });
-    expect(det.store.get(cf.id)!.count).toBe(1);
+    expect((await settledStore(det).get(cf.id))!.count).toBe(1);
   });
 
-  it('a session created well after the traffic began did not start it', () => {
+  it('a session created well after the traffic began did not start it', async () => {
     const { det } = setup();
     det.onNewPair('10.1.1.1', 100, T0);
     const late = ev('CreateTrafficMirrorSession', T0 + 30 * MIN, { sessionId: 'tms-0aaaaaaaaaaaaaaaa', vni: 100 });
-    expect(det.ingestControlEvents([late]).correlated).toEqual([]);
-    expect(det.store.get(findingId('unauthorized-vni', '10.1.1.1|100'))!.correlated).toBeUndefined();
+    expect((await det.ingestControlEvents([late])).correlated).toEqual([]);
+    expect((await settledStore(det).get(findingId('unauthorized-vni', '10.1.1.1|100')))!.correlated).toBeUndefined();
   });
 
-  it('a failed create is not attached to traffic', () => {
+  it('a failed create is not attached to traffic', async () => {
     const { det } = setup();
     det.onNewPair('10.1.1.1', 100, T0);
     const failed = ev('CreateTrafficMirrorSession', T0 + MIN, { vni: 100, errorCode: 'Client.UnauthorizedOperation' });
-    expect(det.ingestControlEvents([failed]).correlated).toEqual([]);
+    expect((await det.ingestControlEvents([failed])).correlated).toEqual([]);
   });
 
-  it('traffic that stopped before the session was created is not its traffic', () => {
+  it('traffic that stopped before the session was created is not its traffic', async () => {
     const { det, db } = setup();
     db.prepare('INSERT INTO observed_sessions (source_ip, vni, first_seen, last_seen) VALUES (?, ?, ?, ?)').run('10.2.2.2', 100, T0 - 120 * MIN, T0 - 90 * MIN);
-    expect(trafficEvidence(db, { vni: 100, sinceMs: T0 })).toEqual([]);
-    expect(trafficEvidence(db, { vni: 100, sinceMs: T0 - 100 * MIN }).map((t) => t.sourceIp)).toEqual(['10.2.2.2']);
-    expect(det.ingestControlEvents([ev('CreateTrafficMirrorSession', T0, { sessionId: 'tms-0aaaaaaaaaaaaaaaa', vni: 100 })]).findings[0]!.correlated).toBeUndefined();
+    expect((await trafficEvidence(db, { vni: 100, sinceMs: T0 }))).toEqual([]);
+    expect((await trafficEvidence(db, { vni: 100, sinceMs: T0 - 100 * MIN })).map((t) => t.sourceIp)).toEqual(['10.2.2.2']);
+    expect((await det.ingestControlEvents([ev('CreateTrafficMirrorSession', T0, { sessionId: 'tms-0aaaaaaaaaaaaaaaa', vni: 100 })])).findings[0]!.correlated).toBeUndefined();
   });
 });
 
@@ -192,13 +206,13 @@ describeWithFixtures('correlation with a real CloudTrail record (Panther export 
   // The record's eventTime is 2022-11-15 23:10:17 (UTC); VNI 12348395, tms-05e1e21760419ecb6 on eni-08dd7ebbda3b01770.
   const EVENT_AT = Date.UTC(2022, 10, 15, 23, 10, 17);
 
-  it('forward: traffic after the modify carries the actor, time, caller, session and ENI', () => {
+  it('forward: traffic after the modify carries the actor, time, caller, session and ENI', async () => {
     const { det } = setup();
-    const r = det.ingestCloudTrail(raw);
+    const r = (await det.ingestCloudTrail(raw));
     expect(r.events).toHaveLength(1);
     expect(r.findings.map((f) => f.kind)).toEqual(['mirror-session-modified']);
     det.onNewPair('172.31.0.238', 12348395, EVENT_AT + 2 * MIN);
-    const f = det.store.get(findingId('unauthorized-vni', '172.31.0.238|12348395'))!;
+    const f = (await settledStore(det).get(findingId('unauthorized-vni', '172.31.0.238|12348395')))!;
     expect(f.correlated?.control).toEqual([
       {
         eventId: '66c0fb61-804e-4cee-9f2e-c1d23c406a78',
@@ -213,13 +227,13 @@ describeWithFixtures('correlation with a real CloudTrail record (Panther export 
         filterId: 'tmf-010db9a7d8056cc2d',
       },
     ]);
-    expect(det.store.get(r.findings[0]!.id)!.correlated?.traffic?.[0]).toMatchObject({ sourceIp: '172.31.0.238', vni: 12348395 });
+    expect((await settledStore(det).get(r.findings[0]!.id))!.correlated?.traffic?.[0]).toMatchObject({ sourceIp: '172.31.0.238', vni: 12348395 });
   });
 
-  it('reverse: the record arriving after the traffic updates the data-plane finding', () => {
+  it('reverse: the record arriving after the traffic updates the data-plane finding', async () => {
     const { det } = setup();
     det.onNewPair('172.31.0.238', 12348395, EVENT_AT + 2 * MIN);
-    const r = det.ingestCloudTrail({ Records: [raw] });
+    const r = (await det.ingestCloudTrail({ Records: [raw] }));
     expect(r.correlated).toHaveLength(1);
     expect(r.correlated[0]!.correlated?.control?.[0]).toMatchObject({ actorArn: 'arn:aws:sts::123123123123:assumed-role/MakeStuffPublic', sessionId: 'tms-05e1e21760419ecb6' });
     expect(r.findings[0]!.correlated?.traffic?.[0]).toMatchObject({ sourceIp: '172.31.0.238', vni: 12348395 });

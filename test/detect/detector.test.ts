@@ -11,6 +11,7 @@ import { MgError } from '../../src/errors.js';
 import { openDb } from '../../src/store/db.js';
 import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { settledStore } from '../helpers/settled.js';
 
 const T0 = Date.UTC(2025, 5, 1, 12);
 
@@ -21,31 +22,31 @@ function capturingLogger() {
 }
 
 describe('Detector', () => {
-  it('warns loudly when started without a manifest', () => {
+  it('warns loudly when started without a manifest', async () => {
     const { log, lines } = capturingLogger();
     const det = new Detector({ db: openDb(':memory:'), manifest: null, log });
     expect(lines.map((l) => [l.level, l.msg])).toEqual([[40, expect.stringMatching(/^NO MANIFEST: every mirror session is treated as unauthorized/)]]);
     expect(det.onNewPair('10.0.0.1', 1, T0).status).toBe('unauthorized-vni');
   });
 
-  it('reloads a valid manifest, and keeps the old one (saying why) when the new file is invalid', () => {
+  it('reloads a valid manifest, and keeps the old one (saying why) when the new file is invalid', async () => {
     const dir = tmpDir();
     const file = join(dir, 'm.yaml');
     writeFileSync(file, 'version: 1\nsessions:\n  - id: tms-00000001\n    vni: 1\n');
     const { log, lines } = capturingLogger();
     const det = new Detector({ db: openDb(':memory:'), manifest: loadManifest(file), log, clock: () => T0 });
     det.onNewPair('10.0.0.2', 2, T0);
-    expect(det.store.get(findingId('unauthorized-vni', '10.0.0.2|2'))?.status).toBe('open');
+    expect((await settledStore(det).get(findingId('unauthorized-vni', '10.0.0.2|2')))?.status).toBe('open');
 
     writeFileSync(file, 'version: 1\nsessions:\n  - id: tms-00000001\n    vni: 1\n  - id: tms-00000002\n    vni: 2\n');
-    const ok = det.reloadManifest(file);
+    const ok = (await det.reloadManifest(file));
     expect(ok.ok).toBe(true);
     expect(det.manifest?.sessions).toHaveLength(2);
-    expect(det.store.get(findingId('unauthorized-vni', '10.0.0.2|2'))?.status).toBe('resolved');
+    expect((await settledStore(det).get(findingId('unauthorized-vni', '10.0.0.2|2')))?.status).toBe('resolved');
 
     const before = det.manifest;
     writeFileSync(file, 'version: 1\nsessions:\n  - id: tms-00000001\n    vni: 99999999\n');
-    const bad = det.reloadManifest(file);
+    const bad = (await det.reloadManifest(file));
     expect(bad.ok).toBe(false);
     expect(det.manifest).toBe(before);
     const err = (bad as { error: MgError }).error;
@@ -54,69 +55,72 @@ describe('Detector', () => {
     expect(logged.msg).toContain('manifest reload refused, keeping the manifest in force');
     expect(logged.msg).toContain(`${file}:4: sessions[0].vni: must be from 0 to 16777215 (24 bits), got 99999999`);
     // An unreadable file is refused the same way.
-    expect(det.reloadManifest(join(dir, 'gone.yaml'))).toMatchObject({ ok: false, error: { code: 'MG_ERR_MANIFEST_READ' } });
+    expect((await det.reloadManifest(join(dir, 'gone.yaml')))).toMatchObject({ ok: false, error: { code: 'MG_ERR_MANIFEST_READ' } });
     expect(det.manifest).toBe(before);
   });
 
-  it('tick raises silent and expired sessions together', () => {
+  it('tick raises silent and expired sessions together', async () => {
     const dir = tmpDir();
     const file = join(dir, 'm.yaml');
     writeFileSync(file, 'version: 1\nsessions:\n  - id: tms-00000001\n    vni: 1\n  - id: tms-00000002\n    vni: 2\n    expires: 2025-06-01T12:10:00Z\n');
     const det = new Detector({ db: openDb(':memory:'), manifest: loadManifest(file), clock: () => T0, silentAfterMs: 5 * 60_000 });
     det.onNewPair('10.0.0.2', 2, T0);
-    const r = det.tick(T0 + 20 * 60_000, [{ sourceIp: '10.0.0.2', vni: 2, lastSeenMs: T0 + 19 * 60_000 }]);
+    const r = (await det.tick(T0 + 20 * 60_000, [{ sourceIp: '10.0.0.2', vni: 2, lastSeenMs: T0 + 19 * 60_000 }]));
     expect(r.raised.map((f) => [f.kind, f.sessionId]).sort()).toEqual([
       ['expired-session', 'tms-00000002'],
       ['silent-session', 'tms-00000001'],
     ]);
   });
 
-  it('keeps findings across a restart: the same pair after restart is the same incident', () => {
+  it('keeps findings across a restart: the same pair after restart is the same incident', async () => {
     const file = join(tmpDir(), 'catalog.db');
     const db1 = openDb(file);
-    new Detector({ db: db1, manifest: null }).onNewPair('10.0.0.9', 9, T0);
+    const first = new Detector({ db: db1, manifest: null });
+    first.onNewPair('10.0.0.9', 9, T0);
+    await first.settled();
     db1.close();
     const db2 = openDb(file);
     const det = new Detector({ db: db2, manifest: null });
     det.onNewPair('10.0.0.9', 9, T0 + 3600_000);
-    const f = det.store.get(findingId('unauthorized-vni', '10.0.0.9|9'))!;
+    const f = (await settledStore(det).get(findingId('unauthorized-vni', '10.0.0.9|9')))!;
     expect([f.count, f.firstSeen]).toEqual([2, new Date(T0).toISOString()]);
     db2.close();
   });
 
-  it('refuses input that is not CloudTrail with MG_ERR_CLOUDTRAIL_FORMAT', () => {
+  it('refuses input that is not CloudTrail with MG_ERR_CLOUDTRAIL_FORMAT', async () => {
     const det = new Detector({ db: openDb(':memory:'), manifest: null });
-    expect(() => det.ingestCloudTrail({ hello: 'world' })).toThrow(MgError);
-    expect(() => det.ingestCloudTrail(42)).toThrow(expect.objectContaining({ code: 'MG_ERR_CLOUDTRAIL_FORMAT', statusCode: 400 }));
+    await expect(det.ingestCloudTrail({ hello: 'world' })).rejects.toThrow(MgError);
+    await expect(det.ingestCloudTrail(42)).rejects.toThrow(expect.objectContaining({ code: 'MG_ERR_CLOUDTRAIL_FORMAT', statusCode: 400 }));
   });
 });
 
 describeWithFixtures('Detector.ingestCloudTrail with the Panther-exported Records file', () => {
   const records = JSON.parse(readFileSync(fixture('cloudtrail', 'panther-aws_ec2_traffic_mirroring-all-tests.Records.json'), 'utf8'));
 
-  it('stores every traffic-mirroring event once, skips other services, and is idempotent', () => {
+  it('stores every traffic-mirroring event once, skips other services, and is idempotent', async () => {
     const db = openDb(':memory:');
     const events: FindingEvent[] = [];
-    const det = new Detector({ db, manifest: null, onChange: (e) => events.push(e) });
-    const first = det.ingestCloudTrail(records);
+    const det = new Detector({ db, manifest: null, onChange: (e) => void events.push(e) });
+    const first = (await det.ingestCloudTrail(records));
     // 8 traffic-mirroring calls (6 mutations, 2 reads) and one CodeBuild event.
     expect([first.events.length, first.skipped, first.duplicates]).toEqual([8, 1, 0]);
     expect((db.prepare('SELECT COUNT(*) AS n FROM control_events').get() as { n: number }).n).toBe(8);
     expect(first.findings.length).toBeGreaterThan(0);
+    await det.settled();
     expect(events.filter((e) => e.type === 'finding.created')).toHaveLength(new Set(first.findings.map((f) => f.id)).size);
-    const counts = det.store.counts();
+    const counts = (await settledStore(det).counts());
     // The same file again (say, from a second trail): nothing new, nothing counted twice.
-    const second = det.ingestCloudTrail(records);
+    const second = (await det.ingestCloudTrail(records));
     expect([second.duplicates, second.findings.length]).toEqual([8, 0]);
-    expect(det.store.counts()).toEqual(counts);
+    expect((await settledStore(det).counts())).toEqual(counts);
     // And as EventBridge would deliver one of them.
-    const eb = det.ingestCloudTrail({ 'detail-type': 'AWS API Call via CloudTrail', source: 'aws.ec2', detail: records.Records[0] });
+    const eb = (await det.ingestCloudTrail({ 'detail-type': 'AWS API Call via CloudTrail', source: 'aws.ec2', detail: records.Records[0] }));
     expect(eb.duplicates).toBe(1);
   });
 });
 
 describe('detect config', () => {
-  it('has defaults with units in the key names', () => {
+  it('has defaults with units in the key names', async () => {
     expect(detectConfigSchema.parse(undefined)).toEqual({
       silentAfterSeconds: 900,
       inventory: { intervalSeconds: 0, pageSize: 1000 },
@@ -125,7 +129,7 @@ describe('detect config', () => {
     expect(DETECT_DEFAULTS.silentAfterSeconds * 1000).toBe(15 * 60_000);
   });
 
-  it('rejects unknown keys and out-of-range values with their path', () => {
+  it('rejects unknown keys and out-of-range values with their path', async () => {
     const r = detectConfigSchema.safeParse({ silentAfterSecs: 5, inventory: { intervalSeconds: 10, region: 'Frankfurt', endpoint: 'ftp://x' } });
     expect(r.success).toBe(false);
     const paths = r.error!.issues.map((i) => i.path.join('.')).sort();

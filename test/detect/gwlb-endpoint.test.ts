@@ -6,8 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { DataPlaneDetector } from '../../src/detect/data-plane.js';
 import { formatProblem } from '../../src/errors.js';
 import { checkManifestText, type Manifest } from '../../src/detect/manifest.js';
-import { FindingStore, findingId } from '../../src/detect/store.js';
+import { findingId } from '../../src/detect/store.js';
 import { openDb } from '../../src/store/db.js';
+import { Findings } from '../../src/detect/findings.js';
+import { storeFromDb } from '../../src/store/store.js';
+import { settledReads } from '../helpers/settled.js';
 
 const T0 = Date.UTC(2026, 11, 3, 10);
 const MINE = 'vpce-00a1b2c3d4e5f6071';
@@ -22,14 +25,14 @@ function manifest(endpoint: string | null): Manifest {
 
 function setup(m: Manifest) {
   const db = openDb(':memory:');
-  const store = new FindingStore({ db });
-  const dp = new DataPlaneDetector({ store, manifest: m, clock: () => T0 });
+  const findings = new Findings(storeFromDb(db));
+  const dp = new DataPlaneDetector({ findings, manifest: m, clock: () => T0 });
   const id = findingId('unexpected-gwlb-endpoint', '172.31.0.238|5569041');
-  return { store, dp, id };
+  return { store: settledReads(findings, () => dp.settled()), dp, id };
 }
 
 describe('manifest gwlbEndpointId', () => {
-  it('is a vpce- id of 8 or 17 hex digits', () => {
+  it('is a vpce- id of 8 or 17 hex digits', async () => {
     expect(manifest(MINE).sessions[0]!.gwlbEndpointId).toBe(MINE);
     const r = checkManifestText('version: 1\nsessions:\n  - id: tms-0123456789abcdef0\n    vni: 1\n    gwlbEndpointId: eni-0123\n', 'm.yaml');
     expect(r.problems.map(formatProblem)).toEqual(['m.yaml:5: sessions[0].gwlbEndpointId: must be "vpce-" and 8 or 17 lowercase hex digits, got "eni-0123"']);
@@ -37,32 +40,32 @@ describe('manifest gwlbEndpointId', () => {
 });
 
 describe('DataPlaneDetector.onGwlbEndpoint', () => {
-  it('raises unexpected-gwlb-endpoint for another endpoint, and resolves when traffic comes through the right one', () => {
+  it('raises unexpected-gwlb-endpoint for another endpoint, and resolves when traffic comes through the right one', async () => {
     const { store, dp, id } = setup(manifest(MINE));
-    expect(dp.onGwlbEndpoint('172.31.0.238', 5569041, MINE, '1122334455667788', T0)).toBeNull();
-    expect(store.get(id)).toBeUndefined();
-    const f = dp.onGwlbEndpoint('172.31.0.238', 5569041, OTHER, '1122334455667788', T0 + 1000)!;
+    expect((await dp.onGwlbEndpoint('172.31.0.238', 5569041, MINE, '1122334455667788', T0))).toBeNull();
+    expect((await store.get(id))).toBeUndefined();
+    const f = (await dp.onGwlbEndpoint('172.31.0.238', 5569041, OTHER, '1122334455667788', T0 + 1000))!;
     expect(f).toMatchObject({ kind: 'unexpected-gwlb-endpoint', severity: 'high', status: 'open', sessionId: 'tms-0123456789abcdef0', vni: 5569041, sourceIp: '172.31.0.238' });
     expect(f.summary).toBe(`Traffic of tms-0123456789abcdef0 (VNI 5569041, from 172.31.0.238) arrives through GWLB endpoint ${OTHER}, not ${MINE} as the manifest says`);
     expect(f.evidence).toMatchObject({ gwlbEndpointId: OTHER, gwlbAttachmentId: '1122334455667788', expected: MINE, trigger: 'traffic' });
-    dp.onGwlbEndpoint('172.31.0.238', 5569041, MINE, null, T0 + 2000);
-    expect(store.get(id)!.status).toBe('resolved');
+    await dp.onGwlbEndpoint('172.31.0.238', 5569041, MINE, null, T0 + 2000);
+    expect((await store.get(id))!.status).toBe('resolved');
   });
 
-  it('says nothing without gwlbEndpointId, or for a pair no session authorizes', () => {
+  it('says nothing without gwlbEndpointId, or for a pair no session authorizes', async () => {
     const { store, dp } = setup(manifest(null));
-    expect(dp.onGwlbEndpoint('172.31.0.238', 5569041, OTHER, null, T0)).toBeNull();
-    expect(dp.onGwlbEndpoint('10.9.9.9', 77, OTHER, null, T0)).toBeNull();
-    expect(store.list().items).toEqual([]);
+    expect((await dp.onGwlbEndpoint('172.31.0.238', 5569041, OTHER, null, T0))).toBeNull();
+    expect((await dp.onGwlbEndpoint('10.9.9.9', 77, OTHER, null, T0))).toBeNull();
+    expect((await store.list()).items).toEqual([]);
   });
 
-  it('is evaluated again on a manifest reload', () => {
+  it('is evaluated again on a manifest reload', async () => {
     const { store, dp, id } = setup(manifest(null));
-    dp.onGwlbEndpoint('172.31.0.238', 5569041, OTHER, null, T0);
-    const pinned = dp.setManifest(manifest(MINE), T0 + 1000);
+    await dp.onGwlbEndpoint('172.31.0.238', 5569041, OTHER, null, T0);
+    const pinned = (await dp.setManifest(manifest(MINE), T0 + 1000));
     expect(pinned.raised.map((f) => f.id)).toEqual([id]);
-    const fixed = dp.setManifest(manifest(OTHER), T0 + 2000);
+    const fixed = (await dp.setManifest(manifest(OTHER), T0 + 2000));
     expect(fixed.resolved.map((f) => f.id)).toEqual([id]);
-    expect(store.get(id)!.status).toBe('resolved');
+    expect((await store.get(id))!.status).toBe('resolved');
   });
 });

@@ -39,7 +39,7 @@ function catchMg(f: () => unknown): MgError {
 }
 
 describeWithFixtures('inventory from aws ec2 describe-traffic-mirror-sessions output', () => {
-  it('reads the CLI fixture: two sessions, VNIs 42 and 13314501, same source ENI', () => {
+  it('reads the CLI fixture: two sessions, VNIs 42 and 13314501, same source ENI', async () => {
     const s = readDescribeJson(DESCRIBE());
     expect(s).toEqual([
       {
@@ -68,7 +68,7 @@ describeWithFixtures('inventory from aws ec2 describe-traffic-mirror-sessions ou
     ]);
   });
 
-  it('finds both sessions unmanaged and the manifest session missing', () => {
+  it('finds both sessions unmanaged and the manifest session missing', async () => {
     const sessions = readDescribeJson(DESCRIBE());
     const m = manifest('  - id: tms-0123456789abcdef0\n    vni: 5569041\n');
     const f = compareInventory(m, sessions, { at: AT });
@@ -80,7 +80,7 @@ describeWithFixtures('inventory from aws ec2 describe-traffic-mirror-sessions ou
     expect(f[0]!.summary).toBe('Mirror session tms-0567a4c684EXAMPLE (VNI 42, eni-0a471a5cf3EXAMPLE -> tmt-0dabe9b0a6EXAMPLE) exists in AWS but not in the manifest');
   });
 
-  it('reports drift in VNI, ENI, target and filter with expected and actual values', () => {
+  it('reports drift in VNI, ENI, target and filter with expected and actual values', async () => {
     const sessions = parseDescribeOutput(JSON.parse(hexIds(readFileSync(DESCRIBE(), 'utf8'))));
     const m = manifest(`  - id: tms-0567a4c684abcdef0
     vni: 42
@@ -107,7 +107,7 @@ describeWithFixtures('inventory from aws ec2 describe-traffic-mirror-sessions ou
     );
   });
 
-  it('compares only the fields the manifest states; an expired entry that still exists is drift; a gone one is not missing', () => {
+  it('compares only the fields the manifest states; an expired entry that still exists is drift; a gone one is not missing', async () => {
     const sessions = parseDescribeOutput(JSON.parse(hexIds(readFileSync(DESCRIBE(), 'utf8'))));
     const m = manifest(`  - id: tms-0567a4c684abcdef0
     vni: 42
@@ -130,7 +130,7 @@ describeWithFixtures('inventory from aws ec2 describe-traffic-mirror-sessions ou
 });
 
 describe('describe output errors', () => {
-  it('names every malformed field', () => {
+  it('names every malformed field', async () => {
     const e = catchMg(() => parseDescribeOutput({ TrafficMirrorSessions: [{ TrafficMirrorSessionId: 'tms-1', VirtualNetworkId: '42' }, 7] }, 'd.json'));
     expect(e.code).toBe('MG_ERR_INVENTORY_READ');
     expect(e.exitCode).toBe(2);
@@ -144,7 +144,7 @@ describe('describe output errors', () => {
     expect(catchMg(() => parseDescribeOutput({ TrafficMirrorSession: {} }, 'd.json')).describe()).toContain('d.json: TrafficMirrorSessions: missing');
   });
 
-  it('refuses unreadable and non-JSON files', () => {
+  it('refuses unreadable and non-JSON files', async () => {
     const dir = tmpDir();
     expect(catchMg(() => readDescribeJson(join(dir, 'none.json'))).code).toBe('MG_ERR_INVENTORY_READ');
     writeFileSync(join(dir, 'x.json'), 'not json');
@@ -234,13 +234,13 @@ describe('live inventory through @aws-sdk/client-ec2 against a local EC2-like se
     ]);
     // Repeating the check counts, it does not duplicate.
     now += 60_000;
-    const again = det.checkInventory(await fetchInventory({ region: 'eu-central-1', endpoint: ec2.url }), { region: 'eu-central-1' });
+    const again = (await det.checkInventory(await fetchInventory({ region: 'eu-central-1', endpoint: ec2.url }), { region: 'eu-central-1' }));
     expect(again.findings.map((f) => f.count)).toEqual([2, 2, 2]);
     expect(again.resolved).toEqual([]);
     // The session was deleted and the manifest fixed: all three resolve.
     now += 60_000;
-    det.setManifest(manifest('  - id: tms-0aaaaaaaaaaaaaaa1\n    vni: 5569041\n    targetId: tmt-0aaaaaaaaaaaaaaa1\n'));
-    const fixed = det.checkInventory([{ id: 'tms-0aaaaaaaaaaaaaaa1', vni: 5569041, eni: 'eni-0aaaaaaaaaaaaaaa1', targetId: 'tmt-0aaaaaaaaaaaaaaa1', filterId: 'tmf-0aaaaaaaaaaaaaaa1', tags: {} } satisfies InventorySession], { region: 'eu-central-1' });
+    await det.setManifest(manifest('  - id: tms-0aaaaaaaaaaaaaaa1\n    vni: 5569041\n    targetId: tmt-0aaaaaaaaaaaaaaa1\n'));
+    const fixed = (await det.checkInventory([{ id: 'tms-0aaaaaaaaaaaaaaa1', vni: 5569041, eni: 'eni-0aaaaaaaaaaaaaaa1', targetId: 'tmt-0aaaaaaaaaaaaaaa1', filterId: 'tmf-0aaaaaaaaaaaaaaa1', tags: {} } satisfies InventorySession], { region: 'eu-central-1' }));
     expect(fixed.findings).toEqual([]);
     expect(fixed.resolved.map((f) => f.kind).sort()).toEqual(['missing-session', 'session-drift', 'unmanaged-session']);
   });
@@ -270,9 +270,9 @@ describe('periodic inventory (serve)', () => {
 });
 
 describe('inventory correlation', () => {
-  it('an unmanaged session carries who created it and the traffic seen on its VNI', () => {
+  it('an unmanaged session carries who created it and the traffic seen on its VNI', async () => {
     const det = new Detector({ db: openDb(':memory:'), manifest: manifest('  - id: tms-00000001\n    vni: 1\n'), clock: () => AT });
-    det.ingestControlEvents([
+    (await det.ingestControlEvents([
       {
         eventId: 'e-1',
         eventName: 'CreateTrafficMirrorSession',
@@ -285,15 +285,15 @@ describe('inventory correlation', () => {
         vni: 777,
         record: {},
       },
-    ]);
+    ]));
     det.onNewPair('10.0.0.5', 777, AT - 1800_000);
-    const r = det.checkInventory(
+    const r = (await det.checkInventory(
       [
         { id: 'tms-00000001', vni: 1, eni: 'eni-00000001', targetId: 'tmt-00000001', filterId: 'tmf-00000001', tags: {} },
         { id: 'tms-0aaaaaaaaaaaaaaa2', vni: 777, eni: 'eni-0aaaaaaaaaaaaaaa1', targetId: 'tmt-0aaaaaaaaaaaaaaa9', filterId: 'tmf-0aaaaaaaaaaaaaaa9', tags: {} },
       ],
       { at: AT },
-    );
+    ));
     expect(r.findings).toHaveLength(1);
     const f = r.findings[0]!;
     expect(f.kind).toBe('unmanaged-session');

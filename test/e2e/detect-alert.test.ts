@@ -9,7 +9,10 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/store.js';
+import { describeNeeds } from '../helpers/needs.js';
+import { startTestPg, type TestPg } from '../helpers/pg.js';
 import { ether, ipv4, tcp, udp } from '../helpers/packets.js';
 import { sendVxlan } from '../helpers/send-vxlan.js';
 import { startServe } from '../helpers/serve.js';
@@ -32,8 +35,17 @@ function verify(secret: string, d: Delivery): boolean {
   });
 }
 
-describe('detection and alerts end to end', () => {
+function detectionAndAlerts(engine: 'sqlite' | 'postgres'): void {
   const tmp = useTmpDir('mg-detect-');
+  let pg: TestPg | null = null;
+  if (engine === 'postgres') {
+    beforeAll(async () => {
+      pg = await startTestPg();
+    });
+    afterAll(async () => {
+      await pg?.stop();
+    });
+  }
 
   it('raises findings for unauthorized sessions only, and delivers them as signed webhooks', async () => {
     const dir = tmp.path;
@@ -74,7 +86,8 @@ describe('detection and alerts end to end', () => {
     const config = join(dir, 'config.yaml');
     writeFileSync(config, ['webhooks:', `  - url: http://127.0.0.1:${port}/hook`, `    secret: ${secret}`, ''].join('\n'));
 
-    const srv = await startServe(['--data-dir', join(dir, 'data'), '--api', 'off', '--manifest', manifest, '--config', config]);
+    const url = pg ? await pg.freshUrl() : `sqlite:${join(dir, 'data', 'mirrorguard.db')}`;
+    const srv = await startServe(['--data-dir', join(dir, 'data'), '--api', 'off', '--manifest', manifest, '--config', config, ...(pg ? ['--store', url] : [])]);
     try {
       const ssh = ether({}, ipv4({}, tcp({ dport: 22 })));
       const dgram = ether({}, ipv4({}, udp()));
@@ -91,10 +104,11 @@ describe('detection and alerts end to end', () => {
       server.close();
     }
 
-    const db = new Database(join(dir, 'data', 'mirrorguard.db'), { readonly: true });
-    const findings = db.prepare('SELECT kind, severity, source_ip, vni, count FROM findings ORDER BY kind').all();
-    const captures = db.prepare('SELECT source_ip, vni, session_id FROM captures ORDER BY vni, source_ip').all();
-    db.close();
+    // Read back through the store, on whichever engine serve wrote.
+    const store = await openStore({ url, migrate: false });
+    const findings = await store.engine.all('SELECT kind, severity, source_ip, vni, count FROM findings ORDER BY kind');
+    const captures = await store.engine.all('SELECT source_ip, vni, session_id FROM captures ORDER BY vni, source_ip');
+    await store.close();
     expect(findings).toEqual([
       { kind: 'expired-session', severity: 'high', source_ip: '127.0.0.5', vni: 888, count: 1 },
       { kind: 'unauthorized-vni', severity: 'critical', source_ip: '127.31.0.238', vni: 777, count: 1 },
@@ -117,7 +131,10 @@ describe('detection and alerts end to end', () => {
       'unexpected-source',
     ]);
   });
-});
+}
+
+describe('detection and alerts end to end [sqlite]', () => detectionAndAlerts('sqlite'));
+describeNeeds(['postgres'], 'detection and alerts end to end [postgres]', () => detectionAndAlerts('postgres'));
 
 describe('silent sessions under serve', () => {
   const tmp = useTmpDir('mg-silent-');

@@ -56,7 +56,7 @@ export async function cloudtrailRoutes(app: FastifyInstance, opts: { ctx: ApiCon
     async (request) => {
       const p = request.principal!;
       const input = typeof request.body === 'string' ? recordsFromText(request.body, 'body') : request.body;
-      const r = ctx.deps.detector.ingestCloudTrail(input, 'body');
+      const r = await ctx.deps.detector.ingestCloudTrail(input, 'body');
       const out = {
         records: r.events.length + r.skipped,
         events: r.events.length,

@@ -134,7 +134,7 @@ export async function findingRoutes(app: FastifyInstance, opts: { ctx: ApiContex
       },
     },
     async (request) => {
-      const f = ctx.deps.findings.get(request.params.id);
+      const f = await ctx.deps.findings.get(request.params.id);
       if (!f) throw notFound(`no finding ${request.params.id}`);
       return f;
     },
@@ -188,7 +188,7 @@ export async function findingActionRoutes(app: FastifyInstance, opts: { ctx: Api
         const note = request.body?.note?.trim() || undefined;
         const audit = (status: number, detail: Record<string, unknown>) =>
           ctx.audit.write({ actor: p.name, role: p.role, remoteIp: remoteIp(request), action: `finding.${action}`, target: `finding:${id}`, status, detail: { ...(note ? { note } : {}), ...detail } });
-        const cur = ctx.deps.findings.get(id);
+        const cur = await ctx.deps.findings.get(id);
         if (!cur) {
           await audit(404, { error: 'MG_ERR_API_NOT_FOUND' });
           throw notFound(`no finding ${id}`);
@@ -198,7 +198,7 @@ export async function findingActionRoutes(app: FastifyInstance, opts: { ctx: Api
           throw httpError('MG_ERR_API_CONFLICT', `finding ${id} is resolved already`);
         }
         const at = ctx.now();
-        const f = action === 'acknowledge' ? ctx.deps.findings.acknowledge(id, at, p.name, note) : ctx.deps.findings.resolve(id, at, 'resolved through the API', { actor: p.name, ...(note ? { note } : {}) });
+        const f = action === 'acknowledge' ? await ctx.deps.findings.acknowledge(id, at, p.name, note) : await ctx.deps.findings.resolve(id, at, 'resolved through the API', { actor: p.name, ...(note ? { note } : {}) });
         await audit(200, { kind: cur.kind, severity: cur.severity });
         request.log.info({ actor: p.name, finding: id, action }, `finding ${action}d through the API`);
         return f!;

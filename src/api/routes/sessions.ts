@@ -108,9 +108,17 @@ export async function sessionRows(ctx: ApiContext): Promise<{ manifest: { file: 
   const now = ctx.now();
   const manifest = ctx.deps.detector.manifest;
   const store = ctx.deps.findings;
+  // The open findings a row can cite, read once (the store is asynchronous; a row needs several).
+  const open = new Set<string>();
+  let cursor: string | undefined;
+  do {
+    const page = await store.list({ kind: ['unauthorized-vni', 'unexpected-source', 'expired-session', 'silent-session', 'unexpected-gwlb-endpoint'], status: 'open', limit: 1000, ...(cursor !== undefined ? { cursor } : {}) });
+    for (const f of page.items) open.add(f.id);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined);
   const openFinding = (kind: FindingKind, key: string): string | null => {
     const id = findingId(kind, key);
-    return store.get(id)?.status === 'open' ? id : null;
+    return open.has(id) ? id : null;
   };
   const inManifest = new Set((manifest?.sessions ?? []).map((s) => s.id));
   const bySession = new Map<string, Observed[]>();

@@ -118,7 +118,7 @@ export async function statusRoutes(app: FastifyInstance, opts: { ctx: ApiContext
           closed: files.find((f) => f.state === 'closed')?.n ?? 0,
           bytes: files.reduce((a, f) => a + f.bytes, 0),
         },
-        findings: ctx.deps.findings.counts(),
+        findings: await ctx.deps.findings.counts(),
         alerts: (await ctx.deps.alertStats?.()) ?? ((await outboxCounts(store.outbox)) as unknown as Record<string, unknown>),
         extractions: { active: ctx.extractions.active, max: ctx.cfg.maxConcurrentExtractions, started: ctx.extractions.total, refusedBusy: ctx.extractions.refused },
         manifest: m ? { file: m.file, sha256: m.sha256, sessions: m.sessions.length } : null,
