@@ -16,6 +16,7 @@ import { DEFAULTS } from '../../src/config/schema.js';
 import { parseBytes } from '../../src/util/units.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { describeNeeds, itNeeds } from '../helpers/needs.js';
+import { ERRORS, EXIT } from '../../src/errors.js';
 import { useTmpDir } from '../helpers/tmp.js';
 
 const DEPLOY = join(PROJECT_ROOT, 'deploy');
@@ -71,6 +72,13 @@ describe('the unit file', () => {
     // The data directory of the example config is the one systemd creates for the service.
     const cfg = parseYaml(readFileSync(join(DEPLOY, 'examples', 'config.yaml'), 'utf8')) as { dataDir: string };
     expect(cfg.dataDir).toBe('/var/lib/mirrorguard');
+  });
+
+  it('does not restart on exit codes a restart cannot fix: usage, data directory, config (src/errors.ts)', () => {
+    const codes = /^RestartPreventExitStatus=(.*)$/m.exec(unit)![1]!.trim().split(/\s+/).map(Number);
+    expect(codes.sort((a, b) => a - b)).toEqual([EXIT.USAGE, ERRORS.MG_ERR_DATA_DIR.exit, ERRORS.MG_ERR_CONFIG_INVALID.exit].sort((a, b) => a - b));
+    // A store that is not up yet (69) is worth another try.
+    expect(codes).not.toContain(ERRORS.MG_ERR_STORE_UNREACHABLE.exit);
   });
 
   it('gives a graceful stop more time than serve allows itself', () => {
