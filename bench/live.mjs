@@ -34,6 +34,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { helpFromHeader } from './help.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = join(ROOT, '.bench');
@@ -42,6 +43,7 @@ const SESSIONS = 16;
 /** After the sender: the last block retires (10 ms; tcpdump: its 1 s timeout), serve's flush timer runs. */
 const SETTLE_MS = 1200;
 
+helpFromHeader(import.meta.url);
 const { values: args } = parseArgs({
   options: {
     live: { type: 'boolean', default: true },

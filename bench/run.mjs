@@ -50,6 +50,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { helpFromHeader } from './help.mjs';
 import { formatTable, readProfile, selfTimeTable } from './cpu-profile.mjs';
 import { extractionTable, runExtraction } from './extract.mjs';
 import { compileSteady, runSteady, steadyTable } from './steady.mjs';
@@ -70,6 +71,7 @@ const WARM_TOTAL = WARM_PER_SESSION * 16;
 /** A timer-flushed receiver (serve's 1 s flush interval) has written everything when its files stop growing this long. */
 const SETTLE_STALL_MS = 1600;
 
+helpFromHeader(import.meta.url);
 const { values: args } = parseArgs({
   options: {
     sizes: { type: 'string', default: '64,512,1450' },
