@@ -11,6 +11,7 @@
  */
 import { MgError } from '../errors.js';
 import { findingId } from './finding-id.js';
+import type { FindingRow } from '../store/findings.js';
 import {
   type ControlEvidence,
   type Finding,
@@ -67,22 +68,8 @@ export interface FindingCount {
   occurrences: number;
 }
 
-interface Row {
-  id: string;
-  kind: string;
-  severity: string;
-  status: 'open' | 'resolved';
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  vni: number | null;
-  source_ip: string | null;
-  session_id: string | null;
-  summary: string;
-  evidence: string;
-  correlated: string | null;
-  updated_at: number;
-}
+/** A findings row as the store reads it (src/store/findings.ts). */
+type Row = FindingRow;
 
 export { findingId };
 
