@@ -35,6 +35,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { helpFromHeader } from './help.mjs';
+import { cpuNs } from './proc.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = join(ROOT, '.bench');
@@ -87,18 +88,6 @@ function compile() {
     if (r.status !== 0) r = gcc(name, ['-l:libcrypto.so.3']);
     if (r.status !== 0) throw new Error(`gcc ${name}.c failed (OpenSSL 3's libcrypto):\n${r.stderr}`);
   }
-}
-
-function cpuNs(pid) {
-  let total = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      /* the thread ended */
-    }
-  }
-  return total;
 }
 
 function vmHwm(pid) {

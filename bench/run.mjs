@@ -54,6 +54,7 @@ import { helpFromHeader } from './help.mjs';
 import { formatTable, readProfile, selfTimeTable } from './cpu-profile.mjs';
 import { extractionTable, runExtraction } from './extract.mjs';
 import { compileSteady, runSteady, steadyTable } from './steady.mjs';
+import { cpuNs } from './proc.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = join(ROOT, '.bench');
@@ -186,19 +187,6 @@ function vmHwmBytes(pid) {
   } catch {
     return null;
   }
-}
-
-/** Nanoseconds on CPU, all threads of the process (sum of /proc/PID/task/TID/schedstat). */
-function cpuNs(pid) {
-  let total = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      /* the thread ended */
-    }
-  }
-  return total;
 }
 
 async function waitStopped(pid) {
