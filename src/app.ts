@@ -250,7 +250,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       }
 
       const retention = () => {
-        runRetention(catalog, config.dataDir, config.retention, logger).catch((e: unknown) => logger.error({ err: e }, 'retention failed; retrying on the next interval'));
+        runRetention(catalog, config.dataDir, config.retention, logger, { archive: archive !== null }).catch((e: unknown) => logger.error({ err: e }, 'retention failed; retrying on the next interval'));
         // Finished webhook deliveries go too (pending ones never): the outbox would otherwise grow forever.
         alerts!.prune().then(
           (deleted) => {

@@ -120,6 +120,28 @@ describe('retention', () => {
     expect((await runRetention(catalog, dir, { maxBytes: 0, maxAgeHours: 2.5, minFreeBytes: 0 }, silentLogger())).deletedFiles).toBe(0);
   });
 
+  it('with an archive, a file S3 has not confirmed is never deleted: an older one is passed over for a newer archived one', async () => {
+    const dir = tmp.path;
+    const { catalog, rows } = await seed(dir, 4); // hourly, oldest 4 hours ago
+    const st = catalog.store;
+    // Only the third file is archived; the byte bound wants three files gone.
+    const job = await st.archive.enqueue({ captureId: rows[2]!.id, node: st.nodeId, path: join(dir, rows[2]!.rel), vni: 1, sourceIp: '10.0.0.1', sessionId: null, createdUs: 1, firstUs: 1, lastUs: 2, packets: 10, bytes: 1, sha256: 'x' }, 0);
+    await st.archive.claim(st.nodeId, 'o', 0, 60_000);
+    await st.archive.done(job.id, 'o', { bucket: 'b', key: 'k', versionId: 'v', etag: 'e', sha256: 'x', s3ChecksumSha256: 'x', parts: 1, size: 1, retainUntil: null }, 5);
+    const size = readFileSync(join(dir, rows[0]!.rel)).length;
+    const warnings: string[] = [];
+    const logger = { ...silentLogger(), warn: (_o: unknown, msg: string) => void warnings.push(msg) } as unknown as ReturnType<typeof silentLogger>;
+    const r = await runRetention(catalog, dir, { maxBytes: size, maxAgeHours: 1, minFreeBytes: 2 ** 60 }, logger, { archive: true });
+    expect(r.deletedFiles).toBe(1);
+    expect(r.awaitingUpload).toBe(3);
+    expect(r.awaitingUploadBytes).toBe(3 * size);
+    expect(rows.map((x) => existsSync(join(dir, x.rel)))).toEqual([true, true, false, true]);
+    expect((await st.captures.byId(rows[2]!.id))!.local_removed_us).not.toBeNull();
+    for (const i of [0, 1, 3]) expect(await st.captures.byId(rows[i]!.id)).toMatchObject({ state: 'closed', local_removed_us: null });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/not confirmed/);
+  });
+
   it('deletes closed files older than the age bound', async () => {
     const dir = tmp.path;
     const { catalog, rows } = await seed(dir, 5); // hourly, oldest 5 hours ago
