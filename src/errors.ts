@@ -67,6 +67,7 @@ export const ERRORS = {
   MG_ERR_STORE_URL: { message: 'store.url (or its password file or TLS CA) is not usable', exit: EXIT.CONFIG },
   MG_ERR_STORE_UNREACHABLE: { message: 'the store (PostgreSQL) cannot be reached', exit: EXIT.UNAVAILABLE },
   MG_ERR_STORE_MIGRATE: { message: 'a store migration failed', exit: EXIT.IO },
+  MG_ERR_STORE_COPY_LEDGER: { message: 'store copy: the destination already holds a different evidence ledger', exit: EXIT.DATA },
 
   // --- evidence ledger (src/ledger, `keys init`, `verify`) ----------------------------------------
   MG_ERR_KEY_READ: { message: 'cannot read the Ed25519 key', exit: EXIT.NO_INPUT },

@@ -4,7 +4,15 @@
  * interrupted half way, or run twice, ends with each row once. Rows without a node (written before
  * the store layer) take `nodeId`. Capture and audit rows get new ids in the destination (audit rows
  * keep their text, which names the source's capture ids).
+ *
+ * Archived captures keep their S3 location, legal hold and ledger seq; the evidence ledger is copied
+ * record for record with its seq, so those seqs still point at their records and the chain verifies as
+ * before. A destination that already holds a different chain (another deployment's, or a fleet that
+ * started signing first) cannot take a second one: the copy refuses before it writes anything
+ * (MG_ERR_STORE_COPY_LEDGER). Upload jobs are not copied: the archive's sweep re-queues every closed,
+ * not yet archived file of its node when `serve` starts on the new store.
  */
+import { MgError } from '../errors.js';
 import type { Engine, Param, Sql } from './engine.js';
 
 const PAGE = 1000;
@@ -29,7 +37,7 @@ const PLANS: TablePlan[] = [
   {
     table: 'captures',
     order: 'id',
-    columns: ['path', 'vni', 'source_ip', 'session_id', 'worker', 'state', 'created_us', 'closed_us', 'first_us', 'last_us', 'packets', 'bytes', 'sha256', 'close_reason', 'gwlb_endpoint_id', 'gwlb_attachment_id', 'node'],
+    columns: ['path', 'vni', 'source_ip', 'session_id', 'worker', 'state', 'created_us', 'closed_us', 'first_us', 'last_us', 'packets', 'bytes', 'sha256', 'close_reason', 'gwlb_endpoint_id', 'gwlb_attachment_id', 'node', 's3_bucket', 's3_key', 's3_version_id', 'archived_us', 'ledger_seq', 'local_removed_us', 'legal_hold'],
     exists: 'node = ? AND path = ?',
     keyOf: (r) => [r.node as string, r.path as string],
   },
@@ -75,7 +83,37 @@ const PLANS: TablePlan[] = [
     exists: 'node = ? AND at = ? AND actor = ? AND action = ? AND target = ?',
     keyOf: (r) => [r.node as string, r.at as number, r.actor as string, r.action as string, r.target as string],
   },
+  {
+    table: 'ledger',
+    order: 'seq',
+    columns: ['seq', 'hash', 'kind', 'sha256', 'line'],
+    exists: 'seq = ?',
+    keyOf: (r) => [r.seq as number],
+  },
 ];
+
+/**
+ * The source's ledger must be the destination's, or a prefix of it, or extend it: record for record the
+ * same hash at the same seq. Anything else is two chains, and one store holds one.
+ */
+async function checkLedgers(from: Engine, to: Engine): Promise<void> {
+  let seq = 0;
+  for (;;) {
+    const src = await from.all<{ seq: number; hash: string }>(`SELECT seq, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?`, [seq, PAGE]);
+    if (src.length === 0) return;
+    const last = src[src.length - 1]!.seq;
+    const dst = new Map((await to.all<{ seq: number; hash: string }>(`SELECT seq, hash FROM ledger WHERE seq > ? AND seq <= ?`, [seq, last])).map((r) => [Number(r.seq), r.hash]));
+    if (dst.size === 0) return; // the destination's chain ends before this page: the rest extends it
+    for (const r of src) {
+      const h = dst.get(Number(r.seq));
+      if (h === undefined) return;
+      if (h !== r.hash) {
+        throw new MgError('MG_ERR_STORE_COPY_LEDGER', `seq ${r.seq} is ${h.slice(0, 16)}… in the destination and ${r.hash.slice(0, 16)}… in the source`);
+      }
+    }
+    seq = last;
+  }
+}
 
 async function insertIfAbsent(q: Sql, p: TablePlan, r: Record<string, unknown>, types: Map<string, string> | null): Promise<boolean> {
   const cols = p.columns.join(', ');
@@ -89,6 +127,7 @@ async function insertIfAbsent(q: Sql, p: TablePlan, r: Record<string, unknown>, 
 /** Copy every table from `from` to `to` (both migrated to the same version). */
 export async function copyStore(from: Engine, to: Engine, nodeId: string, onProgress?: (table: string, read: number) => void): Promise<CopyReport> {
   const report: CopyReport = { tables: {} };
+  await checkLedgers(from, to);
   for (const p of PLANS) {
     const t = (report.tables[p.table] = { read: 0, inserted: 0 });
     const types =

@@ -6,6 +6,10 @@ import Database from 'better-sqlite3';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { generateSigningKey, keyIdOf } from '../../src/ledger/keys.js';
+import { exportJsonl, Ledger } from '../../src/ledger/ledger.js';
+import { verifyLedger } from '../../src/ledger/verify.js';
 import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { openStore } from '../../src/store/store.js';
 import { describeNeeds } from '../helpers/needs.js';
@@ -74,6 +78,19 @@ describeNeeds(['postgres'], 'mirrorguard store (PostgreSQL)', () => {
     await src.outbox.insert({ msgId: 'msg_1', endpoint: 'hook', eventType: 'finding.created', findingId: 'f_00000000000000000001', payload: '{}', createdAt: 1, nextAttemptAt: 1 });
     await src.controlEvents.record({ event_id: 'e1', event_name: 'CreateTrafficMirrorSession', event_time: 1, actor_arn: null, source_ip: null, session_id: 'tms-1', eni: null, vni: 5, target_id: null, filter_id: null, error_code: null, record: '{}' });
     await src.audit.write({ at: 5, actor: 'ann', role: 'auditor', remoteIp: null, action: 'capture.download', target: 'capture:1', status: 200, bytes: 100, sha256: 'ab', detail: null });
+    // The first capture was archived: its S3 location and legal hold are set, and its ledger record
+    // (seq 1) is followed by an extraction record (seq 2).
+    const pair = generateSigningKey();
+    const privateKey = createPrivateKey(pair.privatePem);
+    const publicKey = createPublicKey(privateKey);
+    const key = { privateKey, publicKey, keyId: keyIdOf(publicKey) };
+    const ledger = new Ledger(src.ledger, key, 'target-1');
+    const rec = await ledger.appendArchive(
+      { captureId: 1, node: 'target-1', path: '/x', vni: 5, sourceIp: '10.0.0.1', sessionId: null, createdUs: 0, firstUs: 0, lastUs: 9, packets: 2, bytes: 100, sha256: 'ab'.repeat(32) },
+      { bucket: 'evidence', key: 'mg/vni=5/f0.pcap', versionId: 'v1', etag: 'e', sha256: 'ab'.repeat(32), s3ChecksumSha256: 'x', parts: 1, size: 100, retainUntil: null },
+    );
+    await ledger.appendExtraction({ sha256: 'cd'.repeat(32), size: 50, firstUs: 0, lastUs: 9, session: null, merged: [rec.seq] });
+    src.sqlite!.prepare(`UPDATE captures SET s3_bucket = 'evidence', s3_key = 'mg/vni=5/f0.pcap', s3_version_id = 'v1', archived_us = 10, ledger_seq = 1, local_removed_us = 11, legal_hold = 1 WHERE path LIKE '%f0.pcap'`).run();
     // Rows from before the store layer have no node: the copy gives them --node-id.
     src.sqlite!.prepare(`UPDATE captures SET node = ''`).run();
     await src.close();
@@ -88,6 +105,7 @@ describeNeeds(['postgres'], 'mirrorguard store (PostgreSQL)', () => {
       outbox: { read: 1, inserted: 1 },
       control_events: { read: 1, inserted: 1 },
       audit_log: { read: 1, inserted: 1 },
+      ledger: { read: 2, inserted: 2 },
     });
     const again = JSON.parse(runCli(['store', 'copy', '--from', from, '--to', to, '--node-id', 'target-1', '--json']).stdout) as typeof r1;
     expect(Object.values(again.tables).every((t) => t.inserted === 0)).toBe(true);
@@ -101,6 +119,15 @@ describeNeeds(['postgres'], 'mirrorguard store (PostgreSQL)', () => {
         ['target-1', 'closed', 100],
       ]);
       expect(await dst.findings.get('f_00000000000000000001')).toMatchObject({ count: 4, kind: 'unauthorized-vni' });
+      // The archived capture is still archived (its S3 version, hold and ledger record), and the copied
+      // chain verifies against the deployment's public key.
+      const archived = caps.find((c) => c.path.endsWith('f0.pcap'))!;
+      expect(archived).toMatchObject({ s3_bucket: 'evidence', s3_key: 'mg/vni=5/f0.pcap', s3_version_id: 'v1', archived_us: 10, ledger_seq: 1, local_removed_us: 11, legal_hold: 1 });
+      let jsonl = '';
+      expect(await exportJsonl(dst.ledger, (c) => (jsonl += c))).toBe(2);
+      const v = verifyLedger(Buffer.from(jsonl), publicKey, key.keyId, 'ab'.repeat(32));
+      expect(v.problems).toEqual([]);
+      expect(v.ok).toBe(true);
       expect((await dst.audit.list({ limit: 5 }))[0]).toMatchObject({ actor: 'ann', bytes: 100 });
       // The copied outbox row is delivered from the fleet like any other.
       expect((await dst.outbox.claim('hook', 10, 100, 5)).map((r) => r.msg_id)).toEqual(['msg_1']);
@@ -108,6 +135,24 @@ describeNeeds(['postgres'], 'mirrorguard store (PostgreSQL)', () => {
       expect(st.stdout).toContain(`postgres, schema version ${SCHEMA_VERSION} of ${SCHEMA_VERSION}`);
     } finally {
       await dst.close();
+    }
+
+    // Another target's history, with its own chain, cannot go into the same store: nothing is copied.
+    const other = `sqlite:${join(tmp.path, 'other.db')}`;
+    const o = await openStore({ url: other, nodeId: 'target-2' });
+    const id = await o.captures.open({ path: 'pcap/vni-6/10.0.0.2/2026-01-01/g.pcap', vni: 6, sourceIp: '10.0.0.2', sessionId: null, worker: 0, createdUs: 1, firstUs: 1 });
+    await o.captures.close(id, { closedUs: 9, firstUs: 1, lastUs: 9, packets: 2, bytes: 100, sha256: 'ef', reason: 'rotate' });
+    await new Ledger(o.ledger, key, 'target-2').appendExtraction({ sha256: 'ef'.repeat(32), size: 5, firstUs: null, lastUs: null, session: null, merged: [] });
+    await o.close();
+    const refused = runCli(['store', 'copy', '--from', other, '--to', to, '--node-id', 'target-2']);
+    expect(refused.status).toBe(65);
+    expect(refused.stderr).toContain('MG_ERR_STORE_COPY_LEDGER');
+    expect(refused.stderr).toContain('seq 1');
+    const after = await openStore({ url: to, nodeId: 'x' });
+    try {
+      expect((await after.captures.list({ limit: 10 })).some((c) => c.node === 'target-2')).toBe(false);
+    } finally {
+      await after.close();
     }
   });
 });
