@@ -198,6 +198,26 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         catalog.archive(nodeId, config.dataDir, () => archive?.worker.poke());
       }
       catalogQueue = catalog.queue;
+      {
+        // One warning when the store starts failing (and how many writes wait), one info when it is back.
+        let failing = false;
+        const q = catalog.queue;
+        q.listen({
+          onError: (err, queued) => {
+            if (failing) return;
+            failing = true;
+            logger.warn({ err: err.message, queued }, 'the store is failing; writes wait in order and are retried with backoff');
+            const check = setInterval(() => {
+              if (q.degraded) return;
+              clearInterval(check);
+              failing = false;
+              logger.info({ queued: q.depth() }, 'the store is back; queued writes are landing');
+            }, 1000);
+            check.unref();
+          },
+          onRejected: (err) => logger.error({ err: err.message, code: (err as { code?: unknown }).code }, 'the store refused a write; it was set aside (store.queue.rejected) and the queue went on'),
+        });
+      }
       alerts = createAlerts({ outbox: store.outbox, webhooks: alertsConfig.webhooks, alerting: alertsConfig.alerting, log: logger });
       detector = new Detector({
         store,

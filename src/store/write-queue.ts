@@ -7,8 +7,16 @@
  * refused and counted (`store.queue.dropped`); a capture file whose row was refused is adopted by the
  * recovery scan on the next start.
  *
+ * A write the store refuses for what it is, not for where the store is (a constraint, a type, a column:
+ * a bug, or a row the schema cannot take), would otherwise hold the head forever and everything behind
+ * it. Such an error (see `isRefusal`) makes the queue run the failed batch one write per transaction;
+ * the one write that is refused on its own is set aside, counted (`store.queue.rejected`) and reported
+ * through `onRejected`, and the rest commit in order. An outage (connection lost, a locked or full
+ * SQLite file, a serialization failure) is never a refusal: it is retried with backoff as above.
+ *
  * Counters (docs/counters.md): `store.errors` (failed batch attempts), `store.queue.queued` (writes
- * that had to wait because the store was failing), `store.queue.dropped`, and the gauge `depth()`.
+ * that had to wait because the store was failing), `store.queue.dropped`, `store.queue.rejected`, and
+ * the gauge `depth()`.
  */
 import type { Sql } from './engine.js';
 import type { Store } from './store.js';
@@ -31,15 +39,42 @@ export interface WriteQueueCounters {
   'store.errors': number;
   'store.queue.queued': number;
   'store.queue.dropped': number;
+  'store.queue.rejected': number;
 }
 
 /** The counters and the depth gauge by their docs/counters.md names (a fresh queue's zeros for the doc test). */
 export function storeCounters(q: WriteQueue | null): Record<string, number> {
-  return { 'store.errors': 0, 'store.queue.queued': 0, 'store.queue.dropped': 0, ...(q?.counters ?? {}), 'store.queue.depth': q?.depth() ?? 0 };
+  return { 'store.errors': 0, 'store.queue.queued': 0, 'store.queue.dropped': 0, 'store.queue.rejected': 0, ...(q?.counters ?? {}), 'store.queue.depth': q?.depth() ?? 0 };
+}
+
+/**
+ * True when the error is the store refusing this write (retrying it cannot help), false for an outage.
+ * PostgreSQL: SQLSTATE classes 22 (data exception), 23 (integrity constraint) and 42 (syntax, undefined
+ * table or column). SQLite: SQLITE_CONSTRAINT*, SQLITE_MISMATCH, SQLITE_RANGE, SQLITE_TOOBIG and the
+ * generic SQLITE_ERROR (a statement the schema cannot run), but never BUSY, LOCKED, FULL, IOERR or
+ * CANTOPEN. A JavaScript TypeError, RangeError or ReferenceError thrown by the write itself is a bug in
+ * that write.
+ */
+export function isRefusal(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (/^(22|23|42)[0-9A-Z]{3}$/.test(code)) return true;
+    return code === 'SQLITE_ERROR' || code === 'SQLITE_MISMATCH' || code === 'SQLITE_RANGE' || code === 'SQLITE_TOOBIG' || code.startsWith('SQLITE_CONSTRAINT');
+  }
+  return e instanceof TypeError || e instanceof RangeError || e instanceof ReferenceError;
+}
+
+export interface WriteQueueListener {
+  /** A batch failed and waits for a retry (called on every failed attempt). */
+  onError?: (e: Error, queued: number) => void;
+  /** A write the store refused on its own was set aside (not retried). */
+  onRejected?: (e: Error) => void;
 }
 
 export class WriteQueue {
-  readonly counters: WriteQueueCounters = { 'store.errors': 0, 'store.queue.queued': 0, 'store.queue.dropped': 0 };
+  readonly counters: WriteQueueCounters = { 'store.errors': 0, 'store.queue.queued': 0, 'store.queue.dropped': 0, 'store.queue.rejected': 0 };
+  /** While > head: a batch up to this index was refused; run it one write per transaction. */
+  private isolateUntil = 0;
   private readonly ops: QueuedWrite[] = [];
   private head = 0;
   private running = false;
@@ -55,8 +90,14 @@ export class WriteQueue {
 
   constructor(
     readonly store: Store,
-    private readonly opts: { maxOps?: number; onError?: (e: Error, queued: number) => void } = {},
+    private readonly opts: { maxOps?: number } & WriteQueueListener = {},
   ) {}
+
+  /** Who hears about failed attempts and rejected writes (serve logs them). */
+  listen(l: WriteQueueListener): void {
+    if (l.onError) this.opts.onError = l.onError;
+    if (l.onRejected) this.opts.onRejected = l.onRejected;
+  }
 
   /** Queued writes not yet in the store. */
   depth(): number {
@@ -124,7 +165,7 @@ export class WriteQueue {
     this.running = true;
     try {
       while (this.depth() > 0 && !this.closed) {
-        const end = Math.min(this.ops.length, this.head + MAX_BATCH);
+        const end = this.isolateUntil > this.head ? this.head + 1 : Math.min(this.ops.length, this.head + MAX_BATCH);
         const batch = this.ops.slice(this.head, end);
         const staged = new Map<number, number | null>();
         const ids: HandleIds = {
@@ -142,6 +183,18 @@ export class WriteQueue {
         } catch (e) {
           this.counters['store.errors']++;
           const err = e instanceof Error ? e : new Error(String(e));
+          if (isRefusal(e)) {
+            if (batch.length > 1) {
+              this.isolateUntil = end; // find the one write the store refuses: one per transaction
+              continue;
+            }
+            // This write alone is refused: set it aside, and go on with the rest in order.
+            this.counters['store.queue.rejected']++;
+            this.afterCommit.delete(batch[0]!);
+            this.head = end;
+            this.opts.onRejected?.(err);
+            continue;
+          }
           if (this.lastError === null) this.counters['store.queue.queued'] += this.depth();
           this.lastError = err;
           this.opts.onError?.(err, this.depth());

@@ -37,6 +37,35 @@ describeEngines('catalog write queue', (ctx) => {
     expect(await ctx.store.captures.list({ limit: 10 })).toHaveLength(3);
   });
 
+  it('a write the store refuses on its own is set aside, counted and reported; the writes around it land in order', async () => {
+    const rejected: string[] = [];
+    const q = new WriteQueue(ctx.store);
+    q.listen({ onRejected: (e) => rejected.push(e.message) });
+    const cat = new Catalog(ctx.store, q);
+    const committed: string[] = [];
+    for (let i = 0; i < 10; i++) cat.open(row(i));
+    // A finding row without its NOT NULL columns: a constraint violation on either engine.
+    q.push(
+      async (sql) => void (await sql.run(`INSERT INTO findings (id) VALUES (?)`, ['f_bad'])),
+      () => committed.push('bad'),
+    );
+    q.push(
+      async (sql) => void (await sql.run(`UPDATE captures SET packets = 7 WHERE path = ?`, [row(3).path])),
+      () => committed.push('good'),
+    );
+    for (let i = 10; i < 20; i++) cat.open(row(i));
+    expect(await cat.flush(10_000)).toBe(true);
+    expect(q.counters['store.queue.rejected']).toBe(1);
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]).toMatch(/null|NOT NULL/i);
+    expect(committed).toEqual(['good']);
+    expect(q.degraded).toBe(false);
+    const rows = await ctx.store.captures.list({ limit: 100 });
+    expect(rows).toHaveLength(20);
+    expect(rows.find((r) => r.path === row(3).path)!.packets).toBe(7);
+    expect(await ctx.store.findings.get('f_bad')).toBeUndefined();
+  });
+
   it('PostgreSQL stopped mid-run: writes wait in order and land when it is back', async () => {
     if (ctx.engine !== 'postgres' || ctx.pg === null || process.env.MIRRORGUARD_TEST_PG_URL) return;
     const errors: string[] = [];
