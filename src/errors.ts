@@ -65,7 +65,7 @@ export const ERRORS = {
   MG_ERR_DATA_DIR: { message: 'the data directory is not usable', exit: EXIT.CANT_CREATE },
   MG_ERR_CATALOG_OPEN: { message: 'cannot open the catalog database', exit: EXIT.IO },
   MG_ERR_STORE_URL: { message: 'store.url (or its password file or TLS CA) is not usable', exit: EXIT.CONFIG },
-  MG_ERR_STORE_UNREACHABLE: { message: 'the store (PostgreSQL) cannot be reached', exit: EXIT.UNAVAILABLE },
+  MG_ERR_STORE_UNREACHABLE: { message: 'the store (PostgreSQL) cannot be reached', exit: EXIT.UNAVAILABLE, status: 503 },
   MG_ERR_STORE_MIGRATE: { message: 'a store migration failed', exit: EXIT.IO },
   MG_ERR_STORE_COPY_LEDGER: { message: 'store copy: the destination already holds a different evidence ledger', exit: EXIT.DATA },
 

@@ -8,6 +8,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isMgError, MgError, type ErrorCode } from '../errors.js';
+import { isStoreOutage } from '../store/outage.js';
 
 export interface ErrorBody {
   statusCode: number;
@@ -64,6 +65,9 @@ const FASTIFY_CLIENT_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_BAD_URL: 'MG_ERR_API_BAD_REQUEST',
 };
 
+/** Retry-After (seconds) on a 503 because the store is away. */
+export const STORE_RETRY_AFTER_S = 5;
+
 export function toErrorBody(err: unknown): { status: number; body: ErrorBody; headers?: Record<string, string>; internal: boolean } {
   if (isMgError(err)) {
     const status = err.statusCode ?? 500;
@@ -84,6 +88,11 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody; he
     const e = new MgError('MG_ERR_API_BAD_REQUEST', fe.message);
     return { status: 400, body: body(400, e.code, e.message), internal: false };
   }
+  if (isStoreOutage(err)) {
+    // The store (PostgreSQL) is away or too busy: the request may be sent again, not a bug of ours.
+    const e = new MgError('MG_ERR_STORE_UNREACHABLE', 'try again shortly; capture goes on and its writes wait in order');
+    return { status: 503, body: body(503, e.code, e.message), headers: { 'retry-after': String(STORE_RETRY_AFTER_S) }, internal: false };
+  }
   const e = new MgError('MG_ERR_API_INTERNAL');
   return { status: 500, body: body(500, e.code, e.message), internal: true };
 }
@@ -91,6 +100,7 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody; he
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const r = toErrorBody(err);
   if (r.internal) request.log.error({ err }, 'api request failed');
+  else if (r.status === 503) request.log.warn({ code: r.body.code, err: (err as Error)?.message, url: request.url }, 'api request failed: the store is away');
   else request.log.debug({ code: r.body.code, message: r.body.message }, 'api request refused');
   if (reply.sent || reply.raw.headersSent) {
     // A stream failed after its headers went out: the client sees a cut response, never a false success.

@@ -44,6 +44,11 @@ export interface PgOptions {
   max?: number;
   /** Connect timeout (default 5000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * Client-side query timeout (default 30,000 ms): a server that stops answering without closing the
+   * connection (a network partition) fails the query instead of hanging the API request or the queue.
+   */
+  queryTimeoutMs?: number;
   /** Idle connection errors (the server went away); the pool replaces the connection. */
   onError?: (e: Error) => void;
 }
@@ -80,6 +85,7 @@ export class PgEngine implements Engine {
       ...(tls ? { ssl: { rejectUnauthorized: true, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) } } : {}),
       max: opts.max ?? 4,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      query_timeout: opts.queryTimeoutMs ?? 30_000,
       idleTimeoutMillis: 30_000,
       types: TYPES,
       application_name: 'mirrorguard',
