@@ -17,7 +17,7 @@ import { ERRORS, isMgError } from './errors.js';
 import { createLogger } from './util/log.js';
 import { startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
 import { startRingReceiver, type RingBoundReceiver } from './ingest/ring.js';
-import { COUNTER_LAYOUT, PENDING, RING_FIELDS, type FromWorker, type ToWorker, type WorkerData } from './receive-workers.js';
+import { COUNTER_LAYOUT, MAX_VERDICTS, PENDING, RING_FIELDS, type FromWorker, type ToWorker, type WorkerData } from './receive-workers.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -25,6 +25,11 @@ const post = (m: FromWorker) => port.postMessage(m);
 const logger = createLogger(data.logLevel, data.logFormat, { colorize: data.logColor }).child({ worker: data.id });
 const verdicts = new Map<string, PairVerdict>();
 const key = (ip: string, vni: number) => `${ip}|${vni}`;
+/** Verdicts kept (oldest forgotten first): a flood of spoofed pairs must not grow this without bound. */
+function rememberVerdict(k: string, v: PairVerdict): void {
+  if (!verdicts.has(k) && verdicts.size >= MAX_VERDICTS) verdicts.delete(verdicts.keys().next().value!);
+  verdicts.set(k, v);
+}
 const view = new Float64Array(data.counters);
 
 let store: Store | null = null;
@@ -126,11 +131,11 @@ async function shutdown(): Promise<void> {
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'verdict':
-      verdicts.set(key(m.sourceIp, m.vni), m.verdict);
-      collector?.reassess((ip, vni) => verdicts.get(key(ip, vni)) ?? PENDING);
+      rememberVerdict(key(m.sourceIp, m.vni), m.verdict);
+      collector?.setVerdict(m.sourceIp, m.vni, m.verdict);
       break;
     case 'reassess':
-      for (const v of m.verdicts) verdicts.set(key(v.sourceIp, v.vni), v.verdict);
+      for (const v of m.verdicts) rememberVerdict(key(v.sourceIp, v.vni), v.verdict);
       collector?.reassess((ip, vni) => verdicts.get(key(ip, vni)) ?? PENDING);
       break;
     case 'flush':

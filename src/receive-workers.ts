@@ -176,6 +176,12 @@ export function defaultWorkerUrl(): URL {
 }
 
 const pairKey = (sourceIp: string, vni: number) => `${sourceIp}|${vni}`;
+/**
+ * Verdicts the main thread (and each worker) keeps, oldest forgotten first. A pair seen again after
+ * its verdict was forgotten is judged again (the detector coalesces it into its finding), so the bound
+ * costs a lookup, never a missed finding; without it a flood of spoofed pairs grows the maps forever.
+ */
+export const MAX_VERDICTS = 65_536;
 
 function readCounters(view: Float64Array): WorkerCounters {
   const L = COUNTER_LAYOUT;
@@ -234,6 +240,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         }
       }
       known = { sourceIp, vni, verdict };
+      if (verdicts.size >= MAX_VERDICTS) verdicts.delete(verdicts.keys().next().value!);
       verdicts.set(key, known);
     }
     const msg: ToWorker = { type: 'verdict', sourceIp, vni, verdict: known.verdict };

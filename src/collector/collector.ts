@@ -410,6 +410,20 @@ export class Collector {
   }
 
   /** Re-run the detector's verdict for every known pair (after a manifest reload). */
+  /**
+   * One pair's verdict arrived (workers: from the main thread's detector). A pass over the table with an
+   * integer compare first, no allocation: a flood's thousands of verdicts do not rebuild keys per session.
+   */
+  setVerdict(sourceIp: string, vni: number, v: PairVerdict): void {
+    for (const s of this.sessions) {
+      if (s.vni !== vni || s.sourceIp !== sourceIp) continue;
+      if (v.sessionId !== s.sessionId) s.sink?.sessionIdChanged(v.sessionId);
+      s.sessionId = v.sessionId;
+      s.status = v.status;
+      return;
+    }
+  }
+
   reassess(verdict: (sourceIp: string, vni: number) => PairVerdict): void {
     for (const s of this.sessions) {
       const v = verdict(s.sourceIp, s.vni);
