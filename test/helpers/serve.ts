@@ -82,6 +82,10 @@ export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): P
     });
 
   const rx = await waitForLog((l) => l.msg === 'receiving VXLAN');
+  // With --workers N, the first worker's line comes before the others have joined the port (SO_REUSEPORT
+  // or the fanout group): traffic sent now would all reach worker 1. Ready is when every worker is.
+  const w = args.indexOf('--workers');
+  if (w >= 0 && Number(args[w + 1]) > 1) await waitForLog((l) => l.msg === 'receive workers started');
   let apiPort: number | null = null;
   if (!args.includes('off')) {
     const api = await waitForLog((l) => l.msg === 'api listening', 20_000).catch(() => null);
