@@ -83,7 +83,10 @@ async function init(values: Record<string, string | boolean | undefined>, io: Cl
     ? await inv.fetchInventory({ region, endpoint: values.endpoint as string | undefined })
     : inv.readDescribeJson(describe!);
   const source = aws ? `DescribeTrafficMirrorSessions${region ? ` in ${region}` : ''}` : describe!;
-  const r = renderManifest(sessions, { source, generatedAt: Date.now(), region });
+  // With --aws, each source ENI's primary IP (sourceIps) and the GWLB endpoint behind GWLB targets.
+  const details = aws && sessions.length > 0 ? await inv.fetchSessionDetails(sessions, { region, endpoint: values.endpoint as string | undefined }) : undefined;
+  for (const w of details?.warnings ?? []) io.stderr.write(`manifest init: ${w}\n`);
+  const r = renderManifest(sessions, { source, generatedAt: Date.now(), region, ...(details ? { details } : {}) });
   const self = checkManifestText(r.text, out ?? '<stdout>');
   if (!self.manifest) {
     // A bug in the renderer, not in the user's input: say so rather than write a file check refuses.

@@ -158,6 +158,72 @@ export async function fetchInventory(opts: FetchOptions = {}): Promise<Inventory
   return out;
 }
 
+/** What `manifest init --aws` adds to each session beyond DescribeTrafficMirrorSessions. */
+export interface SessionDetails {
+  /** Source ENI -> its primary private IPv4 address: the outer source IP its mirrored packets carry. */
+  primaryIp: Map<string, string>;
+  /** Mirror target -> its Gateway Load Balancer endpoint (targets of that type only). */
+  gwlbEndpoint: Map<string, string>;
+  /** Lookups that failed (a missing permission, throttling): those fields are left to the reviewer. */
+  warnings: string[];
+}
+
+/** IDs per filter value list (EC2 accepts up to 200 values in one filter). */
+const FILTER_CHUNK = 100;
+
+/**
+ * The source ENIs' primary IPs (DescribeNetworkInterfaces) and the GWLB endpoints behind the targets
+ * (DescribeTrafficMirrorTargets), by ID filters so that an ID gone since the session list does not fail
+ * the call. A lookup that fails is a warning, not an error: the manifest is still written, with those
+ * fields for the reviewer to fill in.
+ */
+export async function fetchSessionDetails(sessions: readonly InventorySession[], opts: FetchOptions = {}): Promise<SessionDetails> {
+  const { EC2Client, paginateDescribeNetworkInterfaces, paginateDescribeTrafficMirrorTargets } = await import('@aws-sdk/client-ec2');
+  const client = new EC2Client({
+    ...(opts.region ? { region: opts.region } : {}),
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    maxAttempts: opts.maxAttempts ?? 3,
+  });
+  const out: SessionDetails = { primaryIp: new Map(), gwlbEndpoint: new Map(), warnings: [] };
+  const why = (e: unknown) => {
+    const err = e as Error & { $metadata?: { httpStatusCode?: number } };
+    const status = err.$metadata?.httpStatusCode;
+    return `${err.name}${status ? ` (HTTP ${status})` : ''}: ${err.message}`;
+  };
+  const chunks = (ids: string[]) => Array.from({ length: Math.ceil(ids.length / FILTER_CHUNK) }, (_, i) => ids.slice(i * FILTER_CHUNK, (i + 1) * FILTER_CHUNK));
+  try {
+    const enis = [...new Set(sessions.map((x) => x.eni))].sort();
+    try {
+      for (const ids of chunks(enis)) {
+        for await (const res of paginateDescribeNetworkInterfaces({ client, pageSize: 1000 }, { Filters: [{ Name: 'network-interface-id', Values: ids }] })) {
+          for (const ni of res.NetworkInterfaces ?? []) {
+            const primary = ni.PrivateIpAddress ?? ni.PrivateIpAddresses?.find((a) => a.Primary)?.PrivateIpAddress;
+            if (ni.NetworkInterfaceId && primary) out.primaryIp.set(ni.NetworkInterfaceId, primary);
+          }
+        }
+      }
+    } catch (e) {
+      out.warnings.push(`DescribeNetworkInterfaces failed, sourceIps left to fill in: ${why(e)}`);
+    }
+    const targets = [...new Set(sessions.map((x) => x.targetId))].sort();
+    try {
+      for (const ids of chunks(targets)) {
+        for await (const res of paginateDescribeTrafficMirrorTargets({ client, pageSize: 1000 }, { Filters: [{ Name: 'traffic-mirror-target-id', Values: ids }] })) {
+          for (const t of res.TrafficMirrorTargets ?? []) {
+            if (t.TrafficMirrorTargetId && t.Type === 'gateway-load-balancer-endpoint' && t.GatewayLoadBalancerEndpointId) out.gwlbEndpoint.set(t.TrafficMirrorTargetId, t.GatewayLoadBalancerEndpointId);
+          }
+        }
+      }
+    } catch (e) {
+      out.warnings.push(`DescribeTrafficMirrorTargets failed, gwlbEndpointId not filled in: ${why(e)}`);
+    }
+  } finally {
+    client.destroy();
+  }
+  return out;
+}
+
 /** The inventory against the manifest, as findings (empty when they agree). */
 export function compareInventory(manifest: Manifest | null, sessions: readonly InventorySession[], opts: CompareOptions): FindingInput[] {
   const out: FindingInput[] = [];

@@ -4,7 +4,8 @@
  * so a reviewer sees them and decides. The header says what matters most: existing is not the same as
  * authorized, and an attacker's session exists today too.
  */
-import type { InventorySession } from './inventory.js';
+import { isIPv4 } from 'node:net';
+import type { InventorySession, SessionDetails } from './inventory.js';
 import { isEniId, isFilterId, isSessionId, isTargetId } from './manifest.js';
 
 export interface RenderOptions {
@@ -14,6 +15,11 @@ export interface RenderOptions {
   generatedAt: number;
   /** Written into every entry when known (a live call in one region). */
   region?: string;
+  /**
+   * From `--aws`: each source ENI's primary IP, written as the entry's `sourceIps` (the outer source of
+   * its mirrored packets), and the GWLB endpoint of GWLB targets, written as `gwlbEndpointId`.
+   */
+  details?: Pick<SessionDetails, 'primaryIp' | 'gwlbEndpoint'>;
 }
 
 export interface RenderedManifest {
@@ -28,6 +34,17 @@ export function renderManifest(sessions: readonly InventorySession[], opts: Rend
   const sorted = [...sessions].sort((a, b) => a.vni - b.vni || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const byVni = new Map<number, number>();
   for (const s of sorted) byVni.set(s.vni, (byVni.get(s.vni) ?? 0) + 1);
+  const ipOf = (s: InventorySession): string | null => {
+    const ip = opts.details?.primaryIp.get(s.eni);
+    return ip !== undefined && isIPv4(ip) ? ip : null;
+  };
+  // Sessions sharing a VNI are told apart by source: fine when every one of them has a known, distinct IP.
+  const vniTold = new Map<number, boolean>();
+  for (const [vni, n] of byVni) {
+    if (n < 2) continue;
+    const ips = sorted.filter((s) => s.vni === vni).map(ipOf);
+    vniTold.set(vni, ips.every((ip) => ip !== null) && new Set(ips).size === ips.length);
+  }
 
   const lines: string[] = [
     '# mirrorguard manifest: the traffic mirror sessions security has authorized (docs/manifest.md).',
@@ -46,8 +63,8 @@ export function renderManifest(sessions: readonly InventorySession[], opts: Rend
   let included = 0;
   for (const s of sorted) {
     const problem = invalidReason(s);
-    const reason = problem ?? (byVni.get(s.vni)! > 1 ? `VNI ${s.vni} is used by ${byVni.get(s.vni)} sessions; add each one's sourceIps, then uncomment` : null);
-    const entry = entryLines(s, opts.region);
+    const reason = problem ?? (byVni.get(s.vni)! > 1 && vniTold.get(s.vni) !== true ? `VNI ${s.vni} is used by ${byVni.get(s.vni)} sessions; add each one's sourceIps, then uncomment` : null);
+    const entry = entryLines(s, opts.region, ipOf(s), opts.details?.gwlbEndpoint.get(s.targetId) ?? null);
     if (reason === null) {
       body.push(...entry);
       included++;
@@ -69,12 +86,15 @@ function invalidReason(s: InventorySession): string | null {
   return null;
 }
 
-function entryLines(s: InventorySession, region: string | undefined): string[] {
+function entryLines(s: InventorySession, region: string | undefined, ip: string | null, gwlbe: string | null): string[] {
   const out = [`  - id: ${s.id}`, `    vni: ${s.vni}`, `    sourceEni: ${s.eni}`, `    targetId: ${s.targetId}`, `    filterId: ${s.filterId}`];
+  if (gwlbe !== null && /^vpce-(?:[0-9a-f]{8}|[0-9a-f]{17})$/.test(gwlbe)) out.push(`    gwlbEndpointId: ${gwlbe}`);
+  if (ip !== null) out.push(`    sourceIps: [${ip}]          # primary IP of ${s.eni} at init: confirm`);
   if (region) out.push(`    region: ${region}`);
   if (s.description) out.push(`    description: ${JSON.stringify(s.description)}`);
   const tags = Object.entries(s.tags).map(([k, v]) => `${k}=${v}`);
   if (tags.length) out.push(`    # tags: ${tags.join(', ').replace(/[\r\n]/g, ' ')}`);
-  out.push(`    # owner: ?                 (who answers for this session)`, `    # sourceIps: [?]           (the primary IP of ${s.eni})`);
+  out.push(`    # owner: ?                 (who answers for this session)`);
+  if (ip === null) out.push(`    # sourceIps: [?]           (the primary IP of ${s.eni})`);
   return out;
 }

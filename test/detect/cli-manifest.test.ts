@@ -140,6 +140,63 @@ describe('mirrorguard manifest init --aws (local EC2-like server)', () => {
     expect(readFileSync(out, 'utf8')).toContain('from DescribeTrafficMirrorSessions in eu-central-1');
   });
 
+  it("fills in each source ENI's primary IP and a GWLB target's endpoint; a VNI shared by sessions with distinct IPs is included", async () => {
+    const base = { trafficMirrorFilterId: 'tmf-0aaaaaaaaaaaaaaa1', ownerId: '111122223333', sessionNumber: 1 };
+    ec2 = await fake.start({
+      pages: [
+        [
+          { ...base, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa1', virtualNetworkId: 7, networkInterfaceId: 'eni-0aaaaaaaaaaaaaaa1', trafficMirrorTargetId: 'tmt-0aaaaaaaaaaaaaaa1' },
+          { ...base, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa2', virtualNetworkId: 7, networkInterfaceId: 'eni-0aaaaaaaaaaaaaaa2', trafficMirrorTargetId: 'tmt-0aaaaaaaaaaaaaaa1' },
+          { ...base, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa3', virtualNetworkId: 8, networkInterfaceId: 'eni-0aaaaaaaaaaaaaaa3', trafficMirrorTargetId: 'tmt-0bbbbbbbbbbbbbbb2' },
+        ],
+      ],
+      enis: [
+        { id: 'eni-0aaaaaaaaaaaaaaa1', ip: '10.0.1.11' },
+        { id: 'eni-0aaaaaaaaaaaaaaa2', ip: '10.0.1.12' },
+        { id: 'eni-0aaaaaaaaaaaaaaa9', ip: '10.0.9.99' }, // not a source: filtered out by EC2
+      ],
+      targets: [
+        { id: 'tmt-0aaaaaaaaaaaaaaa1', type: 'network-interface' },
+        { id: 'tmt-0bbbbbbbbbbbbbbb2', type: 'gateway-load-balancer-endpoint', gwlbe: 'vpce-0ccccccccccccccc3' },
+      ],
+    });
+    const out = join(tmpDir(), 'm.yaml');
+    const r = await runCli(cmd, ['init', '--aws', '--region', 'eu-central-1', '--endpoint', ec2.url, '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const m = checkManifestText(readFileSync(out, 'utf8'), out).manifest!;
+    expect(m.sessions.map((s) => [s.id, s.vni, s.sourceIps, s.gwlbEndpointId])).toEqual([
+      ['tms-0aaaaaaaaaaaaaaa1', 7, ['10.0.1.11'], undefined],
+      ['tms-0aaaaaaaaaaaaaaa2', 7, ['10.0.1.12'], undefined],
+      // eni-...3's IP is unknown to EC2 here: its sourceIps stay for the reviewer.
+      ['tms-0aaaaaaaaaaaaaaa3', 8, undefined, 'vpce-0ccccccccccccccc3'],
+    ]);
+    expect(readFileSync(out, 'utf8')).toContain('# sourceIps: [?]           (the primary IP of eni-0aaaaaaaaaaaaaaa3)');
+    const actions = ec2.requests.map((q) => q.form.get('Action'));
+    expect(actions).toEqual(['DescribeTrafficMirrorSessions', 'DescribeNetworkInterfaces', 'DescribeTrafficMirrorTargets']);
+    expect(ec2.requests[1]!.form.get('Filter.1.Name')).toBe('network-interface-id');
+  });
+
+  it('without permission for the detail calls, the manifest is still written, and stderr says what is left to fill in', async () => {
+    const base = { trafficMirrorFilterId: 'tmf-0aaaaaaaaaaaaaaa1', ownerId: '111122223333', sessionNumber: 1, trafficMirrorTargetId: 'tmt-0aaaaaaaaaaaaaaa1' };
+    ec2 = await fake.start({
+      pages: [
+        [
+          { ...base, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa1', virtualNetworkId: 7, networkInterfaceId: 'eni-0aaaaaaaaaaaaaaa1' },
+          { ...base, trafficMirrorSessionId: 'tms-0aaaaaaaaaaaaaaa2', virtualNetworkId: 7, networkInterfaceId: 'eni-0aaaaaaaaaaaaaaa2' },
+        ],
+      ],
+      detailError: { status: 403, code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' },
+    });
+    const out = join(tmpDir(), 'm.yaml');
+    const r = await runCli(cmd, ['init', '--aws', '--region', 'eu-central-1', '--endpoint', ec2.url, '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('DescribeNetworkInterfaces failed, sourceIps left to fill in: UnauthorizedOperation (HTTP 403)');
+    expect(r.stderr).toContain('DescribeTrafficMirrorTargets failed');
+    // The shared VNI cannot be told apart without IPs: both entries are left commented, as before.
+    expect(checkManifestText(readFileSync(out, 'utf8'), out).manifest!.sessions).toEqual([]);
+    expect(r.stderr).toContain('left tms-0aaaaaaaaaaaaaaa1 commented out: VNI 7 is used by 2 sessions');
+  });
+
   it('does not call AWS when --out exists and --force is absent', async () => {
     ec2 = await fake.start({ pages: [[]] });
     const out = join(tmpDir(), 'm.yaml');

@@ -1,5 +1,6 @@
 /**
- * A local HTTP server that answers DescribeTrafficMirrorSessions the way EC2 does: the EC2 query
+ * A local HTTP server that answers DescribeTrafficMirrorSessions (and, for `manifest init`'s details,
+ * DescribeNetworkInterfaces and DescribeTrafficMirrorTargets with their ID filters) the way EC2 does: the EC2 query
  * protocol (POST, form-encoded `Action=...&Version=2016-11-15`, XML answer in the 2016-11-15
  * namespace, `nextToken` for pagination, `<Response><Errors>` for errors). The real SDK talks to it
  * through its `endpoint` option, so signing, pagination and XML parsing are exercised, not mocked.
@@ -28,7 +29,27 @@ export interface FakeEc2 {
   close(): Promise<void>;
 }
 
-export type Answer = { pages: FakeSession[][] } | { error: { status: number; code: string; message: string } };
+export interface FakeDetails {
+  /** Network interfaces: ID and primary private IPv4. */
+  enis?: { id: string; ip: string }[];
+  /** Mirror targets: ID, type, and the GWLB endpoint of gateway-load-balancer-endpoint targets. */
+  targets?: { id: string; type: 'network-interface' | 'network-load-balancer' | 'gateway-load-balancer-endpoint'; gwlbe?: string }[];
+  /** Answer the two detail calls with this error (a role without those permissions). */
+  detailError?: { status: number; code: string; message: string };
+}
+
+export type Answer = ({ pages: FakeSession[][] } & FakeDetails) | { error: { status: number; code: string; message: string } };
+
+/** The values of the request's filter named `name` (Filter.N.Name / Filter.N.Value.M). */
+function filterValues(form: URLSearchParams, name: string): Set<string> | null {
+  for (let n = 1; form.has(`Filter.${n}.Name`); n++) {
+    if (form.get(`Filter.${n}.Name`) !== name) continue;
+    const out = new Set<string>();
+    for (let m = 1; form.has(`Filter.${n}.Value.${m}`); m++) out.add(form.get(`Filter.${n}.Value.${m}`)!);
+    return out;
+  }
+  return null;
+}
 
 const NS = 'http://ec2.amazonaws.com/doc/2016-11-15/';
 
@@ -69,7 +90,34 @@ export async function startFakeEc2(answer: Answer): Promise<FakeEc2> {
       const form = new URLSearchParams(text);
       requests.push({ form, authorization: req.headers.authorization });
       const requestId = `req-${requests.length}`;
-      if (req.method !== 'POST' || form.get('Action') !== 'DescribeTrafficMirrorSessions' || form.get('Version') !== '2016-11-15') {
+      const action = form.get('Action');
+      const errorXml = (e: { status: number; code: string; message: string }) => {
+        res.writeHead(e.status, { 'content-type': 'text/xml;charset=UTF-8' });
+        res.end(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>${e.code}</Code><Message>${esc(e.message)}</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`);
+      };
+      if (req.method === 'POST' && form.get('Version') === '2016-11-15' && 'pages' in answer && (action === 'DescribeNetworkInterfaces' || action === 'DescribeTrafficMirrorTargets')) {
+        if (answer.detailError) return errorXml(answer.detailError);
+        res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
+        if (action === 'DescribeNetworkInterfaces') {
+          const want = filterValues(form, 'network-interface-id');
+          const items = (answer.enis ?? []).filter((e) => want === null || want.has(e.id));
+          res.end(
+            `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeNetworkInterfacesResponse xmlns="${NS}"><requestId>${requestId}</requestId><networkInterfaceSet>` +
+              items.map((e) => `<item><networkInterfaceId>${e.id}</networkInterfaceId><privateIpAddress>${e.ip}</privateIpAddress><privateIpAddressesSet><item><privateIpAddress>${e.ip}</privateIpAddress><primary>true</primary></item></privateIpAddressesSet></item>`).join('') +
+              `</networkInterfaceSet></DescribeNetworkInterfacesResponse>`,
+          );
+        } else {
+          const want = filterValues(form, 'traffic-mirror-target-id');
+          const items = (answer.targets ?? []).filter((t) => want === null || want.has(t.id));
+          res.end(
+            `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeTrafficMirrorTargetsResponse xmlns="${NS}"><requestId>${requestId}</requestId><trafficMirrorTargetSet>` +
+              items.map((t) => `<item><trafficMirrorTargetId>${t.id}</trafficMirrorTargetId><type>${t.type}</type>${t.gwlbe ? `<gatewayLoadBalancerEndpointId>${t.gwlbe}</gatewayLoadBalancerEndpointId>` : ''}</item>`).join('') +
+              `</trafficMirrorTargetSet></DescribeTrafficMirrorTargetsResponse>`,
+          );
+        }
+        return;
+      }
+      if (req.method !== 'POST' || action !== 'DescribeTrafficMirrorSessions' || form.get('Version') !== '2016-11-15') {
         res.writeHead(400, { 'content-type': 'text/xml' });
         res.end(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InvalidAction</Code><Message>unexpected ${esc(text)}</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`);
         return;
