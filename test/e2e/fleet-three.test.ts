@@ -230,6 +230,26 @@ describeNeeds(['postgres', 's3'], 'a fleet of three collectors behind an NLB, an
       await send(round(6), [0, 1, 2]);
       for (const [i, n] of ['node-1', 'node-2', 'node-3'].entries()) await until(`${n} committed every packet`, async () => (await written(n)) === sentTo[i]);
 
+      // Mid-run, node 1 extracts the rogue pair: its own open file is read up to its last record, files
+      // still open on the other nodes are named in X-Missing-Captures and the audit row (docs/api.md).
+      {
+        const token1 = readFileSync(join(tmp.dir, 'data-1', 'api-admin.token'), 'utf8').trim();
+        const openElsewhere = async () => new Set((await store.engine.all<{ id: number }>(`SELECT id FROM captures WHERE node <> 'node-1' AND state = 'open' AND vni = ?`, [SESSIONS.rogue.vni])).map((r) => r.id));
+        const before = await openElsewhere();
+        const res = await fetch(`http://127.0.0.1:${nodes[0]!.apiPort}/v1/pcap?vni=${SESSIONS.rogue.vni}&from=${new Date(started - 1000).toISOString()}&to=${new Date(Date.now() + 1000).toISOString()}`, { headers: { authorization: `Bearer ${token1}` } });
+        const body = Buffer.from(await res.arrayBuffer());
+        expect(res.status, body.toString()).toBe(200);
+        const after = await openElsewhere();
+        const missing = (res.headers.get('x-missing-captures') ?? '').split(',').filter(Boolean).map(Number);
+        const stillOpen = [...before].filter((id) => after.has(id));
+        expect(stillOpen.length).toBeGreaterThan(0);
+        for (const id of stillOpen) expect(missing).toContain(id);
+        const ownRows = new Set((await store.engine.all<{ id: number }>(`SELECT id FROM captures WHERE node = 'node-1'`)).map((r) => r.id));
+        expect(missing.filter((id) => ownRows.has(id))).toEqual([]);
+        const audit = (await (await fetch(`http://127.0.0.1:${nodes[0]!.apiPort}/v1/audit/${res.headers.get('x-audit-id')}`, { headers: { authorization: `Bearer ${token1}` } })).json()) as { detail: { missingFiles: number[] } };
+        expect(audit.detail.missingFiles).toEqual(missing);
+      }
+
       // Files age out (archive.rotateSeconds 5) with the nodes running, and are uploaded and signed.
       type Row = { id: number; node: string; state: string; packets: number; bytes: number; sha256: string | null; s3_key: string | null; s3_version_id: string | null; ledger_seq: number | null; session_id: string | null };
       const rows = await until(
