@@ -138,6 +138,19 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
     expect(audit.detail).toMatchObject({ fromS3: [ids.b], wholeFiles: 1, complete: true });
   });
 
+  it('S3 away: the extraction is refused before any byte (500 MG_ERR_CAPTURE_READ naming the object), and the refusal is audited', async () => {
+    await moto.stop();
+    try {
+      const r = await h.app.inject({ url: `/v1/pcap?vni=9&sourceIp=10.0.0.7&from=${T - 10}&to=${T + 10}`, headers: bearer('auditor') });
+      expect(r.statusCode).toBe(500);
+      expect(r.json()).toMatchObject({ code: 'MG_ERR_CAPTURE_READ', message: expect.stringContaining('s3://mg-ev/ev/vni=9/src=10.0.0.7/') });
+      const audit = (await h.app.inject({ url: '/v1/audit?action=pcap.extract&limit=1', headers: bearer('admin') })).json() as { items: { status: number; detail: Record<string, unknown> }[] };
+      expect(audit.items[0]).toMatchObject({ status: 500, detail: { error: 'MG_ERR_CAPTURE_READ' } });
+    } finally {
+      await moto.start();
+    }
+  }, 60_000);
+
   it('the handle reads any span by ranged GETs and resumes a body cut short', async () => {
     const bytes = readFileSync(originals.b!);
     let cuts = 1;
