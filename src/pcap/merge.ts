@@ -24,11 +24,11 @@
  *   edges are read record by record (issue 11: rotated files at mergecap's speed). The output is the
  *   same bytes the merge would produce.
  */
-import { open as openFile, type FileHandle } from 'node:fs/promises';
+import { open as openFile } from 'node:fs/promises';
 import { addAbortSignal, Readable } from 'node:stream';
 import { MgError } from '../errors.js';
 import { GLOBAL_HEADER_BYTES, LINKTYPE_ETHERNET, PCAP_MAGIC_NSEC, RECORD_HEADER_BYTES, SNAPLEN, writeGlobalHeader, writeRecordHeader } from './format.js';
-import { openCaptureAsync, type AsyncCaptureReader } from './reader.js';
+import { openCaptureAsync, type AsyncCaptureReader, type ReadHandle } from './reader.js';
 
 export const DEFAULT_MERGE_CHUNK_BYTES = 256 * 1024;
 export const DEFAULT_MERGE_OUTPUT_CHUNK_BYTES = 64 * 1024;
@@ -72,6 +72,11 @@ export interface MergeOptions {
    * link type) is streamed as bytes [24, limitBytesPerFile[i]) without parsing its records.
    */
   wholeFiles?: (number | undefined)[];
+  /**
+   * Where files[i] is read from when it is not a local file (an archived object in S3): opens a handle
+   * with FileHandle's positional read; files[i] is then only its name (stats, errors). Undefined: the file system.
+   */
+  openers?: ((() => Promise<ReadHandle>) | undefined)[];
 }
 
 export interface MergeStats {
@@ -104,7 +109,7 @@ export class MergeStream extends Readable {
   private nextSeq = 0;
   private live: boolean[] = [];
   private asRange: boolean[] = [];
-  private range: { fh: FileHandle; pos: number; end: number } | null = null;
+  private range: { fh: ReadHandle; pos: number; end: number } | null = null;
   /** The read of the range's next piece, started when the last chunk went downstream (bytes read). */
   private rangeAhead: Promise<number> | null = null;
   /** Heap of indexes into readers, ordered by their current record's timestamp. */
@@ -155,6 +160,12 @@ export class MergeStream extends Readable {
 
   private readyResult: Promise<void> | null = null;
 
+  /** files[i] for reading: its opener's handle, or the local file. */
+  private openInput(i: number): Promise<ReadHandle> {
+    const o = this.opts.openers?.[i];
+    return o !== undefined ? o() : openFile(this.files[i]!, 'r');
+  }
+
   override _construct(callback: (error?: Error | null) => void): void {
     this.readyResult = this.start();
     // Whoever awaits ready() sees the error; the stream reports it too (nobody may be awaiting ready()).
@@ -191,13 +202,13 @@ export class MergeStream extends Readable {
     const rangeLinktype: number[] = new Array<number>(n).fill(-1);
     for (let i = 0; i < n; i++) {
       if (whole[i] === undefined || limits[i] === undefined) continue;
-      rangeLinktype[i] = await ownLinktype(this.files[i]!);
+      rangeLinktype[i] = await ownLinktype(() => this.openInput(i));
       this.asRange[i] = rangeLinktype[i]! >= 0;
     }
     for (let i = 0; i < n; i++) {
       if (this.asRange[i]) continue;
       const lim = limits[i];
-      this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim });
+      this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim }, this.opts.openers?.[i]);
     }
     for (let i = 0; i < n; i++) {
       if (this.opts.signal?.aborted) return;
@@ -228,7 +239,7 @@ export class MergeStream extends Readable {
       if (this.asRange[i] && rangeLinktype[i] !== linktype) {
         this.asRange[i] = false;
         const lim = limits[i];
-        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim }));
+        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim }, this.opts.openers?.[i]));
         this.live[i] = await r.next();
         if (this.live[i]) {
           this.stats.read++;
@@ -260,7 +271,7 @@ export class MergeStream extends Readable {
     while (this.nextSeq < n) {
       const i = this.nextSeq++;
       if (this.asRange[i]) {
-        const fh = await openFile(this.files[i]!, 'r');
+        const fh = await this.openInput(i);
         const records = this.opts.wholeFiles![i]!;
         this.range = { fh, pos: GLOBAL_HEADER_BYTES, end: this.opts.limitBytesPerFile![i]! };
         this.stats.packets += records;
@@ -566,10 +577,10 @@ export function mergeCaptures(files: readonly string[], opts: MergeOptions = {})
 }
 
 /** The link type of a classic little-endian nanosecond pcap (what our writer makes), else -1. */
-async function ownLinktype(path: string): Promise<number> {
-  let fh: FileHandle | null = null;
+async function ownLinktype(openInput: () => Promise<ReadHandle>): Promise<number> {
+  let fh: ReadHandle | null = null;
   try {
-    fh = await openFile(path, 'r');
+    fh = await openInput();
     const h = Buffer.alloc(GLOBAL_HEADER_BYTES);
     const { bytesRead } = await fh.read(h, 0, GLOBAL_HEADER_BYTES, 0);
     if (bytesRead < GLOBAL_HEADER_BYTES || h.readUInt32LE(0) !== PCAP_MAGIC_NSEC) return -1;

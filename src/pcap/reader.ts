@@ -14,11 +14,12 @@
  * after printing every good packet before it.
  *
  * Two front ends share the parser: openCapture() reads with fs.readSync (the CLI), openCaptureAsync()
- * with a FileHandle on the libuv threadpool (the API, which must not block the event loop). Both take a
- * byte limit so the API can read a file still being written up to its last flushed record.
+ * with a FileHandle on the libuv threadpool (the API, which must not block the event loop), or with any
+ * ReadHandle it is given (an archived object read from S3 by ranged GETs). Both take a byte limit so the
+ * API can read a file still being written up to its last flushed record.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { MgError } from '../errors.js';
 import { PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC, SNAPLEN } from './format.js';
 
@@ -58,6 +59,15 @@ export interface CaptureRecord {
   linktype: number;
   /** pcapng interface index (0 for classic pcap). */
   interfaceId: number;
+}
+
+/**
+ * What the asynchronous reader reads through: FileHandle's positional read (position null: go on from
+ * the last read) and close. A FileHandle is one; so is an archived object read by ranged GETs.
+ */
+export interface ReadHandle {
+  read(buffer: Buffer, offset: number, length: number, position: number | null): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
 }
 
 export interface CaptureReaderOptions {
@@ -578,10 +588,10 @@ export class CaptureReader extends ReaderBase {
 }
 
 export class AsyncCaptureReader extends ReaderBase {
-  private fh: FileHandle | null;
+  private fh: ReadHandle | null;
 
   /** @internal use openCaptureAsync() */
-  constructor(path: string, fh: FileHandle, p: CaptureParser) {
+  constructor(path: string, fh: ReadHandle, p: CaptureParser) {
     super(path, p);
     this.fh = fh;
   }
@@ -655,12 +665,16 @@ export function openCapture(path: string, opts: CaptureReaderOptions = {}): Capt
   return reader;
 }
 
-/** Open a capture file for asynchronous reading (FileHandle reads on the threadpool). Rejects like openCapture throws. */
-export async function openCaptureAsync(path: string, opts: CaptureReaderOptions = {}): Promise<AsyncCaptureReader> {
-  let fh: FileHandle;
+/**
+ * Open a capture file for asynchronous reading (FileHandle reads on the threadpool), or, with `openHandle`,
+ * whatever it opens (`path` is then only its name in errors and stats). Rejects like openCapture throws.
+ */
+export async function openCaptureAsync(path: string, opts: CaptureReaderOptions = {}, openHandle?: () => Promise<ReadHandle>): Promise<AsyncCaptureReader> {
+  let fh: ReadHandle;
   try {
-    fh = await open(path, 'r');
+    fh = openHandle !== undefined ? await openHandle() : await open(path, 'r');
   } catch (e) {
+    if (e instanceof MgError) throw e;
     throw new MgError('MG_ERR_CAPTURE_READ', `${path}: ${(e as Error).message}`, { cause: e });
   }
   const reader = new AsyncCaptureReader(path, fh, new CaptureParser(opts));

@@ -7,7 +7,8 @@
  * that writes an archive config our own schema accepts.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -113,11 +114,55 @@ describe('the mirror target and the collectors', () => {
 });
 
 describe('the first boot writes a fleet config our schema accepts', () => {
-  const fleetConfig = (holds: { HasObjectLock: boolean; HasKms: boolean }) => {
+  /** The boot's shell variables as the store part of the script sets them (storeUrl, storeCa). */
+  const BOOT_VARS = { storeUrl: 'postgres://mirrorguard@mg-catalog.abcdefghij.eu-central-1.rds.amazonaws.com:5432/mirrorguard?sslmode=verify-full', storeCa: '/etc/mirrorguard/rds-ca.pem' };
+  const fleetConfig = (holds: { HasObjectLock: boolean; HasKms: boolean }, vars: Record<string, string> = BOOT_VARS) => {
     const s = userData(holds);
-    const block = /cat >>\/etc\/mirrorguard\/config\.yaml <<EOF\n([\s\S]*?)\nEOF\n/.exec(s)![1]!;
+    const block = /cat >>\/etc\/mirrorguard\/config\.yaml <<EOF\n([\s\S]*?)\nEOF\n/.exec(s)![1]!.replace(/\$([A-Za-z_]\w*)/g, (m, name: string) => vars[name] ?? m);
     return configSchema.parse(parseYaml(`${readFileSync(EXAMPLE_CONFIG, 'utf8')}\n${block}\n`));
   };
+
+  it('serve finds the shared catalog where it reads it: store.url (no password), store.passwordFile, the RDS CA as store.tls.ca', () => {
+    const c = fleetConfig({ HasObjectLock: false, HasKms: false });
+    expect(c.store).toEqual({ url: BOOT_VARS.storeUrl, passwordFile: '/etc/mirrorguard/store.password', tls: { ca: '/etc/mirrorguard/rds-ca.pem' } });
+    // Not RDS: no CA file, TLS as the URL's sslmode says with the system's CAs.
+    expect(fleetConfig({ HasObjectLock: false, HasKms: false }, { ...BOOT_VARS, storeCa: 'null' }).store.tls).toEqual({ ca: null });
+    const s = userData({ HasObjectLock: false, HasKms: false });
+    // The CA is fetched only for an RDS host; serve reads no environment variable for the store.
+    expect(s).toMatch(/case "\$storeUrl" in\n\s*\*\.rds\.amazonaws\.com\[:\/\]\*\)\n\s*curl -sSf --retry 5 -o \/etc\/mirrorguard\/rds-ca\.pem https:\/\/truststore\.pki\.rds\.amazonaws\.com\/global\/global-bundle\.pem/);
+    expect(s).not.toMatch(/MIRRORGUARD_DATABASE_URL/);
+    expect(s).toContain('chown mirrorguard:mirrorguard /etc/mirrorguard/store.password');
+  });
+
+  itNeeds(['bash'], 'the RDS case matches an RDS URL and nothing else', () => {
+    const s = userData({ HasObjectLock: false, HasKms: false });
+    const pattern = /case "\$storeUrl" in\n\s*(\S+)\)/.exec(s)![1]!;
+    const probe = (url: string) => spawnSync('bash', ['-c', `case "$1" in ${pattern}) echo rds;; *) echo other;; esac`, '_', url], { encoding: 'utf8' }).stdout.trim();
+    expect(probe(BOOT_VARS.storeUrl)).toBe('rds');
+    expect(probe('postgres://mg@db.cluster-abc.eu-west-1.rds.amazonaws.com/mg')).toBe('rds');
+    expect(probe('postgres://mg@db.internal:5432/mg?sslmode=require')).toBe('other');
+    expect(probe('postgres://mg@rds.amazonaws.com.evil.example/mg')).toBe('other');
+  });
+
+  it('store-url.mjs splits the secret: the URL without its password out, the password (decoded) into a 0600 file; refusals never echo the secret', () => {
+    const script = join(PROJECT_ROOT, 'deploy', 'cloudformation', 'store-url.mjs');
+    const dir = mkdtempSync(join(tmpdir(), 'mg-store-url-'));
+    try {
+      const pw = join(dir, 'store.password');
+      const ok = spawnSync(process.execPath, [script, pw], { input: 'postgres://mirrorguard:p%40ss%3Aw0rd%2F@db.example:5432/mg?sslmode=verify-full\n', encoding: 'utf8' });
+      expect(ok).toMatchObject({ status: 0, stdout: 'postgres://mirrorguard@db.example:5432/mg?sslmode=verify-full\n' });
+      expect(readFileSync(pw, 'utf8')).toBe('p@ss:w0rd/');
+      expect(statSync(pw).mode & 0o777).toBe(0o600);
+      for (const bad of ['postgres://mirrorguard@db.example/mg', 'mysql://u:secret-1@db/x', 'not a url secret-1']) {
+        const r = spawnSync(process.execPath, [script, join(dir, 'x')], { input: bad, encoding: 'utf8' });
+        expect(r.status, bad).toBe(1);
+        expect(r.stdout + r.stderr).not.toContain('secret-1');
+        expect(r.stdout).toBe('');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('with Object Lock and SSE-KMS', () => {
     const c = fleetConfig({ HasObjectLock: true, HasKms: true });
@@ -138,10 +183,14 @@ describe('the first boot writes a fleet config our schema accepts', () => {
 
   it('the secrets (database URL, ledger key) come from Secrets Manager at boot, never from the template text', () => {
     const s = userData({ HasObjectLock: true, HasKms: false });
-    expect(s).toMatch(/^MIRRORGUARD_DATABASE_URL=\$\(secret '/m);
+    expect(s).toMatch(/storeUrl=\$\(umask 077; secret '[^']+' \| \/usr\/bin\/node-20 \/opt\/mirrorguard\/deploy\/cloudformation\/store-url\.mjs \/etc\/mirrorguard\/store\.password\)/);
     expect(s).toMatch(/secret '[^']+' >\/etc\/mirrorguard\/ledger\.key\)/);
     expect(s).toContain('(umask 077; secret');
     expect(t.Parameters.DatabaseUrl.NoEcho).toBe(true);
+    // The boot splits USER:PASSWORD out of it: a URL without a password is refused at stack creation.
+    const pattern = new RegExp(t.Parameters.DatabaseUrl.AllowedPattern);
+    expect(pattern.test('postgres://mirrorguard:CHANGE-ME@mg-catalog.abcdefghij.eu-central-1.rds.amazonaws.com:5432/mirrorguard?sslmode=verify-full')).toBe(true);
+    expect(pattern.test('postgres://mirrorguard@mg-catalog.example:5432/mirrorguard')).toBe(false);
     expect(res('DatabaseUrlSecret').Properties.SecretString).toEqual({ Ref: 'DatabaseUrl' });
   });
 });

@@ -176,7 +176,9 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
   // Archived and no longer on this disk (keep-local timer, retention, or another node's file): from S3.
   const reader = ctx.deps.archive?.readObject;
   if (row.state === 'closed' && row.sha256 !== null && row.s3_key != null && reader) {
-    const local = row.local_removed_us == null ? await openCaptureFile(ctx.deps.dataDir, row).catch(() => null) : null;
+    // Another node's file is never on this disk (a local file of that name would be one of ours).
+    const own = !row.node || row.node === ctx.deps.store.nodeId;
+    const local = own && row.local_removed_us == null ? await openCaptureFile(ctx.deps.dataDir, row).catch(() => null) : null;
     if (local === null) return downloadFromS3(ctx, request, reply, row, reader.bind(ctx.deps.archive));
     await local.fh.close();
   }

@@ -27,6 +27,8 @@ import type { CaptureRow } from '../../collector/catalog.js';
 import { compileFilter, MAX_FILTER_LENGTH } from '../../decode/filter.js';
 import { GLOBAL_HEADER_BYTES } from '../../pcap/format.js';
 import { mergeCaptures, type MergeStream } from '../../pcap/merge.js';
+import type { ReadHandle } from '../../pcap/reader.js';
+import { ArchivedObjectHandle } from '../archived-source.js';
 import { capturePath } from '../capture-files.js';
 import type { ApiContext } from '../deps.js';
 import { isMgError } from '../../errors.js';
@@ -126,7 +128,7 @@ export async function pcapRoutes(app: FastifyInstance, opts: { ctx: ApiContext }
       summary: 'Extract one merged PCAP for a session or VNI and a time window',
       description: [
         'Merges the files of `session` (labelled with it, or unlabelled files of its VNI and sources as the manifest or its CloudTrail record gives them) or of `vni` (optionally narrowed to `sourceIp`) in timestamp order, keeping packets with `from` <= time < `to`, optionally only those matching `filter` over the inner packets (host, net, port, portrange, proto, tcp/udp/icmp/..., vlan; and/or/not, parentheses).',
-        'The file being written is included up to its last flushed record. The result is a nanosecond-resolution classic PCAP that opens in Wireshark and tshark.',
+        'The file being written is included up to its last flushed record. With an archive, the whole fleet\'s files are merged: files on this node\'s disk are read there, archived files of other nodes (or whose local copy is gone) from S3; files still open on another node are named in `X-Missing-Captures`. The result is a nanosecond-resolution classic PCAP that opens in Wireshark and tshark.',
         'The SHA-256 of the body is sent as the `X-Content-SHA256` trailer and stored in the audit row named by `X-Audit-Id`.',
         'Windows are at most `api.maxRangeHours` long; at most `api.maxConcurrentExtractions` run at once (429 with Retry-After beyond).',
       ].join('\n\n'),
@@ -150,7 +152,7 @@ export async function pcapRoutes(app: FastifyInstance, opts: { ctx: ApiContext }
             'x-audit-id': { type: 'integer' },
             'x-capture-files': { type: 'integer', description: 'Files merged.' },
             trailer: { type: 'string', description: 'X-Content-SHA256: sent after the body; with an archive, X-Ledger-Seq: the extraction record appended to the evidence ledger.' },
-            'x-missing-captures': { type: 'string', description: 'Comma-separated ids of catalog files in the window that are not on this node (removed, or written by another node), left out of the merge and named in the audit row.' },
+            'x-missing-captures': { type: 'string', description: 'Comma-separated ids of catalog files in the window that are neither on this node\'s disk nor archived in S3 (still open on another node, closed there and not yet uploaded, or removed), left out of the merge and named in the audit row.' },
           },
           content: { [PCAP_MEDIA_TYPE]: { schema: { type: 'string', format: 'binary' } } },
         },
@@ -209,30 +211,50 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     throw badRequest('to', `the window spans ${rows.length} files; at most ${ctx.cfg.maxExtractionFiles} per extraction (api.maxExtractionFiles): narrow the window or add sourceIp`);
   }
 
-  // Files retention removed since the query are left out (and named in the audit row). A file that is
-  // not what the catalog says (a symbolic link, a closed file of another size) stops the extraction,
-  // as it stops a download (src/api/capture-files.ts).
+  // Where each file is read from: this node's disk (its own files, preferred while the local copy is
+  // kept), else S3 for an archived file (another node's, or one whose local copy is gone). A file that
+  // is neither (still open on another node, or closed there and not yet uploaded; removed by retention)
+  // is left out and named in X-Missing-Captures and the audit row. A file that is not what the catalog
+  // says (a symbolic link, a closed file of another size) stops the extraction, as it stops a download
+  // (src/api/capture-files.ts).
   const files: string[] = [];
   const limits: (number | undefined)[] = [];
+  const openers: ((() => Promise<ReadHandle>) | undefined)[] = [];
   const usedRows: CaptureRow[] = [];
   const used: number[] = [];
+  const fromS3: number[] = [];
   const missing: number[] = [];
+  const readObject = ctx.deps.archive?.readObject?.bind(ctx.deps.archive);
+  const self = ctx.deps.store.nodeId;
   for (const r of rows) {
+    const archived = readObject !== undefined && r.state === 'closed' && r.sha256 !== null && r.s3_key != null;
+    const own = !r.node || r.node === self;
     const abs = capturePath(ctx.deps.dataDir, r);
-    const st = await lstat(abs).catch(() => null);
+    // Another node's path on this disk would be a file of ours that happens to share its name.
+    const st = own || !archived ? await lstat(abs).catch(() => null) : null;
     if (st === null) {
-      missing.push(r.id);
+      if (archived) {
+        files.push(`s3://${r.s3_bucket ?? ''}/${r.s3_key!}`);
+        openers.push(() => Promise.resolve(new ArchivedObjectHandle(readObject, r.s3_key!, r.s3_version_id ?? null, r.bytes)));
+        limits.push(r.bytes);
+        used.push(r.id);
+        usedRows.push(r);
+        fromS3.push(r.id);
+      } else missing.push(r.id);
       continue;
     }
     if (!st.isFile()) throw httpError('MG_ERR_API_INTEGRITY', `capture ${r.id}: not a regular file`);
     if (r.state === 'closed' && st.size !== r.bytes) throw httpError('MG_ERR_API_INTEGRITY', `capture ${r.id}: ${st.size} bytes on disk, the catalog recorded ${r.bytes} at close`);
     files.push(abs);
+    openers.push(undefined);
     used.push(r.id);
     usedRows.push(r);
     // A closed file is read up to its recorded size, an open one up to its last flushed record.
     limits.push(r.state === 'open' ? Math.min(Math.max(r.bytes, GLOBAL_HEADER_BYTES), st.size) : r.bytes);
   }
-  if (files.length === 0) throw notFound(`the capture files of ${what} in this window are no longer on disk`);
+  if (files.length === 0) {
+    throw notFound(`the capture files of ${what} in this window are no longer on disk${readObject !== undefined ? ` and not archived yet (captures ${missing.join(',')}: open on another node, or waiting for upload)` : ''}`);
+  }
 
   const name = `mirrorguard-${q.session ?? `vni-${q.vni}`}${sourceIp ? `-${sourceIp}` : ''}-${fileStamp(from)}-${fileStamp(to)}.pcap`;
   const headers = {
@@ -269,6 +291,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     ...(filter ? { filter: filter.toString() } : {}),
     ...(scope ? { scope } : {}),
     files: used,
+    ...(fromS3.length ? { fromS3 } : {}),
     ...(missing.length ? { missingFiles: missing } : {}),
   };
   const abort = new AbortController();
@@ -288,6 +311,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       toSec: to.sec,
       toNsec: to.nsec,
       limitBytesPerFile: limits,
+      ...(fromS3.length ? { openers } : {}),
       ...(filter ? { predicate: (buf: Buffer, off: number, end: number) => filter.matches(buf, off, end) } : {}),
       signal: abort.signal,
       chunkBytes: extractionChunkBytes(files.length),
@@ -366,7 +390,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       filtered: s.filtered,
       ...(s.skipped ? { skipped: s.skipped } : {}),
       ...(s.wholeFiles ? { wholeFiles: s.wholeFiles } : {}),
-      ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.slice(ctx.deps.dataDir.length + 1), problem: t.problem })) } : {}),
+      ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.startsWith(ctx.deps.dataDir) ? t.path.slice(ctx.deps.dataDir.length + 1) : t.path, problem: t.problem })) } : {}),
     };
     void ledgerSeq
       .then((seq) => ctx.audit.finish(auditId, { status: 200, bytes: counter.bytes, sha256: counter.digest(), detail: seq === null ? d : { ...d, ledgerSeq: seq } }))
