@@ -72,6 +72,11 @@ export interface MergeOptions {
    * link type) is streamed as bytes [24, limitBytesPerFile[i]) without parsing its records.
    */
   wholeFiles?: (number | undefined)[];
+  /**
+   * Write the output chunks in SharedArrayBuffer memory, so that a consumer can hand them to another
+   * thread without copying (the API hashes them in a worker thread: src/api/hash-offload.ts).
+   */
+  sharedMemory?: boolean;
 }
 
 export interface MergeStats {
@@ -142,7 +147,7 @@ export class MergeStream extends Readable {
     this.opts = opts;
     this.outSize = opts.outputChunkBytes ?? DEFAULT_MERGE_OUTPUT_CHUNK_BYTES;
     if (this.outSize < GLOBAL_HEADER_BYTES + RECORD_HEADER_BYTES) throw new RangeError(`outputChunkBytes ${this.outSize} is too small`);
-    this.out = Buffer.allocUnsafe(this.outSize);
+    this.out = this.freshChunk(this.outSize);
     this.hasFrom = opts.fromSec !== undefined;
     this.hasTo = opts.toSec !== undefined;
     this.fromSec = opts.fromSec ?? 0;
@@ -459,7 +464,7 @@ export class MergeStream extends Readable {
     const need = RECORD_HEADER_BYTES + caplen;
     if (this.outLen + need > this.out.length) {
       this.pushOut();
-      if (need > this.out.length) this.out = Buffer.allocUnsafe(need);
+      if (need > this.out.length) this.out = this.freshChunk(need);
     }
     const o = writeRecordHeader(this.out, this.outLen, tsSec, tsNsec, caplen, Math.max(origLen, caplen, 1));
     if (o < 0) {
@@ -480,7 +485,11 @@ export class MergeStream extends Readable {
     if (held !== undefined) this.sent.push({ buf: this.out, end: this.pushedBytes });
     this.outLen = 0;
     this.wantMore = this.push(chunk);
-    this.out = this.freeChunk() ?? Buffer.allocUnsafe(this.outSize);
+    this.out = this.freeChunk() ?? this.freshChunk(this.outSize);
+  }
+
+  private freshChunk(bytes: number): Buffer {
+    return this.opts.sharedMemory === true ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafe(bytes);
   }
 
   /** The oldest pushed chunk, when every byte of it has left for the kernel (FIFO: the bytes before it too). */

@@ -31,7 +31,8 @@ import { capturePath } from '../capture-files.js';
 import type { ApiContext } from '../deps.js';
 import { isMgError } from '../../errors.js';
 import { badRequest, httpError, notFound, toErrorBody } from '../errors.js';
-import { contentDisposition, HashingCounter, PCAP_MEDIA_TYPE } from '../http.js';
+import { OffloadedHashingCounter } from '../hash-offload.js';
+import { contentDisposition, PCAP_MEDIA_TYPE } from '../http.js';
 import { parseBoundedWindow, parseSourceIp, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
 import { fileStamp, isoTime, timeToMicros, type TimePoint } from '../time.js';
 import { errorResponses, remoteIp } from './common.js';
@@ -272,7 +273,8 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     ...(missing.length ? { missingFiles: missing } : {}),
   };
   const abort = new AbortController();
-  const counter = new HashingCounter();
+  // The body's SHA-256 is computed in a worker thread on the merge's shared chunks, overlapping the merge.
+  const counter = new OffloadedHashingCounter();
   // Output chunks are refilled once the socket has taken them, when the response writes to a real socket
   // that counts what it still holds (HTTP/1.1, with or without TLS). app.inject() keeps every chunk.
   const res = reply.raw;
@@ -292,7 +294,9 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       signal: abort.signal,
       chunkBytes: extractionChunkBytes(files.length),
       outputChunkBytes: EXTRACTION_OUTPUT_CHUNK_BYTES,
-      ...(reusable ? { heldDownstream: () => counter.writableLength + counter.readableLength + res.writableLength } : {}),
+      sharedMemory: true,
+      // A chunk is reused once the socket has sent it and the worker has hashed it.
+      ...(reusable ? { heldDownstream: () => counter.writableLength + counter.readableLength + res.writableLength + counter.pendingBytes } : {}),
     });
     // Wait until every input is open and has its first record, so an unreadable input is a proper error response.
     await merge.ready();
@@ -329,9 +333,10 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   if (ledger) {
     reply.trailer('x-ledger-seq', async () => {
       if (!merge.readableEnded) return '';
+      const sha256 = await counter.digest();
       ledgerSeq = ledger
         .appendExtraction({
-          sha256: counter.digest(),
+          sha256,
           size: counter.bytes,
           firstUs: timeToMicros(from),
           lastUs: timeToMicros(to),
@@ -368,8 +373,9 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       ...(s.wholeFiles ? { wholeFiles: s.wholeFiles } : {}),
       ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.slice(ctx.deps.dataDir.length + 1), problem: t.problem })) } : {}),
     };
-    void ledgerSeq
-      .then((seq) => ctx.audit.finish(auditId, { status: 200, bytes: counter.bytes, sha256: counter.digest(), detail: seq === null ? d : { ...d, ledgerSeq: seq } }))
+    const bytes = counter.bytes;
+    void Promise.all([ledgerSeq, counter.digest()])
+      .then(([seq, sha256]) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } }))
       .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
     if (!merge.destroyed) merge.destroy();
   };
