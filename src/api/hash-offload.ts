@@ -20,12 +20,17 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const jobs = new Map();
+const memory = new Map();
 parentPort.on('message', (m) => {
   if (m.t === 'u') {
     let h = jobs.get(m.id);
     if (h === undefined) jobs.set(m.id, (h = createHash('sha256')));
-    h.update(new Uint8Array(m.sab, m.off, m.len));
+    let mem = memory.get(m.mem);
+    if (mem === undefined) memory.set(m.mem, (mem = m.sab));
+    h.update(new Uint8Array(mem, m.off, m.len));
     parentPort.postMessage({ t: 'u', id: m.id, len: m.len });
+  } else if (m.t === 'f') {
+    memory.delete(m.mem);
   } else {
     const h = jobs.get(m.id) ?? createHash('sha256');
     jobs.delete(m.id);
@@ -45,10 +50,20 @@ interface Job {
 let worker: Worker | null = null;
 let nextId = 1;
 const jobs = new Map<number, Job>();
+/**
+ * Shared memory the worker holds, by id: a SharedArrayBuffer crosses once (posting one costs a few
+ * microseconds; the merge reuses a handful of chunks), later chunks name it by id. When one is garbage
+ * here, the worker lets go of it too.
+ */
+let nextMemId = 1;
+let memIds = new WeakMap<SharedArrayBuffer, number>();
+const released = new FinalizationRegistry<number>((mem) => worker?.postMessage({ t: 'f', mem }));
 
 function hashWorker(): Worker {
   if (worker !== null) return worker;
   const w = new Worker(WORKER_SOURCE, { eval: true, name: 'mirrorguard-sha256' });
+  // A new worker holds none of the memory an earlier one did.
+  memIds = new WeakMap();
   // Idle between extractions: it must not keep a process alive on its own.
   w.unref();
   w.on('message', (m: FromWorker) => {
@@ -108,7 +123,15 @@ export class OffloadedHashingCounter extends Transform {
       }
       this.bytes += chunk.length;
       this.pendingBytes += chunk.length;
-      this.w.postMessage({ t: 'u', id: this.id, sab: shared.buffer, off: shared.byteOffset, len: shared.length });
+      const sab = shared.buffer as SharedArrayBuffer;
+      let mem = memIds.get(sab);
+      if (mem === undefined) {
+        mem = nextMemId++;
+        memIds.set(sab, mem);
+        released.register(sab, mem);
+        if (process.env.MG_DEBUG_HASH) process.stderr.write(`hash-offload: new shared memory ${mem} (${sab.byteLength} B)\n`);
+        this.w.postMessage({ t: 'u', id: this.id, mem, sab, off: shared.byteOffset, len: shared.length });
+      } else this.w.postMessage({ t: 'u', id: this.id, mem, off: shared.byteOffset, len: shared.length });
     }
     cb(null, chunk);
   }
