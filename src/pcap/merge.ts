@@ -2,9 +2,9 @@
  * A streaming k-way merge of capture files by timestamp, written as one nanosecond pcap. The auditor API
  * uses it to extract a session's packets for a time window across its rotated files.
  *
- * - Each input is read by an AsyncCaptureReader (pcap or pcapng) holding one chunk in memory, and a
- *   binary heap keyed by (seconds, nanoseconds, input index) picks the earliest current record. Memory
- *   is inputs x chunkBytes plus the output chunks in flight, whatever the file sizes. Equal timestamps
+ * - Each input is read by an AsyncCaptureReader (pcap or pcapng) holding one chunk in memory and reading
+ *   the next one ahead, and a binary heap keyed by (seconds, nanoseconds, input index) picks the earliest
+ *   current record. Memory is inputs x 2 x chunkBytes plus the output chunks in flight, whatever the file sizes. Equal timestamps
  *   keep input order, so a merge is deterministic (mergecap takes the file named last first).
  * - The earliest input's records go out in a run up to the next input's head, without touching the heap:
  *   one run per packet when inputs interleave packet by packet, one per read buffer when files follow
@@ -48,7 +48,7 @@ export interface MergeOptions {
   signal?: AbortSignal;
   /** Link type of the output; records of another link type are skipped. Default: the first input's. */
   linktype?: number;
-  /** Read buffer per input, bytes. Default 256 KiB. */
+  /** Read buffer per input, bytes (each input has two: one read ahead while the other is merged). Default 256 KiB. */
   chunkBytes?: number;
   /** Size of the chunks pushed downstream, bytes. Default 64 KiB. */
   outputChunkBytes?: number;
@@ -202,7 +202,7 @@ export class MergeStream extends Readable {
     for (let i = 0; i < n; i++) {
       if (this.asRange[i]) continue;
       const lim = limits[i];
-      this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim });
+      this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim });
     }
     for (let i = 0; i < n; i++) {
       if (this.opts.signal?.aborted) return;
@@ -233,7 +233,7 @@ export class MergeStream extends Readable {
       if (this.asRange[i] && rangeLinktype[i] !== linktype) {
         this.asRange[i] = false;
         const lim = limits[i];
-        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim }));
+        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim }));
         this.live[i] = await r.next();
         if (this.live[i]) {
           this.stats.read++;

@@ -38,11 +38,14 @@ import { fileStamp, isoTime, timeToMicros, type TimePoint } from '../time.js';
 import { errorResponses, remoteIp } from './common.js';
 
 /**
- * Read buffers of one extraction, all files together: each file gets an equal share, between
- * EXTRACTION_MIN_CHUNK_BYTES and EXTRACTION_MAX_CHUNK_BYTES. Large reads matter: every refill is a
- * threadpool round trip the merge waits for (64 KiB reads made the merge of 8 files ~2x slower than 1 MiB).
+ * Read buffers of one extraction, all files together: each file gets an equal share for its two buffers
+ * (one merged, one read ahead), each between EXTRACTION_MIN_CHUNK_BYTES and EXTRACTION_MAX_CHUNK_BYTES.
+ * Large reads matter: every refill is a threadpool round trip (64 KiB reads made the merge of 8 files
+ * ~2x slower than 1 MiB), and the read ahead hides it only when it is done before the buffer is used up.
  */
 export const EXTRACTION_READ_BUDGET_BYTES = 16 * 1024 * 1024;
+/** Read buffers per file: one merged, one read ahead (src/pcap/reader.ts `readAhead`). */
+const BUFFERS_PER_FILE = 2;
 export const EXTRACTION_MIN_CHUNK_BYTES = 64 * 1024;
 export const EXTRACTION_MAX_CHUNK_BYTES = 1024 * 1024;
 /** Chunks handed to the hash and the socket, bytes. */
@@ -50,7 +53,7 @@ export const EXTRACTION_OUTPUT_CHUNK_BYTES = 512 * 1024;
 
 /** Read buffer per file for an extraction of `files` files: memory stays near the budget, whatever the file sizes. */
 export function extractionChunkBytes(files: number): number {
-  const share = Math.floor(EXTRACTION_READ_BUDGET_BYTES / Math.max(1, files) / 4096) * 4096;
+  const share = Math.floor(EXTRACTION_READ_BUDGET_BYTES / BUFFERS_PER_FILE / Math.max(1, files) / 4096) * 4096;
   return Math.min(EXTRACTION_MAX_CHUNK_BYTES, Math.max(EXTRACTION_MIN_CHUNK_BYTES, share));
 }
 /** What a refused extraction is told to wait, seconds. Extractions of a one-hour window take seconds. */
