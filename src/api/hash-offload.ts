@@ -95,6 +95,7 @@ export class OffloadedHashingCounter extends Transform {
   private readonly w: Worker;
   private sealed = false;
   private result: Promise<string> | null = null;
+  private hex: string | null = null;
   private error: Error | null = null;
   private settle: { resolve(hex: string): void; reject(e: Error): void } | null = null;
 
@@ -105,7 +106,10 @@ export class OffloadedHashingCounter extends Transform {
       hashed: (len) => {
         this.pendingBytes -= len;
       },
-      done: (hex) => this.settle?.resolve(hex),
+      done: (hex) => {
+        this.hex = hex;
+        this.settle?.resolve(hex);
+      },
       failed: (e) => {
         this.error = e;
         this.pendingBytes = 0;
@@ -134,6 +138,11 @@ export class OffloadedHashingCounter extends Transform {
       } else this.w.postMessage({ t: 'u', id: this.id, mem, off: shared.byteOffset, len: shared.length });
     }
     cb(null, chunk);
+  }
+
+  /** The digest, when digest() was called and the worker has answered; else null. */
+  digestIfDone(): string | null {
+    return this.hex;
   }
 
   /** The hex SHA-256 of everything that passed before the first call; later bytes are not counted. */

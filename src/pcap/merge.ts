@@ -158,6 +158,14 @@ export class MergeStream extends Readable {
     if (opts.signal !== undefined) addAbortSignal(opts.signal, this);
   }
 
+  /** Bytes read from the inputs so far (read-ahead included): how far reading runs ahead of the output. */
+  get inputBytesRead(): number {
+    let n = this.rangeBytesRead;
+    for (const r of this.readers) if (r !== null) n += r.bytesRead;
+    return n;
+  }
+  private rangeBytesRead = 0;
+
   private readyResult: Promise<void> | null = null;
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -310,6 +318,7 @@ export class MergeStream extends Readable {
       return;
     }
     g.pos += n;
+    this.rangeBytesRead += n;
     this.outLen += n;
     this.stats.bytes += n;
     if (this.outLen === this.out.length) {

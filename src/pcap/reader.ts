@@ -623,6 +623,8 @@ export class AsyncCaptureReader extends ReaderBase {
   private ahead: Promise<number> | null = null;
   private aheadAt = 0;
   private aheadPos = 0;
+  /** Bytes read from the source so far, read-ahead included. */
+  bytesRead = 0;
 
   /** @internal use openCaptureAsync() */
   constructor(path: string, fh: ByteSource, p: CaptureParser, readAhead = false) {
@@ -634,7 +636,9 @@ export class AsyncCaptureReader extends ReaderBase {
   private async readAt(buf: Buffer, off: number, len: number, position: number): Promise<number> {
     if (this.fh === null) throw new MgError('MG_ERR_CAPTURE_READ', `${this.path}: reader is closed`);
     try {
-      return (await this.fh.read(buf, off, len, position)).bytesRead;
+      const n = (await this.fh.read(buf, off, len, position)).bytesRead;
+      this.bytesRead += n;
+      return n;
     } catch (e) {
       throw new MgError('MG_ERR_CAPTURE_READ', `${this.path}: ${(e as Error).message}`, { cause: e });
     }

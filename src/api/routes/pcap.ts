@@ -377,8 +377,10 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.slice(ctx.deps.dataDir.length + 1), problem: t.problem })) } : {}),
     };
     const bytes = counter.bytes;
-    void Promise.all([ledgerSeq, counter.digest()])
-      .then(([seq, sha256]) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } }))
+    // After a complete response the trailer has the digest already; a client gone first waits for the worker.
+    const known = counter.digestIfDone();
+    const finish = (seq: number | null, sha256: string) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } });
+    void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, counter.digest()]).then(([seq, sha256]) => finish(seq, sha256)))
       .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
     if (!merge.destroyed) merge.destroy();
   };
