@@ -133,7 +133,6 @@ export class OffloadedHashingCounter extends Transform {
         mem = nextMemId++;
         memIds.set(sab, mem);
         released.register(sab, mem);
-        if (process.env.MG_DEBUG_HASH) process.stderr.write(`hash-offload: new shared memory ${mem} (${sab.byteLength} B)\n`);
         this.w.postMessage({ t: 'u', id: this.id, mem, sab, off: shared.byteOffset, len: shared.length });
       } else this.w.postMessage({ t: 'u', id: this.id, mem, off: shared.byteOffset, len: shared.length });
     }
