@@ -16,6 +16,8 @@
  *   current record of every input is at or after `to`, the merge ends without reading further.
  * - Output goes through Readable.push with backpressure: nothing is read while the consumer is slow.
  *   With `heldDownstream`, a pushed chunk is refilled once all its bytes have left, instead of a new one.
+ * - Inputs are local paths or `CaptureInput`s (a name and a ByteSource to open: positional reads, e.g.
+ *   ranged GETs of another node's file in the object store); the merge never asks where bytes live.
  * - `signal` aborts: the stream is destroyed with an AbortError and every input is closed.
  * - `sequential` (the caller knows, from the catalog, that each file's last record comes before the next
  *   file's first): the files are taken one after another, never all open at once, and a file marked in
@@ -24,11 +26,40 @@
  *   edges are read record by record (issue 11: rotated files at mergecap's speed). The output is the
  *   same bytes the merge would produce.
  */
-import { open as openFile, type FileHandle } from 'node:fs/promises';
+import { open as openFile } from 'node:fs/promises';
 import { addAbortSignal, Readable } from 'node:stream';
 import { MgError } from '../errors.js';
 import { GLOBAL_HEADER_BYTES, LINKTYPE_ETHERNET, PCAP_MAGIC_NSEC, RECORD_HEADER_BYTES, SNAPLEN, writeGlobalHeader, writeRecordHeader } from './format.js';
-import { openCaptureAsync, type AsyncCaptureReader } from './reader.js';
+import { openCaptureAsync, openCaptureSource, type AsyncCaptureReader, type ByteSource } from './reader.js';
+
+/**
+ * An input of the merge that is not a local path: a name (for errors and stats) and a way to open its
+ * bytes for positional reads (a file of another node in the object store, read by ranges). The merge
+ * opens it when it starts (and once more to read the header of a file it streams as a byte range).
+ */
+export interface CaptureInput {
+  readonly name: string;
+  open(): Promise<ByteSource>;
+}
+
+/** A local file path, or any other source of a capture's bytes. */
+export type MergeInput = string | CaptureInput;
+
+const inputName = (f: MergeInput): string => (typeof f === 'string' ? f : f.name);
+
+/** Open an input's bytes: MG_ERR_CAPTURE_READ when it cannot be. */
+async function openInput(f: MergeInput): Promise<ByteSource> {
+  try {
+    return typeof f === 'string' ? await openFile(f, 'r') : await f.open();
+  } catch (e) {
+    throw new MgError('MG_ERR_CAPTURE_READ', `${inputName(f)}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Open an input as a capture (pcap or pcapng). */
+async function openInputCapture(f: MergeInput, opts: Parameters<typeof openCaptureAsync>[1]): Promise<AsyncCaptureReader> {
+  return typeof f === 'string' ? openCaptureAsync(f, opts) : openCaptureSource(f.name, await openInput(f), opts);
+}
 
 export const DEFAULT_MERGE_CHUNK_BYTES = 256 * 1024;
 export const DEFAULT_MERGE_OUTPUT_CHUNK_BYTES = 64 * 1024;
@@ -102,14 +133,14 @@ export interface MergeStats {
 
 export class MergeStream extends Readable {
   readonly stats: MergeStats = { packets: 0, bytes: 0, read: 0, outsideWindow: 0, filtered: 0, skipped: 0, wholeFiles: 0, truncated: [], linktype: -1 };
-  private readonly files: readonly string[];
+  private readonly files: readonly MergeInput[];
   private readonly opts: MergeOptions;
   private readers: (AsyncCaptureReader | null)[] = [];
   /** Sequential mode: the next file to take, whether each is streamed as bytes, and the one being streamed. */
   private nextSeq = 0;
   private live: boolean[] = [];
   private asRange: boolean[] = [];
-  private range: { fh: FileHandle; pos: number; end: number } | null = null;
+  private range: { fh: ByteSource; pos: number; end: number } | null = null;
   /** The read of the range's next piece, started when the last chunk went downstream (bytes read). */
   private rangeAhead: Promise<number> | null = null;
   /** Heap of indexes into readers, ordered by their current record's timestamp. */
@@ -141,7 +172,7 @@ export class MergeStream extends Readable {
   private readonly toSec: number;
   private readonly toNsec: number;
 
-  constructor(files: readonly string[], opts: MergeOptions = {}) {
+  constructor(files: readonly MergeInput[], opts: MergeOptions = {}) {
     super({ highWaterMark: opts.outputChunkBytes ?? DEFAULT_MERGE_OUTPUT_CHUNK_BYTES });
     this.files = files;
     this.opts = opts;
@@ -210,7 +241,7 @@ export class MergeStream extends Readable {
     for (let i = 0; i < n; i++) {
       if (this.asRange[i]) continue;
       const lim = limits[i];
-      this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim });
+      this.readers[i] = await openInputCapture(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim });
     }
     for (let i = 0; i < n; i++) {
       if (this.opts.signal?.aborted) return;
@@ -241,7 +272,7 @@ export class MergeStream extends Readable {
       if (this.asRange[i] && rangeLinktype[i] !== linktype) {
         this.asRange[i] = false;
         const lim = limits[i];
-        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim }));
+        const r = (this.readers[i] = await openInputCapture(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim }));
         this.live[i] = await r.next();
         if (this.live[i]) {
           this.stats.read++;
@@ -273,7 +304,7 @@ export class MergeStream extends Readable {
     while (this.nextSeq < n) {
       const i = this.nextSeq++;
       if (this.asRange[i]) {
-        const fh = await openFile(this.files[i]!, 'r');
+        const fh = await openInput(this.files[i]!);
         const records = this.opts.wholeFiles![i]!;
         this.range = { fh, pos: GLOBAL_HEADER_BYTES, end: this.opts.limitBytesPerFile![i]! };
         this.stats.packets += records;
@@ -313,7 +344,7 @@ export class MergeStream extends Readable {
     if (this.destroyed) return;
     if (n === 0) {
       // Shorter than the catalog said (the route checks sizes first): the file ends here.
-      this.stats.truncated.push({ path: this.files[this.nextSeq - 1]!, problem: `ends at byte ${g.pos}, expected ${g.end}` });
+      this.stats.truncated.push({ path: inputName(this.files[this.nextSeq - 1]!), problem: `ends at byte ${g.pos}, expected ${g.end}` });
       g.pos = g.end;
       return;
     }
@@ -405,9 +436,13 @@ export class MergeStream extends Readable {
         if (more === null) {
           // The read buffer is about to be compacted and refilled: the run must leave it first.
           this.flushRun();
-          await r.fill();
-          if (this.destroyed) return;
-          more = r.tryNext() ?? false;
+          // A fill may bring the record's header but not all of it (a source that returns short reads,
+          // as a network stream does): fill again until the step completes; at the end it cannot need more.
+          do {
+            await r.fill();
+            if (this.destroyed) return;
+            more = r.tryNext();
+          } while (more === null);
         }
         if (!more) {
           this.flushRun();
@@ -579,15 +614,15 @@ export class MergeStream extends Readable {
  * opened, or is not pcap/pcapng, fails the stream with MG_ERR_CAPTURE_READ / MG_ERR_CAPTURE_FORMAT
  * before any byte is produced.
  */
-export function mergeCaptures(files: readonly string[], opts: MergeOptions = {}): MergeStream {
+export function mergeCaptures(files: readonly MergeInput[], opts: MergeOptions = {}): MergeStream {
   return new MergeStream(files, opts);
 }
 
 /** The link type of a classic little-endian nanosecond pcap (what our writer makes), else -1. */
-async function ownLinktype(path: string): Promise<number> {
-  let fh: FileHandle | null = null;
+async function ownLinktype(input: MergeInput): Promise<number> {
+  let fh: ByteSource | null = null;
   try {
-    fh = await openFile(path, 'r');
+    fh = await openInput(input);
     const h = Buffer.alloc(GLOBAL_HEADER_BYTES);
     const { bytesRead } = await fh.read(h, 0, GLOBAL_HEADER_BYTES, 0);
     if (bytesRead < GLOBAL_HEADER_BYTES || h.readUInt32LE(0) !== PCAP_MAGIC_NSEC) return -1;

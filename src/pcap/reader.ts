@@ -752,10 +752,18 @@ export async function openCaptureAsync(path: string, opts: CaptureReaderOptions 
   } catch (e) {
     throw new MgError('MG_ERR_CAPTURE_READ', `${path}: ${(e as Error).message}`, { cause: e });
   }
-  const reader = new AsyncCaptureReader(path, fh, new CaptureParser(opts), opts.readAhead === true);
+  return openCaptureSource(path, fh, opts);
+}
+
+/**
+ * Read a capture from any ByteSource (a file of another node, read by ranges from the object store);
+ * `name` is what errors and `path` say. Rejects like openCaptureAsync, and closes the source then.
+ */
+export async function openCaptureSource(name: string, source: ByteSource, opts: CaptureReaderOptions = {}): Promise<AsyncCaptureReader> {
+  const reader = new AsyncCaptureReader(name, source, new CaptureParser(opts), opts.readAhead === true);
   try {
     const p = reader['p'];
-    while (p.parseHeader(path) === STEP_NEED) await reader.fill();
+    while (p.parseHeader(name) === STEP_NEED) await reader.fill();
   } catch (e) {
     await reader.close();
     throw e;
