@@ -86,11 +86,20 @@ function hashWorker(): Worker {
   return w;
 }
 
+/**
+ * Bytes the worker may be behind by, by default. Beyond, the stream takes no more input until it catches
+ * up (backpressure to the merge), so a starved worker cannot make the merge allocate chunk after chunk.
+ */
+export const DEFAULT_MAX_PENDING_HASH_BYTES = 8 * 1024 * 1024;
+
 /** Passes bytes through unchanged, counting them; their SHA-256 is computed in a worker thread. */
 export class OffloadedHashingCounter extends Transform {
   bytes = 0;
   /** Bytes passed through that the worker has not hashed yet: their memory must stay as it is. */
   pendingBytes = 0;
+  private readonly maxPending: number;
+  /** The callback of a chunk passed on while the worker was too far behind: called when it catches up. */
+  private waiting: TransformCallback | null = null;
   private readonly id = nextId++;
   private readonly w: Worker;
   private sealed = false;
@@ -99,12 +108,14 @@ export class OffloadedHashingCounter extends Transform {
   private error: Error | null = null;
   private settle: { resolve(hex: string): void; reject(e: Error): void } | null = null;
 
-  constructor() {
+  constructor(opts: { maxPendingBytes?: number } = {}) {
     super();
+    this.maxPending = opts.maxPendingBytes ?? DEFAULT_MAX_PENDING_HASH_BYTES;
     this.w = hashWorker();
     jobs.set(this.id, {
       hashed: (len) => {
         this.pendingBytes -= len;
+        if (this.pendingBytes <= this.maxPending) this.caughtUp();
       },
       done: (hex) => {
         this.hex = hex;
@@ -113,9 +124,16 @@ export class OffloadedHashingCounter extends Transform {
       failed: (e) => {
         this.error = e;
         this.pendingBytes = 0;
+        this.caughtUp();
         this.settle?.reject(e);
       },
     });
+  }
+
+  private caughtUp(): void {
+    const cb = this.waiting;
+    this.waiting = null;
+    cb?.();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -135,6 +153,12 @@ export class OffloadedHashingCounter extends Transform {
         released.register(sab, mem);
         this.w.postMessage({ t: 'u', id: this.id, mem, sab, off: shared.byteOffset, len: shared.length });
       } else this.w.postMessage({ t: 'u', id: this.id, mem, off: shared.byteOffset, len: shared.length });
+    }
+    if (this.pendingBytes > this.maxPending) {
+      // Passed on now; the next chunk is taken when the worker has caught up.
+      this.push(chunk);
+      this.waiting = cb;
+      return;
     }
     cb(null, chunk);
   }

@@ -57,6 +57,32 @@ describe('OffloadedHashingCounter: the body SHA-256 in a worker thread', () => {
     );
   });
 
+  it('stops taking input while the worker is more than maxPendingBytes behind, and still digests every byte', async () => {
+    const data = randomBytes(6 << 20);
+    const c = new OffloadedHashingCounter({ maxPendingBytes: 256 * 1024 });
+    let maxPending = 0;
+    const src = new PassThrough({ highWaterMark: 64 * 1024 });
+    const got: Buffer[] = [];
+    const done = pipeline(
+      src,
+      c,
+      new Writable({
+        write(x: Buffer, _e, cb) {
+          maxPending = Math.max(maxPending, c.pendingBytes);
+          got.push(Buffer.from(x));
+          cb();
+        },
+      }),
+    );
+    for (const part of chunksOf(data, [128 * 1024], true)) if (!src.write(part)) await new Promise((r) => src.once('drain', r));
+    src.end();
+    await done;
+    expect(Buffer.concat(got).equals(data)).toBe(true);
+    // One chunk beyond the bound at most: the one passed on when the bound was crossed.
+    expect(maxPending).toBeLessThanOrEqual(256 * 1024 + 128 * 1024);
+    expect(await c.digest()).toBe(sha256(data));
+  });
+
   it('keeps concurrent bodies apart and counts nothing after digest() (a client gone mid-way)', async () => {
     const a = randomBytes(1 << 20);
     const b = randomBytes(700_000);
