@@ -95,18 +95,20 @@ function writePcap(path, n, rec) {
 
 async function serve(dir, frames, nfiles) {
   const d = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-  const [{ buildApi }, { parseApiConfig, sha256Digest }, { Catalog }, { captureRelPath }, { Detector }, { openDb }, { toMicros }] = await Promise.all([
+  const [{ buildApi }, { parseApiConfig, sha256Digest }, { Catalog }, { captureRelPath }, { Detector }, { openDb }, { storeFromDb }, { toMicros }] = await Promise.all([
     d('api/app.js'),
     d('api/config.js'),
     d('collector/catalog.js'),
     d('collector/layout.js'),
     d('detect/detector.js'),
     d('store/db.js'),
+    d('store/store.js'),
     d('util/clock.js'),
   ]);
   const db = openDb(join(dir, 'catalog.db'));
-  const catalog = new Catalog(db);
-  const detector = new Detector({ db, manifest: null, silentAfterMs: 0 });
+  const store = storeFromDb(db, 'bench', 'sqlite:');
+  const catalog = new Catalog(store);
+  const detector = new Detector({ store, queue: catalog.queue, manifest: null, silentAfterMs: 0 });
   const scenarios = {};
   const add = (name, vni, sourceIp, seq, n, rec) => {
     const [s0, n0] = rec(0);
@@ -134,10 +136,11 @@ async function serve(dir, frames, nfiles) {
       return [T0 + Math.floor(t / 1e6), (t % 1e6) * 1000, 1000 + (t % 100), t];
     });
   }
+  await catalog.flush();
   const cfg = parseApiConfig({ listen: '127.0.0.1:0', maxRangeHours: 24 });
   const app = buildApi(
     {
-      db,
+      store,
       dataDir: dir,
       findings: detector.store,
       detector,

@@ -1084,8 +1084,10 @@ async function main() {
 
   const out = [];
   out.push(`mirrorguard bench ${meta.date}: ${meta.cpus} x ${meta.cpu}, Linux ${meta.kernel}, Node ${meta.node}`);
-  out.push(`${SESSIONS} sessions, ${REPS} interleaved repetition(s); packets per run: ${SIZES.map((s) => `${s} B: ${fmtInt(plan[s].count)}`).join(', ')}`);
-  out.push('C/it = the hashing C reference\'s CPU per packet / this row\'s, paired within each repetition (1.0 = as cheap as C)');
+  if (runs.length) {
+    out.push(`${SESSIONS} sessions, ${REPS} interleaved repetition(s); packets per run: ${SIZES.map((s) => `${s} B: ${fmtInt(plan[s].count)}`).join(', ')}`);
+    out.push('C/it = the hashing C reference\'s CPU per packet / this row\'s, paired within each repetition (1.0 = as cheap as C)');
+  }
   out.push('');
   if (runs.length) out.push(table(summary));
   if (sessionSummary.length) {

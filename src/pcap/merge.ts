@@ -2,9 +2,9 @@
  * A streaming k-way merge of capture files by timestamp, written as one nanosecond pcap. The auditor API
  * uses it to extract a session's packets for a time window across its rotated files.
  *
- * - Each input is read by an AsyncCaptureReader (pcap or pcapng) holding one chunk in memory, and a
- *   binary heap keyed by (seconds, nanoseconds, input index) picks the earliest current record. Memory
- *   is inputs x chunkBytes plus the output chunks in flight, whatever the file sizes. Equal timestamps
+ * - Each input is read by an AsyncCaptureReader (pcap or pcapng) holding one chunk in memory and reading
+ *   the next one ahead, and a binary heap keyed by (seconds, nanoseconds, input index) picks the earliest
+ *   current record. Memory is inputs x 2 x chunkBytes plus the output chunks in flight, whatever the file sizes. Equal timestamps
  *   keep input order, so a merge is deterministic (mergecap takes the file named last first).
  * - The earliest input's records go out in a run up to the next input's head, without touching the heap:
  *   one run per packet when inputs interleave packet by packet, one per read buffer when files follow
@@ -16,6 +16,8 @@
  *   current record of every input is at or after `to`, the merge ends without reading further.
  * - Output goes through Readable.push with backpressure: nothing is read while the consumer is slow.
  *   With `heldDownstream`, a pushed chunk is refilled once all its bytes have left, instead of a new one.
+ * - Inputs are local paths, or names with an opener of their own (`openers[i]`: a ReadHandle with
+ *   positional reads, e.g. ranged GETs of another node's file in S3); the merge never asks where bytes live.
  * - `signal` aborts: the stream is destroyed with an AbortError and every input is closed.
  * - `sequential` (the caller knows, from the catalog, that each file's last record comes before the next
  *   file's first): the files are taken one after another, never all open at once, and a file marked in
@@ -48,7 +50,7 @@ export interface MergeOptions {
   signal?: AbortSignal;
   /** Link type of the output; records of another link type are skipped. Default: the first input's. */
   linktype?: number;
-  /** Read buffer per input, bytes. Default 256 KiB. */
+  /** Read buffer per input, bytes (each input has two: one read ahead while the other is merged). Default 256 KiB. */
   chunkBytes?: number;
   /** Size of the chunks pushed downstream, bytes. Default 64 KiB. */
   outputChunkBytes?: number;
@@ -77,6 +79,11 @@ export interface MergeOptions {
    * with FileHandle's positional read; files[i] is then only its name (stats, errors). Undefined: the file system.
    */
   openers?: ((() => Promise<ReadHandle>) | undefined)[];
+  /**
+   * Write the output chunks in SharedArrayBuffer memory, so that a consumer can hand them to another
+   * thread without copying (the API hashes them in a worker thread: src/api/hash-offload.ts).
+   */
+  sharedMemory?: boolean;
 }
 
 export interface MergeStats {
@@ -147,7 +154,7 @@ export class MergeStream extends Readable {
     this.opts = opts;
     this.outSize = opts.outputChunkBytes ?? DEFAULT_MERGE_OUTPUT_CHUNK_BYTES;
     if (this.outSize < GLOBAL_HEADER_BYTES + RECORD_HEADER_BYTES) throw new RangeError(`outputChunkBytes ${this.outSize} is too small`);
-    this.out = Buffer.allocUnsafe(this.outSize);
+    this.out = this.freshChunk(this.outSize);
     this.hasFrom = opts.fromSec !== undefined;
     this.hasTo = opts.toSec !== undefined;
     this.fromSec = opts.fromSec ?? 0;
@@ -157,6 +164,14 @@ export class MergeStream extends Readable {
     this.plain = opts.predicate === undefined;
     if (opts.signal !== undefined) addAbortSignal(opts.signal, this);
   }
+
+  /** Bytes read from the inputs so far (read-ahead included): how far reading runs ahead of the output. */
+  get inputBytesRead(): number {
+    let n = this.rangeBytesRead;
+    for (const r of this.readers) if (r !== null) n += r.bytesRead;
+    return n;
+  }
+  private rangeBytesRead = 0;
 
   private readyResult: Promise<void> | null = null;
 
@@ -208,7 +223,7 @@ export class MergeStream extends Readable {
     for (let i = 0; i < n; i++) {
       if (this.asRange[i]) continue;
       const lim = limits[i];
-      this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim }, this.opts.openers?.[i]);
+      this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim }, this.opts.openers?.[i]);
     }
     for (let i = 0; i < n; i++) {
       if (this.opts.signal?.aborted) return;
@@ -239,7 +254,7 @@ export class MergeStream extends Readable {
       if (this.asRange[i] && rangeLinktype[i] !== linktype) {
         this.asRange[i] = false;
         const lim = limits[i];
-        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes } : { chunkBytes, limitBytes: lim }, this.opts.openers?.[i]));
+        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim }, this.opts.openers?.[i]));
         this.live[i] = await r.next();
         if (this.live[i]) {
           this.stats.read++;
@@ -316,6 +331,7 @@ export class MergeStream extends Readable {
       return;
     }
     g.pos += n;
+    this.rangeBytesRead += n;
     this.outLen += n;
     this.stats.bytes += n;
     if (this.outLen === this.out.length) {
@@ -402,9 +418,13 @@ export class MergeStream extends Readable {
         if (more === null) {
           // The read buffer is about to be compacted and refilled: the run must leave it first.
           this.flushRun();
-          await r.fill();
-          if (this.destroyed) return;
-          more = r.tryNext() ?? false;
+          // A fill may bring the record's header but not all of it (a source that returns short reads,
+          // as a network stream does): fill again until the step completes; at the end it cannot need more.
+          do {
+            await r.fill();
+            if (this.destroyed) return;
+            more = r.tryNext();
+          } while (more === null);
         }
         if (!more) {
           this.flushRun();
@@ -470,7 +490,7 @@ export class MergeStream extends Readable {
     const need = RECORD_HEADER_BYTES + caplen;
     if (this.outLen + need > this.out.length) {
       this.pushOut();
-      if (need > this.out.length) this.out = Buffer.allocUnsafe(need);
+      if (need > this.out.length) this.out = this.freshChunk(need);
     }
     const o = writeRecordHeader(this.out, this.outLen, tsSec, tsNsec, caplen, Math.max(origLen, caplen, 1));
     if (o < 0) {
@@ -491,7 +511,11 @@ export class MergeStream extends Readable {
     if (held !== undefined) this.sent.push({ buf: this.out, end: this.pushedBytes });
     this.outLen = 0;
     this.wantMore = this.push(chunk);
-    this.out = this.freeChunk() ?? Buffer.allocUnsafe(this.outSize);
+    this.out = this.freeChunk() ?? this.freshChunk(this.outSize);
+  }
+
+  private freshChunk(bytes: number): Buffer {
+    return this.opts.sharedMemory === true ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafe(bytes);
   }
 
   /** The oldest pushed chunk, when every byte of it has left for the kernel (FIFO: the bytes before it too). */

@@ -75,7 +75,18 @@ export interface CaptureReaderOptions {
   limitBytes?: number;
   /** Size of the read buffer, bytes. Default 1 MiB. */
   chunkBytes?: number;
+  /**
+   * Async reader only: keep the next read in flight into a second buffer of the same size while the
+   * records of the first are used (memory: twice chunkBytes). A merge of files that interleave packet by
+   * packet would otherwise wait for a threadpool round trip each time one of its inputs runs dry.
+   */
+  readAhead?: boolean;
 }
+
+/**
+ * Where a capture's bytes come from, for the async reader: positional reads, as FileHandle.read does
+ * (a FileHandle is one), so that a file on another node's object store can be read by ranges too.
+ */
 
 interface Iface {
   linktype: number;
@@ -161,6 +172,30 @@ class CaptureParser {
     }
     const room = Math.min(this.buf.length - this.end, this.limit - (this.fileOff + this.end));
     return [this.end, Math.max(0, room)];
+  }
+
+  /** File offset of the next byte to read (just past the buffered data). */
+  get readPosition(): number {
+    return this.fileOff + this.end;
+  }
+
+  /**
+   * Continue in `next`, whose bytes [at, at + n) are the file's next n bytes (read ahead): the unparsed
+   * rest of the current buffer is moved just before them. False (nothing changed) when it does not fit
+   * there, or the step in progress would not fit in `next`.
+   */
+  adopt(next: Buffer, at: number, n: number): boolean {
+    const rest = this.end - this.start;
+    const from = at - rest;
+    if (from < 0 || from + Math.max(this.want, rest + n) > next.length) return false;
+    this.buf.copy(next, from, this.start, this.end);
+    this.fileOff += this.start - from;
+    this.buf = next;
+    this.record.buf = next;
+    this.start = from;
+    this.end = at + n;
+    if (n === 0) this.eof = true;
+    return true;
   }
 
   /** Account for n bytes read at the offset prepareRead() gave; 0 means end of file (or of the limit). */
@@ -589,29 +624,75 @@ export class CaptureReader extends ReaderBase {
 
 export class AsyncCaptureReader extends ReaderBase {
   private fh: ReadHandle | null;
+  /** Read-ahead: the second buffer, and the read in flight into it at [aheadAt, ...) for file offset aheadPos. */
+  private spare: Buffer | null;
+  private ahead: Promise<number> | null = null;
+  private aheadAt = 0;
+  private aheadPos = 0;
+  /** Bytes read from the source so far, read-ahead included. */
+  bytesRead = 0;
 
   /** @internal use openCaptureAsync() */
-  constructor(path: string, fh: ReadHandle, p: CaptureParser) {
+  constructor(path: string, fh: ReadHandle, p: CaptureParser, readAhead = false) {
     super(path, p);
     this.fh = fh;
+    this.spare = readAhead ? Buffer.allocUnsafeSlow(p.buf.length) : null;
+  }
+
+  private async readAt(buf: Buffer, off: number, len: number, position: number): Promise<number> {
+    if (this.fh === null) throw new MgError('MG_ERR_CAPTURE_READ', `${this.path}: reader is closed`);
+    try {
+      const n = (await this.fh.read(buf, off, len, position)).bytesRead;
+      this.bytesRead += n;
+      return n;
+    } catch (e) {
+      throw new MgError('MG_ERR_CAPTURE_READ', `${this.path}: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   /** Read until the step in progress has its bytes (or the file ends). */
   async fill(): Promise<void> {
     const p = this.p;
     while (p.needsData) {
-      const [off, len] = p.prepareRead();
-      let n = 0;
-      if (len > 0) {
-        if (this.fh === null) throw new MgError('MG_ERR_CAPTURE_READ', `${this.path}: reader is closed`);
-        try {
-          n = (await this.fh.read(p.buf, off, len, null)).bytesRead;
-        } catch (e) {
-          throw new MgError('MG_ERR_CAPTURE_READ', `${this.path}: ${(e as Error).message}`, { cause: e });
+      const ahead = this.ahead;
+      if (ahead !== null) {
+        this.ahead = null;
+        const n = await ahead;
+        // The read ahead continues where the buffer ends; when the rest does not fit before it (a record
+        // larger than the space kept for it), it is read again below, the plain way.
+        if (this.aheadPos === p.readPosition && this.spare !== null) {
+          const old = p.buf;
+          if (p.adopt(this.spare, this.aheadAt, n)) {
+            this.spare = old.length === this.spare.length ? old : null;
+            continue;
+          }
         }
       }
+      const [off, len] = p.prepareRead();
+      const n = len > 0 ? await this.readAt(p.buf, off, len, p.readPosition) : 0;
       p.commitRead(n);
     }
+    this.readAhead();
+  }
+
+  /**
+   * Start reading the bytes after the buffer's into the spare one, past room for the unparsed rest of
+   * the current buffer (an eighth of it: a record cut at the buffer's end is usually much smaller).
+   */
+  private readAhead(): void {
+    const p = this.p;
+    const spare = this.spare;
+    if (spare === null || this.ahead !== null || p.eof || this.fh === null) return;
+    const at = spare.length >> 3;
+    const pos = p.readPosition;
+    const len = Math.min(spare.length - at, p.limit - pos);
+    if (len <= 0) return;
+    this.aheadAt = at;
+    this.aheadPos = pos;
+    const r = this.readAt(spare, at, len, pos);
+    // Awaited by the next fill(); a reader closed first must not leave it unhandled.
+    r.catch(() => undefined);
+    this.ahead = r;
   }
 
   /**
@@ -634,6 +715,10 @@ export class AsyncCaptureReader extends ReaderBase {
   async close(): Promise<void> {
     const fh = this.fh;
     this.fh = null;
+    const ahead = this.ahead;
+    this.ahead = null;
+    // The source stays open until the read in flight is done with it.
+    if (ahead !== null) await ahead.catch(() => undefined);
     if (fh !== null) await fh.close();
   }
 
@@ -677,10 +762,18 @@ export async function openCaptureAsync(path: string, opts: CaptureReaderOptions 
     if (e instanceof MgError) throw e;
     throw new MgError('MG_ERR_CAPTURE_READ', `${path}: ${(e as Error).message}`, { cause: e });
   }
-  const reader = new AsyncCaptureReader(path, fh, new CaptureParser(opts));
+  return openCaptureSource(path, fh, opts);
+}
+
+/**
+ * Read a capture from any ReadHandle (a file of another node, read by ranges from the object store);
+ * `name` is what errors and `path` say. Rejects like openCaptureAsync, and closes the source then.
+ */
+export async function openCaptureSource(name: string, source: ReadHandle, opts: CaptureReaderOptions = {}): Promise<AsyncCaptureReader> {
+  const reader = new AsyncCaptureReader(name, source, new CaptureParser(opts), opts.readAhead === true);
   try {
     const p = reader['p'];
-    while (p.parseHeader(path) === STEP_NEED) await reader.fill();
+    while (p.parseHeader(name) === STEP_NEED) await reader.fill();
   } catch (e) {
     await reader.close();
     throw e;

@@ -7,6 +7,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { isMgError } from '../../src/errors.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
 import { mergeCaptures, type MergeOptions, type MergeStats } from '../../src/pcap/merge.js';
+import type { ReadHandle } from '../../src/pcap/reader.js';
+
+/** An input with an opener of its own (as an archived object in S3): its name, and how to open it. */
+interface CaptureInput {
+  name: string;
+  open(): Promise<ReadHandle>;
+}
 import { openCapture } from '../../src/pcap/reader.js';
 import { checkIfHave, describeNeeds, itNeeds } from '../helpers/needs.js';
 import { expectReadable } from '../helpers/read-back.js';
@@ -27,8 +34,11 @@ function write(name: string, content: Buffer): string {
   return p;
 }
 
-async function mergeToBuffer(files: string[], opts: MergeOptions = {}): Promise<{ out: Buffer; stats: MergeStats; summary: MergeStats | null }> {
-  const s = mergeCaptures(files, opts);
+async function mergeToBuffer(input: (string | CaptureInput)[], opts: MergeOptions = {}): Promise<{ out: Buffer; stats: MergeStats; summary: MergeStats | null }> {
+  // Inputs with an opener of their own go in as their names plus MergeOptions.openers (as the API's S3 inputs do).
+  const files = input.map((f) => (typeof f === 'string' ? f : f.name));
+  const openers = input.map((f) => (typeof f === 'string' ? undefined : () => f.open()));
+  const s = mergeCaptures(files, openers.some((o) => o !== undefined) ? { ...opts, openers } : opts);
   let summary: MergeStats | null = null;
   s.on('summary', (st: MergeStats) => (summary = { ...st }));
   const chunks: Buffer[] = [];
@@ -157,22 +167,6 @@ describe('mergeCaptures', () => {
 });
 
 /** Bytes read so far from each open input, from the kernel's file positions (Linux /proc). */
-function inputPositions(paths: string[]): number {
-  let sum = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target: string;
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      continue;
-    }
-    if (!paths.includes(target)) continue;
-    const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
-    sum += Number(/^pos:\s+(\d+)/m.exec(info)![1]);
-  }
-  return sum;
-}
-
 function openInputs(paths: string[]): number {
   return readdirSync('/proc/self/fd').filter((fd) => {
     try {
@@ -188,7 +182,7 @@ describeNeeds(['procfs'], 'mergeCaptures: streaming', () => {
   const LEN = 1200;
   const big: string[] = [];
 
-  it('streams large inputs to a slow consumer reading no further ahead than a chunk per input', async () => {
+  it('streams large inputs to a slow consumer reading no further ahead than two chunks per input', async () => {
     // Three ~10 MB files whose records interleave one by one.
     for (let k = 0; k < 3; k++) {
       const p = join(dir, `big-${k}.pcap`);
@@ -210,7 +204,7 @@ describeNeeds(['procfs'], 'mergeCaptures: streaming', () => {
         highWaterMark: 16 * 1024,
         write(chunk: Buffer, _enc, done) {
           consumed += chunk.length;
-          maxAhead = Math.max(maxAhead, inputPositions(big) - consumed);
+          maxAhead = Math.max(maxAhead, s.inputBytesRead - consumed);
           // Check the order as it streams: labels must come 0, 1, 2, ...
           let b = Buffer.concat([carry, chunk]);
           let o = next === 0 ? 24 : 0;
@@ -230,8 +224,9 @@ describeNeeds(['procfs'], 'mergeCaptures: streaming', () => {
     expect(next).toBe(3 * N);
     expect(s.stats.packets).toBe(3 * N);
     expect(consumed).toBe(24 + 3 * N * (16 + LEN));
-    // Read-ahead stays within one chunk per input plus what the stream buffers, for ~29 MB of input.
-    expect(maxAhead).toBeLessThan(3 * chunkBytes + 256 * 1024);
+    // Reading stays within two chunks per input (one merged, one read ahead) plus what the stream
+    // buffers, for ~29 MB of input.
+    expect(maxAhead).toBeLessThan(2 * 3 * chunkBytes + 256 * 1024);
     expect(maxAhead).toBeGreaterThan(0);
     expect(openInputs(big)).toBe(0);
   });
@@ -414,5 +409,67 @@ describe('mergeCaptures: sequential files (rotated), whole ones streamed as byte
     expect(r.stats.skipped).toBe(300);
     expect(r.stats.wholeFiles).toBe(2);
     expect(labels(write('s-out.pcap', r.out))).toEqual([...F[0]!, ...F[2]!].map((x) => x.data.readUInt32BE(14)));
+  });
+});
+
+describe('mergeCaptures: inputs that are not local files', () => {
+  /** A capture held in memory, read by positional reads in small, uneven pieces (as ranged GETs may come). */
+  function memoryInput(name: string, bytes: Buffer, opened: { open: number; closed: number }): CaptureInput {
+    return {
+      name,
+      async open() {
+        opened.open++;
+        return {
+          async read(buf: Buffer, off: number, len: number, pos: number) {
+            await new Promise((r) => setImmediate(r));
+            const n = Math.max(0, Math.min(len, 777 + (pos % 1000), bytes.length - pos));
+            bytes.copy(buf, off, pos, pos + n);
+            return { bytesRead: n };
+          },
+          async close() {
+            opened.closed++;
+          },
+        };
+      },
+    };
+  }
+
+  it('merges ByteSource inputs (short reads) to the same bytes as the same files on disk, in every mode', async () => {
+    const A = Array.from({ length: 300 }, (_, i) => rec(i * 2, T + i, 0, 60 + (i % 500)));
+    const B = Array.from({ length: 300 }, (_, i) => rec(i * 2 + 1, T + i, 1, 1514));
+    const C = Array.from({ length: 100 }, (_, i) => rec(1000 + i, T + 400 + i, 0));
+    const cut = buildPcap(B).subarray(0, buildPcap(B).length - 5);
+    const bytes = [buildPcap(A), cut, buildPcap(C, { bigEndian: true, resolution: 'us' })];
+    const paths = bytes.map((b, i) => write(`src-${i}.pcap`, b));
+    const opened = { open: 0, closed: 0 };
+    const inputs = bytes.map((b, i) => memoryInput(`mem-${i}`, b, opened));
+    const onDisk = await mergeToBuffer(paths, { chunkBytes: 4096 });
+    const inMemory = await mergeToBuffer(inputs, { chunkBytes: 4096 });
+    expect(inMemory.out.equals(onDisk.out), `first difference at ${firstDiff(inMemory.out, onDisk.out)} of ${onDisk.out.length}/${inMemory.out.length}; ${JSON.stringify(onDisk.stats)} ${JSON.stringify(inMemory.stats)}`).toBe(true);
+    expect(inMemory.stats.truncated.map((t) => t.path)).toEqual(['mem-1']);
+    expect(onDisk.stats.truncated.map((t) => t.problem)).toEqual(inMemory.stats.truncated.map((t) => t.problem));
+    // Sequential, with a whole file streamed as its byte range.
+    const seqOpts: MergeOptions = { sequential: true, wholeFiles: [300, undefined], limitBytesPerFile: [bytes[0]!.length, bytes[2]!.length], outputChunkBytes: 4096 };
+    const seqDisk = await mergeToBuffer([paths[0]!, paths[2]!], seqOpts);
+    const seqMem = await mergeToBuffer([inputs[0]!, inputs[2]!], seqOpts);
+    expect(seqMem.out.equals(seqDisk.out)).toBe(true);
+    expect(seqMem.stats.wholeFiles).toBe(1);
+    expect(opened.closed).toBe(opened.open);
+  });
+
+  it('fails with MG_ERR_CAPTURE_READ naming the input when its source cannot be opened', async () => {
+    const broken: CaptureInput = { name: 's3://bucket/gone.pcap', open: () => Promise.reject(new Error('NoSuchKey')) };
+    const chunks: Buffer[] = [];
+    const e = await (async () => {
+      try {
+        for await (const c of mergeCaptures([broken.name], { openers: [() => broken.open()] })) chunks.push(c as Buffer);
+      } catch (x) {
+        return x;
+      }
+      return null;
+    })();
+    expect(chunks).toEqual([]);
+    expect(isMgError(e) && e.code).toBe('MG_ERR_CAPTURE_READ');
+    expect((e as Error).message).toContain('s3://bucket/gone.pcap: NoSuchKey');
   });
 });

@@ -105,6 +105,44 @@ describe('reader: classic pcap', () => {
     }
   });
 
+  it('reads ahead into a second buffer and hands out the same records, stops and problems as without', async () => {
+    // Records of random sizes (some larger than the space kept for a record cut at a buffer's end, some
+    // larger than the buffer), pcap or pcapng, cut or corrupted at a random byte, read up to a random limit.
+    const target = join(dir, 'ahead.bin');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 700 }), { maxLength: 40 }),
+        fc.boolean(),
+        fc.integer({ min: 64, max: 2048 }),
+        fc.option(fc.integer({ min: 0, max: 40_000 })),
+        fc.option(fc.integer({ min: 0, max: 40_000 })),
+        async (sizes, ng, chunkBytes, cutAt, limit) => {
+          const recs = sizes.map((n, i) => ({ tsSec: 1_700_000_000 + i, tsNsec: i * 7, data: frame(i, n + 14) }));
+          let bytes: Buffer;
+          if (ng) {
+            const g = new PcapngBuilder().shb().idb(1, 262144, { tsresol: 9 });
+            for (const r of recs) g.epb(0, BigInt(r.tsSec) * 1_000_000_000n + BigInt(r.tsNsec), r.data);
+            bytes = g.build();
+          } else bytes = buildPcap(recs);
+          if (cutAt !== null && cutAt < bytes.length) bytes = bytes.subarray(0, Math.max(cutAt, ng ? 48 : 24));
+          writeFileSync(target, bytes);
+          const opts: CaptureReaderOptions = limit === null ? { chunkBytes } : { chunkBytes, limitBytes: Math.max(limit, ng ? 48 : 24) };
+          const plain = await openCaptureAsync(target, opts);
+          const ahead = await openCaptureAsync(target, { ...opts, readAhead: true });
+          const a: Seen[] = [];
+          const b: Seen[] = [];
+          while (await plain.next()) a.push(seen(plain.record));
+          while (await ahead.next()) b.push(seen(ahead.record));
+          expect(b).toEqual(a);
+          expect([ahead.truncated, ahead.problem, ahead.goodOffset]).toEqual([plain.truncated, plain.problem, plain.goodOffset]);
+          await plain.close();
+          await ahead.close();
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   it('reads only up to a byte limit, as the API does for a file still being written', async () => {
     const bytes = buildPcap(RECS);
     const p = write('limit.pcap', bytes);

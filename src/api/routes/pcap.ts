@@ -33,17 +33,21 @@ import { capturePath } from '../capture-files.js';
 import type { ApiContext } from '../deps.js';
 import { isMgError } from '../../errors.js';
 import { badRequest, httpError, notFound, toErrorBody } from '../errors.js';
-import { contentDisposition, HashingCounter, PCAP_MEDIA_TYPE } from '../http.js';
+import { OffloadedHashingCounter } from '../hash-offload.js';
+import { contentDisposition, PCAP_MEDIA_TYPE } from '../http.js';
 import { parseBoundedWindow, parseSourceIp, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
 import { fileStamp, isoTime, timeToMicros, type TimePoint } from '../time.js';
 import { errorResponses, remoteIp } from './common.js';
 
 /**
- * Read buffers of one extraction, all files together: each file gets an equal share, between
- * EXTRACTION_MIN_CHUNK_BYTES and EXTRACTION_MAX_CHUNK_BYTES. Large reads matter: every refill is a
- * threadpool round trip the merge waits for (64 KiB reads made the merge of 8 files ~2x slower than 1 MiB).
+ * Read buffers of one extraction, all files together: each file gets an equal share for its two buffers
+ * (one merged, one read ahead), each between EXTRACTION_MIN_CHUNK_BYTES and EXTRACTION_MAX_CHUNK_BYTES.
+ * Large reads matter: every refill is a threadpool round trip (64 KiB reads made the merge of 8 files
+ * ~2x slower than 1 MiB), and the read ahead hides it only when it is done before the buffer is used up.
  */
 export const EXTRACTION_READ_BUDGET_BYTES = 16 * 1024 * 1024;
+/** Read buffers per file: one merged, one read ahead (src/pcap/reader.ts `readAhead`). */
+const BUFFERS_PER_FILE = 2;
 export const EXTRACTION_MIN_CHUNK_BYTES = 64 * 1024;
 export const EXTRACTION_MAX_CHUNK_BYTES = 1024 * 1024;
 /** Chunks handed to the hash and the socket, bytes. */
@@ -51,7 +55,7 @@ export const EXTRACTION_OUTPUT_CHUNK_BYTES = 512 * 1024;
 
 /** Read buffer per file for an extraction of `files` files: memory stays near the budget, whatever the file sizes. */
 export function extractionChunkBytes(files: number): number {
-  const share = Math.floor(EXTRACTION_READ_BUDGET_BYTES / Math.max(1, files) / 4096) * 4096;
+  const share = Math.floor(EXTRACTION_READ_BUDGET_BYTES / BUFFERS_PER_FILE / Math.max(1, files) / 4096) * 4096;
   return Math.min(EXTRACTION_MAX_CHUNK_BYTES, Math.max(EXTRACTION_MIN_CHUNK_BYTES, share));
 }
 /** What a refused extraction is told to wait, seconds. Extractions of a one-hour window take seconds. */
@@ -295,7 +299,8 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     ...(missing.length ? { missingFiles: missing } : {}),
   };
   const abort = new AbortController();
-  const counter = new HashingCounter();
+  // The body's SHA-256 is computed in a worker thread on the merge's shared chunks, overlapping the merge.
+  const counter = new OffloadedHashingCounter();
   // Output chunks are refilled once the socket has taken them, when the response writes to a real socket
   // that counts what it still holds (HTTP/1.1, with or without TLS). app.inject() keeps every chunk.
   const res = reply.raw;
@@ -316,7 +321,9 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       signal: abort.signal,
       chunkBytes: extractionChunkBytes(files.length),
       outputChunkBytes: EXTRACTION_OUTPUT_CHUNK_BYTES,
-      ...(reusable ? { heldDownstream: () => counter.writableLength + counter.readableLength + res.writableLength } : {}),
+      sharedMemory: true,
+      // A chunk is reused once the socket has sent it and the worker has hashed it.
+      ...(reusable ? { heldDownstream: () => counter.writableLength + counter.readableLength + res.writableLength + counter.pendingBytes } : {}),
     });
     // Wait until every input is open and has its first record, so an unreadable input is a proper error response.
     await merge.ready();
@@ -353,9 +360,10 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   if (ledger) {
     reply.trailer('x-ledger-seq', async () => {
       if (!merge.readableEnded) return '';
+      const sha256 = await counter.digest();
       ledgerSeq = ledger
         .appendExtraction({
-          sha256: counter.digest(),
+          sha256,
           size: counter.bytes,
           firstUs: timeToMicros(from),
           lastUs: timeToMicros(to),
@@ -392,8 +400,11 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       ...(s.wholeFiles ? { wholeFiles: s.wholeFiles } : {}),
       ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.startsWith(ctx.deps.dataDir) ? t.path.slice(ctx.deps.dataDir.length + 1) : t.path, problem: t.problem })) } : {}),
     };
-    void ledgerSeq
-      .then((seq) => ctx.audit.finish(auditId, { status: 200, bytes: counter.bytes, sha256: counter.digest(), detail: seq === null ? d : { ...d, ledgerSeq: seq } }))
+    const bytes = counter.bytes;
+    // After a complete response the trailer has the digest already; a client gone first waits for the worker.
+    const known = counter.digestIfDone();
+    const finish = (seq: number | null, sha256: string) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } });
+    void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, counter.digest()]).then(([seq, sha256]) => finish(seq, sha256)))
       .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
     if (!merge.destroyed) merge.destroy();
   };
