@@ -434,7 +434,7 @@ describe('mergeCaptures: inputs that are not local files', () => {
     };
   }
 
-  it('merges ByteSource inputs (short reads) to the same bytes as the same files on disk, in every mode', async () => {
+  it('merges inputs with openers of their own (short reads) to the same bytes as the same files on disk, in every mode', async () => {
     const A = Array.from({ length: 300 }, (_, i) => rec(i * 2, T + i, 0, 60 + (i % 500)));
     const B = Array.from({ length: 300 }, (_, i) => rec(i * 2 + 1, T + i, 1, 1514));
     const C = Array.from({ length: 100 }, (_, i) => rec(1000 + i, T + 400 + i, 0));
