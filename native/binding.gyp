@@ -10,6 +10,15 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
+    },
+    {
+      # The merge step of whole-window extractions (src/merge.cc, src/pcap/merge.ts MergeOptions.mergeStep):
+      # its own module, loaded by src/api/native-merge.ts; no Linux-only calls.
+      "target_name": "mirrorguard_merge",
+      "sources": ["src/merge.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

@@ -25,6 +25,11 @@
  *   straight into the output chunks with no per-record work at all; only the files at the window's
  *   edges are read record by record (issue 11: rotated files at mergecap's speed). The output is the
  *   same bytes the merge would produce.
+ * - `mergeStep` (the native addon's k-way step, passed in: src/pcap/ loads no addon): while every input
+ *   still in the heap is a record-for-record copy (our format, no filter), the records are picked and
+ *   copied by one native call per output chunk instead of a JavaScript loop per record; this class still
+ *   reads, refills, ends the window and handles every record the step hands back (see MergeStepFn).
+ *   Without it, or for any other input, the JavaScript loop does the same work: same bytes either way.
  */
 import { open as openFile } from 'node:fs/promises';
 import { addAbortSignal, Readable } from 'node:stream';
@@ -35,6 +40,31 @@ import { openCaptureAsync, type AsyncCaptureReader, type ReadHandle } from './re
 export const DEFAULT_MERGE_CHUNK_BYTES = 256 * 1024;
 export const DEFAULT_MERGE_OUTPUT_CHUNK_BYTES = 64 * 1024;
 const NSEC_PER_SEC = 1_000_000_000;
+/** MergeStream.nativeStep's answers. */
+const STEP_JS = 0;
+const STEP_AGAIN = 1;
+const STEP_DONE = 2;
+
+/**
+ * The native merge step (native/src/merge.cc; src/api/native-merge.ts loads it): given the output chunk,
+ * each input's read buffer and the state array laid out as MERGE_STEP describes, it copies records in
+ * (seconds, nanoseconds, input index) order until the chunk is full, the window ends, or an input needs
+ * JavaScript (a refill, a record to rewrite); it returns one of MERGE_STEP's codes (negative: bad
+ * arguments, do not call it again). It allocates nothing and keeps no state between calls.
+ */
+export type MergeStepFn = (out: Uint8Array, bufs: (Uint8Array | undefined)[], st: Float64Array) => number;
+
+/** The state array's layout and the step's return codes; the addon exports the same in `layout`. */
+export const MERGE_STEP = {
+  ST_HEADER: 16,
+  ST_PER_INPUT: 4,
+  MAX_INPUTS: 4096,
+  OUT_FULL: 0,
+  TO_REACHED: 1,
+  ADVANCE: 2,
+  HEAD_JS: 3,
+  NO_INPUT: 4,
+} as const;
 
 export interface MergeOptions {
   /** Window start, inclusive. Default: no lower bound. */
@@ -84,6 +114,8 @@ export interface MergeOptions {
    * thread without copying (the API hashes them in a worker thread: src/api/hash-offload.ts).
    */
   sharedMemory?: boolean;
+  /** The native merge step (MergeStepFn). Undefined: the JavaScript loop merges every record. */
+  mergeStep?: MergeStepFn;
 }
 
 export interface MergeStats {
@@ -147,6 +179,12 @@ export class MergeStream extends Readable {
   private readonly fromNsec: number;
   private readonly toSec: number;
   private readonly toNsec: number;
+  /** The native step, its state array and its per-input buffer list (null: JavaScript only). */
+  private stepFn: MergeStepFn | null;
+  private st: Float64Array = new Float64Array(0);
+  private stepBufs: (Buffer | undefined)[] = [];
+  /** Calls of the native step, and how many handed a record back to JavaScript (tests, profiles). */
+  nativeSteps = 0;
 
   constructor(files: readonly string[], opts: MergeOptions = {}) {
     super({ highWaterMark: opts.outputChunkBytes ?? DEFAULT_MERGE_OUTPUT_CHUNK_BYTES });
@@ -162,6 +200,7 @@ export class MergeStream extends Readable {
     this.toSec = opts.toSec ?? 0;
     this.toNsec = opts.toNsec ?? 0;
     this.plain = opts.predicate === undefined;
+    this.stepFn = this.plain && opts.mergeStep !== undefined && files.length <= MERGE_STEP.MAX_INPUTS ? opts.mergeStep : null;
     if (opts.signal !== undefined) addAbortSignal(opts.signal, this);
   }
 
@@ -272,6 +311,17 @@ export class MergeStream extends Readable {
       else await this.retire(i);
     }
     this.nextSeq = sequential ? 0 : n;
+    if (this.stepFn !== null) {
+      const st = (this.st = new Float64Array(MERGE_STEP.ST_HEADER + MERGE_STEP.ST_PER_INPUT * n));
+      this.stepBufs = new Array<Buffer | undefined>(n).fill(undefined);
+      st[1] = this.hasFrom ? 1 : 0;
+      st[2] = this.fromSec;
+      st[3] = this.fromNsec;
+      st[4] = this.hasTo ? 1 : 0;
+      st[5] = this.toSec;
+      st[6] = this.toNsec;
+      st[10] = SNAPLEN;
+    }
     if (writeGlobalHeader(this.out, 0, linktype, SNAPLEN) < 0) throw new MgError('MG_ERR_CAPTURE_LINKTYPE', `link type ${linktype}`);
     this.outLen = GLOBAL_HEADER_BYTES;
     this.stats.bytes = GLOBAL_HEADER_BYTES;
@@ -375,6 +425,12 @@ export class MergeStream extends Readable {
         if (this.nextSeq < this.files.length && (await this.takeNext())) continue;
         return this.complete();
       }
+      if (this.stepFn !== null) {
+        const c = await this.nativeStep();
+        if (c === STEP_DONE) return this.complete();
+        if (c === STEP_AGAIN) continue;
+        if (heap.length === 0) continue;
+      }
       const i = heap[0]!;
       // The input to beat: the earlier of the root's children (the heap's second-smallest head). Records
       // of input i up to it go out in one run, without touching the heap: one run per packet when the
@@ -448,6 +504,103 @@ export class MergeStream extends Readable {
       if (heap[0] === i) this.siftDown(0);
     }
     this.flushRun();
+  }
+
+  /**
+   * One call of the native step over the heap's inputs, when all of them are copies record for record.
+   * Afterwards every input it advanced is re-parsed at its new current record and the heap rebuilt.
+   * STEP_DONE: the window ended; STEP_AGAIN: go round (a chunk was pushed, an input refilled);
+   * STEP_JS: the JavaScript loop takes the heap's first input for one run (a record to rewrite, a
+   * record larger than the output chunk, an input not in our format, or no step).
+   */
+  private async nativeStep(): Promise<number> {
+    const heap = this.heap;
+    const raw = this.raw;
+    for (let k = 0; k < heap.length; k++) if (raw[heap[k]!] !== 1) return STEP_JS;
+    this.flushRun();
+    const st = this.st;
+    const bufs = this.stepBufs;
+    const n = this.files.length;
+    const H = MERGE_STEP.ST_HEADER;
+    const W = MERGE_STEP.ST_PER_INPUT;
+    for (let i = 0; i < n; i++) {
+      st[H + W * i] = 0;
+      bufs[i] = undefined;
+    }
+    for (let k = 0; k < heap.length; k++) {
+      const i = heap[k]!;
+      const r = this.readers[i]!;
+      const rec = r.record;
+      const b = H + W * i;
+      bufs[i] = rec.buf;
+      st[b] = 1;
+      st[b + 1] = rec.off - RECORD_HEADER_BYTES;
+      st[b + 2] = r.bufferEnd;
+    }
+    st[0] = this.outLen;
+    const code = this.stepFn!(this.out, bufs, st);
+    this.nativeSteps++;
+    if (code < 0) {
+      // Arguments it refuses (a window bound beyond 32-bit seconds): JavaScript from now on.
+      this.stepFn = null;
+      return STEP_JS;
+    }
+    const outLen = st[0]!;
+    this.stats.bytes += outLen - this.outLen;
+    this.outLen = outLen;
+    this.stats.packets += st[8]!;
+    this.stats.outsideWindow += st[9]!;
+    const stopped = code === MERGE_STEP.ADVANCE ? st[7]! : -1;
+    const secs = this.secs;
+    const nsecs = this.nsecs;
+    for (let k = 0; k < heap.length; k++) {
+      const i = heap[k]!;
+      const b = H + W * i;
+      const count = st[b + 3]!;
+      if (count === 0) continue;
+      const r = this.readers[i]!;
+      r.resumeAt(st[b + 1]!, count - 1);
+      this.stats.read += count - 1;
+      if (i === stopped) continue;
+      // The step checked that this record is complete in the buffer: parsing it cannot need a read.
+      if (r.tryNext() !== true) throw new Error(`merge step left input ${i} at an incomplete record`);
+      this.stats.read++;
+      secs[i] = r.record.tsSec;
+      nsecs[i] = r.record.tsNsec;
+    }
+    if (stopped >= 0) {
+      // Its current record went out; the next one needs the JavaScript reader (a refill, or a record
+      // too large to copy as is).
+      const r = this.readers[stopped]!;
+      let more = r.tryNext();
+      while (more === null) {
+        await r.fill();
+        if (this.destroyed) return STEP_AGAIN;
+        more = r.tryNext();
+      }
+      if (more) {
+        this.stats.read++;
+        secs[stopped] = r.record.tsSec;
+        nsecs[stopped] = r.record.tsNsec;
+      } else {
+        heap.splice(heap.indexOf(stopped), 1);
+        await this.retire(stopped);
+      }
+    }
+    for (let c = (heap.length >> 1) - 1; c >= 0; c--) this.siftDown(c);
+    switch (code) {
+      case MERGE_STEP.TO_REACHED:
+        return STEP_DONE;
+      case MERGE_STEP.OUT_FULL:
+        // A record larger than a whole chunk goes through the JavaScript run, which splits it.
+        if (this.outLen === 0) return STEP_JS;
+        this.pushOut();
+        return STEP_AGAIN;
+      case MERGE_STEP.HEAD_JS:
+        return STEP_JS;
+      default:
+        return STEP_AGAIN;
+    }
   }
 
   /** Copy the pending run of input records (already in our output format) to the output. */

@@ -696,6 +696,28 @@ export class AsyncCaptureReader extends ReaderBase {
   }
 
   /**
+   * @internal For the merge's native step (src/pcap/merge.ts MergeOptions.mergeStep): where the valid
+   * bytes of the read buffer (`record.buf`) end.
+   */
+  get bufferEnd(): number {
+    return this.p.end;
+  }
+
+  /**
+   * @internal For the merge's native step: go on parsing at `at` in the read buffer, a record boundary
+   * at or after the current position, `records` more records having been read (by the step) in between.
+   * The next tryNext() parses the record at `at`.
+   */
+  resumeAt(at: number, records: number): void {
+    const p = this.p;
+    if (!(at >= p.start && at <= p.end)) throw new RangeError(`resumeAt(${at}) outside [${p.start}, ${p.end}]`);
+    p.start = at;
+    p.goodOffset = p.fileOff + at;
+    p.want = 0;
+    p.packets += records;
+  }
+
+  /**
    * The next packet from what is already buffered, without I/O: true (record filled), false (no more
    * packets), or null (call fill() first). Lets a merge of many files avoid a promise per record.
    */

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { TestProject } from 'vitest/node';
 import { loadNativeAddon } from '../../src/ingest/native-addon.js';
+import { loadMergeStep } from '../../src/api/native-merge.js';
 import type { Need } from './needs.js';
 
 const require = createRequire(import.meta.url);
@@ -87,6 +88,7 @@ export function probeNeeds(): Record<Need, boolean> {
     python3: runs(PYTHON, ['--version']),
     libpcap: root && loads('cap'),
     native: loadNativeAddon().ok,
+    'native-merge': loadMergeStep().ok,
     gcc: runs('gcc', ['--version']),
     root,
     procfs: existsSync('/proc/self/fdinfo'),

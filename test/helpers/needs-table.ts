@@ -8,6 +8,7 @@ export const NEEDS = {
   python3: { probe: 'python3', get: 'apt-get install python3' },
   libpcap: { probe: 'the cap package built against libpcap, and root', get: 'apt-get install libpcap-dev && npm ci (as root)' },
   native: { probe: 'the native recvmmsg addon', get: 'apt-get install g++ make && npm ci' },
+  'native-merge': { probe: 'the native merge step (native/build/Release/mirrorguard_merge.node)', get: 'apt-get install g++ make && npm ci' },
   gcc: { probe: 'gcc (to build test/bench/vxlan_steady.c)', get: 'apt-get install gcc' },
   root: { probe: 'root (tmpfs mounts, raw sockets)', get: 'run the tests as root' },
   procfs: { probe: 'Linux /proc (/proc/self/fdinfo)', get: 'run the tests on Linux with /proc mounted' },

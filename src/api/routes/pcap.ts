@@ -27,6 +27,7 @@ import type { CaptureRow } from '../../collector/catalog.js';
 import { compileFilter, MAX_FILTER_LENGTH } from '../../decode/filter.js';
 import { GLOBAL_HEADER_BYTES } from '../../pcap/format.js';
 import { mergeCaptures, type MergeStream } from '../../pcap/merge.js';
+import { nativeMergeStep } from '../native-merge.js';
 import type { ReadHandle } from '../../pcap/reader.js';
 import { ArchivedObjectHandle } from '../archived-source.js';
 import { capturePath } from '../capture-files.js';
@@ -307,6 +308,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   const reusable = res instanceof ServerResponse && res.socket instanceof Socket;
   // Rotated files of one source follow each other: stream the ones inside the window as bytes.
   const plan = filter === null ? sequentialPlan(usedRows, from, to) : null;
+  const mergeStep = nativeMergeStep();
   let merge: MergeStream;
   try {
     merge = mergeCaptures(files, {
@@ -322,6 +324,8 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       chunkBytes: extractionChunkBytes(files.length),
       outputChunkBytes: EXTRACTION_OUTPUT_CHUNK_BYTES,
       sharedMemory: true,
+      // The k-way step of a whole-window merge in C, when built (same bytes as the JavaScript loop).
+      ...(filter === null && mergeStep !== null ? { mergeStep } : {}),
       // A chunk is reused once the socket has sent it and the worker has hashed it.
       ...(reusable ? { heldDownstream: () => counter.writableLength + counter.readableLength + res.writableLength + counter.pendingBytes } : {}),
     });
