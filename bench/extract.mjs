@@ -19,7 +19,10 @@
 //      (after the global header), and the filtered packet counts agree.
 //
 // Standalone: node bench/extract.mjs [--reps 7] [--frames 50000] [--files 8] [--quick]
-//             [--only interleaved|rotated] [--filter both|yes|no]
+//             [--only interleaved|rotated] [--filter both|yes|no] [--js-merge]
+//   --js-merge: a second server on the same files with the native merge step turned off
+//               (MIRRORGUARD_NATIVE_MERGE pointing nowhere), its curl runs alternated with the first's
+//               and the tool's: the JavaScript merge and the native step side by side in one run.
 //   MG_BENCH_CPU_PROF=DIR profiles the server (node --cpu-prof), MG_BENCH_NODE_FLAGS adds node flags.
 // From npm run bench: runExtraction() below.
 import { spawn, spawnSync } from 'node:child_process';
@@ -93,7 +96,7 @@ function writePcap(path, n, rec) {
   return { first, last, bytes: statSync(path).size, packets: n };
 }
 
-async function serve(dir, frames, nfiles) {
+async function serve(dir, frames, nfiles, reuse) {
   const d = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
   const [{ buildApi }, { parseApiConfig, sha256Digest }, { Catalog }, { captureRelPath }, { Detector }, { openDb }, { storeFromDb }, { toMicros }] = await Promise.all([
     d('api/app.js'),
@@ -114,13 +117,15 @@ async function serve(dir, frames, nfiles) {
     const [s0, n0] = rec(0);
     const rel = captureRelPath(vni, sourceIp, s0, n0, 0, seq);
     const abs = join(dir, rel);
-    const info = writePcap(abs, n, rec);
-    const us = (t) => toMicros(t[0], t[1]);
-    const id = catalog.open({ path: rel, vni, sourceIp, sessionId: null, worker: 0, createdUs: us(info.first), firstUs: us(info.first) });
-    catalog.close(id, { closedUs: us(info.last) + 1, firstUs: us(info.first), lastUs: us(info.last), packets: n, bytes: info.bytes, sha256: '0'.repeat(64), reason: 'size' });
+    // reuse: a second server on the files (and catalog) the first one wrote.
+    const info = reuse ? { first: rec(0).slice(0, 2), last: rec(n - 1).slice(0, 2), bytes: statSync(abs).size, packets: n } : writePcap(abs, n, rec);
     (scenarios[name] ??= { vni, files: [], packets: 0, bytes: 0 }).files.push(abs);
     scenarios[name].packets += n;
     scenarios[name].bytes += info.bytes;
+    if (reuse) return;
+    const us = (t) => toMicros(t[0], t[1]);
+    const id = catalog.open({ path: rel, vni, sourceIp, sessionId: null, worker: 0, createdUs: us(info.first), firstUs: us(info.first) });
+    catalog.close(id, { closedUs: us(info.last) + 1, firstUs: us(info.first), lastUs: us(info.last), packets: n, bytes: info.bytes, sha256: '0'.repeat(64), reason: 'size' });
   };
   // Interleaved: source k's packet i at T0 + (i * nfiles + k) microseconds.
   for (let k = 0; k < nfiles; k++) {
@@ -221,20 +226,40 @@ function sameRecords(a, b) {
  * Run the extraction comparison. Returns rows { scenario, filtered, oursS, toolS, ratio, ... }.
  * log: a function for progress lines.
  */
-export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only = null, filters = [false, true], sinks = ['file', 'null'], log = (l) => process.stderr.write(`${l}\n`) } = {}) {
+export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only = null, filters = [false, true], sinks = ['file', 'null'], jsMerge = false, log = (l) => process.stderr.write(`${l}\n`) } = {}) {
   if (!has('mergecap') || !has('curl')) return { skipped: 'mergecap or curl is not installed', rows: [] };
   const withTcpdump = has('tcpdump');
   const dir = mkdtempSync(join(tmpdir(), 'mg-bench-extract-'));
   // MG_BENCH_CPU_PROF=DIR: profile the server (node --cpu-prof) for docs/performance.md.
   const prof = process.env.MG_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MG_BENCH_CPU_PROF] : [];
   if (process.env.MG_BENCH_NODE_FLAGS) prof.push(...process.env.MG_BENCH_NODE_FLAGS.split(' '));
-  const child = spawn(process.execPath, [...prof, fileURLToPath(import.meta.url), 'serve', dir, String(frames), String(files)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  try {
-    const ready = await new Promise((resolve, reject) => {
+  const startServer = (reuse, env) => {
+    const c = spawn(process.execPath, [...prof, fileURLToPath(import.meta.url), 'serve', dir, String(frames), String(files), reuse ? 'reuse' : 'write'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    const ready = new Promise((resolve, reject) => {
       // Other lines (node --trace-gc through MG_BENCH_NODE_FLAGS) go to stderr.
-      createInterface({ input: child.stdout }).on('line', (l) => (l.startsWith('ready ') ? resolve(JSON.parse(l.slice(6))) : process.stderr.write(`server: ${l}\n`)));
-      child.once('exit', (c) => reject(new Error(`the extraction server exited (${c})`)));
+      createInterface({ input: c.stdout }).on('line', (l) => (l.startsWith('ready ') ? resolve(JSON.parse(l.slice(6))) : process.stderr.write(`server: ${l}\n`)));
+      c.once('exit', (code) => reject(new Error(`the extraction server exited (${code})`)));
     });
+    ready.catch(() => undefined);
+    return { child: c, ready };
+  };
+  const children = [];
+  const stop = async (c) => {
+    c.stdin.write('quit\n');
+    await new Promise((r) => (c.exitCode !== null ? r() : c.once('exit', r)));
+  };
+  const first = startServer(false, {});
+  const child = first.child;
+  children.push(child);
+  try {
+    const ready = await first.ready;
+    // --js-merge: the same files served with the native merge step turned off, for a side-by-side run.
+    let js = null;
+    if (jsMerge) {
+      const second = startServer(true, { MIRRORGUARD_NATIVE_MERGE: join(dir, 'no-native-merge.node') });
+      children.push(second.child);
+      js = { child: second.child, ready: await second.ready };
+    }
     const rows = [];
     for (const [name, sc] of Object.entries(ready.scenarios)) {
       if (only !== null && only !== name) continue;
@@ -247,18 +272,30 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
         const oursOut = sink === 'null' ? '/dev/null' : join(dir, 'ours.pcap');
         const toolOut = sink === 'null' ? '/dev/null' : join(dir, 'tool.pcap');
         const ours = () => timedCpu(child.pid, () => timed('curl', ['-sS', '--fail', '-o', oursOut, '-H', `authorization: Bearer ${TOKEN}`, url]).s);
+        const jsCpu = [];
+        const jsOut = sink === 'null' ? '/dev/null' : join(dir, 'ours-js.pcap');
+        const oursJs = () => {
+          const c = cpuSeconds(js.child.pid);
+          const t = timed('curl', ['-sS', '--fail', '-o', jsOut, '-H', `authorization: Bearer ${TOKEN}`, `http://127.0.0.1:${js.ready.port}/v1/pcap?${q}`]).s;
+          jsCpu.push(cpuSeconds(js.child.pid) - c);
+          return t;
+        };
         const tool = filtered
           ? () => timed('sh', ['-c', `mergecap -F nsecpcap -w - ${sc.files.map((f) => `'${f}'`).join(' ')} | tcpdump -r - -w '${toolOut}' '${FILTER}' 2>/dev/null`]).s
           : () => timed('mergecap', ['-F', 'nsecpcap', '-w', toolOut, ...sc.files]).s;
         // One warm-up of each (page cache, JIT), then interleaved repetitions.
         ours();
         tool();
+        if (js !== null) oursJs();
         const a = [];
         const b = [];
+        const j = [];
         serverCpu.length = 0;
+        jsCpu.length = 0;
         for (let r = 0; r < reps; r++) {
           a.push(ours());
           b.push(tool());
+          if (js !== null) j.push(oursJs());
         }
         const oursPackets = sink === 'null' ? null : countRecords(oursOut);
         const toolPackets = sink === 'null' ? null : countRecords(toolOut);
@@ -279,30 +316,35 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
           toolRuns: b,
           ratio: median(b) / median(a),
           sameOutput: identical,
+          ...(js !== null
+            ? { jsMergeS: median(j), jsMergeServerCpuS: median(jsCpu), jsMergeRuns: j, jsMergeRatio: median(b) / median(j), jsMergeSameOutput: sink === 'null' ? null : sameRecords(jsOut, oursOut) }
+            : {}),
         };
         rows.push(row);
         log(
           `extract ${name.padEnd(11)} ${filtered ? `filter '${FILTER}'` : 'whole window     '} -> ${sink.padEnd(4)}  ours ${row.oursS.toFixed(3)} s (server CPU ${row.serverCpuS.toFixed(2)} s)  ${row.tool} ${row.toolS.toFixed(3)} s  ` +
-            `tool/ours ${row.ratio.toFixed(2)}` + (sink === 'null' ? '' : `  (${oursPackets} packets, ${identical ? 'same as the tool' : 'DIFFERENT from the tool'})`),
+            `tool/ours ${row.ratio.toFixed(2)}` + (sink === 'null' ? '' : `  (${oursPackets} packets, ${identical ? 'same as the tool' : 'DIFFERENT from the tool'})`) +
+            (js !== null ? `  | JS merge ${row.jsMergeS.toFixed(3)} s (server CPU ${row.jsMergeServerCpuS.toFixed(2)} s) tool/ours ${row.jsMergeRatio.toFixed(2)}${row.jsMergeSameOutput === false ? ' DIFFERENT from the native merge' : ''}` : ''),
         );
       }
     }
     return { rows, frames, files, frameBytes: FRAME_BYTES, filter: FILTER, reps };
   } finally {
-    child.stdin.write('quit\n');
-    await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+    for (const c of children) await stop(c);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 export function extractionTable(result) {
+  const withJs = result.rows.some((r) => r.jsMergeS !== undefined);
   const lines = [
-    '| files | window | written to | mirrorguard (HTTP, SHA-256 trailer) | its server CPU | tool | tool time | tool / mirrorguard | output |',
-    '|---|---|---|---:|---:|---|---:|---:|---|',
+    '| files | window | written to | mirrorguard (HTTP, SHA-256 trailer) | its server CPU | tool | tool time | tool / mirrorguard | output |' + (withJs ? ' JS merge | its server CPU | tool / JS merge |' : ''),
+    '|---|---|---|---:|---:|---|---:|---:|---|' + (withJs ? '---:|---:|---:|' : ''),
   ];
   for (const r of result.rows) {
     lines.push(
-      `| ${r.scenario} (${r.files} x ${(r.inputPackets / r.files).toLocaleString('en-US')}) | ${r.filtered ? `filter \`${result.filter}\`` : 'whole'} | ${r.sink === 'null' ? '/dev/null' : 'a file'} | ${r.oursS.toFixed(3)} s | ${r.serverCpuS.toFixed(2)} s | ${r.tool.replace('|', '\\|')} | ${r.toolS.toFixed(3)} s | ${r.ratio.toFixed(2)} | ${r.sameOutput === null ? '-' : r.sameOutput ? (r.filtered ? 'same packet count' : 'same bytes') : 'DIFFERENT'} |`,
+      `| ${r.scenario} (${r.files} x ${(r.inputPackets / r.files).toLocaleString('en-US')}) | ${r.filtered ? `filter \`${result.filter}\`` : 'whole'} | ${r.sink === 'null' ? '/dev/null' : 'a file'} | ${r.oursS.toFixed(3)} s | ${r.serverCpuS.toFixed(2)} s | ${r.tool.replace('|', '\\|')} | ${r.toolS.toFixed(3)} s | ${r.ratio.toFixed(2)} | ${r.sameOutput === null ? '-' : r.sameOutput ? (r.filtered ? 'same packet count' : 'same bytes') : 'DIFFERENT'} |` +
+        (withJs ? (r.jsMergeS === undefined ? ' - | - | - |' : ` ${r.jsMergeS.toFixed(3)} s | ${r.jsMergeServerCpuS.toFixed(2)} s | ${r.jsMergeRatio.toFixed(2)} |`) : ''),
     );
   }
   return lines.join('\n');
@@ -310,15 +352,16 @@ export function extractionTable(result) {
 
 const isMain = process.argv[1] === fileURLToPath(import.meta.url);
 if (isMain && process.argv[2] === 'serve') {
-  await serve(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
+  await serve(process.argv[3], Number(process.argv[4]), Number(process.argv[5]), process.argv[6] === 'reuse');
 } else if (isMain) {
-  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, frames: { type: 'string', default: '50000' }, files: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, filter: { type: 'string', default: 'both' } } });
+  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, frames: { type: 'string', default: '50000' }, files: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, filter: { type: 'string', default: 'both' }, 'js-merge': { type: 'boolean', default: false } } });
   const res = await runExtraction({
     reps: values.quick ? 1 : Number(values.reps),
     frames: values.quick ? 5000 : Number(values.frames),
     files: Number(values.files),
     only: values.only ?? null,
     filters: values.filter === 'both' ? [false, true] : [values.filter === 'yes'],
+    jsMerge: values['js-merge'],
   });
   if (res.skipped) process.stdout.write(`skipped: ${res.skipped}\n`);
   else process.stdout.write(`${extractionTable(res)}\n`);
