@@ -35,6 +35,7 @@
 //          --steady-counts 10,1000,10000  --steady-seconds 60  --steady-rate 10  --steady-heavy 4
 //          --steady-heavy-rate 5000  --steady-size 512  --no-steady (the steady many-sessions rows, bench/steady.mjs)
 //          --no-extract (skip the extraction rows)  --extract-only (only them)  --extract-reps 7
+//          --extract-js-merge (a second server with the native merge step off, side by side)
 //          --quick (small counts, one rep: a smoke test of the harness)
 //          --no-sysctl (do not raise net.core.rmem_max for the run; see raiseRmemMax)
 //          --live (instead of all this: the live mode, bench/live.mjs, every receiver at a fixed packet
@@ -97,6 +98,7 @@ const { values: args } = parseArgs({
     'no-extract': { type: 'boolean', default: false },
     'extract-only': { type: 'boolean', default: false },
     'extract-reps': { type: 'string', default: '7' },
+    'extract-js-merge': { type: 'boolean', default: false },
     live: { type: 'boolean', default: false },
   },
   // --live hands the rest of the command line to bench/live.mjs.
@@ -1051,7 +1053,7 @@ async function main() {
   // Extraction through the API against mergecap and mergecap | tcpdump (issue 11; bench/extract.mjs).
   let extraction = null;
   if (!args['no-extract']) {
-    extraction = await runExtraction({ reps: args.quick ? 1 : Number(args['extract-reps']), ...(args.quick ? { frames: 5000 } : {}), log });
+    extraction = await runExtraction({ reps: args.quick ? 1 : Number(args['extract-reps']), ...(args.quick ? { frames: 5000 } : {}), jsMerge: args['extract-js-merge'], log });
     if (extraction.skipped) log(`skipping extraction: ${extraction.skipped}`);
   }
   // A profile of serve's main thread over one 512 B drain (profiling slows it: not in the table).
