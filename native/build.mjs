@@ -75,7 +75,7 @@ function main() {
     say(`native receiver not built (${why.slice(0, 200)}); using node:dgram. Details: native/build/build.log`);
     return;
   }
-  say(`native receiver built in ${((Date.now() - started) / 1000).toFixed(1)} s (native/build/Release/mirrorguard_native.node)`);
+  say(`native modules built in ${((Date.now() - started) / 1000).toFixed(1)} s (native/build/Release/mirrorguard_native.node, mirrorguard_merge.node)`);
 }
 
 try {
