@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ARCHIVE_DEFAULTS } from '../../src/archive/config.js';
 import { ArchiveService } from '../../src/archive/service.js';
-import { ArchivedObjectHandle } from '../../src/api/archived-source.js';
+import { openArchivedObject } from '../../src/api/archived-source.js';
 import { Catalog } from '../../src/collector/catalog.js';
 import { keyIdOf } from '../../src/ledger/keys.js';
 import { mergeCaptures } from '../../src/pcap/merge.js';
@@ -162,7 +162,7 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
       if (cuts-- > 0) return Readable.from([body.subarray(0, 10)]);
       return Readable.from([body.subarray(0, 7), body.subarray(7)]);
     };
-    const fh = new ArchivedObjectHandle(readObject, 'k', null, bytes.length);
+    const fh = openArchivedObject(readObject, { key: 'k', versionId: null, size: bytes.length }, { readAhead: false });
     const buf = Buffer.alloc(bytes.length + 10);
     expect((await fh.read(buf, 0, 50, null)).bytesRead).toBe(50);
     expect(calls).toEqual([
@@ -173,13 +173,13 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
     expect(buf.subarray(0, bytes.length).equals(bytes)).toBe(true);
     expect((await fh.read(buf, 0, 10, null)).bytesRead).toBe(0);
     // The reader parses through it like a file.
-    const reader = await openCaptureAsync('s3://k', { chunkBytes: 64 }, async () => new ArchivedObjectHandle(readObject, 'k', null, bytes.length));
+    const reader = await openCaptureAsync('s3://k', { chunkBytes: 64 }, async () => openArchivedObject(readObject, { key: 'k', versionId: null, size: bytes.length }, { chunkBytes: 64 }));
     let n = 0;
     while (await reader.next()) n++;
     expect(n).toBe(4);
     expect(reader.truncated).toBe(false);
     // An object shorter than the catalog says fails the read, naming it.
-    const short = new ArchivedObjectHandle(async (_k, _v, s, e) => Readable.from([bytes.subarray(s, Math.min(e + 1, 30))]), 'short-key', null, bytes.length);
+    const short = openArchivedObject(async (_k, _v, s, e) => Readable.from([bytes.subarray(s, Math.min(e + 1, 30))]), { key: 'short-key', versionId: null, size: bytes.length });
     await expect(short.read(Buffer.alloc(100), 0, 100, 0)).rejects.toThrow(/short-key/);
   });
 });
