@@ -6,10 +6,10 @@
  * - Per input, once it reads sequentially (a read past its first range), up to `window` ranges beyond the
  *   one being read are fetched while the merge consumes it. Ranges grow (doubling from the merge's read
  *   size) up to `maxRangeBytes`, or the input's share of the budget when many inputs read at once.
- * - When an input is first opened, the first range of the next `lookahead` inputs is fetched too (the
- *   merge opens its inputs one after another, each waiting for its first bytes), and when an input's
- *   read-ahead reaches its end, the next input's first range: files streamed one after another (rotated
- *   files) never wait for a first byte.
+ * - When an input is opened, the first range of the next `lookahead` inputs is fetched too (the merge
+ *   opens its inputs one after another, each waiting for its first bytes), and when an input's read-ahead
+ *   reaches its end, it goes on into the next input not opened yet: files streamed one after another
+ *   (rotated files) never wait for a first byte.
  * - Bounds, whatever the number of files: at most `maxGets` GETs at once (reads the merge waits for go
  *   first), and at most `maxBytesInFlight` bytes fetched ahead and not yet consumed (the reads the merge
  *   is waiting for, at most one read buffer per input, come on top). A range is released once read.
@@ -218,8 +218,12 @@ export class ArchivedReads {
     const inp = this.inputs[index]!;
     inp.openHandles = Math.max(0, inp.openHandles - 1);
     if (inp.openHandles > 0) return;
-    const keep = inp.ranges[0]?.start === 0 && inp.pos < inp.ranges[0].end ? 1 : 0;
-    this.drop(inp, keep);
+    // Only a header was read (the merge checks a file's header, then opens it again): keep what is held.
+    if (inp.ranges[0]?.start === 0 && inp.pos < inp.ranges[0].end) {
+      inp.pos = -1;
+      return;
+    }
+    this.drop(inp, 0);
     inp.streaming = false;
     inp.pos = -1;
   }
@@ -232,8 +236,13 @@ export class ArchivedReads {
       const last = inp.ranges[inp.ranges.length - 1];
       const from = last !== undefined ? last.end : pos;
       if (from >= inp.size) {
-        // This input is fetched to its end: the next one's first range.
-        this.prime(index + 1);
+        // Fetched to its end: go on into the next input if the merge has not opened it yet (files read in
+        // turn), as if it were the same file; its first range is all a merge of overlapping files needs.
+        const next = this.inputs[index + 1];
+        if (next !== undefined && next.openHandles === 0 && next.pos < 0 && !next.streaming) {
+          next.streaming = true;
+          this.readAhead(next, index + 1);
+        }
         return;
       }
       const beyond = inp.ranges.filter((r) => r.start > pos).length;
