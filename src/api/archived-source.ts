@@ -324,7 +324,8 @@ export class ArchivedReads {
           lastError = e;
         } finally {
           signal.removeEventListener('abort', stop);
-          body?.destroy();
+          // The slot is free once the connection is: wait for the body to close.
+          if (body !== null) await closed(body);
         }
       }
       if (got < want) throw new Error((lastError as Error | null)?.message ?? 'body ended early');
@@ -400,6 +401,15 @@ export class ArchivedReads {
     this.held -= r.end - r.start;
     r.ac.abort();
   }
+}
+
+/** Destroy a body (a no-op once it ended) and wait for its 'close'. */
+function closed(body: Readable): Promise<void> {
+  if (body.closed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    body.once('close', () => resolve());
+    body.destroy();
+  });
 }
 
 /** One input of an ArchivedReads as a ReadHandle (FileHandle's positional read and close). */
