@@ -7,7 +7,9 @@
 //      process that holds every request for --latency-ms (30 ms: S3's first-byte latency is 20-50 ms)
 //      before passing it on. Upload two sets of classic nanosecond pcap files (512 B frames):
 //        rotated:     --files files of --mib MiB each that follow each other in time (one source);
-//        interleaved: --files files of --mib MiB each, one packet of each in turn (overlapping).
+//        interleaved: --files files of --mib MiB each, one packet of each in turn (overlapping);
+//        many:        --many files of --many-kib KiB each that follow each other in time (an hour of
+//                     rotated files: the merge checks every file's header first, then streams them in turn).
 //   2. Merge each set in this process exactly as GET /v1/pcap does (src/pcap/merge.ts with the route's
 //      read and output chunk sizes; rotated: its sequential plan, every file whole), reading every file
 //      through ArchivedReads' handles (MergeOptions.openers), into a sink that hashes the bytes:
@@ -17,7 +19,9 @@
 //      GETs each run sent (counted by ArchivedReads and, independently, by the proxy).
 //   3. Every run's SHA-256 must equal that of the same merge over the local files.
 //
-// node bench/s3-extract.mjs [--files 8] [--mib 4] [--reps 3] [--latency-ms 30]   (needs `npm run build` or tsc first)
+// node bench/s3-extract.mjs [--files 8] [--mib 4] [--many 200] [--many-kib 256] [--reps 3] [--latency-ms 30]
+//                           [--sets rotated,interleaved,many]
+//   (needs `npx tsc -p tsconfig.json` first: it imports dist/)
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
@@ -40,6 +44,9 @@ const { values: args } = parseArgs({
     files: { type: 'string', default: '8' },
     mib: { type: 'string', default: '4' },
     reps: { type: 'string', default: '3' },
+    many: { type: 'string', default: '200' },
+    'many-kib': { type: 'string', default: '256' },
+    sets: { type: 'string', default: 'rotated,interleaved,many' },
     'latency-ms': { type: 'string', default: '30' },
   },
 });
@@ -47,6 +54,8 @@ const NFILES = Number(args.files);
 const MIB = Number(args.mib);
 const REPS = Number(args.reps);
 const LATENCY = Number(args['latency-ms']);
+const MANY = Number(args.many);
+const MANY_KIB = Number(args['many-kib']);
 
 const d = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
 const [{ mergeCaptures }, { ArchivedReads }, { extractionChunkBytes, EXTRACTION_OUTPUT_CHUNK_BYTES }] = await Promise.all([d('pcap/merge.js'), d('api/archived-source.js'), d('api/routes/pcap.js')]);
@@ -144,25 +153,28 @@ try {
   const direct = client(moto.port);
   await direct.send(new CreateBucketCommand({ Bucket: 'bench' }));
   const frames = Math.floor((MIB * 1024 * 1024) / (16 + FRAME_BYTES));
-  const sets = { rotated: [], interleaved: [] };
+  const sets = { rotated: [], interleaved: [], many: [] };
+  const put = async (name, f, n, t) => {
+    const path = join(dir, `${name}-${f}.pcap`);
+    const size = writePcap(path, n, t);
+    const key = `${name}/${f}.pcap`;
+    await direct.send(new PutObjectCommand({ Bucket: 'bench', Key: key, Body: readFileSync(path) }));
+    sets[name].push({ path, key, size, packets: n });
+  };
   for (let f = 0; f < NFILES; f++) {
-    for (const [name, t] of [
-      ['rotated', (i) => (f * frames + i) * 1000],
-      ['interleaved', (i) => (i * NFILES + f) * 1000],
-    ]) {
-      const path = join(dir, `${name}-${f}.pcap`);
-      const size = writePcap(path, frames, t);
-      const key = `${name}/${f}.pcap`;
-      await direct.send(new PutObjectCommand({ Bucket: 'bench', Key: key, Body: readFileSync(path) }));
-      sets[name].push({ path, key, size, packets: frames });
-    }
+    await put('rotated', f, frames, (i) => (f * frames + i) * 1000);
+    await put('interleaved', f, frames, (i) => (i * NFILES + f) * 1000);
   }
+  const small = Math.floor((MANY_KIB * 1024) / (16 + FRAME_BYTES));
+  if (args.sets.includes("many")) for (let f = 0; f < MANY; f++) await put('many', f, small, (i) => (f * small + i) * 1000);
+  const wanted = new Set(args.sets.split(','));
+  for (const k of Object.keys(sets)) if (!wanted.has(k) || sets[k].length === 0) delete sets[k];
   const viaProxy = client(proxy.port);
   const readObject = (key, versionId, start, end, signal) =>
     viaProxy.send(new GetObjectCommand({ Bucket: 'bench', Key: key, Range: `bytes=${start}-${end}` }), signal ? { abortSignal: signal } : {}).then((r) => r.Body);
 
   const mergeOpts = (name, files) => ({
-    ...(name === 'rotated' ? { sequential: true, wholeFiles: files.map((f) => f.packets) } : {}),
+    ...(name !== 'interleaved' ? { sequential: true, wholeFiles: files.map((f) => f.packets) } : {}),
     limitBytesPerFile: files.map((f) => f.size),
     chunkBytes: extractionChunkBytes(files.length),
     outputChunkBytes: EXTRACTION_OUTPUT_CHUNK_BYTES,
@@ -189,28 +201,30 @@ try {
           const proxied = proxy.stats.gets;
           const s = sink();
           const t0 = process.hrtime.bigint();
+          const dbg = process.env.MG_BENCH_DEBUG ? setInterval(() => process.stderr.write(`${name} ${mode} lat ${lat}: ${JSON.stringify(reads.stats)} active ${reads.activeGets} held ${reads.heldBytes} queue ${reads.queue?.length}\n`), 2000) : null;
           await pipeline(mergeCaptures(files.map((f) => `s3://bench/${f.key}`), { ...mergeOpts(name, files), openers }), s.w);
           const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+          if (dbg) clearInterval(dbg);
           reads.close();
           if (s.digest() !== oracle[name]) throw new Error(`${name} ${mode}: output differs from the local merge`);
           runs[mode].push({ ms, gets: reads.stats.gets, proxied: proxy.stats.gets - proxied, peakGets: reads.stats.peakGets, peakMiB: reads.stats.peakBytes / 1048576 });
         }
       }
-      const row = { set: name, latencyMs: lat, files: NFILES, mib: (NFILES * frames * (16 + FRAME_BYTES)) / 1048576 };
+      const row = { set: name, latencyMs: lat, files: files.length, mib: files.reduce((n, f) => n + f.size, 0) / 1048576 };
       for (const mode of ['before', 'after']) {
         const r = runs[mode];
         row[mode] = { ms: median(r.map((x) => x.ms)), gets: median(r.map((x) => x.gets)), proxied: median(r.map((x) => x.proxied)), peakGets: Math.max(...r.map((x) => x.peakGets)), peakMiB: Math.max(...r.map((x) => x.peakMiB)) };
       }
       row.speedup = row.before.ms / row.after.ms;
       results.push(row);
-      process.stderr.write(`${name} latency ${lat} ms: before ${row.before.ms.toFixed(0)} ms / ${row.before.gets} GETs, after ${row.after.ms.toFixed(0)} ms / ${row.after.gets} GETs\n`);
+      process.stderr.write(`${name} latency ${lat} ms: before ${row.before.ms.toFixed(0)} ms / ${row.before.gets} GETs (proxy saw ${row.before.proxied}), after ${row.after.ms.toFixed(0)} ms / ${row.after.gets} GETs (proxy saw ${row.after.proxied})\n`);
     }
   }
   const lines = [
-    `S3 extraction: ${NFILES} files x ${MIB} MiB per set, median of ${REPS} runs, output checked against the local merge`,
-    '| files | latency per request | before: wall, GETs | after: wall, GETs | before / after | after: peak GETs, peak MiB held |',
-    '|---|---:|---:|---:|---:|---:|',
-    ...results.map((r) => `| ${r.set} | ${r.latencyMs} ms | ${r.before.ms.toFixed(0)} ms, ${r.before.gets} | ${r.after.ms.toFixed(0)} ms, ${r.after.gets} | ${r.speedup.toFixed(1)}x | ${r.after.peakGets}, ${r.after.peakMiB.toFixed(1)} |`),
+    `S3 extraction: median of ${REPS} runs, output checked against the local merge`,
+    '| files | MiB | latency per request | before: wall, GETs | after: wall, GETs | before / after | after: peak GETs, peak MiB held |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...results.map((r) => `| ${r.set} (${r.files}) | ${r.mib.toFixed(0)} | ${r.latencyMs} ms | ${r.before.ms.toFixed(0)} ms, ${r.before.gets} | ${r.after.ms.toFixed(0)} ms, ${r.after.gets} | ${r.speedup.toFixed(1)}x | ${r.after.peakGets}, ${r.after.peakMiB.toFixed(1)} |`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   viaProxy.destroy();

@@ -40,8 +40,10 @@ export const S3_READ_WINDOW = 2;
 /** The largest range one GET asks for (a large file read in turn). */
 export const S3_MAX_RANGE_BYTES = 8 * 1024 * 1024;
 /** Inputs whose first range is fetched when an input is opened. */
-export const S3_OPEN_LOOKAHEAD = 4;
+export const S3_OPEN_LOOKAHEAD = 8;
 const RANGE_ALIGN_BYTES = 64 * 1024;
+/** A pcap global header: what is fetched ahead of an input's opening once half the budget is primed. */
+const HEADER_PRIME_BYTES = 24;
 
 export interface ArchivedReadOptions {
   /** The merge's read size (its chunkBytes): an input's first range, and the smallest read-ahead range. */
@@ -102,6 +104,8 @@ interface Input extends ArchivedObject {
   /** The next read-ahead range's size. */
   nextRange: number;
   openHandles: number;
+  /** Read and closed: never fetched ahead again. */
+  finished: boolean;
 }
 
 export class ArchivedReads {
@@ -143,7 +147,7 @@ export class ArchivedReads {
 
   /** Add an input (in the order the merge opens them); its index for open(). */
   add(obj: ArchivedObject): number {
-    this.inputs.push({ ...obj, ranges: [], pos: -1, streaming: false, nextRange: 0, openHandles: 0 });
+    this.inputs.push({ ...obj, ranges: [], pos: -1, streaming: false, nextRange: 0, openHandles: 0, finished: false });
     return this.inputs.length - 1;
   }
 
@@ -189,7 +193,9 @@ export class ArchivedReads {
       let r = inp.ranges.find((x) => x.start <= p && p < x.end);
       if (r === undefined) {
         // Nothing held covers p (ranges end before it): one range for the rest of this read, at least the merge's read size.
-        const len = this.ahead ? Math.max(want - got, Math.min(this.chunk, inp.size - p)) : want - got;
+        // Not streaming (a header read) with half the budget kept for unopened inputs: only what is asked.
+        const exact = !this.ahead || (!inp.streaming && this.unopenedBytes() + this.chunk > this.budget / 2);
+        const len = exact ? want - got : Math.max(want - got, Math.min(this.chunk, inp.size - p));
         r = this.fetch(inp, index, p, Math.min(inp.size, p + len), true);
       }
       this.readAhead(inp, index);
@@ -218,13 +224,16 @@ export class ArchivedReads {
     const inp = this.inputs[index]!;
     inp.openHandles = Math.max(0, inp.openHandles - 1);
     if (inp.openHandles > 0) return;
-    // Only a header was read (the merge checks a file's header, then opens it again): keep what is held.
-    if (inp.ranges[0]?.start === 0 && inp.pos < inp.ranges[0].end) {
+    // Only a header was read (the merge checks a file's header, then opens it again): keep what is held,
+    // while what is kept for inputs not open stays within half the budget.
+    if (!inp.streaming) {
+      if (this.unopenedBytes() > this.budget / 2) this.drop(inp, 0);
       inp.pos = -1;
       return;
     }
     this.drop(inp, 0);
     inp.streaming = false;
+    inp.finished = inp.pos >= 0;
     inp.pos = -1;
   }
 
@@ -239,7 +248,7 @@ export class ArchivedReads {
         // Fetched to its end: go on into the next input if the merge has not opened it yet (files read in
         // turn), as if it were the same file; its first range is all a merge of overlapping files needs.
         const next = this.inputs[index + 1];
-        if (next !== undefined && next.openHandles === 0 && next.pos < 0 && !next.streaming) {
+        if (next !== undefined && next.openHandles === 0 && next.pos < 0 && !next.streaming && !next.finished) {
           next.streaming = true;
           this.readAhead(next, index + 1);
         }
@@ -247,8 +256,11 @@ export class ArchivedReads {
       }
       const beyond = inp.ranges.filter((r) => r.start > pos).length;
       if (beyond >= this.window) return;
-      const grown = Math.max(this.chunk, inp.nextRange);
-      const size = Math.min(grown, this.shareOf(), inp.size - from);
+      // The first range ahead is twice the merge's read; a tail shorter than the range goes with it.
+      const grown = Math.max(2 * this.chunk, inp.nextRange);
+      const share = this.shareOf();
+      let size = Math.min(grown, share, inp.size - from);
+      if (inp.size - from - size < size && inp.size - from <= 2 * share) size = inp.size - from;
       if (this.held + size > this.budget) return;
       this.fetch(inp, index, from, from + size, false);
       inp.nextRange = Math.max(grown, Math.min(this.maxRange, grown * 2));
@@ -266,12 +278,20 @@ export class ArchivedReads {
   /** Fetch input j's first range ahead of its opening, if nothing of it is held and the budget allows (primed ranges: at most half of it). */
   private prime(j: number): void {
     const inp = this.inputs[j];
-    if (inp === undefined || this.closed || inp.ranges.length > 0 || inp.openHandles > 0 || inp.pos >= 0 || inp.size <= 0) return;
-    const size = Math.min(inp.size, this.chunk);
-    let primed = 0;
-    for (const i of this.inputs) if (i.openHandles === 0) for (const r of i.ranges) primed += r.end - r.start;
-    if (primed + size > this.budget / 2 || this.held + size > this.budget) return;
+    if (inp === undefined || this.closed || inp.finished || inp.ranges.length > 0 || inp.openHandles > 0 || inp.pos >= 0 || inp.size <= 0) return;
+    // A tail shorter than the first range goes with it. Past half the budget, only the file's header:
+    // the merge reads every file's header before it streams them in turn, and each would wait its GET.
+    let size = inp.size < 2 * this.chunk ? inp.size : this.chunk;
+    if (this.unopenedBytes() + size > this.budget / 2) size = Math.min(inp.size, HEADER_PRIME_BYTES);
+    if (this.held + size > this.budget) return;
     this.fetch(inp, j, 0, size, false);
+  }
+
+  /** Bytes held for inputs no handle has open (primed, or kept after a header read). */
+  private unopenedBytes(): number {
+    let n = 0;
+    for (const i of this.inputs) if (i.openHandles === 0) for (const r of i.ranges) n += r.end - r.start;
+    return n;
   }
 
   private fetch(inp: Input, src: number, start: number, end: number, urgent: boolean): Range {
