@@ -7,12 +7,14 @@
  *   one being read are fetched while the merge consumes it. Ranges grow (doubling from the merge's read
  *   size) up to `maxRangeBytes`, or the input's share of the budget when many inputs read at once.
  * - When an input is opened, the first range of the next `lookahead` inputs is fetched too (the merge
- *   opens its inputs one after another, each waiting for its first bytes), and when an input's read-ahead
+ *   opens its inputs one after another, each waiting for its first bytes; past half the budget held for
+ *   unopened inputs, only their 24-byte header), and when an input's read-ahead
  *   reaches its end, it goes on into the next input not opened yet: files streamed one after another
  *   (rotated files) never wait for a first byte.
  * - Bounds, whatever the number of files: at most `maxGets` GETs at once (reads the merge waits for go
  *   first), and at most `maxBytesInFlight` bytes fetched ahead and not yet consumed (the reads the merge
- *   is waiting for, at most one read buffer per input, come on top). A range is released once read.
+ *   is waiting for, two at most, and the 24-byte headers of unopened inputs come on top). A range is
+ *   released once read.
  * - A body cut short is asked for again from where it stopped (the SDK retries the request itself, not a
  *   body that breaks off): BODY_ATTEMPTS GETs per range; a range that still fails fails the read that
  *   needs it (a prefetched range nobody reads is dropped, its error with it).
@@ -186,7 +188,8 @@ export class ArchivedReads {
     // A jump (not where the ranges held go on from): drop them.
     const first = inp.ranges[0];
     if (first !== undefined && (at < first.start || at > inp.ranges[inp.ranges.length - 1]!.end)) this.drop(inp, 0);
-    if (this.ahead && (at > 0 || want >= (inp.ranges[0]?.end ?? this.chunk))) inp.streaming = true;
+    // Reading on from a header, or a whole read buffer from the start (a record reader's first fill): sequential.
+    if (this.ahead && (at > 0 || want >= Math.min(this.chunk, inp.size))) inp.streaming = true;
     let got = 0;
     while (got < want) {
       const p = at + got;
@@ -224,10 +227,9 @@ export class ArchivedReads {
     const inp = this.inputs[index]!;
     inp.openHandles = Math.max(0, inp.openHandles - 1);
     if (inp.openHandles > 0) return;
-    // Only a header was read (the merge checks a file's header, then opens it again): keep what is held,
-    // while what is kept for inputs not open stays within half the budget.
+    // Only a header was read (the merge checks a file's header, then opens it again): keep what is held.
+    // It was fetched within half the budget (prime, or a header read past it asks for the header alone).
     if (!inp.streaming) {
-      if (this.unopenedBytes() > this.budget / 2) this.drop(inp, 0);
       inp.pos = -1;
       return;
     }
