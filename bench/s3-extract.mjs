@@ -20,7 +20,7 @@
 //   3. Every run's SHA-256 must equal that of the same merge over the local files.
 //
 // node bench/s3-extract.mjs [--files 8] [--mib 4] [--many 200] [--many-kib 256] [--reps 3] [--latency-ms 30]
-//                           [--sets rotated,interleaved,many]
+//                           [--sets rotated,interleaved,many]   MG_BENCH_DEBUG=1: ArchivedReads state every 2 s
 //   (needs `npx tsc -p tsconfig.json` first: it imports dist/)
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -83,7 +83,6 @@ export interface ArchivedReadStats {
 
 /** Bytes [start, end) of one object, fetched into buf. */
 interface Range {
-  readonly src: number;
   readonly start: number;
   readonly end: number;
   readonly buf: Buffer;
@@ -199,7 +198,7 @@ export class ArchivedReads {
         // Not streaming (a header read) with half the budget kept for unopened inputs: only what is asked.
         const exact = !this.ahead || (!inp.streaming && this.unopenedBytes() + this.chunk > this.budget / 2);
         const len = exact ? want - got : Math.max(want - got, Math.min(this.chunk, inp.size - p));
-        r = this.fetch(inp, index, p, Math.min(inp.size, p + len), true);
+        r = this.fetch(inp, p, Math.min(inp.size, p + len), true);
       }
       this.readAhead(inp, index);
       if (!r.started) this.promote(r);
@@ -222,7 +221,7 @@ export class ArchivedReads {
     return got;
   }
 
-  /** @internal ArchivedObjectHandle.close: keep only an unread first range (the merge reads a header, then opens the file again). */
+  /** @internal ArchivedObjectHandle.close: after a header read, keep what is held (the merge opens the file again); else free it. */
   closeHandle(index: number): void {
     const inp = this.inputs[index]!;
     inp.openHandles = Math.max(0, inp.openHandles - 1);
@@ -264,7 +263,7 @@ export class ArchivedReads {
       let size = Math.min(grown, share, inp.size - from);
       if (inp.size - from - size < size && inp.size - from <= 2 * share) size = inp.size - from;
       if (this.held + size > this.budget) return;
-      this.fetch(inp, index, from, from + size, false);
+      this.fetch(inp, from, from + size, false);
       inp.nextRange = Math.max(grown, Math.min(this.maxRange, grown * 2));
     }
   }
@@ -286,7 +285,7 @@ export class ArchivedReads {
     let size = inp.size < 2 * this.chunk ? inp.size : this.chunk;
     if (this.unopenedBytes() + size > this.budget / 2) size = Math.min(inp.size, HEADER_PRIME_BYTES);
     if (this.held + size > this.budget) return;
-    this.fetch(inp, j, 0, size, false);
+    this.fetch(inp, 0, size, false);
   }
 
   /** Bytes held for inputs no handle has open (primed, or kept after a header read). */
@@ -296,7 +295,7 @@ export class ArchivedReads {
     return n;
   }
 
-  private fetch(inp: Input, src: number, start: number, end: number, urgent: boolean): Range {
+  private fetch(inp: Input, start: number, end: number, urgent: boolean): Range {
     const ac = new AbortController();
     let resolve!: () => void;
     let reject!: (e: unknown) => void;
@@ -305,7 +304,7 @@ export class ArchivedReads {
       reject = rej;
     });
     done.catch(() => undefined); // read-ahead nobody reads: its error goes with it
-    const r: Range = { src, start, end, buf: Buffer.allocUnsafe(end - start), ac, done, urgent, started: false, released: false };
+    const r: Range = { start, end, buf: Buffer.allocUnsafe(end - start), ac, done, urgent, started: false, released: false };
     inp.ranges.push(r);
     inp.ranges.sort((a, b) => a.start - b.start);
     this.held += end - start;
