@@ -75,8 +75,8 @@ export interface ApiDeps {
   ledger?: Pick<Ledger, 'appendExtraction'> | null;
   archive?: {
     setLegalHold(key: string, versionId: string | null, on: boolean): Promise<void>;
-    /** Bytes start..end (inclusive) of an archived object: downloads whose local copy is gone. */
-    readObject?(key: string, versionId: string | null, start: number, end: number): Promise<NodeJS.ReadableStream>;
+    /** Bytes start..end (inclusive) of an archived object: downloads whose local copy is gone, extractions (`signal` aborts the GET). */
+    readObject?(key: string, versionId: string | null, start: number, end: number, signal?: AbortSignal): Promise<NodeJS.ReadableStream>;
   } | null;
 }
 

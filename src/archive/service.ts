@@ -177,10 +177,11 @@ export class ArchiveService {
     return left;
   }
 
-  /** Read an archived object (bytes start..end inclusive), for a download whose local copy is gone. */
-  async readObject(key: string, versionId: string | null, start: number, end: number): Promise<Readable> {
+  /** Read an archived object (bytes start..end inclusive), for a download whose local copy is gone or an extraction; `signal` aborts the request. */
+  async readObject(key: string, versionId: string | null, start: number, end: number, signal?: AbortSignal): Promise<Readable> {
     const r = await this.client.send(
       new GetObjectCommand({ Bucket: this.o.config.s3.bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}), Range: `bytes=${start}-${end}` }),
+      signal ? { abortSignal: signal } : {},
     );
     return r.Body as Readable;
   }

@@ -214,6 +214,16 @@ export class MergeStream extends Readable {
 
   private readyResult: Promise<void> | null = null;
 
+  /**
+   * A reader's options for files[i]. A local file is read ahead into a second buffer (a positional read in
+   * flight while the merge consumes the first). An input with an opener of its own reads ahead itself (the
+   * S3 reads fetch ranges ahead, and expect one read at a time per input), so its reader does not.
+   */
+  private readerOptions(i: number, chunkBytes: number, limitBytes: number | undefined): { chunkBytes: number; readAhead: boolean; limitBytes?: number } {
+    const readAhead = this.opts.openers?.[i] === undefined;
+    return limitBytes === undefined ? { chunkBytes, readAhead } : { chunkBytes, readAhead, limitBytes };
+  }
+
   /** files[i] for reading: its opener's handle, or the local file. */
   private openInput(i: number): Promise<ReadHandle> {
     const o = this.opts.openers?.[i];
@@ -262,7 +272,7 @@ export class MergeStream extends Readable {
     for (let i = 0; i < n; i++) {
       if (this.asRange[i]) continue;
       const lim = limits[i];
-      this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim }, this.opts.openers?.[i]);
+      this.readers[i] = await openCaptureAsync(this.files[i]!, this.readerOptions(i, chunkBytes, lim), this.opts.openers?.[i]);
     }
     for (let i = 0; i < n; i++) {
       if (this.opts.signal?.aborted) return;
@@ -293,7 +303,7 @@ export class MergeStream extends Readable {
       if (this.asRange[i] && rangeLinktype[i] !== linktype) {
         this.asRange[i] = false;
         const lim = limits[i];
-        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, lim === undefined ? { chunkBytes, readAhead: true } : { chunkBytes, readAhead: true, limitBytes: lim }, this.opts.openers?.[i]));
+        const r = (this.readers[i] = await openCaptureAsync(this.files[i]!, this.readerOptions(i, chunkBytes, lim), this.opts.openers?.[i]));
         this.live[i] = await r.next();
         if (this.live[i]) {
           this.stats.read++;

@@ -3,16 +3,23 @@
  * copy is gone, another node's archived file (never on this disk) and another node's file still open
  * (not in S3 yet). The merge reads the archived ones from S3 (moto) by ranged GETs, and its bytes are
  * exactly what merging the original local files gives; the open one is named in X-Missing-Captures and
- * the audit row; the ledger's extraction record merges both archive records.
+ * the audit row; the ledger's extraction record merges both archive records. Read-ahead
+ * (src/api/archived-source.ts): larger archived files come in fewer, larger GETs with the same bytes; its
+ * bounds (GETs at once, bytes fetched ahead) hold, counted by a ReadObject in front of the real one, with
+ * bodies cut short resumed; a client that goes away aborts the GETs in flight and leaves none open.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { copyFileSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ARCHIVE_DEFAULTS } from '../../src/archive/config.js';
 import { ArchiveService } from '../../src/archive/service.js';
-import { ArchivedObjectHandle } from '../../src/api/archived-source.js';
+import { ArchivedReads, openArchivedObject, type ReadObject } from '../../src/api/archived-source.js';
+import { EXTRACTION_OUTPUT_CHUNK_BYTES, extractionChunkBytes } from '../../src/api/routes/pcap.js';
 import { Catalog } from '../../src/collector/catalog.js';
 import { keyIdOf } from '../../src/ledger/keys.js';
 import { mergeCaptures } from '../../src/pcap/merge.js';
@@ -42,6 +49,8 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
   const ids: Record<string, number> = {};
   const originals: Record<string, string> = {};
   let openWriter: { close(): Promise<unknown> } | null = null;
+  const objects: Record<string, { key: string; versionId: string | null; size: number }> = {};
+  let base: ReadObject;
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -87,6 +96,25 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
     // writeCapture's ids are the catalog queue's handles (per catalog): the rows' ids come from the store.
     for (const [k, f] of Object.entries({ a, c })) ids[k] = (await h.deps.store.captures.byPath(f.path))!.id;
     for (const [k, f] of Object.entries({ b, d })) ids[k] = (await storeB.captures.byPath(f.path))!.id;
+    // Two larger files of node B (VNI 10, 6 MB each, interleaved in time) for read-ahead: archived, never on our disk.
+    const big = Buffer.alloc(1000);
+    F.tcp443!.copy(big);
+    const bigFile = (src: string, offNs: number, seq = 1, fromSec = 100) =>
+      writeCapture({ catalog: catalogB, dataDir: dirB }, { vni: 10, sourceIp: src, seq, frames: Array.from({ length: 6000 }, (_, i) => ({ data: big, sec: T + fromSec + Math.floor(i / 1000), nsec: (i % 1000) * 1_000_000 + offNs })) });
+    const e = await bigFile('10.0.1.1', 0);
+    const f = await bigFile('10.0.1.2', 500_000);
+    // e's next rotated file: g follows e in time.
+    const g = await bigFile('10.0.1.1', 0, 2, 106);
+    await catalogB.flush();
+    expect(await svcB.sweep()).toBe(3);
+    for (let i = 0; i < 3; i++) expect(await svcB.worker.runOnce()).toBe(true);
+    for (const [k, x] of Object.entries({ e, f, g })) {
+      const row = (await storeB.captures.byPath(x.path))!;
+      ids[k] = row.id;
+      originals[k] = x.abs;
+      objects[k] = { key: row.s3_key!, versionId: row.s3_version_id ?? null, size: row.bytes };
+    }
+    base = svcB.readObject.bind(svcB);
     // Originals kept for the oracle; A's local copy goes (and the row says so).
     const keep = join(dir, 'a-original.pcap');
     copyFileSync(a.abs, keep);
@@ -138,6 +166,108 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
     expect(audit.detail).toMatchObject({ fromS3: [ids.b], wholeFiles: 1, complete: true });
   });
 
+  it('read-ahead: large archived files merged with a few large GETs, byte for byte the local merge', async () => {
+    const from = T + 90;
+    const to = T + 200;
+    const r = await h.app.inject({ url: `/v1/pcap?vni=10&from=${from}&to=${to}`, headers: bearer('auditor') });
+    expect(r.statusCode, r.body).toBe(200);
+    const expected = await collect(mergeCaptures([originals.e!, originals.f!, originals.g!], { fromSec: from, fromNsec: 0, toSec: to, toNsec: 0 }));
+    expect(r.rawPayload.length).toBeGreaterThan(18_000_000);
+    expect(r.rawPayload.equals(expected)).toBe(true);
+    const audit = (await h.app.inject({ url: `/v1/audit/${r.headers['x-audit-id']}`, headers: bearer('admin') })).json() as { detail: { s3: { gets: number; bytes: number }; complete: boolean } };
+    expect(audit.detail.complete).toBe(true);
+    // Read one merge buffer (1 MiB here) per GET, the files would take 18 or more; growing ranges take fewer.
+    const total = objects.e!.size + objects.f!.size + objects.g!.size;
+    expect(audit.detail.s3.bytes).toBe(total);
+    expect(audit.detail.s3.gets).toBeLessThan(Math.ceil(total / extractionChunkBytes(3)));
+  }, 60_000);
+
+  it('read-ahead stays within its GET and byte bounds over many inputs, resumes cut bodies, and gives the same bytes', async () => {
+    const chunk = 64 * 1024;
+    const budget = 512 * 1024;
+    const maxGets = 3;
+    // Together (a heap merge of four inputs: the two overlapping objects twice), and in turn (rotated
+    // files e and g, whole: streamed as byte ranges, the next one fetched before the first ends).
+    for (const sequential of [false, true]) {
+      const inputs = sequential ? [objects.e!, objects.g!] : [objects.e!, objects.f!, objects.e!, objects.f!];
+      const paths = sequential ? [originals.e!, originals.g!] : [originals.e!, originals.f!, originals.e!, originals.f!];
+      const c = counting(base, { cutEvery: 4, cutAfter: 10_000 });
+      const reads = new ArchivedReads(c.readObject, { chunkBytes: chunk, maxBytesInFlight: budget, maxGets, maxRangeBytes: 256 * 1024 });
+      // Together, the window ends halfway through the files: the merge stops with read-ahead still being fetched.
+      const opts = {
+        chunkBytes: chunk,
+        outputChunkBytes: EXTRACTION_OUTPUT_CHUNK_BYTES,
+        limitBytesPerFile: inputs.map((o) => o.size),
+        ...(sequential ? { sequential: true, wholeFiles: [6000, 6000] } : { toSec: T + 103, toNsec: 0 }),
+      };
+      const openers = inputs.map((o) => {
+        const i = reads.add(o);
+        return () => Promise.resolve(reads.open(i));
+      });
+      // Equal timestamps (the same object twice) go out in input order, in both merges.
+      const merge = mergeCaptures(paths.map((_, i) => `s3://${i}`), { ...opts, openers });
+      const got = await collect(merge);
+      const want = await collect(mergeCaptures(paths, opts));
+      if (sequential) expect(merge.stats.wholeFiles).toBe(2);
+      expect(got.equals(want), `sequential ${sequential}`).toBe(true);
+      reads.close();
+      // Bounds: GETs at once, and bytes asked for and not yet consumed (read-ahead within the budget; the
+      // reads the merge waits for, one merge buffer or output chunk each and at most two at once, on top).
+      expect(c.stats.peak).toBeLessThanOrEqual(maxGets);
+      const slack = 2 * Math.max(chunk, EXTRACTION_OUTPUT_CHUNK_BYTES);
+      expect(c.stats.peakBytes).toBeLessThanOrEqual(budget + slack);
+      expect(reads.stats.peakBytes).toBeLessThanOrEqual(budget + slack);
+      // And it did read ahead (several GETs at once), and resumed the bodies cut short.
+      expect(c.stats.peak).toBeGreaterThan(1);
+      expect(c.stats.cut).toBeGreaterThan(0);
+      expect(reads.stats.bytes).toBeGreaterThan(inputs.reduce((n, o) => n + o.size, 0) / 2);
+      // Whole files in turn: every byte fetched once (the header check first, a resumed body, no range fetched twice).
+      if (sequential) expect([reads.stats.bytes, reads.stats.dropped]).toEqual([inputs.reduce((n, o) => n + o.size, 0), 0]);
+      // Closed: every GET aborted or done, nothing held.
+      expect(reads.heldBytes).toBe(0);
+      for (let i = 0; i < 100 && c.stats.active > 0; i++) await sleep(20);
+      expect(c.stats.active).toBe(0);
+      expect(reads.activeGets).toBe(0);
+    }
+  }, 60_000);
+
+  it('a client that goes away mid-extraction: GETs in flight are aborted, nothing is left open or held', async () => {
+    const archive = h.deps.archive!;
+    const c = counting(base, { delayMs: 150 });
+    h.deps.archive = { setLegalHold: archive.setLegalHold.bind(archive), readObject: c.readObject };
+    try {
+      await h.app.listen({ port: 0, host: '127.0.0.1' });
+      const port = (h.app.server.address() as AddressInfo).port;
+      const firstBytes = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: `/v1/pcap?vni=10&from=${T + 90}&to=${T + 200}`, headers: bearer('auditor') }, (res) => {
+          if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode}`));
+          res.once('data', (d: Buffer) => {
+            // Gone after the first bytes: the merge's read-ahead is still being fetched.
+            req.destroy();
+            resolve(d.length);
+          });
+        });
+        req.on('error', () => undefined);
+        req.end();
+      });
+      expect(firstBytes).toBeGreaterThan(0);
+      for (let i = 0; i < 100 && c.stats.active > 0; i++) await sleep(50);
+      expect(c.stats.active).toBe(0);
+      expect(c.stats.aborted).toBeGreaterThan(0);
+      const audit = (await h.app.inject({ url: '/v1/audit?action=pcap.extract&limit=1', headers: bearer('admin') })).json() as { items: { detail: Record<string, unknown> }[] };
+      expect(audit.items[0]!.detail).toMatchObject({ complete: false });
+      expect(audit.items[0]!.detail.s3).toBeDefined();
+      // Everything after is as before: the slot is free, the next extraction completes.
+      const r = await h.app.inject({ url: `/v1/pcap?vni=10&sourceIp=10.0.1.1&from=${T + 90}&to=${T + 106}`, headers: bearer('auditor') });
+      expect(r.statusCode).toBe(200);
+      expect(r.rawPayload.equals(readFileSync(originals.e!))).toBe(true);
+      expect(c.stats.active).toBe(0);
+    } finally {
+      h.deps.archive = archive;
+    }
+  }, 60_000);
+
+  // Last of the tests against moto: a restarted moto comes back empty.
   it('S3 away: the extraction is refused before any byte (500 MG_ERR_CAPTURE_READ naming the object), and the refusal is audited', async () => {
     await moto.stop();
     try {
@@ -162,7 +292,7 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
       if (cuts-- > 0) return Readable.from([body.subarray(0, 10)]);
       return Readable.from([body.subarray(0, 7), body.subarray(7)]);
     };
-    const fh = new ArchivedObjectHandle(readObject, 'k', null, bytes.length);
+    const fh = openArchivedObject(readObject, { key: 'k', versionId: null, size: bytes.length }, { readAhead: false });
     const buf = Buffer.alloc(bytes.length + 10);
     expect((await fh.read(buf, 0, 50, null)).bytesRead).toBe(50);
     expect(calls).toEqual([
@@ -173,16 +303,72 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
     expect(buf.subarray(0, bytes.length).equals(bytes)).toBe(true);
     expect((await fh.read(buf, 0, 10, null)).bytesRead).toBe(0);
     // The reader parses through it like a file.
-    const reader = await openCaptureAsync('s3://k', { chunkBytes: 64 }, async () => new ArchivedObjectHandle(readObject, 'k', null, bytes.length));
+    const reader = await openCaptureAsync('s3://k', { chunkBytes: 64 }, async () => openArchivedObject(readObject, { key: 'k', versionId: null, size: bytes.length }, { chunkBytes: 64 }));
     let n = 0;
     while (await reader.next()) n++;
     expect(n).toBe(4);
     expect(reader.truncated).toBe(false);
     // An object shorter than the catalog says fails the read, naming it.
-    const short = new ArchivedObjectHandle(async (_k, _v, s, e) => Readable.from([bytes.subarray(s, Math.min(e + 1, 30))]), 'short-key', null, bytes.length);
+    const short = openArchivedObject(async (_k, _v, s, e) => Readable.from([bytes.subarray(s, Math.min(e + 1, 30))]), { key: 'short-key', versionId: null, size: bytes.length });
     await expect(short.read(Buffer.alloc(100), 0, 100, 0)).rejects.toThrow(/short-key/);
   });
 });
+
+/**
+ * A ReadObject in front of `base` that counts GETs in flight (from the call until the body closes) and
+ * the bytes they ask for, optionally waits `delayMs` before each (honouring the abort signal), and cuts
+ * every `cutEvery`-th body after `cutAfter` bytes, as a dropped connection does.
+ */
+function counting(base: ReadObject, o: { delayMs?: number; cutEvery?: number; cutAfter?: number }) {
+  const stats = { calls: 0, active: 0, peak: 0, bytes: 0, peakBytes: 0, aborted: 0, cut: 0 };
+  const readObject: ReadObject = async (key, versionId, start, end, signal) => {
+    const n = ++stats.calls;
+    const len = end - start + 1;
+    stats.active++;
+    stats.bytes += len;
+    stats.peak = Math.max(stats.peak, stats.active);
+    stats.peakBytes = Math.max(stats.peakBytes, stats.bytes);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      if (signal?.aborted) stats.aborted++;
+      stats.active--;
+      stats.bytes -= len;
+    };
+    try {
+      if (o.delayMs) await sleep(o.delayMs, undefined, signal ? { signal } : {});
+      const body = (await base(key, versionId, start, end, signal)) as Readable;
+      if (o.cutEvery === undefined || n % o.cutEvery !== 0 || len <= o.cutAfter!) {
+        body.once('close', finish);
+        return body;
+      }
+      stats.cut++;
+      const cut = Readable.from(
+        (async function* () {
+          let got = 0;
+          for await (const c of body as AsyncIterable<Buffer>) {
+            if (got + c.length >= o.cutAfter!) {
+              yield c.subarray(0, o.cutAfter! - got);
+              break;
+            }
+            got += c.length;
+            yield c;
+          }
+        })(),
+      );
+      cut.once('close', () => {
+        body.destroy();
+        finish();
+      });
+      return cut;
+    } catch (e) {
+      finish();
+      throw e;
+    }
+  };
+  return { readObject, stats };
+}
 
 /** Each record (16-byte header + frame) as hex, in file order, with its time in ns. */
 async function records(pcap: Buffer, path: string): Promise<{ ns: bigint; hex: string }[]> {

@@ -29,7 +29,7 @@ import { GLOBAL_HEADER_BYTES } from '../../pcap/format.js';
 import { mergeCaptures, type MergeStream } from '../../pcap/merge.js';
 import { nativeMergeStep } from '../native-merge.js';
 import type { ReadHandle } from '../../pcap/reader.js';
-import { ArchivedObjectHandle } from '../archived-source.js';
+import { ArchivedReads } from '../archived-source.js';
 import { capturePath } from '../capture-files.js';
 import type { ApiContext } from '../deps.js';
 import { isMgError } from '../../errors.js';
@@ -230,6 +230,11 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   const fromS3: number[] = [];
   const missing: number[] = [];
   const readObject = ctx.deps.archive?.readObject?.bind(ctx.deps.archive);
+  // Archived inputs are read through one ArchivedReads: ranged GETs fetched ahead of the merge, within
+  // S3_READ_BUDGET_BYTES and S3_MAX_CONCURRENT_GETS however many files (src/api/archived-source.ts).
+  // Nothing is fetched before the merge opens an input; `abort` (every way the extraction ends) closes it.
+  const abort = new AbortController();
+  const s3 = readObject !== undefined ? new ArchivedReads(readObject, { chunkBytes: extractionChunkBytes(rows.length), signal: abort.signal }) : null;
   const self = ctx.deps.store.nodeId;
   for (const r of rows) {
     const archived = readObject !== undefined && r.state === 'closed' && r.sha256 !== null && r.s3_key != null;
@@ -240,7 +245,8 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     if (st === null) {
       if (archived) {
         files.push(`s3://${r.s3_bucket ?? ''}/${r.s3_key!}`);
-        openers.push(() => Promise.resolve(new ArchivedObjectHandle(readObject, r.s3_key!, r.s3_version_id ?? null, r.bytes)));
+        const input = s3!.add({ key: r.s3_key!, versionId: r.s3_version_id ?? null, size: r.bytes });
+        openers.push(() => Promise.resolve(s3!.open(input)));
         limits.push(r.bytes);
         used.push(r.id);
         usedRows.push(r);
@@ -299,7 +305,6 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     ...(fromS3.length ? { fromS3 } : {}),
     ...(missing.length ? { missingFiles: missing } : {}),
   };
-  const abort = new AbortController();
   // The body's SHA-256 is computed in a worker thread on the merge's shared chunks, overlapping the merge.
   const counter = new OffloadedHashingCounter();
   // Output chunks are refilled once the socket has taken them, when the response writes to a real socket
@@ -309,6 +314,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   // Rotated files of one source follow each other: stream the ones inside the window as bytes.
   const plan = filter === null ? sequentialPlan(usedRows, from, to) : null;
   const mergeStep = nativeMergeStep();
+  if (s3 !== null) s3.chunkBytes = extractionChunkBytes(files.length);
   let merge: MergeStream;
   try {
     merge = mergeCaptures(files, {
@@ -402,6 +408,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       filtered: s.filtered,
       ...(s.skipped ? { skipped: s.skipped } : {}),
       ...(s.wholeFiles ? { wholeFiles: s.wholeFiles } : {}),
+      ...(s3 !== null && fromS3.length ? { s3: { gets: s3.stats.gets, bytes: s3.stats.bytes } } : {}),
       ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.startsWith(ctx.deps.dataDir) ? t.path.slice(ctx.deps.dataDir.length + 1) : t.path, problem: t.problem })) } : {}),
     };
     const bytes = counter.bytes;
@@ -411,6 +418,8 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, counter.digest()]).then(([seq, sha256]) => finish(seq, sha256)))
       .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
     if (!merge.destroyed) merge.destroy();
+    // Ranges fetched ahead and never read (an input the window ended early), GETs still in flight.
+    s3?.close();
   };
   reply.raw.once('finish', () => record(true));
   reply.raw.once('close', () => record(false));
