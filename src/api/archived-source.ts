@@ -16,8 +16,9 @@
  *   is waiting for, two at most, and the 24-byte headers of unopened inputs come on top). A range is
  *   released once read.
  * - A body cut short is asked for again from where it stopped (the SDK retries the request itself, not a
- *   body that breaks off): BODY_ATTEMPTS GETs per range; a range that still fails fails the read that
- *   needs it (a prefetched range nobody reads is dropped, its error with it).
+ *   body that breaks off), for as long as each GET brings bytes; BODY_ATTEMPTS GETs in a row that bring
+ *   none fail the range, and the read that needs it (a prefetched range nobody reads is dropped, its
+ *   error with it).
  * - close() (the extraction ended, or its client went away) aborts every GET in flight and frees every range.
  *
  * The S3 request cost of an extraction: a GET per range, i.e. about bytes / maxRangeBytes for large
@@ -30,7 +31,7 @@ import type { ReadHandle } from '../pcap/reader.js';
 /** Bytes start..end (inclusive) of an object version: ApiDeps.archive.readObject. `signal` aborts the GET. */
 export type ReadObject = (key: string, versionId: string | null, start: number, end: number, signal?: AbortSignal) => Promise<NodeJS.ReadableStream>;
 
-/** Attempts per range at the body (each a new ranged GET from where the last one stopped). */
+/** GETs in a row that bring no bytes before a range fails (each a new ranged GET from where the last one stopped). */
 const BODY_ATTEMPTS = 3;
 
 /** Bytes fetched ahead and not yet consumed, all inputs of one extraction together. */
@@ -322,16 +323,17 @@ export class ArchivedReads {
       const want = r.end - r.start;
       let got = 0;
       let lastError: unknown = null;
-      for (let attempt = 0; attempt < BODY_ATTEMPTS && got < want; attempt++) {
+      // Every GET that brings bytes moves `got` on, so this ends: done, or BODY_ATTEMPTS GETs in a row with none.
+      for (let failures = 0; failures < BODY_ATTEMPTS && got < want; ) {
         if (signal.aborted) throw new Error('aborted');
         let body: Readable | null = null;
         const stop = () => body?.destroy(new Error('aborted'));
+        const before = got;
         try {
           this.stats.gets++;
           body = (await this.readObject(inp.key, inp.versionId, r.start + got, r.end - 1, signal)) as Readable;
           signal.addEventListener('abort', stop, { once: true });
           if (signal.aborted) stop();
-          const before = got;
           for await (const chunk of body as AsyncIterable<Buffer>) {
             const n = Math.min(chunk.length, want - got);
             chunk.copy(r.buf, got, 0, n);
@@ -348,6 +350,7 @@ export class ArchivedReads {
           // The slot is free once the connection is: wait for the body to close.
           if (body !== null) await closed(body);
         }
+        failures = got > before ? 0 : failures + 1;
       }
       if (got < want) throw new Error((lastError as Error | null)?.message ?? 'body ended early');
     } finally {

@@ -254,7 +254,13 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
       for (let i = 0; i < 100 && c.stats.active > 0; i++) await sleep(50);
       expect(c.stats.active).toBe(0);
       expect(c.stats.aborted).toBeGreaterThan(0);
-      const audit = (await h.app.inject({ url: '/v1/audit?action=pcap.extract&limit=1', headers: bearer('admin') })).json() as { items: { detail: Record<string, unknown> }[] };
+      // The row is finished once the SHA-256 worker has the digest of what was sent: wait for it.
+      let audit: { items: { detail: Record<string, unknown> }[] } = { items: [] };
+      for (let i = 0; i < 100; i++) {
+        audit = (await h.app.inject({ url: '/v1/audit?action=pcap.extract&limit=1', headers: bearer('admin') })).json() as typeof audit;
+        if (audit.items[0]?.detail?.packets !== undefined) break;
+        await sleep(50);
+      }
       expect(audit.items[0]!.detail).toMatchObject({ complete: false });
       expect(audit.items[0]!.detail.s3).toBeDefined();
       // Everything after is as before: the slot is free, the next extraction completes.
