@@ -154,7 +154,10 @@ export class SessionWriters {
       this.pressureFlushedMs = now;
       // Only files whose earlier buffers are written: handing over another buffer of a file the disk is
       // still behind on frees nothing, and the next packet of it would take a new buffer.
-      for (const w of this.live) if (!w.diskBehind) w.flush(false);
+      // Only buffers above the fair share: handing over a small one frees nothing (the writer takes
+      // another with its next packet) and costs a write.
+      const cap = this.fairShare();
+      for (const w of this.live) if (!w.diskBehind && w.bufferBytes > cap) w.flush(false);
     }
     return true;
   }
@@ -187,7 +190,19 @@ export class SessionWriters {
 
   /** Hand every file's buffered records to the disk now (the timer, or a caller that wants it on disk). */
   flushAll(): void {
-    for (const w of this.live) w.flush();
+    const cap = this.fairShare();
+    for (const w of this.live) w.flush(true, cap);
+  }
+
+  /**
+   * The largest buffer a quiet writer may take until the next timer flush: half the pool shared by the
+   * writers with a file open (so every one of them can fill one while the buffers of the last interval
+   * are written), as a pool class, at least the smallest. 10 writers: no limit in practice; 10,000
+   * writers and a 64 MiB pool: 4 KiB, which a session at 10 packets/s of 512 B fills about once a
+   * second. A busy writer grows past it (file-writer.ts BUSY_FACTOR).
+   */
+  fairShare(): number {
+    return this.pool.classAtMost(this.pool.maxBytes / (2 * Math.max(1, this.live.size)));
   }
 
   /** Wait until everything handed to the disk is written (capture-file replays pace themselves on this). */
@@ -366,9 +381,14 @@ export class SessionWriter {
     hub.closed(this, done);
   }
 
-  /** Hand the partial buffer to the disk; `resize` false for an early flush under memory pressure (file-writer.ts). */
-  flush(resize = true): void {
-    this.file?.flush(resize);
+  /** Hand the partial buffer to the disk; `resize` false for an early flush under memory pressure (file-writer.ts); `cap` the fair share. */
+  flush(resize = true, cap = Infinity): void {
+    this.file?.flush(resize, cap);
+  }
+
+  /** Size of the buffer being filled (0 without one). */
+  get bufferBytes(): number {
+    return this.file === null ? 0 : this.file.bufferBytes;
   }
 
   drain(): Promise<void> {
@@ -385,10 +405,10 @@ export class SessionWriter {
    * still behind on keeps filling its buffer instead: its records could not reach the disk sooner, and
    * 10,000 new files waiting to be created would otherwise hold 10,000 nearly empty buffers per tick.
    */
-  tick(nowSec: number, syncRow = true): void {
+  tick(nowSec: number, syncRow = true, cap = Infinity): void {
     const w = this.file;
     if (w === null) return;
-    if (w.queuedBytes === 0) w.flush();
+    if (w.queuedBytes === 0) w.flush(true, cap);
     // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
     if (syncRow) this.syncRow();
     if (nowSec - this.openedSec >= this.hub.rotateSeconds) this.close('age');

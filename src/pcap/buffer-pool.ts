@@ -90,6 +90,14 @@ export class BufferPool {
     return this.bufferBytes;
   }
 
+  /** The largest class of at most `bytes` (the smallest class when none is). */
+  classAtMost(bytes: number): number {
+    const c = this.classes;
+    let best = c[0]!;
+    for (let i = 1; i < c.length && c[i]! <= bytes; i++) best = c[i]!;
+    return best;
+  }
+
   private indexOf(size: number): number {
     const c = this.classes;
     for (let i = 0; i < c.length; i++) if (c[i] === size) return i;
