@@ -281,9 +281,10 @@ export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, 
 
 /** The steady rows as a Markdown table: one row per run. */
 export function steadyTable(runs) {
-  const head = ['sessions', 'heavy', 'datagrams/s', 'CPU ns/datagram', 'CPU (cores)', 'peak RSS', 'fds', 'files', 'kernel drops', 'counted drops', 'missing', 'dups'];
+  const head = ['sessions', 'ramp', 'heavy', 'datagrams/s', 'CPU ns/datagram', 'CPU (cores)', 'peak RSS', 'fds', 'files', 'kernel drops', 'counted drops', 'missing', 'dups'];
   const rows = runs.map((r) => [
     `${r.sessions.toLocaleString('en-US')} x ${r.rate}/s`,
+    `${r.ramp} s`,
     `${r.heavy} x ${r.heavyRate.toLocaleString('en-US')}/s`,
     Math.round(r.pps).toLocaleString('en-US'),
     Math.round(r.cpuNsPerPacket).toLocaleString('en-US'),

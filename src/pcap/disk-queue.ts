@@ -23,6 +23,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
 import { MgError } from '../errors.js';
@@ -37,6 +38,19 @@ export const DEFAULT_FILE_MODE = 0o640;
 export const WRITEV_MAX_BUFFERS = 16;
 /** Bytes written by one writev(2), at most. */
 export const WRITEV_MAX_BYTES = 8 * 1024 * 1024;
+
+/** Buffers written by one batched call (BatchWrite), at most. */
+export const BATCH_MAX_BUFFERS = 1024;
+/** Batched calls running at once, at most (each holds one threadpool thread while it runs). */
+export const BATCHES_IN_FLIGHT = 2;
+
+/**
+ * Writes of many files in one threadpool job (the native addon's pwriteBatch, native/src/writer.cc):
+ * entry i writes lengths[i] bytes of buffers[i] at positions[i] of descriptor fds[i]; results[i] becomes
+ * 0 or -errno, and an entry after a failed one of the same descriptor is not tried (-ECANCELED). done()
+ * runs on the main thread when all `count` entries are finished.
+ */
+export type BatchWrite = (fds: Int32Array, positions: Float64Array, lengths: Int32Array, buffers: Uint8Array[], count: number, results: Int32Array, done: () => void) => void;
 
 export type DiskOp = 'create' | 'write' | 'truncate' | 'sync' | 'close' | 'queue';
 
@@ -71,6 +85,21 @@ export interface DiskQueueOptions {
    * WRITE_ENOSPC, WRITE_ERROR). Shared with whoever counts the other outcomes; a fresh set when absent.
    */
   counts?: Float64Array;
+  /**
+   * Writes of files already created go through this, many files per threadpool job, instead of one
+   * fs request each (the composition passes the addon's pwriteBatch; src/pcap/ loads nothing). Creates,
+   * truncates, syncs and closes, and every write of a file after a failure, stay on fs.promises.
+   */
+  batchWrite?: BatchWrite | null;
+}
+
+/** errno number -> name (ENOSPC ...), for the results of a batched write. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+
+/** An Error like fs.promises' for a batched write's -errno. */
+function errnoError(negErrno: number): NodeJS.ErrnoException {
+  const code = ERRNO_NAMES.get(-negErrno) ?? 'EIO';
+  return Object.assign(new Error(`${code}: write failed`), { code, errno: negErrno });
 }
 
 /** A buffer of whole records on its way to disk. */
@@ -128,6 +157,11 @@ export class DiskQueue {
   queuedBytes = 0;
   private readonly ready: DiskFile[] = [];
   private active = 0;
+  private readonly batchWrite: BatchWrite | null;
+  /** Files whose next job is a write that can go in a batch (created, header written, no failure to mend). */
+  private readonly readyBatch: DiskFile[] = [];
+  private batches = 0;
+  private batchPumpQueued = false;
 
   constructor(opts: DiskQueueOptions = {}) {
     const maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
@@ -145,6 +179,7 @@ export class DiskQueue {
     this.fileMode = opts.fileMode ?? DEFAULT_FILE_MODE;
     this.makeDirs = opts.makeDirs ?? false;
     this.counts = opts.counts ?? newOutcomeCounts();
+    this.batchWrite = opts.batchWrite ?? null;
   }
 
   /** Files writing right now (at most maxConcurrentWrites). */
@@ -176,6 +211,18 @@ export class DiskQueue {
 
   /** @internal a file has a job to run. */
   schedule(f: DiskFile): void {
+    if (this.batchWrite !== null && f.batchable()) {
+      this.readyBatch.push(f);
+      // The timer hands every file's buffer over in one turn: batch them all, not the first one alone.
+      if (!this.batchPumpQueued) {
+        this.batchPumpQueued = true;
+        queueMicrotask(() => {
+          this.batchPumpQueued = false;
+          this.pump();
+        });
+      }
+      return;
+    }
     this.ready.push(f);
     this.pump();
   }
@@ -189,6 +236,69 @@ export class DiskQueue {
         f.afterRun();
         this.pump();
       });
+    }
+    while (this.batches < BATCHES_IN_FLIGHT && this.readyBatch.length > 0) this.runBatch();
+  }
+
+  /**
+   * One batched call for the files waiting with a write (each file's queued buffers in order, as many as
+   * one writev would take). Each buffer is hashed and committed alone when its result comes back; a file
+   * whose write failed counts its buffers lost, is cut back to its last whole record and takes the
+   * fs.promises path from then on, like any write failure.
+   */
+  private runBatch(): void {
+    const files: DiskFile[] = [];
+    const groups: WriteChunk[][] = [];
+    let n = 0;
+    const q = this.readyBatch;
+    let taken = 0;
+    while (taken < q.length && n < BATCH_MAX_BUFFERS) {
+      const f = q[taken++]!;
+      const chunks = f.takeWrites(BATCH_MAX_BUFFERS - n);
+      files.push(f);
+      groups.push(chunks);
+      n += chunks.length;
+    }
+    q.splice(0, taken);
+    const fds = new Int32Array(n);
+    const positions = new Float64Array(n);
+    const lengths = new Int32Array(n);
+    const buffers: Uint8Array[] = new Array<Uint8Array>(n);
+    const results = new Int32Array(n);
+    let i = 0;
+    for (let k = 0; k < files.length; k++) {
+      const f = files[k]!;
+      let pos = f.committedBytes;
+      for (const c of groups[k]!) {
+        fds[i] = f.fd;
+        positions[i] = pos;
+        lengths[i] = c.len;
+        buffers[i] = c.buf;
+        pos += c.len;
+        i++;
+      }
+    }
+    this.batches++;
+    const done = (): void => {
+      this.batches--;
+      let at = 0;
+      for (let k = 0; k < files.length; k++) {
+        const f = files[k]!;
+        const g = groups[k]!;
+        const mend = f.finishBatch(g, results, at);
+        at += g.length;
+        if (mend === null) f.afterRun();
+        else void mend.then(() => f.afterRun());
+      }
+      this.pump();
+    };
+    try {
+      this.batchWrite!(fds, positions, lengths, buffers, n, results, done);
+    } catch (e) {
+      // A bug guard: an addon that refuses the call loses nothing; every buffer is retried alone.
+      results.fill(-5);
+      this.report('', 'write', 'EIO', `batched write refused: ${(e as Error).message}`, 0);
+      done();
     }
   }
 }
@@ -212,6 +322,8 @@ export class DiskFile {
   private dirty = false;
   /** We created the file (O_EXCL succeeded). */
   private created = false;
+  /** A batched write failed: this file's writes go one by one through fs.promises from now on. */
+  private batchOff = false;
 
   /** File size up to the last whole record written: what a reader may safely read. */
   committedBytes = 0;
@@ -270,6 +382,55 @@ export class DiskFile {
       this.scheduled = true;
       this.queue.schedule(this);
     }
+  }
+
+  /** @internal the next job is a write that a batch can do: created, header on disk, nothing to mend. */
+  batchable(): boolean {
+    const j = this.jobs[0];
+    return j !== undefined && j.kind === 'write' && this.handle !== null && this.committedBytes > 0 && !this.dirty && this.datasyncIntervalMs === 0 && !this.batchOff;
+  }
+
+  /** @internal the descriptor (batchable() files only). */
+  get fd(): number {
+    return this.handle!.fd;
+  }
+
+  /** @internal take the queued writes at the head (as many as one writev would take, at most `max`). */
+  takeWrites(max: number): WriteChunk[] {
+    const out: WriteChunk[] = [];
+    let bytes = 0;
+    const jobs = this.jobs;
+    for (let j = jobs[0]; j !== undefined && j.kind === 'write' && out.length < max && out.length < WRITEV_MAX_BUFFERS; j = jobs[0]) {
+      if (out.length > 0 && bytes + j.chunk.len > WRITEV_MAX_BYTES) break;
+      jobs.shift();
+      out.push(j.chunk);
+      bytes += j.chunk.len;
+    }
+    return out;
+  }
+
+  /**
+   * @internal a batch wrote (or failed) `chunks`, results from `at`: commit in order up to the first
+   * failure, count the rest lost. After a failure the file is cut back to its last whole record (the
+   * returned promise) and leaves batches for good: its later writes go the fs.promises way.
+   */
+  finishBatch(chunks: WriteChunk[], results: Int32Array, at: number): Promise<void> | null {
+    let err: NodeJS.ErrnoException | null = null;
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!;
+      const r = results[at + i]!;
+      if (err === null && r !== 0) err = errnoError(r);
+      if (err === null) {
+        this.hash.update(c.buf.subarray(0, c.len));
+        this.commit(c);
+      } else this.lose(c, 'write', err);
+      this.queue.queuedBytes -= c.len;
+      this.pendingBytes -= c.len;
+      if (c.release !== null) c.release(c.buf);
+    }
+    if (err === null) return null;
+    this.batchOff = true;
+    return this.rollBack();
   }
 
   /** @internal */
