@@ -26,6 +26,13 @@ import { RateLimiter, type Logger } from '../util/log.js';
 import type { Catalog } from './catalog.js';
 import { captureRelPath } from './layout.js';
 
+/**
+ * A session's first write buffer, and the smallest class of the pool: 10,000 quiet sessions hold 10 MiB,
+ * not 10,000 x 4 KiB (40 MiB, which at 2 packets/s of 128 B per session was 14 times their traffic per
+ * flush interval). A buffer that fills before the interval ends makes the next one twice as large.
+ */
+export const SESSION_MIN_BUFFER_BYTES = 1024;
+
 /** Least time between two early flushes of every session's partly filled buffer under memory pressure. */
 const PRESSURE_FLUSH_MS = 100;
 
@@ -57,7 +64,7 @@ export interface SessionWritersOptions {
   rotateSeconds: number;
   /** The largest write buffer; a busy session's buffers grow to this. */
   bufferBytes: number;
-  /** A session's first write buffer (src/pcap/buffer-pool.ts). Default 4 KiB. */
+  /** A session's first write buffer (src/pcap/buffer-pool.ts). Default SESSION_MIN_BUFFER_BYTES (1 KiB). */
   minBufferBytes?: number;
   /** Bytes handed to the disk and not yet written (the disk queue's bound); past half of it the receiver waits. */
   queueBytes: number;
@@ -121,7 +128,7 @@ export class SessionWriters {
     const planned = (this.planned = opts.plannedCopy ?? null);
     this.pool = new BufferPool({
       bufferBytes: opts.bufferBytes,
-      minBufferBytes: opts.minBufferBytes,
+      minBufferBytes: opts.minBufferBytes ?? SESSION_MIN_BUFFER_BYTES,
       maxBytes: Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes),
       onDiscard: planned === null ? undefined : (b) => planned.forget(b),
     });
@@ -278,6 +285,9 @@ export class SessionWriters {
     }
     const file = new PcapFileWriter(abs, { pool: this.pool, queue: this.queue, copy: this.copy, planned: this.planned });
     this.live.add(w);
+    // Within its fair share from the first packet: 10,000 new files at once, each behind on the disk
+    // while it is created, would otherwise double their buffers as if each were busy.
+    file.retune(this.fairShare());
     return { file, catalogId, relPath: rel };
   }
 
@@ -411,6 +421,7 @@ export class SessionWriter {
     const w = this.file;
     if (w === null) return;
     if (w.queuedBytes === 0) w.flush(true, cap);
+    else w.retune(cap);
     // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
     if (syncRow) this.syncRow();
     if (nowSec - this.openedSec >= this.hub.rotateSeconds) this.close('age');

@@ -290,6 +290,16 @@ export class PcapFileWriter {
     return true;
   }
 
+  /**
+   * A new interval without a flush (the disk is still behind on this file: its buffer keeps filling):
+   * the fair share may have changed, and the rate is measured afresh, so that records held back by a
+   * slow disk do not count as a busy session.
+   */
+  retune(cap: number): void {
+    this.sizeCap = cap;
+    this.intervalBytes = 0;
+  }
+
   /** Size of the buffer being filled (0 without one). */
   get bufferBytes(): number {
     return this.cur === null ? 0 : this.cur.length;
