@@ -17,7 +17,7 @@
 import { DROP, type DropCode } from '../outcomes.js';
 import { MgError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
-import { DiskQueue, type DiskFile, type WriteChunk } from './disk-queue.js';
+import { DiskQueue, type DiskFile } from './disk-queue.js';
 import { copyFrame, SMALL_FRAME_BYTES, viewOf, type BytesCopy, type PlannedCopy } from './copy.js';
 import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN } from './format.js';
 
@@ -243,20 +243,13 @@ export class PcapFileWriter {
     // Copies planned into this buffer must land before the disk queue reads (writes, hashes) it.
     const planned = this.planned;
     if (planned !== null && planned.pending > 0) planned.flush();
-    const chunk: WriteChunk = {
-      buf: this.cur!,
-      len: this.curLen,
-      packets: this.curPackets,
-      minSec: this.curMinSec,
-      minNsec: this.curMinNsec,
-      maxSec: this.curMaxSec,
-      maxNsec: this.curMaxNsec,
-      release: this.releaseBuf,
-    };
+    const buf = this.cur!;
+    const len = this.curLen;
+    const packets = this.curPackets;
     this.cur = null;
     this.curLen = 0;
     this.curPackets = 0;
-    this.file.enqueue(chunk);
+    this.file.enqueueRecords(buf, len, packets, this.curMinSec, this.curMinNsec, this.curMaxSec, this.curMaxNsec, this.releaseBuf);
   }
 
   /**
