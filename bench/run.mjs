@@ -33,7 +33,8 @@
 //          --reps 3  --count N  --sessions 16  --session-counts 10,1000,10000  --session-size 512
 //          --no-sessions  --no-soak  --cpu-prof (profile serve's main thread over one 512 B drain)
 //          --steady-counts 10,1000,10000  --steady-seconds 60  --steady-rate 10  --steady-heavy 4
-//          --steady-heavy-rate 5000  --steady-size 512  --no-steady (the steady many-sessions rows, bench/steady.mjs)
+//          --steady-heavy-rate 5000  --steady-size 512  --steady-ramp 0 (seconds over which the sessions start
+//          one after another; 0: all in the first second)  --no-steady (the steady many-sessions rows, bench/steady.mjs)
 //          --no-extract (skip the extraction rows)  --extract-only (only them)  --extract-reps 7
 //          --extract-js-merge (a second server with the native merge step off, side by side)
 //          --quick (small counts, one rep: a smoke test of the harness)
@@ -93,6 +94,7 @@ const { values: args } = parseArgs({
     'steady-heavy': { type: 'string', default: '4' },
     'steady-heavy-rate': { type: 'string', default: '5000' },
     'steady-size': { type: 'string', default: '512' },
+    'steady-ramp': { type: 'string', default: '0' },
     'no-steady': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     'no-extract': { type: 'boolean', default: false },
@@ -1044,7 +1046,7 @@ async function main() {
     }
     for (const n of steadyCounts) {
       const seconds = args.quick ? 5 : Number(args['steady-seconds']);
-      const r = await runSteady({ root: ROOT, binDir: BIN_DIR, sessions: n, rate: Number(args['steady-rate']), seconds, heavy: Number(args['steady-heavy']), heavyRate: Number(args['steady-heavy-rate']), size: Number(args['steady-size']), log: (l) => log(`rep ${rep + 1}/${REPS} ${l}`) });
+      const r = await runSteady({ root: ROOT, binDir: BIN_DIR, sessions: n, rate: Number(args['steady-rate']), seconds, heavy: Number(args['steady-heavy']), heavyRate: Number(args['steady-heavy-rate']), size: Number(args['steady-size']), ramp: Number(args['steady-ramp']), log: (l) => log(`rep ${rep + 1}/${REPS} ${l}`) });
       r.rep = rep;
       delete r.logTail;
       steadyRuns.push(r);

@@ -153,7 +153,7 @@ export function verifySteady(dir, size, sentPer) {
  * window and the drain after it), peak and final RSS, open descriptors at the end of the traffic, kernel
  * drops, serve's counted drops by reason, and the read-back check.
  */
-export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, heavyRate, size, nodeArgs = [], log = () => {} }) {
+export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, heavyRate, size, ramp = 0, nodeArgs = [], log = () => {} }) {
   const dir = mkdtempSync(join(tmpdir(), 'mg-bench-steady-'));
   const dataDir = join(dir, 'data');
   const all = sessions + heavy;
@@ -192,7 +192,7 @@ export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, 
     // UDP socket is never read and drops every datagram by design: the loss is the ring's own drop counter.
     const kernelLost = (c) => (receiver === 'af-packet' ? (c.events['ingest.ring.drops'] ?? 0) : udpDrops(udpPort).drops - d0);
     const cpu0 = cpuNs(pid);
-    const sender = spawn(join(binDir, 'vxlan_steady'), ['127.0.0.1', String(udpPort), String(sessions), String(rate), String(seconds), String(size), String(heavy), String(heavyRate)], {
+    const sender = spawn(join(binDir, 'vxlan_steady'), ['127.0.0.1', String(udpPort), String(sessions), String(rate), String(seconds), String(size), String(heavy), String(heavyRate), String(ramp)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -203,10 +203,13 @@ export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, 
     let maxFds = 0;
     const timeline = [];
     const tStart = process.hrtime.bigint();
+    // The kernel's loss so far (ring drops under af-packet), from the last scrape (one a second, off the sampler).
+    let lostSoFar = 0;
     const sampler = setInterval(() => {
       const n = openFds(pid);
       if (n !== null && n > maxFds) maxFds = n;
-      timeline.push({ s: Number(process.hrtime.bigint() - tStart) / 1e9, socketDrops: udpDrops(udpPort).drops - d0, cpuNs: cpuNs(pid) - cpu0, rss: status(pid, 'VmRSS'), fds: n });
+      timeline.push({ s: Number(process.hrtime.bigint() - tStart) / 1e9, kernelLost: lostSoFar, socketDrops: udpDrops(udpPort).drops - d0, cpuNs: cpuNs(pid) - cpu0, rss: status(pid, 'VmRSS'), fds: n });
+      scrape(apiPort).then((c) => (lostSoFar = kernelLost(c)), () => {});
     }, 1000);
     const code = await new Promise((r) => sender.on('exit', r));
     clearInterval(sampler);
@@ -234,6 +237,7 @@ export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, 
     const countedDrops = Object.values(c.drops).reduce((a, b) => a + b, 0);
     const r = {
       sessions,
+      ramp,
       heavy,
       rate,
       heavyRate,
@@ -277,9 +281,10 @@ export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, 
 
 /** The steady rows as a Markdown table: one row per run. */
 export function steadyTable(runs) {
-  const head = ['sessions', 'heavy', 'datagrams/s', 'CPU ns/datagram', 'CPU (cores)', 'peak RSS', 'fds', 'files', 'kernel drops', 'counted drops', 'missing', 'dups'];
+  const head = ['sessions', 'ramp', 'heavy', 'datagrams/s', 'CPU ns/datagram', 'CPU (cores)', 'peak RSS', 'fds', 'files', 'kernel drops', 'counted drops', 'missing', 'dups'];
   const rows = runs.map((r) => [
     `${r.sessions.toLocaleString('en-US')} x ${r.rate}/s`,
+    `${r.ramp} s`,
     `${r.heavy} x ${r.heavyRate.toLocaleString('en-US')}/s`,
     Math.round(r.pps).toLocaleString('en-US'),
     Math.round(r.cpuNsPerPacket).toLocaleString('en-US'),

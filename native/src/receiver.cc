@@ -47,6 +47,7 @@
 
 // The capture ring (native/src/ring.cc) adds its exports here.
 void InitRing(Napi::Env env, Napi::Object exports);
+void InitWriter(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -751,6 +752,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   layout.Set("PLAN_WORDS", PLAN_WORDS);
   exports.Set("layout", layout);
   InitRing(env, exports);
+  InitWriter(env, exports);
   // Bumped whenever the layout or the methods change, so a stale build is refused by the loader.
   exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;

@@ -350,6 +350,8 @@ export class Collector {
     const idle = this.opts.idleCloseSeconds;
     const spread = this.sessions.size > SPREAD_SYNC_ABOVE;
     const round = this.ticks++ % SYNC_EVERY_TICKS;
+    // Every quiet writer's next buffer is at most its fair share of the pool (session-writer.ts).
+    const cap = this.writers.fairShare();
     try {
       this.opts.catalog.batch(() => {
         let i = 0;
@@ -366,7 +368,7 @@ export class Collector {
             s.dirty = false;
           }
           // Flush, sync the open file's row (on its turn), rotate by age.
-          s.sink?.tick(now, turn);
+          s.sink?.tick(now, turn, cap);
         }
       });
     } catch (e) {

@@ -18,13 +18,20 @@ import { join } from 'node:path';
 import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
 import { BufferPool } from '../pcap/buffer-pool.js';
 import type { BytesCopy, PlannedCopy } from '../pcap/copy.js';
-import { DiskQueue, type DiskErrorReport } from '../pcap/disk-queue.js';
+import { DiskQueue, type BatchWrite, type DiskErrorReport } from '../pcap/disk-queue.js';
 import { PcapFileWriter } from '../pcap/file-writer.js';
 import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
 import { toMicros } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
 import type { Catalog } from './catalog.js';
 import { captureRelPath } from './layout.js';
+
+/**
+ * A session's first write buffer, and the smallest class of the pool: 10,000 quiet sessions hold 10 MiB,
+ * not 10,000 x 4 KiB (40 MiB, which at 2 packets/s of 128 B per session was 14 times their traffic per
+ * flush interval). A buffer that fills before the interval ends makes the next one twice as large.
+ */
+export const SESSION_MIN_BUFFER_BYTES = 1024;
 
 /** Least time between two early flushes of every session's partly filled buffer under memory pressure. */
 const PRESSURE_FLUSH_MS = 100;
@@ -57,7 +64,7 @@ export interface SessionWritersOptions {
   rotateSeconds: number;
   /** The largest write buffer; a busy session's buffers grow to this. */
   bufferBytes: number;
-  /** A session's first write buffer (src/pcap/buffer-pool.ts). Default 4 KiB. */
+  /** A session's first write buffer (src/pcap/buffer-pool.ts). Default SESSION_MIN_BUFFER_BYTES (1 KiB). */
   minBufferBytes?: number;
   /** Bytes handed to the disk and not yet written (the disk queue's bound); past half of it the receiver waits. */
   queueBytes: number;
@@ -74,6 +81,8 @@ export interface SessionWritersOptions {
   copyBytes?: BytesCopy | null;
   /** Frame copies from a receiver's batch buffer, one native call per batch (the addon's Copier; src/pcap/copy.ts). */
   plannedCopy?: PlannedCopy | null;
+  /** Many files' writes in one threadpool job (the addon's pwriteBatch; src/pcap/disk-queue.ts). Default: one fs request per write. */
+  batchWrite?: BatchWrite | null;
   /** Wall clock in seconds, replaceable in tests. */
   nowSec?: () => number;
   /**
@@ -119,7 +128,7 @@ export class SessionWriters {
     const planned = (this.planned = opts.plannedCopy ?? null);
     this.pool = new BufferPool({
       bufferBytes: opts.bufferBytes,
-      minBufferBytes: opts.minBufferBytes,
+      minBufferBytes: opts.minBufferBytes ?? SESSION_MIN_BUFFER_BYTES,
       maxBytes: Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes),
       onDiscard: planned === null ? undefined : (b) => planned.forget(b),
     });
@@ -127,7 +136,7 @@ export class SessionWriters {
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
     // Folders (one per pair, src/collector/layout.ts) are made by the queue on the threadpool, not here:
     // at 10,000 new pairs, mkdir on the packet path cost about 0.9 ms each (ext4, bench VM).
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, onError: (r) => this.onDiskReport(r) });
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, batchWrite: opts.batchWrite ?? null, onError: (r) => this.onDiskReport(r) });
     this.maxOpenFiles = opts.maxOpenFiles ?? Infinity;
     this.halfQueue = opts.queueBytes / 2;
     this.poolHigh = (Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes) * 3) / 4;
@@ -154,7 +163,10 @@ export class SessionWriters {
       this.pressureFlushedMs = now;
       // Only files whose earlier buffers are written: handing over another buffer of a file the disk is
       // still behind on frees nothing, and the next packet of it would take a new buffer.
-      for (const w of this.live) if (!w.diskBehind) w.flush(false);
+      // Only buffers above the fair share: handing over a small one frees nothing (the writer takes
+      // another with its next packet) and costs a write.
+      const cap = this.fairShare();
+      for (const w of this.live) if (!w.diskBehind && w.bufferBytes > cap) w.flush(false);
     }
     return true;
   }
@@ -187,7 +199,19 @@ export class SessionWriters {
 
   /** Hand every file's buffered records to the disk now (the timer, or a caller that wants it on disk). */
   flushAll(): void {
-    for (const w of this.live) w.flush();
+    const cap = this.fairShare();
+    for (const w of this.live) w.flush(true, cap);
+  }
+
+  /**
+   * The largest buffer a quiet writer may take until the next timer flush: half the pool shared by the
+   * writers with a file open (so every one of them can fill one while the buffers of the last interval
+   * are written), as a pool class, at least the smallest. 10 writers: no limit in practice; 10,000
+   * writers and a 64 MiB pool: 4 KiB, which a session at 10 packets/s of 512 B fills about once a
+   * second. A busy writer grows past it (file-writer.ts BUSY_FACTOR).
+   */
+  fairShare(): number {
+    return this.pool.classAtMost(this.pool.maxBytes / (2 * Math.max(1, this.live.size)));
   }
 
   /** Wait until everything handed to the disk is written (capture-file replays pace themselves on this). */
@@ -261,6 +285,9 @@ export class SessionWriters {
     }
     const file = new PcapFileWriter(abs, { pool: this.pool, queue: this.queue, copy: this.copy, planned: this.planned });
     this.live.add(w);
+    // Within its fair share from the first packet: 10,000 new files at once, each behind on the disk
+    // while it is created, would otherwise double their buffers as if each were busy.
+    file.retune(this.fairShare());
     return { file, catalogId, relPath: rel };
   }
 
@@ -366,9 +393,14 @@ export class SessionWriter {
     hub.closed(this, done);
   }
 
-  /** Hand the partial buffer to the disk; `resize` false for an early flush under memory pressure (file-writer.ts). */
-  flush(resize = true): void {
-    this.file?.flush(resize);
+  /** Hand the partial buffer to the disk; `resize` false for an early flush under memory pressure (file-writer.ts); `cap` the fair share. */
+  flush(resize = true, cap = Infinity): void {
+    this.file?.flush(resize, cap);
+  }
+
+  /** Size of the buffer being filled (0 without one). */
+  get bufferBytes(): number {
+    return this.file === null ? 0 : this.file.bufferBytes;
   }
 
   drain(): Promise<void> {
@@ -385,10 +417,11 @@ export class SessionWriter {
    * still behind on keeps filling its buffer instead: its records could not reach the disk sooner, and
    * 10,000 new files waiting to be created would otherwise hold 10,000 nearly empty buffers per tick.
    */
-  tick(nowSec: number, syncRow = true): void {
+  tick(nowSec: number, syncRow = true, cap = Infinity): void {
     const w = this.file;
     if (w === null) return;
-    if (w.queuedBytes === 0) w.flush();
+    if (w.queuedBytes === 0) w.flush(true, cap);
+    else w.retune(cap);
     // Disk writes complete after the flush: sync what is committed now, on this tick or the next.
     if (syncRow) this.syncRow();
     if (nowSec - this.openedSec >= this.hub.rotateSeconds) this.close('age');

@@ -14,7 +14,7 @@ import { probeDb } from '../store/db.js';
 import { parseAlertsConfig, type AlertingConfig, type ResolvedWebhook } from '../alert/config.js';
 import { configuredTokens } from '../api/config.js';
 import { CATALOG_FILE } from '../collector/layout.js';
-import { loadManifest } from '../detect/manifest.js';
+import { loadManifestIsolated } from '../detect/manifest-isolated.js';
 import { loadSigningKey, type SigningKey } from '../ledger/keys.js';
 import type { Manifest } from '../detect/manifest-types.js';
 import { isMgError, MgError, type Problem } from '../errors.js';
@@ -88,7 +88,8 @@ export function checkStartup(opts: LoadConfigOptions & { env?: NodeJS.ProcessEnv
     }
   }
 
-  const manifest = config.manifest ? loadManifest(config.manifest) : null;
+  // A large manifest is parsed in a child process: its parse would otherwise set serve's peak memory.
+  const manifest = config.manifest ? loadManifestIsolated(config.manifest) : null;
   checkDataDir(config.dataDir);
   return { loaded, alerts: alerts!, manifest, signingKey };
 }

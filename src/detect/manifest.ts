@@ -496,7 +496,7 @@ function sortProblems(p: Problem[]): Problem[] {
   return p.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
 }
 
-function deepFreeze<T>(o: T): T {
+export function deepFreeze<T>(o: T): T {
   if (o && typeof o === 'object' && !Object.isFrozen(o)) {
     Object.freeze(o);
     for (const v of Object.values(o)) deepFreeze(v);

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PLAN_WORDS, PlannedCopy, type CopyEngine } from '../pcap/copy.js';
+import type { BatchWrite } from '../pcap/disk-queue.js';
 
 /** Must equal abiVersion in native/src/receiver.cc: the layout and methods this TypeScript expects. */
 export const NATIVE_ABI_VERSION = 2;
@@ -95,6 +96,8 @@ export interface NativeAddon {
   layout: NativeLayout;
   /** memmove between two Uint8Arrays, bounds-checked; returns len, or -1 when out of range. Allocates nothing. */
   copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): number;
+  /** Many files' writes in one threadpool job (native/src/writer.cc); absent in builds before it. */
+  pwriteBatch?: BatchWrite;
   Receiver: new (opts: NativeSocketOptions) => NativeSocket;
   /** Carries out a plan of frame copies in one call (src/pcap/copy.ts PlannedCopy). */
   Copier: new (plan: Int32Array) => CopyEngine;
@@ -145,6 +148,16 @@ export function nativeCopyBytes(): ((dst: Uint8Array, dstOff: number, src: Uint8
   if (!a.ok || typeof a.addon.copyBytes !== 'function') return null;
   // A plain N-API function: it needs no `this`, and calling it directly adds no wrapper per packet.
   return a.addon.copyBytes;
+}
+
+/**
+ * The disk queue's batched writes (src/pcap/disk-queue.ts BatchWrite: many files' buffers in one
+ * threadpool job), or null when the addon is not built (or is a build without it).
+ */
+export function nativeBatchWrite(): BatchWrite | null {
+  const a = loadNativeAddon();
+  if (!a.ok || typeof a.addon.pwriteBatch !== 'function') return null;
+  return a.addon.pwriteBatch;
 }
 
 /**

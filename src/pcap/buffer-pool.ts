@@ -15,9 +15,9 @@ import { MgError } from '../errors.js';
 
 export const DEFAULT_POOL_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_POOL_MAX_BYTES = 64 * 1024 * 1024;
-/** Below this a buffer holds too few records for the per-write syscall cost to amortise. */
-export const MIN_POOL_BUFFER_BYTES = 4096;
-/** A session's first buffer: 10,000 quiet sessions hold 40 MiB, not 10,000 x bufferBytes. */
+/** Below this a buffer holds too few records for the per-write cost to amortise (a 1 KiB buffer: 7 records of 128 B). */
+export const MIN_POOL_BUFFER_BYTES = 1024;
+/** The smallest class by default. Session writers start smaller (SESSION_MIN_BUFFER_BYTES, src/collector/session-writer.ts). */
 export const DEFAULT_POOL_MIN_BUFFER_BYTES = 4096;
 
 export interface BufferPoolOptions {
@@ -88,6 +88,14 @@ export class BufferPool {
     const c = this.classes;
     for (let i = 0; i < c.length; i++) if (c[i]! >= bytes) return c[i]!;
     return this.bufferBytes;
+  }
+
+  /** The largest class of at most `bytes` (the smallest class when none is). */
+  classAtMost(bytes: number): number {
+    const c = this.classes;
+    let best = c[0]!;
+    for (let i = 1; i < c.length && c[i]! <= bytes; i++) best = c[i]!;
+    return best;
   }
 
   private indexOf(size: number): number {

@@ -17,9 +17,12 @@
 import { DROP, type DropCode } from '../outcomes.js';
 import { MgError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
-import { DiskQueue, type DiskFile, type WriteChunk } from './disk-queue.js';
+import { DiskQueue, type DiskFile } from './disk-queue.js';
 import { copyFrame, SMALL_FRAME_BYTES, viewOf, type BytesCopy, type PlannedCopy } from './copy.js';
 import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN } from './format.js';
+
+/** A writer that fills this many fair-share buffers in one flush interval is busy (PcapFileWriter.sizeCap). */
+export const BUSY_FACTOR = 8;
 
 
 export interface PcapFileWriterOptions {
@@ -110,6 +113,12 @@ export class PcapFileWriter {
   private nextSize: number;
   /** Bytes appended since the last flush(): this writer's rate over one flush interval. */
   private intervalBytes = 0;
+  /**
+   * The largest buffer this writer may take while it is quiet (its owner's fair share of the pool,
+   * set at each timer flush). A writer that fills BUSY_FACTOR of those in one interval is busy and may
+   * grow past it: its large buffers are its traffic, and few writers can be busy at once.
+   */
+  private sizeCap = Infinity;
 
   /** Packets accepted by append(). */
   packets = 0;
@@ -212,7 +221,9 @@ export class PcapFileWriter {
     const cur = this.cur;
     if (cur !== null && this.curLen > 0) {
       if (!this.queue.hasRoom(this.curLen)) return null;
-      if (this.nextSize <= cur.length) this.nextSize = Math.min(cur.length * 2, this.pool.bufferBytes);
+      if (this.nextSize <= cur.length && (cur.length < this.sizeCap || this.intervalBytes >= BUSY_FACTOR * this.sizeCap)) {
+        this.nextSize = Math.min(cur.length * 2, this.pool.bufferBytes);
+      }
     }
     const next = this.pool.acquire(need > this.nextSize ? need : this.nextSize, need);
     if (next === null) return null;
@@ -232,35 +243,30 @@ export class PcapFileWriter {
     // Copies planned into this buffer must land before the disk queue reads (writes, hashes) it.
     const planned = this.planned;
     if (planned !== null && planned.pending > 0) planned.flush();
-    const chunk: WriteChunk = {
-      buf: this.cur!,
-      len: this.curLen,
-      packets: this.curPackets,
-      minSec: this.curMinSec,
-      minNsec: this.curMinNsec,
-      maxSec: this.curMaxSec,
-      maxNsec: this.curMaxNsec,
-      release: this.releaseBuf,
-    };
+    const buf = this.cur!;
+    const len = this.curLen;
+    const packets = this.curPackets;
     this.cur = null;
     this.curLen = 0;
     this.curPackets = 0;
-    this.file.enqueue(chunk);
+    this.file.enqueueRecords(buf, len, packets, this.curMinSec, this.curMinNsec, this.curMaxSec, this.curMaxNsec, this.releaseBuf);
   }
 
   /**
    * Hand the partial buffer to the disk queue so it reaches the disk soon. Returns false when there was
    * something to flush but the queue had no room (it stays buffered for the next try). Also reports
    * queue-full drops, rate-limited, off the hot path. `resize` (the timer's flush): size the next
-   * buffer to the traffic since the last one; an early flush under memory pressure leaves it.
+   * buffer to the traffic since the last one; an early flush under memory pressure leaves it. `cap`
+   * (with resize): the largest buffer a quiet writer may take until the next timer flush (see sizeCap).
    */
-  flush(resize = true): boolean {
+  flush(resize = true, cap = Infinity): boolean {
     if (this.queueFullDrops !== this.queueFullReported) {
       const n = this.queueFullDrops - this.queueFullReported;
       this.queueFullReported = this.queueFullDrops;
       this.queue.report(this.path, 'queue', 'QUEUE_FULL', `disk queue full (${this.queue.queuedBytes} bytes queued): ${n} packets not saved; the disk is too slow for the capture rate`, n);
     }
     if (this.closing !== null) return true;
+    if (resize) this.sizeCap = cap;
     if (this.cur === null || this.curLen === 0) {
       if (resize) this.intervalBytes = 0;
       return true;
@@ -268,11 +274,28 @@ export class PcapFileWriter {
     if (!this.queue.hasRoom(this.curLen)) return false;
     this.handOver();
     if (resize) {
-      // The next buffer fits what came in during the interval just ended (and grows again if more comes).
-      this.nextSize = this.pool.classFor(this.intervalBytes);
+      // The next buffer fits what came in during the interval just ended (and grows again if more comes),
+      // within the fair share unless the writer is busy.
+      const fit = this.pool.classFor(this.intervalBytes);
+      this.nextSize = fit > cap && this.intervalBytes < BUSY_FACTOR * cap ? this.pool.classAtMost(cap) : fit;
       this.intervalBytes = 0;
     }
     return true;
+  }
+
+  /**
+   * A new interval without a flush (the disk is still behind on this file: its buffer keeps filling):
+   * the fair share may have changed, and the rate is measured afresh, so that records held back by a
+   * slow disk do not count as a busy session.
+   */
+  retune(cap: number): void {
+    this.sizeCap = cap;
+    this.intervalBytes = 0;
+  }
+
+  /** Size of the buffer being filled (0 without one). */
+  get bufferBytes(): number {
+    return this.cur === null ? 0 : this.cur.length;
   }
 
   /** Bytes handed to the disk queue for this file and not yet written or lost: the disk is behind on it. */

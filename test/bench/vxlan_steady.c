@@ -15,11 +15,15 @@
  * for a heavy one), sequence numbers 0 upward, spread evenly over the run: each session has its own phase
  * within a second, so the 10,000 sessions' datagrams do not all leave in the same millisecond.
  *
+ * RAMP (seconds, default 0): the light sessions start one after another over the first RAMP seconds
+ * (session s at s/SESSIONS*RAMP), each still sending RATE*SECONDS datagrams over its own SECONDS; the
+ * heavy ones start at once. 0 is a cold start: every session's first datagram in the same second.
+ *
  * Prints one JSON line: {"sent":N,"errors":E,"elapsedNs":T,"maxLagMs":L}; maxLagMs is how far the sender
  * fell behind its schedule at worst (a sender that cannot keep up shows here, not as a lower rate).
  *
  * Build: gcc -O2 -o vxlan_steady vxlan_steady.c -lm
- * Run:   vxlan_steady DST_IP PORT SESSIONS RATE SECONDS INNER [HEAVY HEAVY_RATE]
+ * Run:   vxlan_steady DST_IP PORT SESSIONS RATE SECONDS INNER [HEAVY HEAVY_RATE [RAMP]]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -137,7 +141,7 @@ static int send_n(int fd, int s, uint32_t seq0, long n, int inner) {
 
 int main(int argc, char **argv) {
   if (argc < 7) {
-    fprintf(stderr, "usage: %s DST_IP PORT SESSIONS RATE SECONDS INNER [HEAVY HEAVY_RATE]\n", argv[0]);
+    fprintf(stderr, "usage: %s DST_IP PORT SESSIONS RATE SECONDS INNER [HEAVY HEAVY_RATE [RAMP]]\n", argv[0]);
     return 64;
   }
   const char *dst = argv[1];
@@ -148,8 +152,9 @@ int main(int argc, char **argv) {
   int inner = atoi(argv[6]);
   int heavy = argc > 7 ? atoi(argv[7]) : 0;
   double heavy_rate = argc > 8 ? atof(argv[8]) : 0;
+  double ramp = argc > 9 ? atof(argv[9]) : 0;
   int all = sessions + heavy;
-  if (sessions < 0 || heavy < 0 || all < 1 || all > MAX_SESSIONS || rate < 0 || heavy_rate < 0 || seconds <= 0 || inner < 64 || inner > 9000) {
+  if (sessions < 0 || heavy < 0 || all < 1 || all > MAX_SESSIONS || rate < 0 || heavy_rate < 0 || seconds <= 0 || ramp < 0 || inner < 64 || inner > 9000) {
     fprintf(stderr, "bad arguments\n");
     return 64;
   }
@@ -171,6 +176,7 @@ int main(int argc, char **argv) {
   long *done = calloc((size_t)all, sizeof(long));
   double *phase = calloc((size_t)all, sizeof(double));
   double *r = calloc((size_t)all, sizeof(double));
+  double *start = calloc((size_t)all, sizeof(double));
   for (int s = 0; s < all; s++) {
     fds[s] = socket(AF_INET, SOCK_DGRAM, 0);
     if (fds[s] < 0) {
@@ -189,6 +195,7 @@ int main(int argc, char **argv) {
     total[s] = (long)(r[s] * seconds + 0.5);
     /* Spread the light sessions over one sending interval so they do not all send at once. */
     phase[s] = r[s] > 0 ? ((double)s / (double)all) / r[s] : 0;
+    start[s] = s < sessions && sessions > 0 ? ramp * (double)s / (double)sessions : 0;
   }
 
   long long t0 = mono_ns(), next = t0;
@@ -202,9 +209,10 @@ int main(int argc, char **argv) {
       double lag = (double)(now - next) / 1e6;
       if (lag > max_lag) max_lag = lag;
     }
-    finished = t >= seconds;
+    finished = t >= seconds + ramp;
     for (int s = 0; s < all; s++) {
-      long due = finished ? total[s] : (long)floor((t - phase[s]) * r[s]) + 1;
+      if (!finished && t < start[s]) continue;
+      long due = finished ? total[s] : (long)floor((t - start[s] - phase[s]) * r[s]) + 1;
       if (due > total[s]) due = total[s];
       if (due <= done[s]) continue;
       if (send_n(fds[s], s, (uint32_t)done[s], due - done[s], inner) != 0) return 74;

@@ -2,10 +2,12 @@
  * Issue 16 point 1 through `mirrorguard serve` with default settings (but the deployment example's 64 MiB
  * receive buffer): 10,000 mirror sessions at once,
  * each from its own outer source (as behind a Network Load Balancer, where every session comes from its
- * own source ENI) and authorized by the manifest, plus two heavy sessions, for a few seconds. Every
+ * own source ENI) and authorized by the manifest, plus two heavy sessions, for ten seconds. Every
  * datagram that reached serve's socket is read back from the files by (session, sequence number), exactly
  * once; the catalog has one closed row per file whose packet count is the file's; serve stops within its
- * 10 s with 10,002 files open; the sessions add less than 150 MB to serve's memory.
+ * 10 s with 10,002 files open; the sessions add less than 150 MB to serve's memory, and its peak RSS,
+ * the manifest of 10,002 sessions and the 64 MiB capture ring included, stays under 350 MB (the issue's
+ * goal is 300 MB: measured 312-331 MB here; docs/performance.md has where it goes).
  *
  * The sender is test/bench/vxlan_steady.c (the benchmark's steady rows run the same for a minute at
  * 10 packets/s per session: bench/steady.mjs). It paces every session evenly over each second.
@@ -25,7 +27,7 @@ const SESSIONS = 10_000;
 const RATE = 2;
 const HEAVY = 2;
 const HEAVY_RATE = 2_000;
-const SECONDS = 4;
+const SECONDS = 10;
 const INNER = 128;
 const MB = 1e6;
 
@@ -110,8 +112,8 @@ describeNeeds(['gcc', 'procfs'], 'ten thousand sessions through serve', () => {
     const dataDir = join(dir, 'data');
     const serve = await startServe(['--config', join(dir, 'config.yaml'), '--data-dir', dataDir, '--api', 'off', '--log-format', 'json']);
     const drops0 = kernelDrops(serve.udpPort);
-    // What serve holds before any traffic, the manifest of 10,002 sessions loaded (its parse alone lifts
-    // the heap by about 80 MB on Node 20: docs/performance.md).
+    // What serve holds before any traffic, the manifest of 10,002 sessions loaded (parsed in a child
+    // process: src/detect/manifest-isolated.ts).
     const idleRss = peakRss(serve.proc.pid!);
 
     const send = spawn(sender, ['127.0.0.1', String(serve.udpPort), String(SESSIONS), String(RATE), String(SECONDS), String(INNER), String(HEAVY), String(HEAVY_RATE)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -168,11 +170,11 @@ describeNeeds(['gcc', 'procfs'], 'ten thousand sessions through serve', () => {
     expectReadable(join(dataDir, heavy.path), heavy.packets);
 
     expect(stopMs).toBeLessThan(10_000);
-    // The issue's goal is 300 MB in all; measured 304-329 MB here, of which ~190 MB before the first
-    // packet (docs/performance.md). What 10,002 active sessions add is bounded tighter.
+    // The issue's goal is 300 MB in all; docs/performance.md "Memory at 10,000 sessions" has the breakdown
+    // (Node.js, the capture ring, the heap with the manifest, the write buffers, the sessions).
     expect(rss).toBeGreaterThan(0);
     expect((rss - idleRss) / MB).toBeLessThan(150);
     expect(rss / MB).toBeLessThan(350);
-  }, 120_000);
+  }, 180_000);
 });
 

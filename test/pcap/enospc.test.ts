@@ -7,10 +7,11 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeNeeds } from '../helpers/needs.js';
+import { describeNeeds, itNeeds } from '../helpers/needs.js';
 import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { BufferPool } from '../../src/pcap/buffer-pool.js';
 import { DiskQueue, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
+import { nativeBatchWrite } from '../../src/ingest/native-addon.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
 import { openCapture } from '../../src/pcap/reader.js';
 import { repairPcap } from '../../src/pcap/repair.js';
@@ -94,6 +95,32 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     expect(info.sha256).toBe(sha256File(path));
     expect(seqs(path)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49]);
     expectReadable(path, 20);
+    rmSync(path);
+  });
+
+  itNeeds(['native'], 'with batched writes (the addon pwriteBatch): the same truncate, count and resume', async () => {
+    const batchWrite = nativeBatchWrite()!;
+    const drops = new Float64Array(DROP_COUNT);
+    const path = join(mnt, 'cap-batch.pcap');
+    const pool = new BufferPool({ minBufferBytes: 1 << 20 });
+    const w = new PcapFileWriter(path, { pool, queue: new DiskQueue({ counts: drops, batchWrite }) });
+    // The first buffer creates the file (fs.promises); later ones are batched.
+    for (let i = 0; i < 10; i++) w.append(frame(i, 1000), 0, 1000, 1000, 100, i);
+    await w.drain();
+    for (let i = 10; i < 15; i++) w.append(frame(i, 1000), 0, 1000, 1000, 100, i);
+    await w.drain();
+    expect(drops[DROP.OK]).toBe(15);
+    const filler = fillDisk('filler-b', 40 * 1024);
+    for (let i = 15; i < 45; i++) w.append(frame(i, 1000), 0, 1000, 1000, 101, i);
+    await w.drain();
+    expect({ lost: w.lostPackets, enospc: drops[DROP.WRITE_ENOSPC], ok: drops[DROP.OK] }).toEqual({ lost: 30, enospc: 30, ok: 15 });
+    expect(statSync(path).size).toBe(24 + 15 * 1016);
+    unlinkSync(filler);
+    for (let i = 45; i < 50; i++) w.append(frame(i, 1000), 0, 1000, 1000, 102, i);
+    const info = await w.close();
+    expect(info).toMatchObject({ packets: 20, lostPackets: 30, bytes: 24 + 20 * 1016, lastError: 'ENOSPC' });
+    expect(info.sha256).toBe(sha256File(path));
+    expect(seqs(path)).toEqual([...Array.from({ length: 15 }, (_, i) => i), 45, 46, 47, 48, 49]);
     rmSync(path);
   });
 

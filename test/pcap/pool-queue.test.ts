@@ -5,8 +5,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { isMgError } from '../../src/errors.js';
 import { BufferPool } from '../../src/pcap/buffer-pool.js';
-import { DiskQueue, dropCodeForError, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
+import { DiskQueue, dropCodeForError, type BatchWrite, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
+import { nativeBatchWrite } from '../../src/ingest/native-addon.js';
+import { describeNeeds } from '../helpers/needs.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { frame } from './pcap-helpers.js';
 
@@ -188,5 +190,51 @@ describe('DiskQueue: buffers queued behind each other for one file', () => {
     for (let i = 0; i < 5; i++) f.enqueue({ buf: Buffer.alloc(100), len: 100, packets: 2, minSec: 1, minNsec: 0, maxSec: 1, maxNsec: 0, release: null });
     const r = await f.close();
     expect({ lost: r.lostPackets, error: counts[DROP.WRITE_ERROR], written: counts[DROP.OK], queued: queue.queuedBytes }).toEqual({ lost: 10, error: 10, written: 0, queued: 0 });
+  });
+});
+
+describeNeeds(['native'], 'DiskQueue: batched writes (the addon pwriteBatch)', () => {
+  it('write many files in a few threadpool jobs: every file the concatenation of its buffers, each hashed and counted once', async () => {
+    const native = nativeBatchWrite()!;
+    let calls = 0;
+    let entries = 0;
+    const batchWrite: BatchWrite = (fds, positions, lengths, buffers, count, results, done) => {
+      calls++;
+      entries += count;
+      native(fds, positions, lengths, buffers, count, results, done);
+    };
+    const counts = new Float64Array(DROP_COUNT);
+    const queue = new DiskQueue({ counts, batchWrite, maxConcurrentWrites: 32 });
+    const preamble = Buffer.from('PRE');
+    const FILES = 300;
+    const files = Array.from({ length: FILES }, (_, i) => queue.file(join(dir, `batch-${i}.bin`), preamble));
+    const pieces: Buffer[][] = files.map(() => []);
+    let released = 0;
+    // Three rounds, as three flush intervals: the first creates every file (fs.promises), the next two
+    // go through batches, some files with several buffers queued behind each other.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < FILES; i++) {
+        for (let k = 0; k <= (i + round) % 3; k++) {
+          const buf = Buffer.alloc(200 + ((i * 7 + k) % 50), 97 + ((i + round + k) % 26));
+          const len = buf.length - k;
+          pieces[i]!.push(buf.subarray(0, len));
+          files[i]!.enqueue({ buf, len, packets: 1, minSec: 100 + round, minNsec: k, maxSec: 100 + round, maxNsec: k, release: () => released++ });
+        }
+      }
+      await Promise.all(files.map((f) => f.idle()));
+    }
+    const results = await Promise.all(files.map((f) => f.close()));
+    let packets = 0;
+    for (let i = 0; i < FILES; i++) {
+      const want = Buffer.concat([preamble, ...pieces[i]!]);
+      expect(readFileSync(join(dir, `batch-${i}.bin`)).equals(want)).toBe(true);
+      expect(results[i]!.sha256).toBe(createHash('sha256').update(want).digest('hex'));
+      expect(results[i]!.bytes).toBe(want.length);
+      packets += pieces[i]!.length;
+    }
+    expect({ written: counts[DROP.OK], released, queued: queue.queuedBytes }).toEqual({ written: packets, released: packets, queued: 0 });
+    // Rounds two and three went through batches: a few calls for hundreds of files' buffers.
+    expect(entries).toBeGreaterThan(FILES);
+    expect(calls).toBeLessThan(entries / 20);
   });
 });
