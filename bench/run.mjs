@@ -42,6 +42,12 @@
 //          --live (instead of all this: the live mode, bench/live.mjs, every receiver at a fixed packet
 //          rate with the sender and the receiver pinned to their own cores; its options follow it)
 //
+// Receivers serveA and serveB: serve again, side by side with serve in every repetition, with
+// MG_SERVEA_ENV / MG_SERVEB_ENV ("NAME=value NAME2=value") added to its environment and MG_SERVEA_YAML /
+// MG_SERVEB_YAML (YAML, \n for newlines) appended to its config: to measure a setting against the default.
+// MG_PERF=PREFIX: `perf record -g` each drain of the C reference and serve (PREFIX.KIND.SIZE.TIME; serve
+// runs with --perf-basic-prof-only-functions so JavaScript frames have names). Profiling slows both.
+//
 // The drain rows run serve with --receiver native (auto would pick af-packet as root, whose 64 MiB
 // ring cannot hold a queued burst of 300,000 packets; the live mode measures af-packet).
 import { spawn, spawnSync } from 'node:child_process';
@@ -113,6 +119,8 @@ const LABEL = {
   ref: 'C reference (SHA-256)',
   refnohash: 'C reference, no hash',
   serve: 'mirrorguard serve',
+  serveA: 'serve (variant A)',
+  serveB: 'serve (variant B)',
   native: 'mirrorguard native',
   native2: 'mirrorguard native, 2 workers',
   dgram: 'mirrorguard dgram',
@@ -450,6 +458,11 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
     const kernelDrops = after.drops - before.drops;
     const expected = warm.total - warmDrops + s.sent - kernelDrops;
     c.write(`target ${expected}`);
+    let perfProc = null;
+    if (process.env.MG_PERF) {
+      perfProc = spawn('perf', ['record', '-g', '-F', '4999', '-p', String(c.pid), '-o', `${process.env.MG_PERF}.${kind}.${size}.${Date.now()}`], { stdio: 'ignore' });
+      await sleep(500);
+    }
     const cpu0 = cpuNs(c.pid);
     const t0 = now();
     process.kill(c.pid, 'SIGCONT');
@@ -461,6 +474,10 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
       await c.expect('flushed');
     } else if (timerFlushed) settled = await waitFiles(dir, expected * (16 + size), sessions > 100 ? 100 : 20);
     const tSettled = now();
+    if (perfProc !== null) {
+      perfProc.kill('SIGINT');
+      await new Promise((r) => perfProc.on('exit', r));
+    }
     const idleNs = (idleNsPerSec * Number(tSettled - tDrained)) / 1e9;
     // The Collector children run a full GC after the drain for their heap numbers: not the receiver's work.
     const gcNs = done.cpuAfterHeapUs != null ? (done.cpuAfterHeapUs - done.cpuUs) * 1000 : 0;
@@ -524,20 +541,23 @@ async function scrape(apiPort) {
  * started as an operator would, except: a 1 GiB receive buffer, the API on a free port with public
  * /metrics (read only outside the measured window), and a data directory of its own.
  */
-async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, profile = false) {
+async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, profile = false, variant = 'serve') {
+  const variantEnv = { ...process.env };
+  for (const kv of (variant === 'serve' ? '' : process.env[`MG_${variant.toUpperCase()}_ENV`] ?? '').split(' ').filter(Boolean)) variantEnv[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
   const dir = mkdtempSync(join(tmpdir(), 'mg-bench-serve-'));
   const dataDir = join(dir, 'data');
   const cfg = join(dir, 'bench.yaml');
-  writeFileSync(cfg, 'api:\n  publicMetrics: true\n');
+  writeFileSync(cfg, 'api:\n  publicMetrics: true\n' + (variant === 'serve' ? '' : (process.env[`MG_${variant.toUpperCase()}_YAML`] ?? '').replace(/\\n/g, '\n')));
   const port = freePort();
   const apiPort = await freeTcpPort();
   const logFd = openSync(join(dir, 'serve.log'), 'w');
   const profDir = join(OUT_DIR, 'profiles');
   const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+  if (process.env.MG_PERF) nodeArgs.push('--perf-basic-prof-only-functions');
   const proc = spawn(
     process.execPath,
     [...nodeArgs, join(ROOT, 'bin', 'mirrorguard.js'), 'serve', '--config', cfg, '--listen', `127.0.0.1:${port}`, '--recv-buffer', String(RCVBUF), '--data-dir', dataDir, '--api', `127.0.0.1:${apiPort}`, '--receiver', 'native'],
-    { stdio: ['ignore', logFd, logFd] },
+    { stdio: ['ignore', logFd, logFd], env: variantEnv },
   );
   closeSync(logFd);
   const pid = proc.pid;
@@ -577,6 +597,11 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
     const after = udpSocket(port);
     const kernelDrops = after.drops - before.drops;
     const drained = s.sent - kernelDrops;
+    let perfProc = null;
+    if (process.env.MG_PERF) {
+      perfProc = spawn('perf', ['record', '-g', '-F', '4999', '-p', String(pid), '-o', `${process.env.MG_PERF}.${variant}.${size}.${Date.now()}`], { stdio: 'ignore' });
+      await sleep(500);
+    }
     const cpu0 = cpuNs(pid);
     const t0 = now();
     process.kill(pid, 'SIGCONT');
@@ -591,6 +616,10 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
     const tDrained = now();
     const settled = await waitFiles(dataDir, (warm.total - warmDrops + drained) * (16 + size), sessions > 100 ? 100 : 20);
     const tSettled = now();
+    if (perfProc !== null) {
+      perfProc.kill('SIGINT');
+      await new Promise((r) => perfProc.on('exit', r));
+    }
     const idleNs = (idleNsPerSec * Number(tSettled - tDrained)) / 1e9;
     const cpu = cpuNs(pid) - cpu0 - idleNs;
     const rss = vmHwmBytes(pid);
@@ -613,7 +642,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
       }
     }
     return {
-      ...drainRecord({ receiver: 'serve', size, sessions, s, after, kernelDrops, drainNs, drained, cpu, idleNsPerSec, idleNs, settled, rss, countedDrops, warmDrops, check }),
+      ...drainRecord({ receiver: variant, size, sessions, s, after, kernelDrops, drainNs, drained, cpu, idleNsPerSec, idleNs, settled, rss, countedDrops, warmDrops, check }),
       serveReceiver: receiverKind,
       heap: null,
       dropsByReason: counters.drops,
@@ -1002,7 +1031,7 @@ async function main() {
   meta.plan = plan;
   const once = async (kind, size, count, sessions, batch) => {
     if (kind === 'tcpdump') return { ...(await runTcpdump(size, count)), sessions };
-    if (kind === 'serve') return runServe(size, count, sessions, batch);
+    if (kind === 'serve' || kind === 'serveA' || kind === 'serveB') return runServe(size, count, sessions, batch, false, kind);
     return runSocketReceiver(kind, size, count, sessions, batch);
   };
   const report = (rep, what, kind, r, t) =>
