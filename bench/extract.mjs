@@ -34,6 +34,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { writeGlobalHeader } = await import(pathToFileURL(join(ROOT, 'dist', 'pcap', 'format.js')).href);
 const T0 = 1_764_000_000;
 const VNI_INTERLEAVED = 4242;
 const VNI_ROTATED = 4343;
@@ -66,11 +67,7 @@ function writePcap(path, n, rec) {
   const per = 16 + FRAME_BYTES;
   const batch = 2048;
   const buf = Buffer.alloc(24 + batch * per);
-  buf.writeUInt32LE(0xa1b23c4d, 0);
-  buf.writeUInt16LE(2, 4);
-  buf.writeUInt16LE(4, 6);
-  buf.writeUInt32LE(262144, 16);
-  buf.writeUInt32LE(1, 20);
+  writeGlobalHeader(buf, 0);
   let o = 24;
   let first = null;
   let last = null;

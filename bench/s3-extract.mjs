@@ -58,18 +58,14 @@ const MANY = Number(args.many);
 const MANY_KIB = Number(args['many-kib']);
 
 const d = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-const [{ mergeCaptures }, { ArchivedReads }, { extractionChunkBytes, EXTRACTION_OUTPUT_CHUNK_BYTES }] = await Promise.all([d('pcap/merge.js'), d('api/archived-source.js'), d('api/routes/pcap.js')]);
+const [{ mergeCaptures }, { ArchivedReads }, { extractionChunkBytes, EXTRACTION_OUTPUT_CHUNK_BYTES }, { writeGlobalHeader }] = await Promise.all([d('pcap/merge.js'), d('api/archived-source.js'), d('api/routes/pcap.js'), d('pcap/format.js')]);
 const { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand } = await import('@aws-sdk/client-s3');
 
 /** A classic little-endian nanosecond pcap of n frames, record i at time t(i) ns after T0. */
 function writePcap(path, n, t) {
   const per = 16 + FRAME_BYTES;
   const buf = Buffer.alloc(24 + n * per);
-  buf.writeUInt32LE(0xa1b23c4d, 0);
-  buf.writeUInt16LE(2, 4);
-  buf.writeUInt16LE(4, 6);
-  buf.writeUInt32LE(262144, 16);
-  buf.writeUInt32LE(1, 20);
+  writeGlobalHeader(buf, 0);
   let o = 24;
   for (let i = 0; i < n; i++) {
     const ns = t(i);
