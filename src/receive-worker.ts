@@ -54,6 +54,7 @@ function publish(): void {
     view[L.rxKernelDrops] = r.kernelDrops;
     view[L.rxUnstamped] = r.unstamped;
     view[L.rxErrors] = r.errors;
+    view[L.rxBackpressurePauses] = r.backpressurePauses;
   }
   if (ring !== null) {
     const r = ring.stats() as unknown as Record<string, number>;

@@ -88,9 +88,10 @@ export const COUNTER_LAYOUT = {
   queuedBytes: DROP_COUNT + WEIRD_COUNT + 5,
   rxUnstamped: DROP_COUNT + WEIRD_COUNT + 6,
   rxErrors: DROP_COUNT + WEIRD_COUNT + 7,
+  rxBackpressurePauses: DROP_COUNT + WEIRD_COUNT + 8,
   /** The ring's stats (af-packet), in RING_FIELDS order. */
-  ring: DROP_COUNT + WEIRD_COUNT + 8,
-  size: DROP_COUNT + WEIRD_COUNT + 8 + 16,
+  ring: DROP_COUNT + WEIRD_COUNT + 9,
+  size: DROP_COUNT + WEIRD_COUNT + 9 + 16,
 } as const;
 
 export interface WorkerCounters {
@@ -197,6 +198,7 @@ function readCounters(view: Float64Array): WorkerCounters {
       kernelDrops: view[L.rxKernelDrops]!,
       unstamped: view[L.rxUnstamped]!,
       errors: view[L.rxErrors]!,
+      backpressurePauses: view[L.rxBackpressurePauses]!,
     },
     ring: (() => {
       const r = emptyRingStats() as unknown as Record<string, number>;
@@ -359,7 +361,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         weird: new Float64Array(WEIRD_COUNT),
         sessions: 0,
         queuedBytes: 0,
-        receiver: { packets: 0, batches: 0, truncated: 0, kernelDrops: 0, unstamped: 0, errors: 0 },
+        receiver: { packets: 0, batches: 0, truncated: 0, kernelDrops: 0, unstamped: 0, errors: 0, backpressurePauses: 0 },
         ring: emptyRingStats(),
       };
       for (const c of all) {
@@ -373,6 +375,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         sum.receiver.kernelDrops += c.receiver.kernelDrops;
         sum.receiver.unstamped += c.receiver.unstamped;
         sum.receiver.errors += c.receiver.errors;
+        sum.receiver.backpressurePauses += c.receiver.backpressurePauses;
         const r = sum.ring as unknown as Record<string, number>;
         for (const f of RING_FIELDS) r[f]! += (c.ring as unknown as Record<string, number>)[f]!;
       }

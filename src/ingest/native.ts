@@ -77,6 +77,8 @@ export interface NativeCounterSource {
   kernelDrops: number;
   unstamped: number;
   errors: number;
+  /** Times reading stopped because the PCAP writer was backlogged (the burst waits in the socket buffer). */
+  backpressurePauses: number;
 }
 
 export function nativeCounters(s: NativeCounterSource, prefix: 'ingest.native' | 'ingest.geneve' = 'ingest.native'): Record<string, number> {
@@ -87,6 +89,7 @@ export function nativeCounters(s: NativeCounterSource, prefix: 'ingest.native' |
     [`${prefix}.kernel_drops`]: s.kernelDrops,
     [`${prefix}.unstamped`]: s.unstamped,
     [`${prefix}.errors`]: s.errors,
+    [`${prefix}.backpressure_pauses`]: s.backpressurePauses,
   };
 }
 

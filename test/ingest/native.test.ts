@@ -7,7 +7,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { readKernelUdpStats } from '../../src/ingest/proc-net-udp.js';
-import { startNativeReceiver, type NativeBoundReceiver } from '../../src/ingest/native.js';
+import { nativeCounters, startNativeReceiver, type NativeBoundReceiver } from '../../src/ingest/native.js';
 import { nativePlannedCopy } from '../../src/ingest/native-addon.js';
 import type { PacketSink } from '../../src/ingest/sink.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -190,6 +190,7 @@ describeNeeds(['native'], 'native receiver', () => {
     await sleep(50);
     expect(sink.got).toHaveLength(4);
     expect(r.stats().backpressurePauses).toBe(1);
+    expect(nativeCounters(r.stats())['ingest.native.backpressure_pauses']).toBe(1);
     // A user pause during backpressure wins: room in the pipeline does not resume reading.
     r.pause();
     blocked = false;
