@@ -7,27 +7,13 @@
 import { expect, it } from 'vitest';
 import { parseAlertsConfig } from '../../src/alert/config.js';
 import { AlertOutbox } from '../../src/alert/outbox.js';
-import type { FindingEvent, FindingInput } from '../../src/detect/finding.js';
+import type { FindingEvent } from '../../src/detect/finding.js';
 import { Findings } from '../../src/detect/findings.js';
 import { findingId } from '../../src/detect/store.js';
 import type { Store } from '../../src/store/store.js';
 import { describeEngines } from '../helpers/engines.js';
 import { SECRET } from '../alert/helpers.js';
-
-const T0 = Date.UTC(2025, 0, 1, 12);
-
-function input(over: Partial<FindingInput> = {}): FindingInput {
-  return {
-    kind: 'unauthorized-vni',
-    key: '10.0.0.1|42',
-    at: T0,
-    vni: 42,
-    sourceIp: '10.0.0.1',
-    summary: 'Traffic from 10.0.0.1 on VNI 42',
-    evidence: { pair: { sourceIp: '10.0.0.1', vni: 42 } },
-    ...over,
-  };
-}
+import { input, T0 } from './finding-input.js';
 
 function withOutbox(store: Store): { findings: Findings; outbox: AlertOutbox; events: FindingEvent[] } {
   const { webhooks } = parseAlertsConfig({ webhooks: [{ name: 'pager', url: 'https://a.example/h', secret: SECRET, updateIntervalSeconds: 0 }] });

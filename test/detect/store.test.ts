@@ -1,26 +1,12 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { FindingEvent, FindingInput } from '../../src/detect/finding.js';
+import type { FindingEvent } from '../../src/detect/finding.js';
 import { findingId } from '../../src/detect/store.js';
 import { Findings } from '../../src/detect/findings.js';
 import { storeFromDb } from '../../src/store/store.js';
 import { openDb } from '../../src/store/db.js';
 import { tmpDir } from '../helpers/tmp.js';
-
-const T0 = Date.UTC(2025, 0, 1, 12);
-
-function input(over: Partial<FindingInput> = {}): FindingInput {
-  return {
-    kind: 'unauthorized-vni',
-    key: '10.0.0.1|42',
-    at: T0,
-    vni: 42,
-    sourceIp: '10.0.0.1',
-    summary: 'Traffic from 10.0.0.1 on VNI 42',
-    evidence: { pair: { sourceIp: '10.0.0.1', vni: 42 } },
-    ...over,
-  };
-}
+import { input, T0 } from './finding-input.js';
 
 describe('FindingStore', () => {
   it('gives an incident a stable id and counts repeats', async () => {
