@@ -242,22 +242,7 @@ async function download(ctx: ApiContext, request: FastifyRequest<{ Params: { id:
     pipeline(source, counter, () => undefined);
     if (trailerDigest) reply.trailer('x-content-sha256', async () => counter.digest());
 
-    let recorded = false;
-    // 'finish': the last byte went to the connection; 'close' alone: the client went away first.
-    const record = (finished: boolean) => {
-      if (recorded) return;
-      recorded = true;
-      const complete = finished && counter.bytes === length;
-      const sha = counter.digest();
-      const d: Record<string, unknown> = { ...detail, complete };
-      if (complete && closed && range.kind === 'full') {
-        d.verified = sha === row.sha256;
-        if (!d.verified) request.log.error({ capture: id, path: row.path, sent: sha, catalog: row.sha256 }, 'capture file changed since it was closed: the SHA-256 sent differs from the catalog');
-      }
-      ctx.audit.finish(auditId, { status, bytes: counter.bytes, sha256: sha, detail: d }).catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
-    };
-    reply.raw.once('finish', () => record(true));
-    reply.raw.once('close', () => record(false));
+    finishAuditWhenSent(ctx, request, reply, { auditId, status, counter, length, detail, verifyAgainst: closed && range.kind === 'full' ? row.sha256 : null, capture: id, path: row.path });
     return reply.send(counter);
   } finally {
     if (!handedOver) await file.fh.close();
@@ -313,17 +298,35 @@ async function downloadFromS3(
   reply.header('x-audit-id', String(auditId));
   const counter = new HashingCounter();
   pipeline(body as Readable, counter, () => undefined);
+  finishAuditWhenSent(ctx, request, reply, { auditId, status, counter, length, detail, verifyAgainst: range.kind === 'full' ? row.sha256 : null, capture: row.id, path: row.path });
+  return reply.send(counter);
+}
+
+/**
+ * Complete a download's audit row once the response is over: 'finish' (the last byte went to the
+ * connection) or 'close' alone (the client went away first). `complete` when every byte of the range
+ * left; `verified` when a whole file was sent and `verifyAgainst` (the catalog's SHA-256) is given,
+ * logged as an error when the bytes sent differ from it.
+ */
+function finishAuditWhenSent(
+  ctx: ApiContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  o: { auditId: number; status: number; counter: HashingCounter; length: number; detail: Record<string, unknown>; verifyAgainst: string | null; capture: number; path: string },
+): void {
   let recorded = false;
   const record = (finished: boolean) => {
     if (recorded) return;
     recorded = true;
-    const complete = finished && counter.bytes === length;
-    const sha = counter.digest();
-    const d: Record<string, unknown> = { ...detail, complete };
-    if (complete && range.kind === 'full') d.verified = sha === row.sha256;
-    ctx.audit.finish(auditId, { status, bytes: counter.bytes, sha256: sha, detail: d }).catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
+    const complete = finished && o.counter.bytes === o.length;
+    const sha = o.counter.digest();
+    const d: Record<string, unknown> = { ...o.detail, complete };
+    if (complete && o.verifyAgainst !== null) {
+      d.verified = sha === o.verifyAgainst;
+      if (!d.verified) request.log.error({ capture: o.capture, path: o.path, sent: sha, catalog: o.verifyAgainst }, 'capture file changed since it was closed: the SHA-256 sent differs from the catalog');
+    }
+    ctx.audit.finish(o.auditId, { status: o.status, bytes: o.counter.bytes, sha256: sha, detail: d }).catch((e: unknown) => request.log.error({ err: e, auditId: o.auditId }, 'cannot complete the audit row'));
   };
   reply.raw.once('finish', () => record(true));
   reply.raw.once('close', () => record(false));
-  return reply.send(counter);
 }
