@@ -168,7 +168,7 @@ describe('collector', () => {
       ['172.31.0.238', 2],
       ['2001:db8::1', 2],
     ]);
-    expect((await rows())[1]!.path).toMatch(/^pcap\/vni-9\/2001_db8__1\//);
+    expect((await rows())[1]!.path).toMatch(/^pcap\/\d{4}-\d\d-\d\d\/\d\d\/vni-9_2001_db8__1_\d{8}T/);
   });
 
   it('rotates by size and by age, and every file parses', async () => {

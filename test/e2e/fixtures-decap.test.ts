@@ -135,9 +135,11 @@ describeWithFixtures('decap over every shared fixture capture', () => {
     const out = tmp.path;
     const r = runCli(['decap', fixture('pcap', 'suricata-verify-vxlan-decoder-03-aws-traffic-mirror.pcap'), '--out', out, '--json']);
     expect(r.status).toBe(0);
-    const dirs = join(out, 'pcap', 'vni-5569041', '172.31.0.238', '2019-06-27');
+    const [hour] = readdirSync(join(out, 'pcap', '2019-06-27'));
+    const dirs = join(out, 'pcap', '2019-06-27', hour!);
     const [name] = readdirSync(dirs);
-    expect(name).toMatch(/^20190627T\d{6}\.\d{9}Z-w0-\d+\.pcap$/);
+    expect(name).toMatch(/^vni-5569041_172\.31\.0\.238_20190627T\d{6}\.\d{9}Z-w0-\d+\.pcap$/);
+    expect(/_20190627T(\d\d)/.exec(name!)![1]).toBe(hour); // the folder is the first packet's hour
     expectReadable(join(dirs, name!), 100);
   });
 });

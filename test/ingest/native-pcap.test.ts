@@ -6,11 +6,11 @@
  */
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { join, sep } from 'node:path';
 import { expect, it } from 'vitest';
 import { Catalog } from '../../src/collector/catalog.js';
 import { Collector } from '../../src/collector/collector.js';
-import { CATALOG_FILE } from '../../src/collector/layout.js';
+import { CATALOG_FILE, parseCaptureRelPath } from '../../src/collector/layout.js';
 import { startNativeReceiver } from '../../src/ingest/native.js';
 import { nativeCopyBytes, nativePlannedCopy } from '../../src/ingest/native-addon.js';
 import { startUdpReceiver, type BoundReceiver } from '../../src/ingest/udp.js';
@@ -35,14 +35,15 @@ function collectorIn(dir: string, native = false): { c: Collector; db: Db } {
   return { c, db };
 }
 
-/** PCAP files grouped by session folder (pcap/vni-N/SOURCE), each group's frames in file order. */
+/** PCAP files grouped by session (`vni-N_SOURCE`, from each path, src/collector/layout.ts), each group's frames in file order. */
 function framesBySession(dir: string): Map<string, { md5: string[]; lens: string[] }> {
   const out = new Map<string, { md5: string[]; lens: string[] }>();
   const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.pcap'))
     .sort();
   for (const f of files) {
-    const key = relative(dir, dirname(dirname(join(dir, f))));
+    const id = parseCaptureRelPath(f.split(sep).join('/'))!;
+    const key = `vni-${id.vni}_${id.sourceIp}`;
     const g = out.get(key) ?? { md5: [], lens: [] };
     const own = readBack(join(dir, f));
     g.md5.push(...own.frames.map((h) => createHash('md5').update(Buffer.from(h, 'hex')).digest('hex')));
@@ -123,6 +124,6 @@ describeNeeds(['native'], 'native and dgram receivers', () => {
       expect(g.lens, k).toEqual(fb.get(k)!.lens);
     }
     // The truncated frame kept its original length: Ethernet 14 + IPv4 20 + UDP 8 + 400.
-    expect(fa.get(join('pcap', 'vni-7', '127.20.30.40'))!.lens).toEqual(['100/442']);
+    expect(fa.get('vni-7_127.20.30.40')!.lens).toEqual(['100/442']);
   });
 });
