@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PLAN_WORDS, PlannedCopy, type CopyEngine } from '../pcap/copy.js';
-import type { BatchWrite } from '../pcap/disk-queue.js';
+import type { BatchOpen, BatchWrite } from '../pcap/disk-queue.js';
 
 /** Must equal abiVersion in native/src/receiver.cc: the layout and methods this TypeScript expects. */
 export const NATIVE_ABI_VERSION = 2;
@@ -98,6 +98,8 @@ export interface NativeAddon {
   copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): number;
   /** Many files' writes in one threadpool job (native/src/writer.cc); absent in builds before it. */
   pwriteBatch?: BatchWrite;
+  /** Many files' creates in one threadpool job (native/src/writer.cc); absent in builds before it. */
+  openBatch?: BatchOpen;
   Receiver: new (opts: NativeSocketOptions) => NativeSocket;
   /** Carries out a plan of frame copies in one call (src/pcap/copy.ts PlannedCopy). */
   Copier: new (plan: Int32Array) => CopyEngine;
@@ -158,6 +160,13 @@ export function nativeBatchWrite(): BatchWrite | null {
   const a = loadNativeAddon();
   if (!a.ok || typeof a.addon.pwriteBatch !== 'function') return null;
   return a.addon.pwriteBatch;
+}
+
+/** The disk queue's batched creates (src/pcap/disk-queue.ts BatchOpen), or null without the addon (or a build without it). */
+export function nativeBatchOpen(): BatchOpen | null {
+  const a = loadNativeAddon();
+  if (!a.ok || typeof a.addon.openBatch !== 'function') return null;
+  return a.addon.openBatch;
 }
 
 /**

@@ -26,7 +26,8 @@
  * - Failures go to one hook, at most once per interval per (operation, errno), with a suppressed count.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { close as fsClose, fdatasync, fsync, ftruncate, open as fsOpen, write as fsWrite, writev as fsWritev } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
@@ -47,6 +48,15 @@ export const WRITEV_MAX_BYTES = 8 * 1024 * 1024;
 export const BATCH_MAX_BUFFERS = 1024;
 /** Batched calls running at once, at most (each holds one threadpool thread while it runs). */
 export const BATCHES_IN_FLIGHT = 2;
+/**
+ * A batch of fewer files than this waits up to BATCH_GATHER_MS for more. With 10,000 quiet sessions
+ * their buffers fill at random moments, ~12,000 a second: started at once, each batch held one or two
+ * writes, and the fixed cost of a call (its threadpool job, the wake-up, the arrays handed over) was 9 %
+ * of serve's main thread. A few milliseconds more on the way to disk cost nothing: a record waits up to
+ * a flush interval (1 s) in its buffer anyway.
+ */
+export const BATCH_GATHER_FILES = 128;
+export const BATCH_GATHER_MS = 5;
 
 /**
  * Writes of many files in one threadpool job (the native addon's pwriteBatch, native/src/writer.cc):
@@ -55,6 +65,18 @@ export const BATCHES_IN_FLIGHT = 2;
  * runs on the main thread when all `count` entries are finished.
  */
 export type BatchWrite = (fds: Int32Array, positions: Float64Array, lengths: Int32Array, buffers: Uint8Array[], count: number, results: Int32Array, done: () => void) => void;
+
+/**
+ * Creates of many files in one threadpool job (the native addon's openBatch, native/src/writer.cc): path i
+ * is opened O_WRONLY|O_CREAT|O_EXCL with `mode`, its folder made first when missing and `makeDirs`;
+ * results[i] becomes the descriptor or -errno. done() runs on the main thread when all are finished.
+ */
+export type BatchOpen = (paths: string[], count: number, mode: number, makeDirs: boolean, results: Int32Array, done: () => void) => void;
+
+/** Files created by one batched call, at most. */
+export const OPEN_BATCH_MAX = 1024;
+/** Batched creates running at once, at most. */
+export const OPENS_IN_FLIGHT = 2;
 
 export type DiskOp = 'create' | 'write' | 'truncate' | 'sync' | 'close' | 'queue';
 
@@ -95,6 +117,12 @@ export interface DiskQueueOptions {
    * truncates, syncs and closes, and every write of a file after a failure, stay on fs.promises.
    */
   batchWrite?: BatchWrite | null;
+  /**
+   * New files are created through this, many per threadpool job (the addon's openBatch), instead of one
+   * fs request each; their first write (the preamble with the first buffers) then goes in a write batch.
+   * A create that fails here is tried again on the fs path, which counts and reports the failure.
+   */
+  batchOpen?: BatchOpen | null;
 }
 
 /** errno number -> name (ENOSPC ...), for the results of a batched write. */
@@ -162,10 +190,17 @@ export class DiskQueue {
   private readonly ready: DiskFile[] = [];
   private active = 0;
   private readonly batchWrite: BatchWrite | null;
+  private readonly batchOpen: BatchOpen | null;
+  /** Files waiting to be created by a batched open (their first job is a write). */
+  private readonly readyOpen: DiskFile[] = [];
+  private opening = 0;
   /** Files whose next job is a write that can go in a batch (created, header written, no failure to mend). */
   private readonly readyBatch: DiskFile[] = [];
   private batches = 0;
   private batchPumpQueued = false;
+  /** The gather timer (BATCH_GATHER_MS) is armed; `gathered` once it fired, so the next batch goes whatever its size. */
+  private gathering: NodeJS.Timeout | null = null;
+  private gathered = false;
   private readonly spareWrites: PooledWrite[] = [];
   private readonly freeSlots: BatchSlot[] = [];
 
@@ -186,6 +221,7 @@ export class DiskQueue {
     this.makeDirs = opts.makeDirs ?? false;
     this.counts = opts.counts ?? newOutcomeCounts();
     this.batchWrite = opts.batchWrite ?? null;
+    this.batchOpen = opts.batchWrite ? (opts.batchOpen ?? null) : null;
   }
 
   /** Files writing right now (at most maxConcurrentWrites). */
@@ -235,8 +271,9 @@ export class DiskQueue {
 
   /** @internal a file has a job to run. */
   schedule(f: DiskFile): void {
-    if (this.batchWrite !== null && f.batchable()) {
-      this.readyBatch.push(f);
+    const toOpen = this.batchOpen !== null && f.openable();
+    if (toOpen || (this.batchWrite !== null && f.batchable())) {
+      (toOpen ? this.readyOpen : this.readyBatch).push(f);
       // The timer hands every file's buffer over in one turn: batch them all, not the first one alone.
       if (!this.batchPumpQueued) {
         this.batchPumpQueued = true;
@@ -261,7 +298,59 @@ export class DiskQueue {
         this.pump();
       });
     }
-    while (this.batches < BATCHES_IN_FLIGHT && this.readyBatch.length > 0) this.runBatch();
+    while (this.batches < BATCHES_IN_FLIGHT && this.readyBatch.length > 0) {
+      if (this.readyBatch.length < BATCH_GATHER_FILES && !this.gathered) {
+        this.gatherMore();
+        break;
+      }
+      this.gathered = false;
+      this.runBatch();
+    }
+    while (this.opening < OPENS_IN_FLIGHT && this.readyOpen.length > 0) this.runOpenBatch();
+  }
+
+  /**
+   * One batched create for the files waiting to be opened (OPENS_IN_FLIGHT at once). Each file created
+   * goes on to the write batches with its preamble; a file whose create failed is tried again on the fs
+   * path, which reports the failure and counts its buffers lost.
+   */
+  private runOpenBatch(): void {
+    const q = this.readyOpen;
+    const n = Math.min(q.length, OPEN_BATCH_MAX);
+    const files = q.splice(0, n);
+    const paths = files.map((f) => f.path);
+    const results = new Int32Array(n);
+    this.opening++;
+    const done = (): void => {
+      this.opening--;
+      for (let i = 0; i < n; i++) {
+        const f = files[i]!;
+        f.opened(results[i]!);
+        f.afterRun();
+      }
+      this.pump();
+    };
+    try {
+      this.batchOpen!(paths, n, this.fileMode, this.makeDirs, results, done);
+    } catch (e) {
+      // A bug guard: an addon that refuses the call leaves the files to the fs path.
+      this.report('', 'create', 'EIO', `batched create refused: ${(e as Error).message}`, 0);
+      results.fill(-5, 0, n);
+      done();
+    }
+  }
+
+  /**
+   * Let a small batch wait BATCH_GATHER_MS for more files. The timer is not unref'd: writes waiting on it
+   * must keep the process alive (a CLI's last close waits behind them, and nothing else may hold the loop).
+   */
+  private gatherMore(): void {
+    if (this.gathering !== null) return;
+    this.gathering = setTimeout(() => {
+      this.gathering = null;
+      this.gathered = true;
+      this.pump();
+    }, BATCH_GATHER_MS);
   }
 
   /**
@@ -277,11 +366,23 @@ export class DiskQueue {
     const q = this.readyBatch;
     let n = 0;
     let taken = 0;
-    while (taken < q.length && n < BATCH_MAX_BUFFERS) {
+    while (taken < q.length && n < BATCH_MAX_BUFFERS - 1) {
       const f = q[taken++]!;
-      const chunks = f.takeWrites(BATCH_MAX_BUFFERS - n);
       let pos = f.committedBytes;
       const fd = f.fd;
+      if (pos === 0) {
+        // A file just created: its preamble goes first, in the same batch as its first buffers.
+        const pre = f.preambleBytes;
+        slot.fds[n] = fd;
+        slot.positions[n] = 0;
+        slot.lengths[n] = pre.length;
+        slot.buffers[n] = pre;
+        slot.chunks[n] = null;
+        slot.files[n] = f;
+        pos = pre.length;
+        n++;
+      }
+      const chunks = f.takeWrites(BATCH_MAX_BUFFERS - n);
       for (const c of chunks) {
         slot.fds[n] = fd;
         slot.positions[n] = pos;
@@ -367,7 +468,9 @@ const NO_BUFFER = Buffer.alloc(0);
 
 /** One file on disk, written by one writer through the queue. */
 export class DiskFile {
-  private handle: FileHandle | null = null;
+  private handle: RawFile | null = null;
+  /** Not created by a batched open yet (false once tried, whatever the outcome). */
+  private openPending = true;
   private readonly jobs: Job[] = [];
   private scheduled = false;
   private closed = false;
@@ -395,7 +498,7 @@ export class DiskFile {
   constructor(
     private readonly queue: DiskQueue,
     readonly path: string,
-    private readonly preamble: Buffer,
+    readonly preamble: Buffer,
     opts: DiskFileOptions,
   ) {
     this.datasyncIntervalMs = opts.datasyncIntervalMs ?? 0;
@@ -459,10 +562,30 @@ export class DiskFile {
     }
   }
 
-  /** @internal the next job is a write that a batch can do: created, header on disk, nothing to mend. */
+  /** @internal the next job is a write that a batch can do: created, nothing to mend (the preamble may still be due: the batch writes it first). */
   batchable(): boolean {
     const j = this.jobs[0];
-    return j !== undefined && j.kind === 'write' && this.handle !== null && this.committedBytes > 0 && !this.dirty && this.datasyncIntervalMs === 0 && !this.batchOff;
+    return j !== undefined && j.kind === 'write' && this.handle !== null && !this.dirty && this.datasyncIntervalMs === 0 && !this.batchOff;
+  }
+
+  /** @internal the next job is a write to a file not created yet, and a batched open has not been tried. */
+  openable(): boolean {
+    const j = this.jobs[0];
+    return this.openPending && j !== undefined && j.kind === 'write' && this.handle === null && this.datasyncIntervalMs === 0;
+  }
+
+  /** @internal the batched open's result for this file: a descriptor, or -errno (the fs path tries again and reports). */
+  opened(result: number): void {
+    this.openPending = false;
+    if (result >= 0) {
+      this.handle = new RawFile(result);
+      this.created = true;
+    }
+  }
+
+  /** @internal the preamble, for a batch that writes it. */
+  get preambleBytes(): Buffer {
+    return this.preamble;
   }
 
   /** @internal the descriptor (batchable() files only). */
@@ -492,9 +615,17 @@ export class DiskFile {
   finishBatch(chunks: readonly (WriteChunk | null)[], from: number, to: number, results: Int32Array): Promise<void> | null {
     let err: NodeJS.ErrnoException | null = null;
     for (let i = from; i < to; i++) {
-      const c = chunks[i]!;
+      const c = chunks[i];
       const r = results[i]!;
       if (err === null && r !== 0) err = errnoError(r);
+      if (c === null || c === undefined) {
+        // The preamble of a file just created (always its first entry).
+        if (err === null) {
+          this.hash.update(this.preamble);
+          this.committedBytes = this.preamble.length;
+        } else this.fail('write', err, 0);
+        continue;
+      }
       if (err === null) {
         this.hash.update(c.buf.subarray(0, c.len));
         this.commit(c);
@@ -582,16 +713,18 @@ export class DiskFile {
   }
 
   /**
-   * O_CREAT|O_EXCL; when the folder is missing, make it here, on the threadpool like the open: a burst
-   * of new sessions (each with its own folder, src/collector/layout.ts) costs the packet path nothing.
+   * O_CREAT|O_EXCL; when the folder is missing, make it here, on the threadpool like the open, so a new
+   * folder (one an hour, src/collector/layout.ts) costs the packet path nothing. Retention removes
+   * folders it empties: if that happens between our mkdir and open, make it again (a few times at most).
    */
-  private async create(): Promise<FileHandle> {
-    try {
-      return await open(this.path, 'wx', this.queue.fileMode);
-    } catch (e) {
-      if (!this.queue.makeDirs || errCode(e) !== 'ENOENT') throw e;
-      await mkdir(dirname(this.path), { recursive: true });
-      return await open(this.path, 'wx', this.queue.fileMode);
+  private async create(): Promise<RawFile> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await RawFile.create(this.path, this.queue.fileMode);
+      } catch (e) {
+        if (!this.queue.makeDirs || errCode(e) !== 'ENOENT' || attempt >= 3) throw e;
+        await mkdir(dirname(this.path), { recursive: true });
+      }
     }
   }
 
@@ -771,5 +904,42 @@ export class DiskFile {
       lostPackets: this.lostPackets,
       lastError: this.lastError,
     };
+  }
+}
+
+/**
+ * A file descriptor with the few operations the queue needs, each on the libuv threadpool like
+ * fs.promises (fs's callback API: a descriptor from a batched open cannot become a FileHandle). The
+ * queue closes every file it opened (finish()); nothing relies on garbage collection to close one.
+ */
+class RawFile {
+  constructor(readonly fd: number) {}
+
+  static create(path: string, mode: number): Promise<RawFile> {
+    return new Promise((res, rej) => fsOpen(path, 'wx', mode, (e, fd) => (e ? rej(e) : res(new RawFile(fd)))));
+  }
+
+  write(buf: Uint8Array, off: number, len: number, pos: number): Promise<{ bytesWritten: number }> {
+    return new Promise((res, rej) => fsWrite(this.fd, buf, off, len, pos, (e, n) => (e ? rej(e) : res({ bytesWritten: n }))));
+  }
+
+  writev(bufs: Uint8Array[], pos: number): Promise<{ bytesWritten: number }> {
+    return new Promise((res, rej) => fsWritev(this.fd, bufs, pos, (e, n) => (e ? rej(e) : res({ bytesWritten: n }))));
+  }
+
+  truncate(len: number): Promise<void> {
+    return new Promise((res, rej) => ftruncate(this.fd, len, (e) => (e ? rej(e) : res())));
+  }
+
+  datasync(): Promise<void> {
+    return new Promise((res, rej) => fdatasync(this.fd, (e) => (e ? rej(e) : res())));
+  }
+
+  sync(): Promise<void> {
+    return new Promise((res, rej) => fsync(this.fd, (e) => (e ? rej(e) : res())));
+  }
+
+  close(): Promise<void> {
+    return new Promise((res, rej) => fsClose(this.fd, (e) => (e ? rej(e) : res())));
   }
 }

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { isMgError } from '../../src/errors.js';
 import { BufferPool } from '../../src/pcap/buffer-pool.js';
-import { DiskQueue, dropCodeForError, type BatchWrite, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
+import { DiskQueue, dropCodeForError, type BatchOpen, type BatchWrite, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
-import { nativeBatchWrite } from '../../src/ingest/native-addon.js';
+import { nativeBatchOpen, nativeBatchWrite } from '../../src/ingest/native-addon.js';
 import { describeNeeds } from '../helpers/needs.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { frame } from './pcap-helpers.js';
@@ -236,5 +236,73 @@ describeNeeds(['native'], 'DiskQueue: batched writes (the addon pwriteBatch)', (
     // Rounds two and three went through batches: a few calls for hundreds of files' buffers.
     expect(entries).toBeGreaterThan(FILES);
     expect(calls).toBeLessThan(entries / 20);
+  });
+});
+
+describeNeeds(['native'], 'DiskQueue: batched creates (the addon openBatch)', () => {
+  it('creates many new files (and their folders) in a few jobs; the preamble goes with the first buffers in a write batch', async () => {
+    const nativeOpen = nativeBatchOpen()!;
+    const nativeWrite = nativeBatchWrite()!;
+    let openCalls = 0;
+    let opened = 0;
+    let preambles = 0;
+    const batchOpen: BatchOpen = (paths, count, mode, makeDirs, results, done) => {
+      openCalls++;
+      opened += count;
+      nativeOpen(paths, count, mode, makeDirs, results, done);
+    };
+    const batchWrite: BatchWrite = (fds, positions, lengths, buffers, count, results, done) => {
+      for (let i = 0; i < count; i++) if (positions[i] === 0) preambles++;
+      nativeWrite(fds, positions, lengths, buffers, count, results, done);
+    };
+    const counts = new Float64Array(DROP_COUNT);
+    const queue = new DiskQueue({ counts, batchWrite, batchOpen, makeDirs: true, fileMode: 0o600, maxConcurrentWrites: 32 });
+    const preamble = Buffer.from('PREAMBLE');
+    const FILES = 600;
+    const root = join(dir, 'opened');
+    const path = (i: number) => join(root, `h${i % 3}`, `f-${i}.pcap`);
+    const files = Array.from({ length: FILES }, (_, i) => queue.file(path(i), preamble));
+    const pieces: Buffer[][] = files.map(() => []);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < FILES; i++) {
+        const buf = Buffer.alloc(100 + (i % 40), 65 + ((i + round) % 26));
+        pieces[i]!.push(buf);
+        files[i]!.enqueue({ buf, len: buf.length, packets: 1, minSec: 1, minNsec: 0, maxSec: 1, maxNsec: 0, release: null });
+      }
+      await Promise.all(files.map((f) => f.idle()));
+    }
+    const results = await Promise.all(files.map((f) => f.close()));
+    for (let i = 0; i < FILES; i++) {
+      const want = Buffer.concat([preamble, ...pieces[i]!]);
+      expect(readFileSync(path(i)).equals(want), path(i)).toBe(true);
+      expect(results[i]!).toMatchObject({ created: true, bytes: want.length, packets: 2, sha256: createHash('sha256').update(want).digest('hex'), lastError: null });
+    }
+    expect(statSync(path(0)).mode & 0o777).toBe(0o600);
+    expect(counts[DROP.OK]).toBe(2 * FILES);
+    // Every file created by a batched open, in a handful of calls; every preamble written by a write batch.
+    expect(opened).toBe(FILES);
+    expect(openCalls).toBeLessThanOrEqual(3);
+    expect(preambles).toBe(FILES);
+  });
+
+  it('a create the batch cannot do goes to the fs path, which reports it and counts the buffer lost; the others are written', async () => {
+    const reports: DiskErrorReport[] = [];
+    const counts = new Float64Array(DROP_COUNT);
+    const queue = new DiskQueue({ counts, batchWrite: nativeBatchWrite(), batchOpen: nativeBatchOpen(), makeDirs: true, onError: (r) => reports.push(r) });
+    const base = join(dir, 'refused');
+    mkdirSync(base, { recursive: true });
+    writeFileSync(join(base, 'taken.pcap'), 'someone else');
+    // An existing file (O_EXCL refuses it: never clobbered) and a folder path through a regular file.
+    const bad = [queue.file(join(base, 'taken.pcap'), Buffer.from('P')), queue.file(join(base, 'taken.pcap', 'x.pcap'), Buffer.from('P'))];
+    const good = queue.file(join(base, 'ok', 'fine.pcap'), Buffer.from('P'));
+    for (const f of [...bad, good]) f.enqueue({ buf: Buffer.from('records'), len: 7, packets: 3, minSec: 1, minNsec: 0, maxSec: 1, maxNsec: 0, release: null });
+    const [r0, r1, r2] = await Promise.all([...bad, good].map((f) => f.close()));
+    expect(r0).toMatchObject({ created: false, lostPackets: 3, lastError: 'EEXIST' });
+    expect(r1).toMatchObject({ created: false, lostPackets: 3, lastError: 'ENOTDIR' });
+    expect(r2).toMatchObject({ created: true, packets: 3, lostPackets: 0 });
+    expect(readFileSync(join(base, 'taken.pcap'), 'utf8')).toBe('someone else');
+    expect(readFileSync(join(base, 'ok', 'fine.pcap'), 'utf8')).toBe('Precords');
+    expect(counts[DROP.WRITE_ERROR]).toBe(6);
+    expect(reports.map((r) => `${r.op}:${r.code}`).sort()).toEqual(['create:EEXIST', 'create:ENOTDIR']);
   });
 });
