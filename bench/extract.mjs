@@ -24,7 +24,9 @@
 //               (MIRRORGUARD_NATIVE_MERGE pointing nowhere), its curl runs alternated with the first's
 //               and the tool's: the JavaScript merge and the native step side by side in one run.
 //   --worker-hash: the same, the second server hashing the body in its worker thread
-//               (MIRRORGUARD_EXTRACT_HASH=worker) instead of in the merge.
+//               (MIRRORGUARD_EXTRACT_HASH=worker) instead of in the merge; with MG_BENCH_SECOND_ENV='{"K":"V"}'
+//               the second server gets that environment instead (an A/B of any knob read from it;
+//               MG_BENCH_SECOND_ENV='{}' measures the harness's own bias between the two servers).
 //   MG_BENCH_CPU_PROF=DIR profiles the server (node --cpu-prof), MG_BENCH_NODE_FLAGS adds node flags.
 // From npm run bench: runExtraction() below.
 import { spawn, spawnSync } from 'node:child_process';
@@ -255,9 +257,10 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
     // --js-merge: the same files served with the native merge step turned off, for a side-by-side run;
     // --worker-hash: with the body hashed in the worker thread.
     let js = null;
-    const secondLabel = jsMerge ? 'JS merge' : 'worker hash';
+    const secondLabel = jsMerge ? 'JS merge' : process.env.MG_BENCH_SECOND_ENV ? 'second server' : 'worker hash';
     if (jsMerge || workerHash) {
-      const second = startServer(true, jsMerge ? { MIRRORGUARD_NATIVE_MERGE: join(dir, 'no-native-merge.node') } : { MIRRORGUARD_EXTRACT_HASH: 'worker' });
+      const secondEnv = process.env.MG_BENCH_SECOND_ENV ? JSON.parse(process.env.MG_BENCH_SECOND_ENV) : { MIRRORGUARD_EXTRACT_HASH: 'worker' };
+      const second = startServer(true, jsMerge ? { MIRRORGUARD_NATIVE_MERGE: join(dir, 'no-native-merge.node') } : secondEnv);
       children.push(second.child);
       js = { child: second.child, ready: await second.ready };
     }

@@ -15,14 +15,10 @@
       # The merge step of whole-window extractions (src/merge.cc, src/pcap/merge.ts MergeOptions.mergeStep):
       # its own module, loaded by src/api/native-merge.ts; no Linux-only calls.
       "target_name": "mirrorguard_merge",
-      # Its SHA-256 calls OpenSSL's EVP functions, which Node's binary exports (with Node's own headers);
-      # -z now resolves them at load time, so a Node without them fails to load the module (the API then
-      # hashes in its worker thread) instead of failing at the first call.
       "sources": ["src/merge.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-      "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "ldflags": ["-Wl,-z,now"]
+      "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

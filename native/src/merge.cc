@@ -9,7 +9,7 @@
 // parsed) record, this emits as many records as fit into the output chunk, in (seconds, nanoseconds,
 // input index) order -- the JavaScript merge's order -- and says how far each input advanced.
 //
-//   mergeStep(out: Uint8Array, bufs: (Uint8Array | undefined)[], st: Float64Array, sha?: Sha256): code
+//   mergeStep(out: Uint8Array, bufs: (Uint8Array | undefined)[], st: Float64Array): code
 //
 //   st[0]  OUT_OFF      in/out: where the next record goes in `out`
 //   st[1]  HAS_FROM, st[2] FROM_SEC, st[3] FROM_NSEC     window start (inclusive)
@@ -32,14 +32,7 @@
 // 0 -- so JavaScript writes or skips it as it does today). Every other input's POS is a complete
 // record: JavaScript re-parses it there. Nothing is allocated; every offset is bounds-checked, and a
 // bad argument returns BAD_ARGS without touching memory.
-//
-// The body's SHA-256 (issue 11): sha256Create() makes a digest context (OpenSSL's EVP, whose symbols
-// Node's own binary exports; the module is linked with -z now, so a Node without them fails to load it
-// and the API hashes in its worker thread instead). Given as mergeStep's fourth argument, the step
-// hashes out[OUT_OFF in, OUT_OFF out) -- the records it just copied, still in cache -- in the same call;
-// sha256Update(h, buf, start, end) hashes bytes JavaScript wrote; sha256Digest(h) ends it (32 bytes).
 #include <napi.h>
-#include <openssl/evp.h>
 
 #include <cstdint>
 #include <cstring>
@@ -78,83 +71,6 @@ struct Input {
 // Inputs of one call (a thread's stack would do, but 4096 of them is 160 KiB: kept per thread instead).
 thread_local Input g_in[MAX_INPUTS];
 thread_local uint32_t g_heap[MAX_INPUTS];
-
-// A digest context, wrapped in a JavaScript object tagged as ours (napi_type_tag) so that no other
-// wrapped object is taken for one.
-struct Sha256 {
-  EVP_MD_CTX* ctx;
-  bool done;
-};
-constexpr napi_type_tag kSha256Tag = {0x6d6972726f726775ULL, 0x7368613235360001ULL};
-
-Sha256* GetSha(napi_env env, napi_value v) {
-  napi_valuetype vt;
-  if (napi_typeof(env, v, &vt) != napi_ok || vt != napi_object) return nullptr;
-  bool ours = false;
-  if (napi_check_object_type_tag(env, v, &kSha256Tag, &ours) != napi_ok || !ours) return nullptr;
-  void* p = nullptr;
-  if (napi_unwrap(env, v, &p) != napi_ok) return nullptr;
-  Sha256* h = static_cast<Sha256*>(p);
-  return h->done ? nullptr : h;
-}
-
-void FreeSha(napi_env, void* data, void*) {
-  Sha256* h = static_cast<Sha256*>(data);
-  EVP_MD_CTX_free(h->ctx);
-  delete h;
-}
-
-Napi::Value Sha256Create(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
-    EVP_MD_CTX_free(ctx);
-    return Napi::Env(env).Null();
-  }
-  napi_value obj;
-  napi_create_object(env, &obj);
-  Sha256* h = new Sha256{ctx, false};
-  if (napi_wrap(env, obj, h, FreeSha, nullptr, nullptr) != napi_ok) {
-    FreeSha(env, h, nullptr);
-    return Napi::Env(env).Null();
-  }
-  napi_type_tag_object(env, obj, &kSha256Tag);
-  return Napi::Value(env, obj);
-}
-
-// sha256Update(h, buf: Uint8Array, start, end): 0, or BAD_ARGS (nothing hashed).
-Napi::Value Sha256Update(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  if (info.Length() < 4) return Napi::Number::New(env, BAD_ARGS);
-  Sha256* h = GetSha(env, info[0]);
-  napi_typedarray_type t;
-  napi_value ab;
-  size_t byte_off, len = 0;
-  void* data = nullptr;
-  if (h == nullptr || napi_get_typedarray_info(env, info[1], &t, &len, &data, &ab, &byte_off) != napi_ok || t != napi_uint8_array) {
-    return Napi::Number::New(env, BAD_ARGS);
-  }
-  double start = 0, end = 0;
-  if (napi_get_value_double(env, info[2], &start) != napi_ok || napi_get_value_double(env, info[3], &end) != napi_ok ||
-      !(start >= 0 && start <= end && end <= static_cast<double>(len))) {
-    return Napi::Number::New(env, BAD_ARGS);
-  }
-  const size_t a = static_cast<size_t>(start), b = static_cast<size_t>(end);
-  if (b > a) EVP_DigestUpdate(h->ctx, static_cast<const uint8_t*>(data) + a, b - a);
-  return Napi::Number::New(env, 0);
-}
-
-// sha256Digest(h): the 32-byte digest as a Buffer; the context is then spent (null if it already was).
-Napi::Value Sha256Digest(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  Sha256* h = info.Length() < 1 ? nullptr : GetSha(env, info[0]);
-  if (h == nullptr) return Napi::Env(env).Null();
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  h->done = true;
-  if (EVP_DigestFinal_ex(h->ctx, md, &n) != 1) return Napi::Env(env).Null();
-  return Napi::Buffer<uint8_t>::Copy(env, md, n);
-}
 
 inline bool Less(uint32_t a, uint32_t b) {
   const uint64_t ka = g_in[a].key, kb = g_in[b].key;
@@ -200,13 +116,6 @@ Napi::Value MergeStep(const Napi::CallbackInfo& info) {
   const double out_off_d = st[0];
   if (!(out_off_d >= 0 && out_off_d <= static_cast<double>(out_len))) return Napi::Number::New(env, BAD_ARGS);
   size_t out_off = static_cast<size_t>(out_off_d);
-  const size_t out_start = out_off;
-  // The digest of the body, when given: it takes what this call writes.
-  Sha256* sha = nullptr;
-  if (info.Length() > 3 && !info[3].IsUndefined()) {
-    sha = GetSha(env, info[3]);
-    if (sha == nullptr) return Napi::Number::New(env, BAD_ARGS);
-  }
   const bool has_from = st[1] != 0;
   const uint64_t from_key = has_from ? (static_cast<uint64_t>(st[2]) << 32) | static_cast<uint64_t>(st[3]) : 0;
   const bool has_to = st[4] != 0;
@@ -303,7 +212,6 @@ Napi::Value MergeStep(const Napi::CallbackInfo& info) {
     s[1] = static_cast<double>(g_in[i].pos);
     s[3] = g_in[i].count;
   }
-  if (sha != nullptr && out_off > out_start) EVP_DigestUpdate(sha->ctx, out + out_start, out_off - out_start);
   st[0] = static_cast<double>(out_off);
   st[7] = stopped;
   st[8] = emitted;
@@ -313,9 +221,6 @@ Napi::Value MergeStep(const Napi::CallbackInfo& info) {
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("mergeStep", Napi::Function::New(env, MergeStep, "mergeStep"));
-  exports.Set("sha256Create", Napi::Function::New(env, Sha256Create, "sha256Create"));
-  exports.Set("sha256Update", Napi::Function::New(env, Sha256Update, "sha256Update"));
-  exports.Set("sha256Digest", Napi::Function::New(env, Sha256Digest, "sha256Digest"));
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("ST_HEADER", ST_HEADER);
   layout.Set("ST_PER_INPUT", ST_PER_INPUT);
@@ -326,7 +231,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   layout.Set("HEAD_JS", HEAD_JS);
   layout.Set("NO_INPUT", NO_INPUT);
   exports.Set("layout", layout);
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
   return exports;
 }
 

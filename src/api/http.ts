@@ -3,6 +3,7 @@
  * file names, and a pass-through stream that hashes and counts what is actually sent.
  */
 import { createHash, type Hash } from 'node:crypto';
+import type { MergeDigest } from '../pcap/merge.js';
 import { Transform, type TransformCallback } from 'node:stream';
 
 export const PCAP_MEDIA_TYPE = 'application/vnd.tcpdump.pcap';
@@ -81,6 +82,28 @@ export function contentDisposition(name: string): string {
 }
 
 /** Passes bytes through unchanged, counting them and hashing them with SHA-256. */
+/**
+ * The SHA-256 of a body that the merge keeps itself (MergeOptions.digest): each output chunk as it is
+ * pushed, on the thread that wrote it (GET /v1/pcap; issue 11). `bytes` counts what was hashed.
+ */
+export class BodyDigest implements MergeDigest {
+  bytes = 0;
+  private readonly hash: Hash = createHash('sha256');
+  private hex: string | null = null;
+
+  update(buf: Uint8Array, start: number, end: number): void {
+    // After digest() nothing more may count: node:crypto refuses an update of a finished hash.
+    this.hash.update(buf.subarray(start, end));
+    this.bytes += end - start;
+  }
+
+  /** The hex SHA-256 of everything hashed so far; the first call ends it. */
+  digest(): string {
+    this.hex ??= this.hash.digest('hex');
+    return this.hex;
+  }
+}
+
 export class HashingCounter extends Transform {
   bytes = 0;
   private readonly hash: Hash = createHash('sha256');

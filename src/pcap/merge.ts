@@ -30,8 +30,8 @@
  *   copied by one native call per output chunk instead of a JavaScript loop per record; this class still
  *   reads, refills, ends the window and handles every record the step hands back (see MergeStepFn).
  *   Without it, or for any other input, the JavaScript loop does the same work: same bytes either way.
- * - `digest` (the body's SHA-256): every byte is hashed once, when its output chunk is pushed, or by the
- *   native step as it copies the records (MergeDigest).
+ * - `digest` (the body's SHA-256): each output chunk is hashed as it is pushed, on this thread, while its
+ *   bytes are still in cache (MergeDigest).
  */
 import { open as openFile } from 'node:fs/promises';
 import { addAbortSignal, Readable } from 'node:stream';
@@ -54,17 +54,14 @@ const STEP_DONE = 2;
  * JavaScript (a refill, a record to rewrite); it returns one of MERGE_STEP's codes (negative: bad
  * arguments, do not call it again). It allocates nothing and keeps no state between calls.
  */
-export type MergeStepFn = (out: Uint8Array, bufs: (Uint8Array | undefined)[], st: Float64Array, digest?: unknown) => number;
+export type MergeStepFn = (out: Uint8Array, bufs: (Uint8Array | undefined)[], st: Float64Array) => number;
 
 /**
  * A digest the merge keeps over exactly the bytes it pushes, in order (the API's SHA-256 of the body,
- * src/api/native-merge.ts): `update` takes what JavaScript wrote (the global header, rewritten records,
- * byte ranges), once per output chunk. `native`, given with a native step, goes to the step as its
- * fourth argument and the step hashes the records it copies in the same call, while they are in cache.
+ * src/api/http.ts `BodyDigest`): each output chunk buf[start, end) as it is pushed.
  */
 export interface MergeDigest {
   update(buf: Uint8Array, start: number, end: number): void;
-  readonly native?: unknown;
 }
 
 /** The state array's layout and the step's return codes; the addon exports the same in `layout`. */
@@ -181,9 +178,8 @@ export class MergeStream extends Readable {
   private runEnd = 0;
   /** Output bytes pushed so far, and the chunks pushed that may still be held downstream (heldDownstream). */
   private pushedBytes = 0;
-  /** The digest, and how far into the current output chunk it has hashed. */
+  /** Hashes every chunk as it is pushed (MergeOptions.digest). */
   private readonly digest: MergeDigest | null;
-  private hashedTo = 0;
   private sent: { buf: Buffer; end: number }[] = [];
   private out: Buffer;
   private outLen = 0;
@@ -572,14 +568,7 @@ export class MergeStream extends Readable {
       st[b + 2] = r.bufferEnd;
     }
     st[0] = this.outLen;
-    // A native digest goes with the step, which hashes what it copies: first what JavaScript wrote before.
-    const d = this.digest;
-    const native = d?.native;
-    if (native !== undefined && this.hashedTo < this.outLen) {
-      d!.update(this.out, this.hashedTo, this.outLen);
-      this.hashedTo = this.outLen;
-    }
-    const code = native !== undefined ? this.stepFn!(this.out, bufs, st, native) : this.stepFn!(this.out, bufs, st);
+    const code = this.stepFn!(this.out, bufs, st);
     this.nativeSteps++;
     if (code < 0) {
       // Arguments it refuses (a window bound beyond 32-bit seconds): JavaScript from now on.
@@ -589,7 +578,6 @@ export class MergeStream extends Readable {
     const outLen = st[0]!;
     this.stats.bytes += outLen - this.outLen;
     this.outLen = outLen;
-    if (native !== undefined) this.hashedTo = outLen;
     this.stats.packets += st[8]!;
     this.stats.outsideWindow += st[9]!;
     const stopped = code === MERGE_STEP.ADVANCE ? st[7]! : -1;
@@ -700,8 +688,7 @@ export class MergeStream extends Readable {
 
   private pushOut(): void {
     if (this.outLen === 0) return;
-    if (this.digest !== null && this.hashedTo < this.outLen) this.digest.update(this.out, this.hashedTo, this.outLen);
-    this.hashedTo = 0;
+    this.digest?.update(this.out, 0, this.outLen);
     const chunk = this.out.subarray(0, this.outLen);
     this.pushedBytes += this.outLen;
     const held = this.opts.heldDownstream;

@@ -27,7 +27,7 @@ import type { CaptureRow } from '../../collector/catalog.js';
 import { compileFilter, MAX_FILTER_LENGTH } from '../../decode/filter.js';
 import { GLOBAL_HEADER_BYTES } from '../../pcap/format.js';
 import { mergeCaptures, type MergeStream } from '../../pcap/merge.js';
-import { nativeBodyDigest, nativeMergeStep } from '../native-merge.js';
+import { nativeMergeStep } from '../native-merge.js';
 import type { ReadHandle } from '../../pcap/reader.js';
 import { ArchivedReads } from '../archived-source.js';
 import { capturePath } from '../capture-files.js';
@@ -35,7 +35,7 @@ import type { ApiContext } from '../deps.js';
 import { isMgError } from '../../errors.js';
 import { badRequest, httpError, notFound, toErrorBody } from '../errors.js';
 import { OffloadedHashingCounter } from '../hash-offload.js';
-import { contentDisposition, PCAP_MEDIA_TYPE } from '../http.js';
+import { BodyDigest, contentDisposition, PCAP_MEDIA_TYPE } from '../http.js';
 import { parseBoundedWindow, parseSourceIp, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
 import { fileStamp, isoTime, timeToMicros, type TimePoint } from '../time.js';
 import { errorResponses, remoteIp } from './common.js';
@@ -305,10 +305,11 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     ...(fromS3.length ? { fromS3 } : {}),
     ...(missing.length ? { missingFiles: missing } : {}),
   };
-  // The body's SHA-256: kept by the merge itself on this thread, with the native module (the native step
-  // hashes the records as it copies them, still in cache); without it, in a worker thread on the merge's
-  // shared chunks (or with MIRRORGUARD_EXTRACT_HASH=worker).
-  const sha = nativeBodyDigest();
+  // The body's SHA-256: kept by the merge on this thread, each output chunk as it is pushed (into a file,
+  // the client's core is busy writing it: a third busy thread cost more in hand-offs than it saved; see
+  // docs/performance.md). MIRRORGUARD_EXTRACT_HASH=worker hashes in a worker thread on the merge's shared
+  // chunks instead (faster when the client's side is idle, e.g. writing to /dev/null).
+  const sha = process.env.MIRRORGUARD_EXTRACT_HASH === 'worker' ? null : new BodyDigest();
   const counter = sha === null ? new OffloadedHashingCounter() : null;
   // Output chunks are refilled once the socket has taken them, when the response writes to a real socket
   // that counts what it still holds (HTTP/1.1, with or without TLS). app.inject() keeps every chunk.
@@ -370,8 +371,8 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   if (counter !== null) pipeline(merge, counter, stopped);
   else finished(merge, stopped);
   // The digest covers every byte the body had when it is asked for (the merge's, once it has ended).
-  const digest = (): Promise<string> => (counter !== null ? counter.digest() : Promise.resolve(sha!.hex()));
-  const bodyBytes = (): number => (counter !== null ? counter.bytes : merge.bytesPushed);
+  const digest = (): Promise<string> => (counter !== null ? counter.digest() : Promise.resolve(sha!.digest()));
+  const bodyBytes = (): number => (counter !== null ? counter.bytes : sha!.bytes);
   reply.trailer('x-content-sha256', async () => digest());
   // With a ledger (serve with an archive): a complete extraction appends a signed `extraction` record of
   // the bytes sent, merging the archive records of its files; its seq comes as the X-Ledger-Seq trailer.
@@ -425,7 +426,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     if (!merge.destroyed) merge.destroy();
     const bytes = bodyBytes();
     // After a complete response the trailer has the digest already; a client gone first waits for the worker.
-    const known = counter !== null ? counter.digestIfDone() : sha!.hex();
+    const known = counter !== null ? counter.digestIfDone() : sha!.digest();
     const finish = (seq: number | null, sha256: string) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } });
     void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, digest()]).then(([seq, sha256]) => finish(seq, sha256)))
       .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
