@@ -323,14 +323,26 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
           ratio: median(b) / median(a),
           sameOutput: identical,
           ...(js !== null
-            ? { secondLabel, secondS: median(j), secondServerCpuS: median(jsCpu), secondRuns: j, secondRatio: median(b) / median(j), secondSameOutput: sink === 'null' ? null : sameRecords(jsOut, oursOut) }
+            ? {
+                secondLabel,
+                secondS: median(j),
+                secondServerCpuS: median(jsCpu),
+                secondRuns: j,
+                secondRatio: median(b) / median(j),
+                // Repetition by repetition (the two servers ran back to back): second time / first time.
+                pairRatios: j.map((t, r) => t / a[r]),
+                secondSameOutput: sink === 'null' ? null : sameRecords(jsOut, oursOut),
+              }
             : {}),
         };
         rows.push(row);
         log(
           `extract ${name.padEnd(11)} ${filtered ? `filter '${FILTER}'` : 'whole window     '} -> ${sink.padEnd(4)}  ours ${row.oursS.toFixed(3)} s (server CPU ${row.serverCpuS.toFixed(2)} s)  ${row.tool} ${row.toolS.toFixed(3)} s  ` +
             `tool/ours ${row.ratio.toFixed(2)}` + (sink === 'null' ? '' : `  (${oursPackets} packets, ${identical ? 'same as the tool' : 'DIFFERENT from the tool'})`) +
-            (js !== null ? `  | ${secondLabel} ${row.secondS.toFixed(3)} s (server CPU ${row.secondServerCpuS.toFixed(2)} s) tool/ours ${row.secondRatio.toFixed(2)}${row.secondSameOutput === false ? ' DIFFERENT from the first server' : ''}` : ''),
+            (js !== null
+              ? `  | ${secondLabel} ${row.secondS.toFixed(3)} s (server CPU ${row.secondServerCpuS.toFixed(2)} s) tool/ours ${row.secondRatio.toFixed(2)}${row.secondSameOutput === false ? ' DIFFERENT from the first server' : ''}` +
+                `  | ${secondLabel} time / first per pair: median ${median(row.pairRatios).toFixed(2)} (${Math.min(...row.pairRatios).toFixed(2)}-${Math.max(...row.pairRatios).toFixed(2)}), first faster in ${row.pairRatios.filter((x) => x > 1).length} of ${row.pairRatios.length}`
+              : ''),
         );
       }
     }
