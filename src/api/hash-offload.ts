@@ -1,8 +1,8 @@
 /**
  * SHA-256 of a response body computed in a worker thread while the body streams (issue 11). GET /v1/pcap
  * uses it only with MIRRORGUARD_EXTRACT_HASH=worker: side by side, hashing on the merge's own thread
- * (src/api/http.ts BodyDigest) was faster whenever the client writes the body to a file, because the
- * client then needs the other core (docs/performance.md, "Extraction").
+ * (src/api/http.ts BodyDigest) measured the same in wall time with the same or less CPU, and needs no
+ * hand-offs (docs/performance.md, "Extraction").
  *
  * An extraction's main thread merges records, hashes the output and hands it to the socket; the hash
  * (about 0.55 ns per byte with SHA-NI) was a fifth of that thread's time. Here the chunks pass through

@@ -3,8 +3,8 @@
  * file names, and a pass-through stream that hashes and counts what is actually sent.
  */
 import { createHash, type Hash } from 'node:crypto';
-import type { MergeDigest } from '../pcap/merge.js';
 import { Transform, type TransformCallback } from 'node:stream';
+import type { MergeDigest } from '../pcap/merge.js';
 
 export const PCAP_MEDIA_TYPE = 'application/vnd.tcpdump.pcap';
 
@@ -81,7 +81,6 @@ export function contentDisposition(name: string): string {
   return `attachment; filename="${safeFileName(name)}"`;
 }
 
-/** Passes bytes through unchanged, counting them and hashing them with SHA-256. */
 /**
  * The SHA-256 of a body that the merge keeps itself (MergeOptions.digest): each output chunk as it is
  * pushed, on the thread that wrote it (GET /v1/pcap; issue 11). `bytes` counts what was hashed.
@@ -104,6 +103,7 @@ export class BodyDigest implements MergeDigest {
   }
 }
 
+/** Passes bytes through unchanged, counting them and hashing them with SHA-256. */
 export class HashingCounter extends Transform {
   bytes = 0;
   private readonly hash: Hash = createHash('sha256');

@@ -30,8 +30,7 @@
  *   copied by one native call per output chunk instead of a JavaScript loop per record; this class still
  *   reads, refills, ends the window and handles every record the step hands back (see MergeStepFn).
  *   Without it, or for any other input, the JavaScript loop does the same work: same bytes either way.
- * - `digest` (the body's SHA-256): each output chunk is hashed as it is pushed, on this thread, while its
- *   bytes are still in cache (MergeDigest).
+ * - `digest` (the body's SHA-256): each output chunk is hashed as it is pushed, on this thread (MergeDigest).
  */
 import { open as openFile } from 'node:fs/promises';
 import { addAbortSignal, Readable } from 'node:stream';
@@ -227,7 +226,7 @@ export class MergeStream extends Readable {
   }
   private rangeBytesRead = 0;
 
-  /** Bytes pushed downstream so far (what `digest` has hashed, once the stream has ended). */
+  /** Bytes pushed downstream so far (all that `digest` has hashed). */
   get bytesPushed(): number {
     return this.pushedBytes;
   }
