@@ -305,10 +305,14 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     ...(fromS3.length ? { fromS3 } : {}),
     ...(missing.length ? { missingFiles: missing } : {}),
   };
-  // The body's SHA-256: kept by the merge on this thread, each output chunk as it is pushed. Side by side
-  // with the worker thread (MIRRORGUARD_EXTRACT_HASH=worker, on the merge's shared chunks) it measured the
-  // same in wall time and the same or less CPU, with no hand-offs between threads (docs/performance.md).
-  const sha = process.env.MIRRORGUARD_EXTRACT_HASH === 'worker' ? null : new BodyDigest();
+  const mergeStep = nativeMergeStep();
+  // The body's SHA-256. With the native merge step: kept by the merge on this thread, each output chunk as
+  // it is pushed; side by side with the worker thread it measured the same in wall time, with the same or
+  // less CPU and no hand-offs. With the JavaScript merge (no addon), whose loop keeps this thread busy, in
+  // a worker thread on the merge's shared chunks: there that was faster (docs/performance.md, "Extraction").
+  // MIRRORGUARD_EXTRACT_HASH=merge|worker chooses, for measuring.
+  const hashIn = process.env.MIRRORGUARD_EXTRACT_HASH === 'merge' || process.env.MIRRORGUARD_EXTRACT_HASH === 'worker' ? process.env.MIRRORGUARD_EXTRACT_HASH : mergeStep !== null ? 'merge' : 'worker';
+  const sha = hashIn === 'merge' ? new BodyDigest() : null;
   const counter = sha === null ? new OffloadedHashingCounter() : null;
   // Output chunks are refilled once the socket has taken them, when the response writes to a real socket
   // that counts what it still holds (HTTP/1.1, with or without TLS). app.inject() keeps every chunk.
@@ -316,7 +320,6 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   const reusable = res instanceof ServerResponse && res.socket instanceof Socket;
   // Rotated files of one source follow each other: stream the ones inside the window as bytes.
   const plan = filter === null ? sequentialPlan(usedRows, from, to) : null;
-  const mergeStep = nativeMergeStep();
   if (s3 !== null) s3.chunkBytes = extractionChunkBytes(files.length);
   let merge: MergeStream;
   try {
