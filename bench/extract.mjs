@@ -19,10 +19,14 @@
 //      (after the global header), and the filtered packet counts agree.
 //
 // Standalone: node bench/extract.mjs [--reps 7] [--frames 50000] [--files 8] [--quick]
-//             [--only interleaved|rotated] [--filter both|yes|no] [--js-merge]
+//             [--only interleaved|rotated] [--filter both|yes|no] [--js-merge | --worker-hash]
 //   --js-merge: a second server on the same files with the native merge step turned off
 //               (MIRRORGUARD_NATIVE_MERGE pointing nowhere), its curl runs alternated with the first's
 //               and the tool's: the JavaScript merge and the native step side by side in one run.
+//   --worker-hash: the same, the second server hashing the body in its worker thread
+//               (MIRRORGUARD_EXTRACT_HASH=worker) instead of in the merge; with MG_BENCH_SECOND_ENV='{"K":"V"}'
+//               the second server gets that environment instead (an A/B of any knob read from it;
+//               MG_BENCH_SECOND_ENV='{}' measures the harness's own bias between the two servers).
 //   MG_BENCH_CPU_PROF=DIR profiles the server (node --cpu-prof), MG_BENCH_NODE_FLAGS adds node flags.
 // From npm run bench: runExtraction() below.
 import { spawn, spawnSync } from 'node:child_process';
@@ -223,7 +227,7 @@ function sameRecords(a, b) {
  * Run the extraction comparison. Returns rows { scenario, filtered, oursS, toolS, ratio, ... }.
  * log: a function for progress lines.
  */
-export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only = null, filters = [false, true], sinks = ['file', 'null'], jsMerge = false, log = (l) => process.stderr.write(`${l}\n`) } = {}) {
+export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only = null, filters = [false, true], sinks = ['file', 'null'], jsMerge = false, workerHash = false, log = (l) => process.stderr.write(`${l}\n`) } = {}) {
   if (!has('mergecap') || !has('curl')) return { skipped: 'mergecap or curl is not installed', rows: [] };
   const withTcpdump = has('tcpdump');
   const dir = mkdtempSync(join(tmpdir(), 'mg-bench-extract-'));
@@ -250,10 +254,13 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
   children.push(child);
   try {
     const ready = await first.ready;
-    // --js-merge: the same files served with the native merge step turned off, for a side-by-side run.
+    // --js-merge: the same files served with the native merge step turned off, for a side-by-side run;
+    // --worker-hash: with the body hashed in the worker thread.
     let js = null;
-    if (jsMerge) {
-      const second = startServer(true, { MIRRORGUARD_NATIVE_MERGE: join(dir, 'no-native-merge.node') });
+    const secondLabel = jsMerge ? 'JS merge' : process.env.MG_BENCH_SECOND_ENV ? 'second server' : 'worker hash';
+    if (jsMerge || workerHash) {
+      const secondEnv = process.env.MG_BENCH_SECOND_ENV ? JSON.parse(process.env.MG_BENCH_SECOND_ENV) : { MIRRORGUARD_EXTRACT_HASH: 'worker' };
+      const second = startServer(true, jsMerge ? { MIRRORGUARD_NATIVE_MERGE: join(dir, 'no-native-merge.node') } : secondEnv);
       children.push(second.child);
       js = { child: second.child, ready: await second.ready };
     }
@@ -316,14 +323,26 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
           ratio: median(b) / median(a),
           sameOutput: identical,
           ...(js !== null
-            ? { jsMergeS: median(j), jsMergeServerCpuS: median(jsCpu), jsMergeRuns: j, jsMergeRatio: median(b) / median(j), jsMergeSameOutput: sink === 'null' ? null : sameRecords(jsOut, oursOut) }
+            ? {
+                secondLabel,
+                secondS: median(j),
+                secondServerCpuS: median(jsCpu),
+                secondRuns: j,
+                secondRatio: median(b) / median(j),
+                // Repetition by repetition (the two servers ran back to back): second time / first time.
+                pairRatios: j.map((t, r) => t / a[r]),
+                secondSameOutput: sink === 'null' ? null : sameRecords(jsOut, oursOut),
+              }
             : {}),
         };
         rows.push(row);
         log(
           `extract ${name.padEnd(11)} ${filtered ? `filter '${FILTER}'` : 'whole window     '} -> ${sink.padEnd(4)}  ours ${row.oursS.toFixed(3)} s (server CPU ${row.serverCpuS.toFixed(2)} s)  ${row.tool} ${row.toolS.toFixed(3)} s  ` +
             `tool/ours ${row.ratio.toFixed(2)}` + (sink === 'null' ? '' : `  (${oursPackets} packets, ${identical ? 'same as the tool' : 'DIFFERENT from the tool'})`) +
-            (js !== null ? `  | JS merge ${row.jsMergeS.toFixed(3)} s (server CPU ${row.jsMergeServerCpuS.toFixed(2)} s) tool/ours ${row.jsMergeRatio.toFixed(2)}${row.jsMergeSameOutput === false ? ' DIFFERENT from the native merge' : ''}` : ''),
+            (js !== null
+              ? `  | ${secondLabel} ${row.secondS.toFixed(3)} s (server CPU ${row.secondServerCpuS.toFixed(2)} s) tool/ours ${row.secondRatio.toFixed(2)}${row.secondSameOutput === false ? ' DIFFERENT from the first server' : ''}` +
+                `  | ${secondLabel} time / first per pair: median ${median(row.pairRatios).toFixed(2)} (${Math.min(...row.pairRatios).toFixed(2)}-${Math.max(...row.pairRatios).toFixed(2)}), first faster in ${row.pairRatios.filter((x) => x > 1).length} of ${row.pairRatios.length}`
+              : ''),
         );
       }
     }
@@ -335,15 +354,16 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
 }
 
 export function extractionTable(result) {
-  const withJs = result.rows.some((r) => r.jsMergeS !== undefined);
+  const withJs = result.rows.some((r) => r.secondS !== undefined);
+  const label = result.rows.find((r) => r.secondLabel !== undefined)?.secondLabel ?? '';
   const lines = [
-    '| files | window | written to | mirrorguard (HTTP, SHA-256 trailer) | its server CPU | tool | tool time | tool / mirrorguard | output |' + (withJs ? ' JS merge | its server CPU | tool / JS merge |' : ''),
+    '| files | window | written to | mirrorguard (HTTP, SHA-256 trailer) | its server CPU | tool | tool time | tool / mirrorguard | output |' + (withJs ? ` ${label} | its server CPU | tool / ${label} |` : ''),
     '|---|---|---|---:|---:|---|---:|---:|---|' + (withJs ? '---:|---:|---:|' : ''),
   ];
   for (const r of result.rows) {
     lines.push(
       `| ${r.scenario} (${r.files} x ${(r.inputPackets / r.files).toLocaleString('en-US')}) | ${r.filtered ? `filter \`${result.filter}\`` : 'whole'} | ${r.sink === 'null' ? '/dev/null' : 'a file'} | ${r.oursS.toFixed(3)} s | ${r.serverCpuS.toFixed(2)} s | ${r.tool.replace('|', '\\|')} | ${r.toolS.toFixed(3)} s | ${r.ratio.toFixed(2)} | ${r.sameOutput === null ? '-' : r.sameOutput ? (r.filtered ? 'same packet count' : 'same bytes') : 'DIFFERENT'} |` +
-        (withJs ? (r.jsMergeS === undefined ? ' - | - | - |' : ` ${r.jsMergeS.toFixed(3)} s | ${r.jsMergeServerCpuS.toFixed(2)} s | ${r.jsMergeRatio.toFixed(2)} |`) : ''),
+        (withJs ? (r.secondS === undefined ? ' - | - | - |' : ` ${r.secondS.toFixed(3)} s | ${r.secondServerCpuS.toFixed(2)} s | ${r.secondRatio.toFixed(2)} |`) : ''),
     );
   }
   return lines.join('\n');
@@ -353,7 +373,7 @@ const isMain = process.argv[1] === fileURLToPath(import.meta.url);
 if (isMain && process.argv[2] === 'serve') {
   await serve(process.argv[3], Number(process.argv[4]), Number(process.argv[5]), process.argv[6] === 'reuse');
 } else if (isMain) {
-  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, frames: { type: 'string', default: '50000' }, files: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, filter: { type: 'string', default: 'both' }, 'js-merge': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, frames: { type: 'string', default: '50000' }, files: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, filter: { type: 'string', default: 'both' }, 'js-merge': { type: 'boolean', default: false }, 'worker-hash': { type: 'boolean', default: false } } });
   const res = await runExtraction({
     reps: values.quick ? 1 : Number(values.reps),
     frames: values.quick ? 5000 : Number(values.frames),
@@ -361,6 +381,7 @@ if (isMain && process.argv[2] === 'serve') {
     only: values.only ?? null,
     filters: values.filter === 'both' ? [false, true] : [values.filter === 'yes'],
     jsMerge: values['js-merge'],
+    workerHash: values['worker-hash'],
   });
   if (res.skipped) process.stdout.write(`skipped: ${res.skipped}\n`);
   else process.stdout.write(`${extractionTable(res)}\n`);

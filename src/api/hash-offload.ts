@@ -1,5 +1,8 @@
 /**
- * SHA-256 of a response body computed in a worker thread while the body streams (issue 11).
+ * SHA-256 of a response body computed in a worker thread while the body streams (issue 11). GET /v1/pcap
+ * uses it when its merge runs in JavaScript (no native merge step): with the native step, hashing on the
+ * merge's own thread (src/api/http.ts BodyDigest) measured the same in wall time with the same or less
+ * CPU and no hand-offs (docs/performance.md, "Extraction").
  *
  * An extraction's main thread merges records, hashes the output and hands it to the socket; the hash
  * (about 0.55 ns per byte with SHA-NI) was a fifth of that thread's time. Here the chunks pass through

@@ -4,6 +4,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import type { MergeDigest } from '../pcap/merge.js';
 
 export const PCAP_MEDIA_TYPE = 'application/vnd.tcpdump.pcap';
 
@@ -78,6 +79,28 @@ export function safeFileName(name: string): string {
 
 export function contentDisposition(name: string): string {
   return `attachment; filename="${safeFileName(name)}"`;
+}
+
+/**
+ * The SHA-256 of a body that the merge keeps itself (MergeOptions.digest): each output chunk as it is
+ * pushed, on the thread that wrote it (GET /v1/pcap; issue 11). `bytes` counts what was hashed.
+ */
+export class BodyDigest implements MergeDigest {
+  bytes = 0;
+  private readonly hash: Hash = createHash('sha256');
+  private hex: string | null = null;
+
+  update(buf: Uint8Array, start: number, end: number): void {
+    // After digest() nothing more may count: node:crypto refuses an update of a finished hash.
+    this.hash.update(buf.subarray(start, end));
+    this.bytes += end - start;
+  }
+
+  /** The hex SHA-256 of everything hashed so far; the first call ends it. */
+  digest(): string {
+    this.hex ??= this.hash.digest('hex');
+    return this.hex;
+  }
 }
 
 /** Passes bytes through unchanged, counting them and hashing them with SHA-256. */

@@ -30,6 +30,7 @@
  *   copied by one native call per output chunk instead of a JavaScript loop per record; this class still
  *   reads, refills, ends the window and handles every record the step hands back (see MergeStepFn).
  *   Without it, or for any other input, the JavaScript loop does the same work: same bytes either way.
+ * - `digest` (the body's SHA-256): each output chunk is hashed as it is pushed, on this thread (MergeDigest).
  */
 import { open as openFile } from 'node:fs/promises';
 import { addAbortSignal, Readable } from 'node:stream';
@@ -53,6 +54,14 @@ const STEP_DONE = 2;
  * arguments, do not call it again). It allocates nothing and keeps no state between calls.
  */
 export type MergeStepFn = (out: Uint8Array, bufs: (Uint8Array | undefined)[], st: Float64Array) => number;
+
+/**
+ * A digest the merge keeps over exactly the bytes it pushes, in order (the API's SHA-256 of the body,
+ * src/api/http.ts `BodyDigest`): each output chunk buf[start, end) as it is pushed.
+ */
+export interface MergeDigest {
+  update(buf: Uint8Array, start: number, end: number): void;
+}
 
 /** The state array's layout and the step's return codes; the addon exports the same in `layout`. */
 export const MERGE_STEP = {
@@ -116,6 +125,8 @@ export interface MergeOptions {
   sharedMemory?: boolean;
   /** The native merge step (MergeStepFn). Undefined: the JavaScript loop merges every record. */
   mergeStep?: MergeStepFn;
+  /** Hash every byte pushed, in order (MergeDigest). */
+  digest?: MergeDigest;
 }
 
 export interface MergeStats {
@@ -166,6 +177,8 @@ export class MergeStream extends Readable {
   private runEnd = 0;
   /** Output bytes pushed so far, and the chunks pushed that may still be held downstream (heldDownstream). */
   private pushedBytes = 0;
+  /** Hashes every chunk as it is pushed (MergeOptions.digest). */
+  private readonly digest: MergeDigest | null;
   private sent: { buf: Buffer; end: number }[] = [];
   private out: Buffer;
   private outLen = 0;
@@ -200,6 +213,7 @@ export class MergeStream extends Readable {
     this.toSec = opts.toSec ?? 0;
     this.toNsec = opts.toNsec ?? 0;
     this.plain = opts.predicate === undefined;
+    this.digest = opts.digest ?? null;
     this.stepFn = this.plain && opts.mergeStep !== undefined && files.length <= MERGE_STEP.MAX_INPUTS ? opts.mergeStep : null;
     if (opts.signal !== undefined) addAbortSignal(opts.signal, this);
   }
@@ -211,6 +225,11 @@ export class MergeStream extends Readable {
     return n;
   }
   private rangeBytesRead = 0;
+
+  /** Bytes pushed downstream so far (all that `digest` has hashed). */
+  get bytesPushed(): number {
+    return this.pushedBytes;
+  }
 
   private readyResult: Promise<void> | null = null;
 
@@ -668,6 +687,7 @@ export class MergeStream extends Readable {
 
   private pushOut(): void {
     if (this.outLen === 0) return;
+    this.digest?.update(this.out, 0, this.outLen);
     const chunk = this.out.subarray(0, this.outLen);
     this.pushedBytes += this.outLen;
     const held = this.opts.heldDownstream;

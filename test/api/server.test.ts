@@ -104,6 +104,8 @@ describe('the API on a socket', () => {
     expect(d.complete).toBe(false);
     expect(row().bytes).toBeGreaterThan(0);
     expect(row().bytes).toBeLessThan(big.bytes);
+    // The digest and the size name the same bytes: the body's first `bytes` (here the file's).
+    expect(row().sha256).toBe(createHash('sha256').update(readFileSync(big.abs).subarray(0, row().bytes!)).digest('hex'));
 
     const third = await request(api.port, q);
     expect(third.res.statusCode).toBe(200);
@@ -118,8 +120,11 @@ describe('the API on a socket', () => {
     h.db.close();
   }, 60_000);
 
-  it('reuses output chunks only once the socket took them: a slow reader gets what app.inject() gets', async () => {
-    const h = buildHarness({ dataDir: join(dir, 'slow') });
+  // The body hashed by the merge on its thread or in the worker thread: the same bytes and digest.
+  it.each(['merge', 'worker'])('reuses output chunks only once the socket took them: a slow reader gets what app.inject() gets (SHA-256 in the %s)', async (hashIn) => {
+    const saved = process.env.MIRRORGUARD_EXTRACT_HASH;
+    process.env.MIRRORGUARD_EXTRACT_HASH = hashIn;
+    const h = buildHarness({ dataDir: join(dir, `slow-${hashIn}`) });
     // Two sources interleaved packet by packet (0.5 ms apart): a heap merge, ~13 MB of output.
     bigCapture(h, 4000, 1500, '10.0.0.9', 0);
     bigCapture(h, 4000, 1500, '10.0.0.10', 500_000);
@@ -139,8 +144,13 @@ describe('the API on a socket', () => {
     expect(all.length).toBe(24 + 8000 * (16 + 1500));
     expect(all.equals(injected.rawPayload)).toBe(true);
     expect(res.trailers['x-content-sha256']).toBe(createHash('sha256').update(all).digest('hex'));
+    const audit = () => h.db.prepare('SELECT bytes, sha256 FROM audit_log WHERE id = ?').get(Number(res.headers['x-audit-id'])) as { bytes: number | null; sha256: string | null };
+    await until(() => audit().sha256 !== null);
+    expect(audit()).toEqual({ bytes: all.length, sha256: res.trailers['x-content-sha256'] });
     await api.close();
     h.db.close();
+    if (saved === undefined) delete process.env.MIRRORGUARD_EXTRACT_HASH;
+    else process.env.MIRRORGUARD_EXTRACT_HASH = saved;
   }, 60_000);
 
   itNeeds(['openssl'], 'serves HTTPS with the configured certificate and key', async () => {

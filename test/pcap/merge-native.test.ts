@@ -1,12 +1,15 @@
 /**
  * The native merge step (native/src/merge.cc, MergeOptions.mergeStep) against the JavaScript merge: the
  * same bytes and the same stats on every input, whatever the interleaving, ties, window, buffer sizes,
- * cut files and records the step hands back to JavaScript.
+ * cut files and records the step hands back to JavaScript. With MergeOptions.digest (the API's SHA-256
+ * of the body) the merge hashes exactly the bytes it pushes, whichever path wrote them.
  */
+import { createHash } from 'node:crypto';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, expect, it } from 'vitest';
+import { BodyDigest } from '../../src/api/http.js';
 import { loadMergeStep } from '../../src/api/native-merge.js';
 import { mergeCaptures, type MergeOptions, type MergeStats, type MergeStepFn } from '../../src/pcap/merge.js';
 import { fixture, HAVE_FIXTURES } from '../helpers/fixtures.js';
@@ -24,20 +27,38 @@ function write(content: Buffer): string {
   return p;
 }
 
-async function merge(files: string[], opts: MergeOptions): Promise<{ out: Buffer; stats: MergeStats; steps: number }> {
-  const s = mergeCaptures(files, opts);
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Merge; with `hashed`, the merge keeps the body's SHA-256 too, which must be node:crypto's over the output. */
+async function merge(files: string[], opts: MergeOptions, hashed = false): Promise<{ out: Buffer; stats: MergeStats; steps: number }> {
+  const digest = hashed ? new BodyDigest() : null;
+  const s = mergeCaptures(files, digest !== null ? { ...opts, digest } : opts);
   const chunks: Buffer[] = [];
   for await (const c of s) chunks.push(Buffer.from(c as Buffer));
-  return { out: Buffer.concat(chunks), stats: s.stats, steps: s.nativeSteps };
+  const out = Buffer.concat(chunks);
+  if (digest !== null) {
+    expect(digest.digest()).toBe(sha256(out));
+    expect(digest.bytes).toBe(out.length);
+    expect(s.bytesPushed).toBe(out.length);
+  }
+  return { out, stats: s.stats, steps: s.nativeSteps };
 }
 
-/** Merge with and without the step; both must agree byte for byte and in every count. */
+/**
+ * Merge with and without the step; both must agree byte for byte and in every count. Each is run again
+ * keeping the SHA-256: the same bytes, and node:crypto's digest of them.
+ */
 async function both(files: string[], opts: MergeOptions, step: MergeStepFn): Promise<{ out: Buffer; stats: MergeStats; steps: number }> {
   const js = await merge(files, opts);
   const native = await merge(files, { ...opts, mergeStep: step });
   expect(native.out.equals(js.out)).toBe(true);
   expect(native.stats).toEqual(js.stats);
   expect(js.steps).toBe(0);
+  for (const o of [opts, { ...opts, mergeStep: step }]) {
+    const h = await merge(files, o, true);
+    expect(h.out.equals(js.out)).toBe(true);
+    expect(h.stats).toEqual(js.stats);
+  }
   return native;
 }
 

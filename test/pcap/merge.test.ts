@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { BodyDigest } from '../../src/api/http.js';
 import { isMgError } from '../../src/errors.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
 import { mergeCaptures, type MergeOptions, type MergeStats } from '../../src/pcap/merge.js';
@@ -409,6 +411,57 @@ describe('mergeCaptures: sequential files (rotated), whole ones streamed as byte
     expect(r.stats.skipped).toBe(300);
     expect(r.stats.wholeFiles).toBe(2);
     expect(labels(write('s-out.pcap', r.out))).toEqual([...F[0]!, ...F[2]!].map((x) => x.data.readUInt32BE(14)));
+  });
+});
+
+describe('mergeCaptures: the SHA-256 of the output (MergeOptions.digest)', () => {
+  const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  /** Merge keeping the digest: it must be node:crypto's over the bytes that came out, and count them. */
+  async function hashed(files: string[], opts: MergeOptions): Promise<{ out: Buffer; stats: MergeStats }> {
+    const digest = new BodyDigest();
+    const r = await mergeToBuffer(files, { ...opts, digest });
+    expect(digest.digest()).toBe(sha256(r.out));
+    expect(digest.bytes).toBe(r.out.length);
+    return r;
+  }
+  const T = 1_764_000_000;
+
+  it('hashes exactly the bytes pushed: interleaved, filtered, window edges on ties, small chunks', async () => {
+    const files: string[] = [];
+    for (let k = 0; k < 3; k++) {
+      const recs: Rec[] = [];
+      for (let i = 0; i < 900; i++) recs.push({ tsSec: T + Math.floor(i / 100), tsNsec: (i % 100) * 10_000_000 + (i % 3 === 0 ? 0 : k), data: frame(k * 10_000 + i, 60 + ((i * 13 + k) % 400)) });
+      files.push(write(`digest-${k}.pcap`, buildPcap(recs)));
+    }
+    const all = await hashed(files, { chunkBytes: 2048, outputChunkBytes: 4096 });
+    expect(all.stats.packets).toBe(2700);
+    const odd = (buf: Buffer, off: number, end: number) => (buf[off + 17]! + end - off) % 3 !== 0;
+    const filtered = await hashed(files, { predicate: odd, chunkBytes: 2048, outputChunkBytes: 4096 });
+    expect(filtered.stats.filtered).toBeGreaterThan(0);
+    expect(filtered.stats.packets).toBeGreaterThan(0);
+    const edges = await hashed(files, { chunkBytes: 1500, outputChunkBytes: 5000, fromSec: T + 2, fromNsec: 30_000_000, toSec: T + 7, toNsec: 60_000_000 });
+    expect(edges.stats.outsideWindow).toBeGreaterThan(0);
+    // An empty window: the global header alone, hashed.
+    const none = await hashed(files, { fromSec: T + 50, toSec: T + 60 });
+    expect(none.out.length).toBe(24);
+  });
+
+  it('hashes files streamed as byte ranges (sequential, wholeFiles) with those read record by record', async () => {
+    const seq: string[] = [];
+    for (let f = 0; f < 4; f++) seq.push(write(`digest-seq-${f}.pcap`, buildPcap(Array.from({ length: 300 }, (_, i) => ({ tsSec: T + f, tsNsec: i * 1000, data: frame(f * 1000 + i, 100 + (i % 50)) })))));
+    const limits = seq.map((p) => readFileSync(p).length);
+    const window = { fromSec: T, fromNsec: 5000, toSec: T + 3, toNsec: 100_000 };
+    const ranged = await hashed(seq, { sequential: true, wholeFiles: [undefined, 300, 300, undefined], limitBytesPerFile: limits, ...window, chunkBytes: 4096, outputChunkBytes: 3000 });
+    expect(ranged.stats.wholeFiles).toBe(2);
+    expect(ranged.out.equals((await mergeToBuffer(seq, window)).out)).toBe(true);
+  });
+
+  it('a digest that is done takes no more bytes', () => {
+    const d = new BodyDigest();
+    d.update(Buffer.from('abc'), 0, 3);
+    expect(d.digest()).toBe(sha256(Buffer.from('abc')));
+    expect(() => d.update(Buffer.from('x'), 0, 1)).toThrow();
+    expect(d.bytes).toBe(3);
   });
 });
 

@@ -20,7 +20,7 @@
 import { lstat } from 'node:fs/promises';
 import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
+import { finished, pipeline } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CaptureRow } from '../../collector/catalog.js';
 // The filter's length (MAX_FILTER_LENGTH) is checked by compileFilter, so an over-long one is MG_ERR_FILTER_SYNTAX like any bad filter.
@@ -35,7 +35,7 @@ import type { ApiContext } from '../deps.js';
 import { isMgError } from '../../errors.js';
 import { badRequest, httpError, notFound, toErrorBody } from '../errors.js';
 import { OffloadedHashingCounter } from '../hash-offload.js';
-import { contentDisposition, PCAP_MEDIA_TYPE } from '../http.js';
+import { BodyDigest, contentDisposition, PCAP_MEDIA_TYPE } from '../http.js';
 import { parseBoundedWindow, parseSourceIp, sessionParam, sourceIpParam, timeParam, vniParam } from '../params.js';
 import { fileStamp, isoTime, timeToMicros, type TimePoint } from '../time.js';
 import { errorResponses, remoteIp } from './common.js';
@@ -305,15 +305,21 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     ...(fromS3.length ? { fromS3 } : {}),
     ...(missing.length ? { missingFiles: missing } : {}),
   };
-  // The body's SHA-256 is computed in a worker thread on the merge's shared chunks, overlapping the merge.
-  const counter = new OffloadedHashingCounter();
+  const mergeStep = nativeMergeStep();
+  // The body's SHA-256. With the native merge step: kept by the merge on this thread, each output chunk as
+  // it is pushed; side by side with the worker thread it measured the same in wall time, with the same or
+  // less CPU and no hand-offs. With the JavaScript merge (no addon), whose loop keeps this thread busy, in
+  // a worker thread on the merge's shared chunks: there that was faster (docs/performance.md, "Extraction").
+  // MIRRORGUARD_EXTRACT_HASH=merge|worker chooses, for measuring.
+  const hashIn = process.env.MIRRORGUARD_EXTRACT_HASH === 'merge' || process.env.MIRRORGUARD_EXTRACT_HASH === 'worker' ? process.env.MIRRORGUARD_EXTRACT_HASH : mergeStep !== null ? 'merge' : 'worker';
+  const sha = hashIn === 'merge' ? new BodyDigest() : null;
+  const counter = sha === null ? new OffloadedHashingCounter() : null;
   // Output chunks are refilled once the socket has taken them, when the response writes to a real socket
   // that counts what it still holds (HTTP/1.1, with or without TLS). app.inject() keeps every chunk.
   const res = reply.raw;
   const reusable = res instanceof ServerResponse && res.socket instanceof Socket;
   // Rotated files of one source follow each other: stream the ones inside the window as bytes.
   const plan = filter === null ? sequentialPlan(usedRows, from, to) : null;
-  const mergeStep = nativeMergeStep();
   if (s3 !== null) s3.chunkBytes = extractionChunkBytes(files.length);
   let merge: MergeStream;
   try {
@@ -329,11 +335,13 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       signal: abort.signal,
       chunkBytes: extractionChunkBytes(files.length),
       outputChunkBytes: EXTRACTION_OUTPUT_CHUNK_BYTES,
-      sharedMemory: true,
+      ...(counter !== null ? { sharedMemory: true } : { digest: sha! }),
       // The k-way step of a whole-window merge in C, when built (same bytes as the JavaScript loop).
       ...(filter === null && mergeStep !== null ? { mergeStep } : {}),
-      // A chunk is reused once the socket has sent it and the worker has hashed it.
-      ...(reusable ? { heldDownstream: () => counter.writableLength + counter.readableLength + res.writableLength + counter.pendingBytes } : {}),
+      // A chunk is reused once the socket has sent it (and the worker, if any, has hashed it).
+      ...(reusable
+        ? { heldDownstream: counter !== null ? () => counter.writableLength + counter.readableLength + res.writableLength + counter.pendingBytes : () => res.writableLength }
+        : {}),
     });
     // Wait until every input is open and has its first record, so an unreadable input is a proper error response.
     await merge.ready();
@@ -358,11 +366,16 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   // The merge's chunks go to the hash and the socket as they are (an async iterator in between would
   // concatenate whatever was buffered: a copy of every byte). A merge error after the headers went out
   // destroys the response: the client sees a cut transfer. A response destroyed first (client gone)
-  // destroys the merge through the pipeline, which closes its files.
-  pipeline(merge, counter, () => {
+  // destroys the merge (fastify destroys the stream it sends, and the pipeline the merge), which closes its files.
+  const stopped = () => {
     if (!merge.readableEnded) abort.abort();
-  });
-  reply.trailer('x-content-sha256', async () => counter.digest());
+  };
+  if (counter !== null) pipeline(merge, counter, stopped);
+  else finished(merge, stopped);
+  // The digest covers every byte the body had when it is asked for (the merge's, once it has ended).
+  const digest = (): Promise<string> => (counter !== null ? counter.digest() : Promise.resolve(sha!.digest()));
+  const bodyBytes = (): number => (counter !== null ? counter.bytes : sha!.bytes);
+  reply.trailer('x-content-sha256', async () => digest());
   // With a ledger (serve with an archive): a complete extraction appends a signed `extraction` record of
   // the bytes sent, merging the archive records of its files; its seq comes as the X-Ledger-Seq trailer.
   const ledger = ctx.deps.ledger ?? null;
@@ -370,11 +383,11 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   if (ledger) {
     reply.trailer('x-ledger-seq', async () => {
       if (!merge.readableEnded) return '';
-      const sha256 = await counter.digest();
+      const sha256 = await digest();
       ledgerSeq = ledger
         .appendExtraction({
           sha256,
-          size: counter.bytes,
+          size: bodyBytes(),
           firstUs: timeToMicros(from),
           lastUs: timeToMicros(to),
           session: q.session ?? null,
@@ -411,19 +424,20 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       ...(s3 !== null && fromS3.length ? { s3: { gets: s3.stats.gets, bytes: s3.stats.bytes } } : {}),
       ...(s.truncated.length ? { truncated: s.truncated.map((t) => ({ path: t.path.startsWith(ctx.deps.dataDir) ? t.path.slice(ctx.deps.dataDir.length + 1) : t.path, problem: t.problem })) } : {}),
     };
-    const bytes = counter.bytes;
-    // After a complete response the trailer has the digest already; a client gone first waits for the worker.
-    const known = counter.digestIfDone();
-    const finish = (seq: number | null, sha256: string) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } });
-    void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, counter.digest()]).then(([seq, sha256]) => finish(seq, sha256)))
-      .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
+    // A client gone first: the merge stops before the digest is taken, so both cover the same bytes.
     if (!merge.destroyed) merge.destroy();
+    const bytes = bodyBytes();
+    // After a complete response the trailer has the digest already; a client gone first waits for the worker.
+    const known = counter !== null ? counter.digestIfDone() : sha!.digest();
+    const finish = (seq: number | null, sha256: string) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } });
+    void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, digest()]).then(([seq, sha256]) => finish(seq, sha256)))
+      .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
     // Ranges fetched ahead and never read (an input the window ended early), GETs still in flight.
     s3?.close();
   };
   reply.raw.once('finish', () => record(true));
   reply.raw.once('close', () => record(false));
-  return reply.code(200).send(counter);
+  return reply.code(200).send(counter ?? merge);
 }
 
 /**
