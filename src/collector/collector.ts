@@ -80,6 +80,9 @@ export interface CollectorOptions {
   writers?: SessionWriters;
 }
 
+/** 'new mirror session seen' lines a minute, at most; the rest are counted in one line a minute. */
+export const NEW_SESSION_LINES = 100;
+
 export class Collector {
   /**
    * Outcome counters indexed by DropCode (src/outcomes.ts): the collector counts refusals, the session
@@ -94,6 +97,8 @@ export class Collector {
 
   private readonly st = new PacketState();
   private readonly logLimit = new RateLimiter(60_000);
+  /** The new-session log's minute (logNewSession). */
+  private readonly newLog = { since: 0, lines: 0, suppressed: 0 };
   private readonly nowSec: () => number;
   private readonly genevePort: number;
   private timer: NodeJS.Timeout | null = null;
@@ -304,6 +309,27 @@ export class Collector {
     s.dirty = true;
   }
 
+  /**
+   * One line per new pair, up to NEW_SESSION_LINES a minute; past that one line a minute says how many
+   * more came (10,000 sessions starting at once made 10,000 lines, written on the packet path's thread
+   * while it should read the ring). Every pair is in GET /v1/sessions and the observed-sessions table.
+   */
+  private logNewSession(s: Session): void {
+    const now = Date.now();
+    if (now - this.newLog.since >= 60_000) {
+      if (this.newLog.suppressed > 0) {
+        this.opts.logger.info({ notLogged: this.newLog.suppressed, sessions: this.sessions.size, windowSeconds: Math.round((now - this.newLog.since) / 1000) }, 'more new mirror sessions seen than are logged one by one (GET /v1/sessions lists them all)');
+      }
+      this.newLog.since = now;
+      this.newLog.lines = 0;
+      this.newLog.suppressed = 0;
+    }
+    if (this.newLog.lines < NEW_SESSION_LINES) {
+      this.newLog.lines++;
+      this.opts.logger.info({ sourceIp: s.sourceIp, vni: s.vni, sessionId: s.sessionId, status: s.status }, 'new mirror session seen');
+    } else this.newLog.suppressed++;
+  }
+
   private newSession(s: Session | null, tsSec: number, tsNsec: number): Session | null {
     if (s === null) {
       // Per packet during a flood: the rate limiter (a clock read, a boxed number) only every 1024th time.
@@ -323,7 +349,7 @@ export class Collector {
         this.opts.logger.error({ err: e, sourceIp: s.sourceIp, vni: s.vni }, 'detector failed on a new pair; capture continues');
       }
     }
-    this.opts.logger.info({ sourceIp: s.sourceIp, vni: s.vni, sessionId: s.sessionId, status: s.status }, 'new mirror session seen');
+    this.logNewSession(s);
     this.syncObserved(s, atMs);
     s.sink = this.writers.writer(s);
     return s;

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
 import { Catalog, type CaptureRow } from '../../src/collector/catalog.js';
-import { Collector, type CollectorOptions } from '../../src/collector/collector.js';
+import { Collector, NEW_SESSION_LINES, type CollectorOptions } from '../../src/collector/collector.js';
 import { parseCaptureRelPath } from '../../src/collector/layout.js';
 import { DROP } from '../../src/outcomes.js';
 import { openDb } from '../../src/store/db.js';
@@ -251,4 +252,28 @@ describe('collector', () => {
     await strict.collector.close();
     expect(strict.collector.counters()).toMatchObject({ written: 0, 'decode.vxlan.reserved_bits': 1 });
   });
+
+  it('logs new pairs one by one up to NEW_SESSION_LINES a minute, then one line a minute with how many more came', async () => {
+    const lines: { msg: string; vni?: number; notLogged?: number }[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    vi.useFakeTimers({ toFake: ['Date'], now: 1_800_000_000_000 });
+    try {
+      const { collector } = setup(tmp.path, { logger, maxSessions: 1024 });
+      const f = innerFrame(20);
+      const n = NEW_SESSION_LINES + 50;
+      // One source per pair: the per-source admission budget is not what this is about.
+      for (let v = 1; v <= n; v++) collector.ingest4(vxlan(v, f), 0, f.length + 8, ip4('10.0.0.1') + v, 1_800_000_000, 0);
+      const seen = () => lines.filter((l) => l.msg === 'new mirror session seen');
+      expect(seen().map((l) => l.vni)).toEqual(Array.from({ length: NEW_SESSION_LINES }, (_, i) => i + 1));
+      vi.setSystemTime(1_800_000_061_000);
+      collector.ingest4(vxlan(n + 1, f), 0, f.length + 8, ip4('10.0.0.1') + n + 1, 1_800_000_061, 0);
+      expect(lines.find((l) => l.msg.startsWith('more new mirror sessions seen'))).toMatchObject({ notLogged: 50 });
+      expect(seen().at(-1)!.vni).toBe(n + 1);
+      expect(collector.sessions.size).toBe(n + 1);
+      await collector.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
+

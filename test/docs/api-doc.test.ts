@@ -49,7 +49,7 @@ describeWithFixtures('docs/api.md examples', () => {
       .replaceAll('2026-11-28T', '2019-06-27T')
       .replace(/2019-06-27T(1[2-8]|2\d):\d\d:\d\d(\.\d+)?Z/g, (m, h: string) => (Number(h) < 14 || m.startsWith('2019-06-27T12') ? '2019-06-27T14:00:00Z' : '2019-06-27T14:30:00Z'))
       .replaceAll('/v1/captures/42', `/v1/captures/${id}`)
-      .replaceAll('20261128T*.pcap', '2019*.pcap')
+      .replaceAll('_20261128T*.pcap', '_2019*.pcap')
       .replaceAll('f_5c38f349f923adbae9b4', fid);
     // Blocks are examples at a prompt, not one program: no `set -e`; each curl failure shows in the output.
     const r = runScript(`set +e +o pipefail\n${script}`, dir);
