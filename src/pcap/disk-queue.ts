@@ -56,6 +56,8 @@ export const BATCHES_IN_FLIGHT = 2;
  * a flush interval (1 s) in its buffer anyway.
  */
 export const BATCH_GATHER_FILES = 128;
+/** ... unless they already hold this much: a few busy files' large buffers go at once (their call's cost is nothing next to the bytes). */
+export const BATCH_GATHER_BYTES = 1024 * 1024;
 export const BATCH_GATHER_MS = 5;
 
 /**
@@ -299,7 +301,7 @@ export class DiskQueue {
       });
     }
     while (this.batches < BATCHES_IN_FLIGHT && this.readyBatch.length > 0) {
-      if (this.readyBatch.length < BATCH_GATHER_FILES && !this.gathered) {
+      if (this.readyBatch.length < BATCH_GATHER_FILES && !this.gathered && this.readyBatchBytes() < BATCH_GATHER_BYTES) {
         this.gatherMore();
         break;
       }
@@ -338,6 +340,13 @@ export class DiskQueue {
       results.fill(-5, 0, n);
       done();
     }
+  }
+
+  /** Bytes queued by the files waiting for a write batch (fewer than BATCH_GATHER_FILES of them). */
+  private readyBatchBytes(): number {
+    let n = 0;
+    for (const f of this.readyBatch) n += f.pendingBytes;
+    return n;
   }
 
   /**
