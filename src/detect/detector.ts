@@ -26,7 +26,7 @@ import { DataPlaneDetector, type CheckResult, type ObservedPair, type PairVerdic
 import type { Finding, FindingInput, FindingKind } from './finding.js';
 import { compareInventory, fetchInventory, type FetchOptions, type InventorySession } from './inventory.js';
 import type { FloodThresholds } from './flood.js';
-import { loadManifest } from './manifest.js';
+import { loadManifestIsolatedAsync } from './manifest-isolated.js';
 import type { Manifest } from './manifest-types.js';
 import { Findings, type AsyncFindingListener } from './findings.js';
 import { findingId, mergeCorrelated } from './store.js';
@@ -279,7 +279,7 @@ export class Detector {
   async reloadManifest(path: string): Promise<{ ok: true; manifest: Manifest; result: CheckResult } | { ok: false; error: MgError }> {
     let manifest: Manifest;
     try {
-      manifest = loadManifest(path);
+      manifest = await loadManifestIsolatedAsync(path);
     } catch (e) {
       if (!isMgError(e)) throw e;
       this.log?.error({ problems: e.problems.length }, `manifest reload refused, keeping the manifest in force (sha256 ${this.manifest?.sha256 ?? 'none'}):\n${e.describe()}`);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '../../src/detect/manifest.js';
-import { loadManifestIsolated } from '../../src/detect/manifest-isolated.js';
+import { loadManifestIsolated, loadManifestIsolatedAsync } from '../../src/detect/manifest-isolated.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
@@ -57,4 +57,26 @@ describe('loadManifestIsolated', () => {
     expect((child.problems as unknown[]).length).toBeGreaterThanOrEqual(2);
     expect(caught(() => loadManifestIsolated(join(dir, 'missing.yaml'), 1024, DIST)).code).toBe('MG_ERR_MANIFEST_READ');
   });
+
+  it('without blocking (reloads): the same manifest and the same errors, and the event loop runs meanwhile', async () => {
+    const path = join(dir, 'big-async.yaml');
+    writeFileSync(path, manifest(6000));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const child = await loadManifestIsolatedAsync(path, 1024, DIST);
+    clearInterval(timer);
+    expect(child).toEqual(loadManifest(path));
+    expect(Object.isFrozen(child.sessions[7])).toBe(true);
+    // A child process takes well over 5 ms to start and parse 6,000 sessions: the timer ran in between.
+    expect(ticks).toBeGreaterThan(0);
+    const bad = join(dir, 'bad-async.yaml');
+    writeFileSync(bad, manifest(3000, true));
+    const err = await loadManifestIsolatedAsync(bad, 1024, DIST).then(
+      () => null,
+      (e: { code: unknown; message: string; problems: unknown }) => ({ code: e.code, message: e.message, problems: e.problems }),
+    );
+    expect(err).toEqual(caught(() => loadManifest(bad)));
+    await expect(loadManifestIsolatedAsync(join(dir, 'missing.yaml'), 1024, DIST)).rejects.toMatchObject({ code: 'MG_ERR_MANIFEST_READ' });
+  });
 });
+
