@@ -4,13 +4,13 @@
  * pcap.write.enospc, and resume by itself once space is freed.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeNeeds, itNeeds } from '../helpers/needs.js';
 import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { BufferPool } from '../../src/pcap/buffer-pool.js';
-import { DiskQueue, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
+import { DiskQueue, type BatchWrite, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
 import { nativeBatchWrite } from '../../src/ingest/native-addon.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
 import { openCapture } from '../../src/pcap/reader.js';
@@ -121,6 +121,44 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     expect(info).toMatchObject({ packets: 20, lostPackets: 30, bytes: 24 + 20 * 1016, lastError: 'ENOSPC' });
     expect(info.sha256).toBe(sha256File(path));
     expect(seqs(path)).toEqual([...Array.from({ length: 15 }, (_, i) => i), 45, 46, 47, 48, 49]);
+    rmSync(path);
+  });
+
+  itNeeds(['native'], 'with several buffers of one file in one pwritev: the disk fills part way through them; what fit is kept, the rest counted lost', async () => {
+    const native = nativeBatchWrite()!;
+    let coalesced = 0;
+    const batchWrite: BatchWrite = (fds, positions, lengths, buffers, count, results, done) => {
+      for (let i = 1; i < count; i++) if (fds[i] === fds[i - 1] && positions[i] === positions[i - 1]! + lengths[i - 1]!) coalesced++;
+      native(fds, positions, lengths, buffers, count, results, done);
+    };
+    const drops = new Float64Array(DROP_COUNT);
+    const path = join(mnt, 'cap-iov.pcap');
+    // 2 KiB buffers: two records each.
+    const pool = new BufferPool({ minBufferBytes: 2048, bufferBytes: 2048 });
+    const queue = new DiskQueue({ counts: drops, batchWrite });
+    const w = new PcapFileWriter(path, { pool, queue, snaplen: 1500 });
+    for (let i = 0; i < 4; i++) w.append(frame(i, 1000), 0, 1000, 1000, 100, i);
+    await w.drain();
+    // Fill the disk, then give back 8 KiB: room for some of the next twenty buffers, not all.
+    const filler = fillDisk('filler-iov', 1 << 20);
+    truncateSync(filler, Math.max(0, statSync(filler).size - 8192));
+    for (let i = 4; i < 44; i++) w.append(frame(i, 1000), 0, 1000, 1000, 101, i);
+    await w.drain();
+    const ok = drops[DROP.OK]!;
+    const lost = drops[DROP.WRITE_ENOSPC]!;
+    expect(coalesced).toBeGreaterThan(0);
+    expect(ok + lost).toBe(44);
+    expect(ok).toBeGreaterThan(4);
+    expect(lost).toBeGreaterThan(0);
+    expect(statSync(path).size).toBe(24 + ok * 1016);
+    unlinkSync(filler);
+    for (let i = 44; i < 48; i++) w.append(frame(i, 1000), 0, 1000, 1000, 102, i);
+    const info = await w.close();
+    expect(info).toMatchObject({ packets: ok + 4, lostPackets: lost, lastError: 'ENOSPC' });
+    expect(info.sha256).toBe(sha256File(path));
+    // Whole records only: the ones that fit, in order, then the ones after space came back.
+    expect(seqs(path)).toEqual([...Array.from({ length: ok }, (_, i) => i), 44, 45, 46, 47]);
+    expectReadable(path, ok + 4);
     rmSync(path);
   });
 
