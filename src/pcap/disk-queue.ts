@@ -1,14 +1,17 @@
 /**
  * The asynchronous side of the PCAP writer: a bounded queue of full buffers on their way to disk.
  *
- * - Every disk operation runs on the libuv threadpool (fs.promises), never on the packet path.
+ * - Every disk operation runs on the libuv threadpool (fs's callback API on a raw descriptor, or the
+ *   addon's batched calls), never on the packet path.
  * - Writes to one file are serialized (a file runs one job at a time, in order), and at most
  *   `maxConcurrentWrites` files write at once, so a burst of files cannot starve the threadpool that
  *   DNS lookups and the other fs calls share (its default size is 4).
  * - `maxQueuedBytes` bounds what is waiting: the writer asks hasRoom() before it hands a buffer over
  *   and drops the packet (pcap.write.queue_full) when there is none, after Arkime's simpleMaxQ.
  * - A file is created lazily by its first job, with O_CREAT|O_EXCL ('wx': never clobber), its folder
- *   made first when missing (`makeDirs`), and its preamble (the pcap global header) as its first bytes.
+ *   made first when missing (`makeDirs`), and its preamble (the pcap global header) as its first bytes;
+ *   with a `batchOpen` (the addon's openBatch) many files are created in one threadpool job and each
+ *   preamble goes with the file's first buffers in a batched write.
  * - Every write goes at an explicit position: the "committed" offset, which only ever moves to the end
  *   of a buffer that was written whole. A buffer holds whole records, so the committed offset is always
  *   a record boundary. When a write fails (ENOSPC, EDQUOT, EIO, ...) the file is truncated back to it,
@@ -115,8 +118,8 @@ export interface DiskQueueOptions {
   counts?: Float64Array;
   /**
    * Writes of files already created go through this, many files per threadpool job, instead of one
-   * fs request each (the composition passes the addon's pwriteBatch; src/pcap/ loads nothing). Creates,
-   * truncates, syncs and closes, and every write of a file after a failure, stay on fs.promises.
+   * fs request each (the composition passes the addon's pwriteBatch; src/pcap/ loads nothing). Truncates,
+   * syncs and closes, and every write of a file after a failure, stay one fs request each.
    */
   batchWrite?: BatchWrite | null;
   /**
@@ -366,7 +369,7 @@ export class DiskQueue {
    * One batched call for the files waiting with a write (each file's queued buffers in order, as many as
    * one writev would take). Each buffer is hashed and committed alone when its result comes back; a file
    * whose write failed counts its buffers lost, is cut back to its last whole record and takes the
-   * fs.promises path from then on, like any write failure.
+   * one-request-per-write path from then on, like any write failure.
    */
   private runBatch(): void {
     // The arrays of a batch slot are reused (BATCHES_IN_FLIGHT slots): a batch's arrays live until its
@@ -489,7 +492,7 @@ export class DiskFile {
   private dirty = false;
   /** We created the file (O_EXCL succeeded). */
   private created = false;
-  /** A batched write failed: this file's writes go one by one through fs.promises from now on. */
+  /** A batched write failed: this file's writes go one by one through fs from now on. */
   private batchOff = false;
 
   /** File size up to the last whole record written: what a reader may safely read. */
@@ -507,7 +510,7 @@ export class DiskFile {
   constructor(
     private readonly queue: DiskQueue,
     readonly path: string,
-    readonly preamble: Buffer,
+    private readonly preamble: Buffer,
     opts: DiskFileOptions,
   ) {
     this.datasyncIntervalMs = opts.datasyncIntervalMs ?? 0;
@@ -619,7 +622,7 @@ export class DiskFile {
   /**
    * @internal a batch wrote (or failed) chunks[from, to) with results[from, to): commit in order up to the first
    * failure, count the rest lost. After a failure the file is cut back to its last whole record (the
-   * returned promise) and leaves batches for good: its later writes go the fs.promises way.
+   * returned promise) and leaves batches for good: its later writes go one fs request each.
    */
   finishBatch(chunks: readonly (WriteChunk | null)[], from: number, to: number, results: Int32Array): Promise<void> | null {
     let err: NodeJS.ErrnoException | null = null;
