@@ -10,7 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { describeWithFixtures, fixture } from '../helpers/fixtures.js';
 import { tsharkFrameHex } from '../helpers/oracles.js';
 import { checkIfHave } from '../helpers/needs.js';
-import { ether, ipv4, udp } from '../helpers/packets.js';
+import { ether, ipv4, udp, vxlanHeader } from '../helpers/packets.js';
+import { awsOptions, ENDPOINT_ID_TEXT, gwlbMirror } from '../decode/geneve-frames.js';
+import { buildPcap } from '../pcap/pcap-helpers.js';
 import { readBack } from '../helpers/read-back.js';
 import { sendVxlan } from '../helpers/send-vxlan.js';
 import { runCli, startServe } from '../helpers/serve.js';
@@ -49,6 +51,44 @@ describeWithFixtures('replay', () => {
     const [liveFile, decapFile] = [join(dir, 'live', live[0]!.path), join(dir, 'decap', direct!.path)];
     expect(readBack(liveFile).frames).toEqual(readBack(decapFile).frames);
     checkIfHave('tshark', () => expect(tsharkFrameHex(liveFile)).toEqual(tsharkFrameHex(decapFile)));
+  });
+
+  it('with --geneve-to, sends a GWLB capture\'s GENEVE payloads to serve --geneve: mirror sources, VNIs and the endpoint arrive as captured', async () => {
+    const dir = tmp.path;
+    // What a GWLB target records: Ethernet / IPv4 GWLB -> target / UDP 6081 / GENEVE (AWS options) /
+    // IPv4 source ENI / UDP 4789 / VXLAN / frame; and, beside it, plain VXLAN to 4789.
+    const inner = ether({}, ipv4({ src: '10.1.1.1', dst: '10.1.1.2' }, udp({ sport: 1000, dport: 53 }, Buffer.from('replayed'))));
+    const outer = (dport: number, payload: Buffer) => ether({}, ipv4({ src: '10.0.0.9', dst: '10.0.0.50' }, udp({ sport: 50_001, dport }, payload)));
+    const recs = [
+      ...[0, 1, 2].map(() => outer(6081, gwlbMirror('172.31.5.5', 700, undefined, awsOptions()))),
+      outer(6081, gwlbMirror('172.31.6.6', 701, undefined, awsOptions())),
+      ...[0, 1].map(() => outer(4789, Buffer.concat([vxlanHeader(800), inner]))),
+    ].map((data, i) => ({ tsSec: 1_800_000_000 + i, tsNsec: 0, data }));
+    const cap = join(dir, 'gwlb-target.pcap');
+    writeFileSync(cap, buildPcap(recs));
+
+    // Without --geneve-to the GENEVE datagrams are skipped, by name.
+    const noGeneve = runCli(['replay', cap, '--to', '127.0.0.1:9']);
+    expect(noGeneve.status, noGeneve.stderr).toBe(0);
+    expect(noGeneve.stdout).toMatch(/^sent 2 VXLAN datagrams .*; skipped geneve \(no --geneve-to\)=4$/m);
+
+    const srv = await startServe(['--data-dir', join(dir, 'live'), '--api', 'off', '--receiver', 'dgram', '--geneve', '127.0.0.1:0', '--flush-interval-ms', '100']);
+    const gport = (await srv.waitForLog((l) => l.msg === 'receiving GENEVE from a Gateway Load Balancer')).port as number;
+    const r = runCli(['replay', cap, '--to', `127.0.0.1:${srv.udpPort}`, '--geneve-to', `127.0.0.1:${gport}`]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^sent 2 VXLAN datagrams \(\d+ bytes\) to 127\.0\.0\.1:\d+ and 4 GENEVE datagrams \(\d+ bytes\) to 127\.0\.0\.1:\d+ in /);
+    await srv.waitForLog((l) => l.msg === 'new mirror session seen' && l.vni === 701);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await srv.stop()).toBe(0);
+
+    // Through the GWLB the mirror source is the one inside GENEVE, as captured; plain VXLAN comes from us.
+    const rows = query<{ vni: number; source_ip: string; packets: number; gwlb_endpoint_id: string | null }>(join(dir, 'live'), 'SELECT vni, source_ip, packets, gwlb_endpoint_id FROM captures ORDER BY vni');
+    expect(rows.map((x) => [x.vni, x.source_ip, x.packets, x.gwlb_endpoint_id])).toEqual([
+      [700, '172.31.5.5', 3, ENDPOINT_ID_TEXT],
+      [701, '172.31.6.6', 1, ENDPOINT_ID_TEXT],
+      [800, '127.0.0.1', 2, null],
+    ]);
+    expect(runCli(['replay', cap, '--geneve-to', '127.0.0.1:0']).status).toBe(64);
   });
 
   it('says what is wrong with its arguments', () => {
