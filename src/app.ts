@@ -428,7 +428,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         // GENEVE goes to the main thread's collector: add its outcomes.
         if (collector && config.geneve.listen !== null) for (const [k, v] of Object.entries(collector.counters())) out[k] = (out[k] ?? 0) + v;
         // The workers' session tables keep their own counters, not published yet: the main thread's only.
-        if (collector) Object.assign(out, collector.sessions.counters, collector.writers.counters);
+        if (collector) Object.assign(out, collector.sessions.counters);
+        // The session writers' counters: every worker's and the main thread's (GENEVE).
+        for (const [k, v] of Object.entries(w.writers)) out[k] = v + (collector ? collector.writers.counters[k as keyof typeof w.writers] : 0);
         if (geneveReceiver?.kind === 'native') Object.assign(out, nativeCounters((geneveReceiver as NativeBoundReceiver).stats(), 'ingest.geneve'));
         return { ...out, ...(pool.receiverKind === 'af-packet' ? ringCounters(w.ring) : nativeCounters(w.receiver)) };
       }

@@ -17,7 +17,7 @@ import { ERRORS, isMgError } from './errors.js';
 import { createLogger } from './util/log.js';
 import { startNativeReceiver, type NativeBoundReceiver } from './ingest/native.js';
 import { startRingReceiver, type RingBoundReceiver } from './ingest/ring.js';
-import { COUNTER_LAYOUT, MAX_VERDICTS, PENDING, RING_FIELDS, type FromWorker, type ToWorker, type WorkerData } from './receive-workers.js';
+import { COUNTER_LAYOUT, MAX_VERDICTS, PENDING, RING_FIELDS, WRITER_FIELDS, type FromWorker, type ToWorker, type WorkerData } from './receive-workers.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -46,6 +46,7 @@ function publish(): void {
   const s = collector.stats();
   view[L.sessions] = s.sessions;
   view[L.queuedBytes] = s.queuedBytes;
+  WRITER_FIELDS.forEach((f, i) => (view[L.writers + i] = collector!.writers.counters[f]));
   if (receiver !== null) {
     const r = receiver.stats();
     view[L.rxPackets] = r.packets;

@@ -21,6 +21,7 @@
  * Counters: each worker copies its Collector's drop/weird counters and its receiver's stats into a
  * SharedArrayBuffer every counterIntervalMs (and once more when it closes); counters() sums them.
  */
+import { newSessionWritersCounters, type SessionWritersCounters } from './collector/session-writer.js';
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -91,8 +92,13 @@ export const COUNTER_LAYOUT = {
   rxBackpressurePauses: DROP_COUNT + WEIRD_COUNT + 8,
   /** The ring's stats (af-packet), in RING_FIELDS order. */
   ring: DROP_COUNT + WEIRD_COUNT + 9,
-  size: DROP_COUNT + WEIRD_COUNT + 9 + 16,
+  /** The session writers' counters (SessionWritersCounters), in WRITER_FIELDS order. */
+  writers: DROP_COUNT + WEIRD_COUNT + 9 + 16,
+  size: DROP_COUNT + WEIRD_COUNT + 9 + 16 + 4,
 } as const;
+
+/** The session writers' counters a worker publishes (room for 4). */
+export const WRITER_FIELDS = ['pcap.files.closed_early', 'pcap.copy.refused'] as const satisfies readonly (keyof SessionWritersCounters)[];
 
 export interface WorkerCounters {
   drops: Float64Array;
@@ -103,6 +109,8 @@ export interface WorkerCounters {
   receiver: NativeCounterSource;
   /** af-packet: the rings' stats, summed (ringCounters() names them). */
   ring: RingReceiverStats;
+  /** The session writers' counters (pcap.files.closed_early, pcap.copy.refused), summed. */
+  writers: SessionWritersCounters;
 }
 
 function emptyRingStats(): RingReceiverStats {
@@ -204,6 +212,11 @@ function readCounters(view: Float64Array): WorkerCounters {
       const r = emptyRingStats() as unknown as Record<string, number>;
       RING_FIELDS.forEach((f, i) => (r[f] = view[L.ring + i]!));
       return r as unknown as RingReceiverStats;
+    })(),
+    writers: (() => {
+      const w = newSessionWritersCounters();
+      WRITER_FIELDS.forEach((f, i) => (w[f] = view[L.writers + i]!));
+      return w;
     })(),
   };
 }
@@ -363,8 +376,10 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         queuedBytes: 0,
         receiver: { packets: 0, batches: 0, truncated: 0, kernelDrops: 0, unstamped: 0, errors: 0, backpressurePauses: 0 },
         ring: emptyRingStats(),
+        writers: newSessionWritersCounters(),
       };
       for (const c of all) {
+        for (const f of WRITER_FIELDS) sum.writers[f] += c.writers[f];
         c.drops.forEach((v, i) => (sum.drops[i]! += v));
         c.weird.forEach((v, i) => (sum.weird[i]! += v));
         sum.sessions += c.sessions;

@@ -39,10 +39,11 @@ const PRESSURE_FLUSH_MS = 100;
 /** Counters of the session writers (docs/counters.md "Capture files"). */
 export interface SessionWritersCounters {
   'pcap.files.closed_early': number;
+  'pcap.copy.refused': number;
 }
 
 export function newSessionWritersCounters(): SessionWritersCounters {
-  return { 'pcap.files.closed_early': 0 };
+  return { 'pcap.files.closed_early': 0, 'pcap.copy.refused': 0 };
 }
 
 /** What a session writer reads of its pair when a file opens (never per packet). */
@@ -181,7 +182,20 @@ export class SessionWriters {
   /** The receiver's batch ends: carry out the frame copies planned from its buffer. */
   endBatch(): void {
     const p = this.planned;
-    if (p !== null && p.pending > 0) p.flush();
+    if (p === null) return;
+    if (p.pending > 0) p.flush();
+    if (p.skipped !== this.counters['pcap.copy.refused']) this.copyRefused(p.skipped);
+  }
+
+  /**
+   * The addon refused planned frame copies as out of bounds (every entry is checked here first, so this
+   * is a bug): those records' frame bytes are not what arrived. Counted and logged, never silent.
+   */
+  private copyRefused(total: number): void {
+    const added = total - this.counters['pcap.copy.refused'];
+    this.counters['pcap.copy.refused'] = total;
+    const k = this.logLimit.allow('copy-refused');
+    if (k >= 0) this.logger.error({ refused: added, total, suppressed: k }, 'planned frame copies refused as out of bounds (pcap.copy.refused): records in the files written now may hold wrong frame bytes; please report this');
   }
 
   /** Bytes of write buffers handed out: being filled, or queued for disk. */

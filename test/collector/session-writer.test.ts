@@ -5,10 +5,12 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Catalog, type CaptureRow } from '../../src/collector/catalog.js';
 import { SessionWriters, type SessionIdentity } from '../../src/collector/session-writer.js';
 import { DROP } from '../../src/outcomes.js';
+import { PlannedCopy, type CopyEngine } from '../../src/pcap/copy.js';
 import { openDb } from '../../src/store/db.js';
 import { silentLogger } from '../../src/util/log.js';
 import { expectReadable } from '../helpers/read-back.js';
@@ -108,4 +110,32 @@ describe('SessionWriter', () => {
     expect(Array.from(writers.counts).every((n) => n === 0)).toBe(true);
     db.close();
   });
+
+  it('counts and logs planned frame copies the addon refuses (pcap.copy.refused), never silently', async () => {
+    // An engine that refuses every entry: what a bug in the addon's bounds would look like.
+    const ids: Uint8Array[] = [];
+    const refusing: CopyEngine = { register: (b) => ids.push(b) - 1, unregister: () => true, run: (n) => n };
+    const lines: { level: number; msg: string; refused?: number }[] = [];
+    const db = openDb(join(tmp.path, 'mirrorguard.db'));
+    const writers = new SessionWriters({
+      dataDir: tmp.path,
+      catalog: new Catalog(db),
+      logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) }),
+      rotateBytes: 64 * MiB,
+      rotateSeconds: 3600,
+      bufferBytes: MiB,
+      queueBytes: 8 * MiB,
+      plannedCopy: new PlannedCopy(() => refusing),
+    });
+    const batch = Buffer.alloc(4096, 0x42);
+    writers.batchBuffer(batch);
+    const w = writers.writer(pair);
+    for (let i = 0; i < 3; i++) expect(w.append(batch, i * 1000, i * 1000 + 500, 500, T, i)).toBe(DROP.OK);
+    expect(writers.counters['pcap.copy.refused']).toBe(0);
+    writers.endBatch();
+    expect(writers.counters['pcap.copy.refused']).toBe(3);
+    expect(lines.filter((l) => l.level === 50 && l.msg.includes('pcap.copy.refused'))).toMatchObject([{ refused: 3 }]);
+    await writers.close();
+  });
 });
+

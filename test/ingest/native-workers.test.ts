@@ -145,6 +145,38 @@ describeNeeds(['native'], 'native receive workers', () => {
     for (const r of rows) expect(r.session_id).toBe(r.vni === 77 ? 'tms-0123456789abcdef0' : null);
   });
 
+  it('each worker publishes its session writers\' counters, and the pool sums them (pcap.files.closed_early at a small open-file limit)', async () => {
+    const dir = tmpDir();
+    const dbFile = join(dir, 'mirrorguard.db');
+    openDb(dbFile).close();
+    const pool = await startNativeWorkers({
+      workers: 2,
+      host: '127.0.0.1',
+      port: 0,
+      recvBufferBytes: 4 * MiB,
+      store: { url: `sqlite:${dbFile}` },
+      logger: silentLogger(),
+      logLevel: 'silent',
+      counterIntervalMs: 20,
+      collector: { ...collectorTestSettings(dir), maxOpenFiles: 2 },
+      onNewPair: () => ({ sessionId: null, status: 'authorized' }),
+    });
+    pools.push(pool);
+    const PAIRS = 24;
+    const c = createSocket('udp4');
+    for (let i = 0; i < PAIRS; i++) {
+      await new Promise<void>((r, j) => c.send(vxlanDatagram(1000 + i, i), pool.address.port, '127.0.0.1', (e) => (e ? j(e) : r())));
+    }
+    c.close();
+    await waitFor(() => pool.counters().drops[DROP.OK] === PAIRS, `${PAIRS} frames written`);
+    // Two files open at most per worker: most new pairs closed an idle file first.
+    await waitFor(() => pool.counters().writers['pcap.files.closed_early'] >= PAIRS - 2 * 2 - 2, 'early closes published');
+    const per = pool.perWorker();
+    expect(pool.counters().writers['pcap.files.closed_early']).toBe(per.reduce((a, w) => a + w.writers['pcap.files.closed_early'], 0));
+    expect(pool.counters().writers['pcap.copy.refused']).toBe(0);
+    await pool.close();
+  });
+
   it('a port held without SO_REUSEPORT is MG_ERR_INGEST_BIND, and nothing is left running', async () => {
     const dir = tmpDir();
     const dbFile = join(dir, 'mirrorguard.db');
