@@ -220,14 +220,17 @@ export class SessionWriters {
   }
 
   /**
-   * The largest buffer a quiet writer may take until the next timer flush: half the pool shared by the
-   * writers with a file open (so every one of them can fill one while the buffers of the last interval
-   * are written), as a pool class, at least the smallest. 10 writers: no limit in practice; 10,000
-   * writers and a 64 MiB pool: 4 KiB, which a session at 10 packets/s of 512 B fills about once a
-   * second. A busy writer grows past it (file-writer.ts BUSY_FACTOR).
+   * The largest buffer a quiet writer may take until the next timer flush: three quarters of the pool
+   * shared by the writers with a file open, rounded down to a pool class (so, with power-of-two classes,
+   * between 3/8 and 3/4 of the pool is held by filling buffers, and the rest stays for the buffers of the
+   * last interval being written), at least the smallest. 10 writers: no limit in practice; 10,000
+   * writers and a 64 MiB pool: 4 KiB, which a session at 10 packets/s of 512 B fills 1.3 times a second.
+   * With half the pool (2 KiB there) it was 2.6 times, and under the kernel's writeback of 10,000 small
+   * files the number of writes is what costs (docs/performance.md). A busy writer grows past it
+   * (file-writer.ts BUSY_FACTOR).
    */
   fairShare(): number {
-    return this.pool.classAtMost(this.pool.maxBytes / (2 * Math.max(1, this.live.size)));
+    return this.pool.classAtMost((this.pool.maxBytes * 3) / (4 * Math.max(1, this.live.size)));
   }
 
   /** Wait until everything handed to the disk is written (capture-file replays pace themselves on this). */
