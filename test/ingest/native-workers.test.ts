@@ -55,6 +55,27 @@ afterEach(async () => {
   await Promise.all(pools.splice(0).map((p) => p.close()));
 });
 
+/** Two receive workers on an ephemeral port over a fresh SQLite catalog (created and migrated here, as serve does). */
+async function twoWorkers(collector: Partial<ReturnType<typeof collectorTestSettings>>, onNewPair: NonNullable<Parameters<typeof startNativeWorkers>[0]['onNewPair']>) {
+  const dir = tmpDir();
+  const dbFile = join(dir, 'mirrorguard.db');
+  openDb(dbFile).close();
+  const pool = await startNativeWorkers({
+    workers: 2,
+    host: '127.0.0.1',
+    port: 0,
+    recvBufferBytes: 4 * MiB,
+    store: { url: `sqlite:${dbFile}` },
+    logger: silentLogger(),
+    logLevel: 'silent',
+    counterIntervalMs: 20,
+    collector: { ...collectorTestSettings(dir), ...collector },
+    onNewPair,
+  });
+  pools.push(pool);
+  return { dir, dbFile, pool };
+}
+
 async function waitFor(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!pred()) {
@@ -75,26 +96,11 @@ describeNeeds(['native'], 'native receive workers', () => {
   });
 
   it('two workers share the port, each writes its own files, the detector runs once per pair, counters merge', async () => {
-    const dir = tmpDir();
-    const dbFile = join(dir, 'mirrorguard.db');
-    openDb(dbFile).close(); // the main thread creates and migrates the catalog, as serve does
     const calls: string[] = [];
-    const pool = await startNativeWorkers({
-      workers: 2,
-      host: '127.0.0.1',
-      port: 0,
-      recvBufferBytes: 4 * MiB,
-      store: { url: `sqlite:${dbFile}` },
-      logger: silentLogger(),
-      logLevel: 'silent',
-      counterIntervalMs: 20,
-      collector: collectorTestSettings(dir),
-      onNewPair(sourceIp, vni) {
-        calls.push(`${sourceIp}|${vni}`);
-        return { sessionId: vni === 77 ? 'tms-0123456789abcdef0' : null, status: vni === 77 ? 'authorized' : 'unauthorized-vni' };
-      },
+    const { dir, dbFile, pool } = await twoWorkers({}, (sourceIp, vni) => {
+      calls.push(`${sourceIp}|${vni}`);
+      return { sessionId: vni === 77 ? 'tms-0123456789abcdef0' : null, status: vni === 77 ? 'authorized' : 'unauthorized-vni' };
     });
-    pools.push(pool);
     expect(pool.workers).toBe(2);
     expect(pool.alive).toBe(2);
     expect(pool.address.port).toBeGreaterThan(0);
@@ -146,22 +152,7 @@ describeNeeds(['native'], 'native receive workers', () => {
   });
 
   it('each worker publishes its session writers\' counters, and the pool sums them (pcap.files.closed_early at a small open-file limit)', async () => {
-    const dir = tmpDir();
-    const dbFile = join(dir, 'mirrorguard.db');
-    openDb(dbFile).close();
-    const pool = await startNativeWorkers({
-      workers: 2,
-      host: '127.0.0.1',
-      port: 0,
-      recvBufferBytes: 4 * MiB,
-      store: { url: `sqlite:${dbFile}` },
-      logger: silentLogger(),
-      logLevel: 'silent',
-      counterIntervalMs: 20,
-      collector: { ...collectorTestSettings(dir), maxOpenFiles: 2 },
-      onNewPair: () => ({ sessionId: null, status: 'authorized' }),
-    });
-    pools.push(pool);
+    const { pool } = await twoWorkers({ maxOpenFiles: 2 }, () => ({ sessionId: null, status: 'authorized' }));
     const PAIRS = 24;
     const c = createSocket('udp4');
     for (let i = 0; i < PAIRS; i++) {
