@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { generateSigningKey, keyIdOf } from '../../src/ledger/keys.js';
 import { exportJsonl, Ledger } from '../../src/ledger/ledger.js';
@@ -13,7 +13,7 @@ import { verifyLedger } from '../../src/ledger/verify.js';
 import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { openStore } from '../../src/store/store.js';
 import { describeNeeds } from '../helpers/needs.js';
-import { startTestPg, type TestPg } from '../helpers/pg.js';
+import { useTestPg } from '../helpers/pg.js';
 import { runCli } from '../helpers/serve.js';
 import { useTmpDir } from '../helpers/tmp.js';
 
@@ -56,13 +56,7 @@ describe('mirrorguard store (SQLite)', () => {
 
 describeNeeds(['postgres'], 'mirrorguard store (PostgreSQL)', () => {
   const tmp = useTmpDir();
-  let pg: TestPg;
-  beforeAll(async () => {
-    pg = await startTestPg();
-  });
-  afterAll(async () => {
-    await pg?.stop();
-  });
+  const pg = useTestPg();
 
   it("copy moves a single target's history into PostgreSQL, and a second copy inserts nothing", async () => {
     const from = `sqlite:${join(tmp.path, 'mirrorguard.db')}`;

@@ -9,24 +9,18 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { openStore } from '../../src/store/store.js';
 import { describeNeeds } from '../helpers/needs.js';
 import { ether, ipv4, udp } from '../helpers/packets.js';
-import { startTestPg, type TestPg } from '../helpers/pg.js';
+import { useTestPg } from '../helpers/pg.js';
 import { sendVxlan } from '../helpers/send-vxlan.js';
 import { startServe } from '../helpers/serve.js';
 import { useTmpDir } from '../helpers/tmp.js';
 
 describeNeeds(['postgres'], 'two serve nodes on one PostgreSQL', () => {
   const tmp = useTmpDir('mg-fleet-');
-  let pg: TestPg;
-  beforeAll(async () => {
-    pg = await startTestPg();
-  });
-  afterAll(async () => {
-    await pg?.stop();
-  });
+  const pg = useTestPg();
 
   it('the same rogue pair at both nodes at once: one finding with both occurrences, one webhook delivery', async () => {
     const dir = tmp.path;

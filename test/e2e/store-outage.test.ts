@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeNeeds } from '../helpers/needs.js';
 import { ether, ipv4, udp } from '../helpers/packets.js';
-import { startTestPg, type TestPg } from '../helpers/pg.js';
+import { useTestPg } from '../helpers/pg.js';
 import { sendVxlan } from '../helpers/send-vxlan.js';
 import { startServe } from '../helpers/serve.js';
 import { useTmpDir } from '../helpers/tmp.js';
@@ -17,13 +17,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeNeeds(['postgres'], 'serve while PostgreSQL is away', () => {
   const tmp = useTmpDir('mg-outage-');
-  let pg: TestPg;
-  beforeAll(async () => {
-    pg = await startTestPg();
-  });
-  afterAll(async () => {
-    await pg?.stop();
-  });
+  const pg = useTestPg();
 
   it('the API answers 503 with Retry-After, /healthz says degraded, and the rows land when it is back', async () => {
     if (process.env.MIRRORGUARD_TEST_PG_URL) return; // pause() needs a cluster of our own

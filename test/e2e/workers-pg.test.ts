@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { openStore } from '../../src/store/store.js';
 import { describeNeeds } from '../helpers/needs.js';
 import { ether, ipv4, raw, udp } from '../helpers/packets.js';
-import { startTestPg, type TestPg } from '../helpers/pg.js';
+import { useTestPg } from '../helpers/pg.js';
 import { readBack } from '../helpers/read-back.js';
 import { sendVxlan, type VxlanSpec } from '../helpers/send-vxlan.js';
 import { startServe } from '../helpers/serve.js';
@@ -19,13 +19,7 @@ import { useTmpDir } from '../helpers/tmp.js';
 
 describeNeeds(['postgres', 'native'], 'serve --workers 2 on PostgreSQL', () => {
   const tmp = useTmpDir('mg-workers-pg-');
-  let pg: TestPg;
-  beforeAll(async () => {
-    pg = await startTestPg();
-  });
-  afterAll(async () => {
-    await pg?.stop();
-  });
+  const pg = useTestPg();
 
   it('both workers write rows on the shared store; one finding for the rogue pair; every packet once', async () => {
     const dir = tmp.path;

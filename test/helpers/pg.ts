@@ -15,6 +15,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface TestPg {
   /** The server's admin URL (database `postgres`). */
@@ -188,5 +189,32 @@ export async function startTestPg(opts: TestPgOptions = {}): Promise<TestPg> {
     },
     pause: stopServer,
     resume: startServer,
+  };
+}
+
+/**
+ * One cluster for the enclosing describe block: started in its beforeAll, stopped in its afterAll. The
+ * object answers for the cluster once it runs (use it inside tests and hooks, not at collection time).
+ */
+export function useTestPg(opts: TestPgOptions = {}): TestPg {
+  let pg: TestPg | undefined;
+  beforeAll(async () => {
+    pg = await startTestPg(opts);
+  });
+  afterAll(async () => {
+    await pg?.stop();
+  });
+  const running = (): TestPg => {
+    if (pg === undefined) throw new Error('the test PostgreSQL is not started (use it inside a test or hook)');
+    return pg;
+  };
+  return {
+    get url() {
+      return running().url;
+    },
+    freshUrl: () => running().freshUrl(),
+    stop: () => running().stop(),
+    pause: () => running().pause(),
+    resume: () => running().resume(),
   };
 }

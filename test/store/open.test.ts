@@ -3,13 +3,13 @@
  * nodes start at the same moment (PostgreSQL advisory lock).
  */
 import { createServer } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MgError } from '../../src/errors.js';
 import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { openStore } from '../../src/store/store.js';
 import { parseStoreUrl, redactUrl } from '../../src/store/url.js';
 import { describeNeeds } from '../helpers/needs.js';
-import { startTestPg, type TestPg } from '../helpers/pg.js';
+import { useTestPg } from '../helpers/pg.js';
 
 describe('store.url', () => {
   it('parses both engines and never shows a password', () => {
@@ -48,13 +48,7 @@ describe('store.url', () => {
 });
 
 describeNeeds(['postgres'], 'PostgreSQL migrations with several nodes starting at once', () => {
-  let pg: TestPg;
-  beforeAll(async () => {
-    pg = await startTestPg();
-  });
-  afterAll(async () => {
-    await pg?.stop();
-  });
+  const pg = useTestPg();
 
   it('four nodes open a fresh database together: every version applied once, all at the latest', async () => {
     const url = await pg.freshUrl();
