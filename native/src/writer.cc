@@ -6,7 +6,10 @@
 // threadpool, and reports each one's result:
 //
 //   pwriteBatch(fds Int32Array, positions Float64Array, lengths Int32Array, buffers Uint8Array[],
-//               count, results Int32Array, done () => void)
+//               count, results Int32Array, done () => void, dropWindow = 0)
+//
+// dropWindow > 0 turns on drop-behind (BatchWrite::DropBehind below): written windows of each file are
+// sent to disk and dropped from the page cache as the file grows.
 //
 // results[i] is 0 when all lengths[i] bytes of buffers[i] were written at positions[i] (short writes are
 // continued), else -errno. Consecutive entries of one descriptor that follow each other on disk (a file's
@@ -40,8 +43,8 @@ struct Entry {
 
 class BatchWrite : public Napi::AsyncWorker {
  public:
-  BatchWrite(Napi::Function done, std::vector<Entry>&& entries, int32_t* results, Napi::Object keep)
-      : Napi::AsyncWorker(done, "mirrorguard:pwriteBatch"), entries_(std::move(entries)), results_(results) {
+  BatchWrite(Napi::Function done, std::vector<Entry>&& entries, int32_t* results, Napi::Object keep, off_t dropWindow)
+      : Napi::AsyncWorker(done, "mirrorguard:pwriteBatch"), entries_(std::move(entries)), results_(results), dropWindow_(dropWindow) {
     keep_ = Napi::Persistent(keep);
   }
 
@@ -106,6 +109,7 @@ class BatchWrite : public Napi::AsyncWorker {
         results_[k] = (err == 0 || at <= done) ? 0 : -err;
       }
       if (err != 0) failed.push_back(e.fd);
+      else if (dropWindow_ > 0) DropBehind(e.fd, e.pos, e.pos + static_cast<off_t>(total));
       i = j;
     }
   }
@@ -116,8 +120,25 @@ class BatchWrite : public Napi::AsyncWorker {
   }
 
  private:
+  // Drop-behind: a write that completes a window of the file (dropWindow_, or the write's own size rounded
+  // up to a power of two when larger) asks the kernel to start writing that window out and to drop the
+  // windows before it from the page cache (POSIX_FADV_DONTNEED writes dirty pages back without waiting and
+  // drops only clean ones; a page still under writeback gets a second chance at the next window). Files are
+  // append-only below the window, so a dropped page is never read back to be written again. Without it,
+  // every byte captured stays cached until memory runs out: 10,000 sessions fill gigabytes of page cache a
+  // minute, and the kernel's writeback of it ran the writes 5-8 times slower (docs/performance.md).
+  void DropBehind(int fd, off_t from, off_t to) {
+    off_t w = dropWindow_;
+    while (w < to - from && w < (off_t{1} << 30)) w <<= 1;
+    off_t b = to / w * w;
+    if (b <= from || b == 0) return;
+    off_t lo = b > 3 * w ? b - 3 * w : 0;
+    posix_fadvise(fd, lo, b - lo, POSIX_FADV_DONTNEED);
+  }
+
   std::vector<Entry> entries_;
   int32_t* results_;
+  off_t dropWindow_;
   Napi::ObjectReference keep_;
 };
 
@@ -175,7 +196,8 @@ Napi::Value PwriteBatch(const Napi::CallbackInfo& info) {
   keep.Set("lengths", info[2]);
   keep.Set("buffers", info[3]);
   keep.Set("results", info[5]);
-  BatchWrite* w = new BatchWrite(info[6].As<Napi::Function>(), std::move(entries), results, keep);
+  off_t dropWindow = info.Length() >= 8 && info[7].IsNumber() ? static_cast<off_t>(info[7].As<Napi::Number>().Int64Value()) : 0;
+  BatchWrite* w = new BatchWrite(info[6].As<Napi::Function>(), std::move(entries), results, keep, dropWindow > 0 ? dropWindow : 0);
   w->Queue();
   return env.Undefined();
 }
@@ -281,11 +303,41 @@ Napi::Value OpenBatchFn(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// dropCache: after a capture file is closed for good (synced), ask the kernel to drop what is left of it
+// in the page cache (posix_fadvise POSIX_FADV_DONTNEED over the whole file, on the threadpool). With
+// drop-behind (pwriteBatch's dropWindow) only the last few windows are still cached.
+//
+//   dropCache(fd, done () => void)
+class DropCache : public Napi::AsyncWorker {
+ public:
+  DropCache(Napi::Function done, int fd) : Napi::AsyncWorker(done, "mirrorguard:dropCache"), fd_(fd) {}
+  void Execute() override { posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED); }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    Callback().Call({});
+  }
+
+ private:
+  int fd_;
+};
+
+Napi::Value DropCacheFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "dropCache(fd, done)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  DropCache* w = new DropCache(info[1].As<Napi::Function>(), info[0].As<Napi::Number>().Int32Value());
+  w->Queue();
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitWriter(Napi::Env env, Napi::Object exports) {
   exports.Set("pwriteBatch", Napi::Function::New(env, PwriteBatch, "pwriteBatch"));
   exports.Set("openBatch", Napi::Function::New(env, OpenBatchFn, "openBatch"));
+  exports.Set("dropCache", Napi::Function::New(env, DropCacheFn, "dropCache"));
 }
 
 #endif

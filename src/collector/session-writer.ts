@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
 import { BufferPool } from '../pcap/buffer-pool.js';
 import type { BytesCopy, PlannedCopy } from '../pcap/copy.js';
-import { DiskQueue, type BatchOpen, type BatchWrite, type DiskErrorReport } from '../pcap/disk-queue.js';
+import { DiskQueue, type BatchOpen, type BatchWrite, type DiskErrorReport, type DropCache } from '../pcap/disk-queue.js';
 import { PcapFileWriter } from '../pcap/file-writer.js';
 import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
 import { toMicros } from '../util/clock.js';
@@ -86,6 +86,10 @@ export interface SessionWritersOptions {
   batchWrite?: BatchWrite | null;
   /** Many files' creates in one threadpool job (the addon's openBatch), with batchWrite. Default: one fs request per create. */
   batchOpen?: BatchOpen | null;
+  /** Drop-behind window, bytes (`pcap.dropBehindBytes`; 0: off; src/pcap/disk-queue.ts). Needs batchWrite. */
+  dropBehindBytes?: number;
+  /** Drops a closed file's pages from the page cache (the addon's dropCache), with dropBehindBytes. */
+  dropCache?: DropCache | null;
   /** Wall clock in seconds, replaceable in tests. */
   nowSec?: () => number;
   /**
@@ -139,7 +143,7 @@ export class SessionWriters {
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
     // Folders (one per pair, src/collector/layout.ts) are made by the queue on the threadpool, not here:
     // at 10,000 new pairs, mkdir on the packet path cost about 0.9 ms each (ext4, bench VM).
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, batchWrite: opts.batchWrite ?? null, batchOpen: opts.batchOpen ?? null, onError: (r) => this.onDiskReport(r) });
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, batchWrite: opts.batchWrite ?? null, batchOpen: opts.batchOpen ?? null, dropBehindBytes: opts.dropBehindBytes ?? 0, dropCache: opts.dropCache ?? null, onError: (r) => this.onDiskReport(r) });
     this.maxOpenFiles = opts.maxOpenFiles ?? Infinity;
     this.halfQueue = opts.queueBytes / 2;
     this.poolHigh = (Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes) * 3) / 4;

@@ -104,6 +104,13 @@ export const DEFAULTS = {
      */
     bufferPoolBytes: 64 * MiB,
     /**
+     * Drop-behind: as a capture file grows past each window of this many bytes, the window is sent to
+     * disk and the windows before it leave the page cache; a closed file's pages leave after its fsync.
+     * Captures are written once and read rarely, so they should not crowd the page cache (10,000 sessions
+     * write gigabytes a minute). 0 keeps them cached (the kernel's default). Needs the native addon.
+     */
+    dropBehindBytes: 32 * 1024,
+    /**
      * Capture files one receiver keeps open at once; opening one more closes those idle longest first
      * (pcap.files.closed_early). 0: derived from the process's open-file limit (RLIMIT_NOFILE, read
      * from /proc/self/limits) less 256, shared by the receivers (src/collector/open-files.ts).
@@ -194,6 +201,7 @@ export const configSchema = z
         bufferBytes: bytes('bufferBytes', 262_160).default(DEFAULTS.pcap.bufferBytes),
         queueBytes: bytes('queueBytes', 1024 * 1024).default(DEFAULTS.pcap.queueBytes),
         bufferPoolBytes: bytes('bufferPoolBytes', 1024 * 1024).default(DEFAULTS.pcap.bufferPoolBytes),
+        dropBehindBytes: bytes('dropBehindBytes').default(DEFAULTS.pcap.dropBehindBytes),
         maxOpenFiles: intIn(0, 10_000_000).default(DEFAULTS.pcap.maxOpenFiles),
       })
       .strict()
@@ -259,6 +267,9 @@ export const configSchema = z
     }
     if (c.ring.blockBytes * c.ring.blockCount > GiB) {
       ctx.addIssue({ code: 'custom', path: ['ring', 'blockCount'], message: 'ring.blockBytes * ring.blockCount must be at most 1GiB' });
+    }
+    if (c.pcap.dropBehindBytes % 4096 !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['pcap', 'dropBehindBytes'], message: 'must be 0 or a multiple of 4096 (a page)' });
     }
     if (c.pcap.bufferPoolBytes < c.pcap.queueBytes) {
       ctx.addIssue({ code: 'custom', path: ['pcap', 'bufferPoolBytes'], message: 'must be at least pcap.queueBytes' });

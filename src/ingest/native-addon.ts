@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PLAN_WORDS, PlannedCopy, type CopyEngine } from '../pcap/copy.js';
-import type { BatchOpen, BatchWrite } from '../pcap/disk-queue.js';
+import type { BatchOpen, BatchWrite, DropCache } from '../pcap/disk-queue.js';
 
 /** Must equal abiVersion in native/src/receiver.cc: the layout and methods this TypeScript expects. */
 export const NATIVE_ABI_VERSION = 2;
@@ -100,6 +100,8 @@ export interface NativeAddon {
   pwriteBatch?: BatchWrite;
   /** Many files' creates in one threadpool job (native/src/writer.cc); absent in builds before it. */
   openBatch?: BatchOpen;
+  /** Drops a synced file's pages from the page cache, on the threadpool (native/src/writer.cc); absent in builds before it. */
+  dropCache?: DropCache;
   Receiver: new (opts: NativeSocketOptions) => NativeSocket;
   /** Carries out a plan of frame copies in one call (src/pcap/copy.ts PlannedCopy). */
   Copier: new (plan: Int32Array) => CopyEngine;
@@ -167,6 +169,13 @@ export function nativeBatchOpen(): BatchOpen | null {
   const a = loadNativeAddon();
   if (!a.ok || typeof a.addon.openBatch !== 'function') return null;
   return a.addon.openBatch;
+}
+
+/** Drops a closed capture file's pages from the page cache (src/pcap/disk-queue.ts DropCache), or null without the addon. */
+export function nativeDropCache(): DropCache | null {
+  const a = loadNativeAddon();
+  if (!a.ok || typeof a.addon.dropCache !== 'function') return null;
+  return a.addon.dropCache;
 }
 
 /**

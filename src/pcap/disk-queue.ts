@@ -67,9 +67,13 @@ export const BATCH_GATHER_MS = 5;
  * Writes of many files in one threadpool job (the native addon's pwriteBatch, native/src/writer.cc):
  * entry i writes lengths[i] bytes of buffers[i] at positions[i] of descriptor fds[i]; results[i] becomes
  * 0 or -errno, and an entry after a failed one of the same descriptor is not tried (-ECANCELED). done()
- * runs on the main thread when all `count` entries are finished.
+ * runs on the main thread when all `count` entries are finished. dropWindow > 0 turns on drop-behind
+ * (DiskQueueOptions.dropBehindBytes).
  */
-export type BatchWrite = (fds: Int32Array, positions: Float64Array, lengths: Int32Array, buffers: Uint8Array[], count: number, results: Int32Array, done: () => void) => void;
+export type BatchWrite = (fds: Int32Array, positions: Float64Array, lengths: Int32Array, buffers: Uint8Array[], count: number, results: Int32Array, done: () => void, dropWindow?: number) => void;
+
+/** Drops a file's pages from the page cache on the threadpool (the native addon's dropCache); done() on the main thread. */
+export type DropCache = (fd: number, done: () => void) => void;
 
 /**
  * Creates of many files in one threadpool job (the native addon's openBatch, native/src/writer.cc): path i
@@ -128,6 +132,17 @@ export interface DiskQueueOptions {
    * A create that fails here is tried again on the fs path, which counts and reports the failure.
    */
   batchOpen?: BatchOpen | null;
+  /**
+   * Drop-behind, bytes (0: off; needs batchWrite). As a file grows past each window of this size, the
+   * window is sent to disk and the windows before it are dropped from the page cache; a closed file's
+   * pages are dropped after its fsync (with dropCache). Capture files are written once and read rarely:
+   * kept cached, 10,000 sessions put gigabytes a minute in the page cache, and on a VM whose memory
+   * is backed on first touch, the kernel's work on that growing cache made each write 5 times dearer
+   * (docs/performance.md). Default 0.
+   */
+  dropBehindBytes?: number;
+  /** Drops a closed file's pages from the page cache (the addon's dropCache), with dropBehindBytes > 0. */
+  dropCache?: DropCache | null;
 }
 
 /** errno number -> name (ENOSPC ...), for the results of a batched write. */
@@ -196,6 +211,10 @@ export class DiskQueue {
   private active = 0;
   private readonly batchWrite: BatchWrite | null;
   private readonly batchOpen: BatchOpen | null;
+  /** Drop-behind window, bytes (0: off). */
+  readonly dropBehindBytes: number;
+  /** @internal drops a closed file's pages (null: off). */
+  readonly dropCache: DropCache | null;
   /** Files waiting to be created by a batched open (their first job is a write). */
   private readonly readyOpen: DiskFile[] = [];
   private opening = 0;
@@ -227,6 +246,12 @@ export class DiskQueue {
     this.counts = opts.counts ?? newOutcomeCounts();
     this.batchWrite = opts.batchWrite ?? null;
     this.batchOpen = opts.batchWrite ? (opts.batchOpen ?? null) : null;
+    const drop = opts.dropBehindBytes ?? 0;
+    if (!Number.isInteger(drop) || drop < 0) {
+      throw new MgError('MG_ERR_CONFIG_INVALID', 'dropBehindBytes must be 0 or a positive integer', { problems: [{ field: 'dropBehindBytes', message: 'must be 0 or a positive integer' }] });
+    }
+    this.dropBehindBytes = this.batchWrite !== null ? drop : 0;
+    this.dropCache = this.dropBehindBytes > 0 ? (opts.dropCache ?? null) : null;
   }
 
   /** Files writing right now (at most maxConcurrentWrites). */
@@ -426,7 +451,7 @@ export class DiskQueue {
       this.pump();
     };
     try {
-      this.batchWrite!(slot.fds, slot.positions, slot.lengths, slot.buffers, n, slot.results, done);
+      this.batchWrite!(slot.fds, slot.positions, slot.lengths, slot.buffers, n, slot.results, done, this.dropBehindBytes);
     } catch (e) {
       // A bug guard: an addon that refuses the call loses nothing silently; every buffer is counted lost
       // (EIO) and its file leaves batches.
@@ -885,11 +910,16 @@ export class DiskFile {
     if ((await this.ensureOpen(null)) && (await this.ensurePreamble(null))) {
       const h = this.handle!;
       if (this.dirty) await this.rollBack();
+      let synced = false;
       try {
         await h.sync();
+        synced = true;
       } catch (e) {
         this.fail('sync', e, 0);
       }
+      // Its pages are on disk: drop them from the page cache (drop-behind left the last windows).
+      const drop = this.queue.dropCache;
+      if (synced && drop !== null) await new Promise<void>((done) => drop(h.fd, done));
     }
     if (this.handle !== null) {
       try {

@@ -86,6 +86,16 @@ describe('config loader', () => {
     expect(e.message).toMatch(/ENOENT/);
   });
 
+  it('takes pcap.dropBehindBytes in pages, 0 to turn it off, and names the line of a bad one', () => {
+    expect(loadConfig({}).pcap.dropBehindBytes).toBe(32 * 1024);
+    expect(loadConfig({ overrides: [{ path: ['pcap', 'dropBehindBytes'], value: 0, flag: '--x' }] }).pcap.dropBehindBytes).toBe(0);
+    expect(loadConfig({ overrides: [{ path: ['pcap', 'dropBehindBytes'], value: '1MiB', flag: '--x' }] }).pcap.dropBehindBytes).toBe(1024 * 1024);
+    const f = join(tmp.path, 'drop.yaml');
+    writeFileSync(f, 'pcap:\n  dropBehindBytes: 5000\n');
+    const e = loadError(() => loadConfig({ file: f }));
+    expect(e.describe()).toContain(`${f}:2: pcap.dropBehindBytes: must be 0 or a multiple of 4096`);
+  });
+
   it('keeps buffer and queue sizes consistent', () => {
     const e = loadError(() =>
       loadConfig({ overrides: [{ path: ['pcap', 'queueBytes'], value: '1MiB', flag: '--queue' }, { path: ['pcap', 'bufferBytes'], value: '1MiB', flag: '--buf' }] }),

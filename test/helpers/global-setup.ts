@@ -95,6 +95,7 @@ export function probeNeeds(): Record<Need, boolean> {
     tmpfs: mountsTmpfs(),
     openssl: runs('openssl', ['version']),
     script: runs('script', ['--version']),
+    fincore: runs('fincore', ['--version']),
     'systemd-analyze': runs('systemd-analyze', ['--version']),
     'systemd-sysusers': runs('systemd-sysusers', ['--version']),
     bash: runs('bash', ['-c', 'true']),

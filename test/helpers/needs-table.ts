@@ -14,6 +14,7 @@ export const NEEDS = {
   procfs: { probe: 'Linux /proc (/proc/self/fdinfo)', get: 'run the tests on Linux with /proc mounted' },
   tmpfs: { probe: 'mounting a tmpfs (root with CAP_SYS_ADMIN)', get: 'run the tests as root, outside a container that forbids mount' },
   openssl: { probe: 'openssl', get: 'apt-get install openssl' },
+  fincore: { probe: 'fincore (util-linux), to see which pages of a file are in the page cache', get: 'apt-get install util-linux-extra' },
   script: { probe: 'script (util-linux), to run the CLI under a pseudo-terminal', get: 'apt-get install util-linux' },
   'systemd-analyze': { probe: 'systemd-analyze', get: 'apt-get install systemd' },
   'systemd-sysusers': { probe: 'systemd-sysusers', get: 'apt-get install systemd' },
