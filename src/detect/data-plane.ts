@@ -389,7 +389,7 @@ export class DataPlaneDetector {
 
   private async resolvePair(ip: string, vni: number, atMs: number, reason: string, q: Sql): Promise<void> {
     const key = pairKey(ip, vni);
-    for (const kind of DATA_PLANE_KINDS) await this.store.resolveIfOpen(findingId(kind, key), atMs, reason, q);
+    await this.store.resolveOpenAmong(DATA_PLANE_KINDS.map((kind) => findingId(kind, key)), atMs, reason, q);
   }
 
   private async pairFinding(pair: PairState, auth: AuthResult, atMs: number, trigger: string, q: Sql): Promise<FindingInput> {

@@ -149,6 +149,22 @@ export class Findings {
     });
   }
 
+  /**
+   * resolveIfOpen for each of `ids`, after one query for which are open (a new pair's first packet
+   * looks for three kinds of finding and usually finds none: one query instead of three). The findings
+   * this call resolved.
+   */
+  resolveOpenAmong(ids: readonly string[], at: number, reason?: string, tx?: Sql): Promise<Finding[]> {
+    return this.inTx(tx, async (q) => {
+      const out: Finding[] = [];
+      for (const id of await this.store.findings.openAmong(ids, q)) {
+        const f = await this.resolveIfOpen(id, at, reason, q);
+        if (f !== undefined) out.push(f);
+      }
+      return out;
+    });
+  }
+
   /** `evidence.acknowledgement` on an open finding; no event. Undefined when there is no such finding. */
   acknowledge(id: string, at: number, by: string, note?: string, tx?: Sql): Promise<Finding | undefined> {
     return this.inTx(tx, async (q) => {

@@ -62,6 +62,13 @@ export class FindingsRepo {
     return q.get<FindingRow>(`SELECT * FROM findings WHERE id = ?${q.engine === 'postgres' ? ' FOR UPDATE' : ''}`, [id]);
   }
 
+  /** Which of `ids` are open findings (one query; a new pair usually has none). */
+  async openAmong(ids: readonly string[], q: Sql = this.q): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await q.all<{ id: string }>(`SELECT id FROM findings WHERE status = 'open' AND id IN (${ids.map(() => '?').join(', ')})`, [...ids]);
+    return rows.map((r) => r.id);
+  }
+
   /** Insert the row unless its id exists; true when this call created it. */
   async create(r: FindingRow, q: Sql = this.q): Promise<boolean> {
     const res = await q.run(

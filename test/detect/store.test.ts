@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FindingEvent } from '../../src/detect/finding.js';
@@ -71,6 +72,22 @@ describe('FindingStore', () => {
     expect(again.finding.evidence.resolution).toBeUndefined();
     expect(events.map((e) => `${e.type}:${e.reason ?? ''}`)).toEqual(['finding.created:', 'finding.resolved:', 'finding.created:reopened']);
     expect((await store.resolve('f_00000000000000000000', T0))).toBeUndefined();
+  });
+
+  it('resolves the open ones among several ids with one lookup, each once', async () => {
+    const events: FindingEvent[] = [];
+    const store = new Findings(storeFromDb(openDb(':memory:')), (e) => void events.push(e));
+    const a = (await store.record(input())).finding;
+    const b = (await store.record(input({ kind: 'unexpected-source' }))).finding;
+    await store.resolve(b.id, T0 + 1);
+    const none = findingId('expired-session', '10.0.0.1|42');
+    const got = await store.resolveOpenAmong([a.id, b.id, none], T0 + 1000, 'authorized');
+    expect(got.map((f) => [f.id, f.status])).toEqual([[a.id, 'resolved']]);
+    expect(await store.resolveOpenAmong([a.id, b.id, none], T0 + 2000)).toEqual([]);
+    expect(await store.resolveOpenAmong([], T0)).toEqual([]);
+    expect(events.map((e) => `${e.type}:${e.finding.id === a.id ? 'a' : 'b'}`)).toEqual(['finding.created:a', 'finding.created:b', 'finding.resolved:b', 'finding.resolved:a']);
+    // The id is SHA-256 of kind, NUL, key (the one-shot hash gives the same as the streaming one).
+    expect(a.id).toBe(`f_${createHash('sha256').update('unauthorized-vni\0' + '10.0.0.1|42').digest('hex').slice(0, 20)}`);
   });
 
   it('calls onChange inside the transaction: a throwing onChange rolls the finding back', async () => {
