@@ -12,6 +12,7 @@ import { SessionWriters } from './collector/session-writer.js';
 import { collectorSettings } from './collector/settings.js';
 import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
+import { HeapTrimmer } from './util/heap-trim.js';
 import { MgError } from './errors.js';
 import { nativeBatchOpen, nativeBatchWrite, nativeCopyBytes, nativeDropCache, nativePlannedCopy } from './ingest/native-addon.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
@@ -109,6 +110,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
   let pool: NativeWorkerPool | null = null;
   let api: ApiHandle | null = null;
   let retentionTimer: NodeJS.Timeout | null = null;
+  let heapTrimmer: HeapTrimmer | null = null;
   let detectTimer: NodeJS.Timeout | null = null;
   let floodTimer: NodeJS.Timeout | null = null;
   let inventory: { stop(): void } | null = null;
@@ -282,6 +284,9 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       retention();
       retentionTimer = setInterval(retention, config.retention.intervalSeconds * 1000);
       retentionTimer.unref();
+      // Old-generation garbage is collected before it piles up (src/util/heap-trim.ts).
+      heapTrimmer = new HeapTrimmer({ logger });
+      heapTrimmer.start();
 
       const hp = parseHostPort(config.listen)!;
       if (kind === 'pcap') {
@@ -371,6 +376,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       if (api) await api.close();
       api = null;
       if (retentionTimer) clearInterval(retentionTimer);
+      heapTrimmer?.stop();
       retentionTimer = null;
       if (detectTimer) clearInterval(detectTimer);
       detectTimer = null;
