@@ -12,7 +12,7 @@ import { SessionWriters } from './collector/session-writer.js';
 import { collectorSettings } from './collector/settings.js';
 import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
-import { HeapTrimmer } from './util/heap-trim.js';
+import { HeapTrimmer, heapTrimFromEnv } from './util/heap-trim.js';
 import { MgError } from './errors.js';
 import { nativeBatchOpen, nativeBatchWrite, nativeCopyBytes, nativeDropCache, nativePlannedCopy } from './ingest/native-addon.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
@@ -285,7 +285,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       retentionTimer = setInterval(retention, config.retention.intervalSeconds * 1000);
       retentionTimer.unref();
       // Old-generation garbage is collected before it piles up (src/util/heap-trim.ts).
-      heapTrimmer = new HeapTrimmer({ logger });
+      heapTrimmer = new HeapTrimmer({ logger, ...heapTrimFromEnv() });
       heapTrimmer.start();
 
       const hp = parseHostPort(config.listen)!;

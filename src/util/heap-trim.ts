@@ -18,6 +18,11 @@ import type { Logger } from './log.js';
 
 export const HEAP_TRIM_INTERVAL_MS = 2_000;
 export const HEAP_TRIM_GROW_BYTES = 32 * 1024 * 1024;
+/**
+ * After a collection that freed less than half of growBytes (the heap was growing with live objects:
+ * 10,000 sessions starting), no collection for this long: each would pause the packet thread for nothing.
+ */
+export const HEAP_TRIM_COOLDOWN_MS = 20_000;
 
 /** V8's full collection, or null when it cannot be exposed. */
 export function exposeGc(): (() => void) | null {
@@ -38,6 +43,8 @@ export interface HeapTrimOptions {
   gc?: (() => void) | null;
   /** Used heap bytes (tests pass their own); default v8.getHeapStatistics().used_heap_size. */
   usedBytes?: () => number;
+  /** Clock, ms (tests pass their own). */
+  nowMs?: () => number;
 }
 
 export class HeapTrimmer {
@@ -49,12 +56,15 @@ export class HeapTrimmer {
   private readonly growBytes: number;
   private readonly intervalMs: number;
   private readonly used: () => number;
+  private readonly now: () => number;
+  private quietUntil = 0;
 
   constructor(private readonly opts: HeapTrimOptions = {}) {
     this.gc = opts.gc === undefined ? exposeGc() : opts.gc;
     this.growBytes = opts.growBytes ?? HEAP_TRIM_GROW_BYTES;
     this.intervalMs = opts.intervalMs ?? HEAP_TRIM_INTERVAL_MS;
     this.used = opts.usedBytes ?? (() => getHeapStatistics().used_heap_size);
+    this.now = opts.nowMs ?? (() => performance.now());
     this.baseline = this.used();
   }
 
@@ -76,7 +86,7 @@ export class HeapTrimmer {
 
   /** One look: collect when the heap grew growBytes past the last baseline. True when it collected. */
   check(): boolean {
-    if (this.gc === null) return false;
+    if (this.gc === null || this.now() < this.quietUntil) return false;
     const before = this.used();
     // The live heap may also shrink (sessions closed): follow it down, so growth is measured from there.
     if (before < this.baseline) this.baseline = before;
@@ -85,7 +95,20 @@ export class HeapTrimmer {
     this.gc();
     this.runs++;
     this.baseline = this.used();
+    if (before - this.baseline < this.growBytes / 2) this.quietUntil = this.now() + HEAP_TRIM_COOLDOWN_MS;
     this.opts.logger?.debug({ beforeMB: Math.round(before / 1e6), afterMB: Math.round(this.baseline / 1e6), ms: Math.round(performance.now() - t0) }, 'heap trimmed');
     return true;
   }
+}
+
+/**
+ * MIRRORGUARD_HEAP_TRIM_MB: the growth that triggers a collection, MiB (default 32); 0 turns trimming off.
+ * An operator's knob, not a config key: it only trades RSS for short pauses.
+ */
+export function heapTrimFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<HeapTrimOptions, 'growBytes' | 'gc'> {
+  const v = env.MIRRORGUARD_HEAP_TRIM_MB;
+  if (v === undefined || v.trim() === '') return {};
+  const mb = Number(v);
+  if (!Number.isFinite(mb) || mb < 0) return {};
+  return mb === 0 ? { gc: null } : { growBytes: Math.round(mb * 1024 * 1024) };
 }

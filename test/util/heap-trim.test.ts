@@ -1,12 +1,12 @@
 import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { exposeGc, HeapTrimmer } from '../../src/util/heap-trim.js';
+import { exposeGc, heapTrimFromEnv, HeapTrimmer } from '../../src/util/heap-trim.js';
 
 describe('HeapTrimmer', () => {
   it('collects once the heap grew growBytes past the last collection, and follows a shrinking heap down', () => {
     let used = 100;
     let collections = 0;
-    const t = new HeapTrimmer({ growBytes: 50, usedBytes: () => used, gc: () => ((collections++), (used = 110)) });
+    const t = new HeapTrimmer({ growBytes: 50, usedBytes: () => used, gc: () => ((collections++), (used = 110)), nowMs: () => 0 });
     used = 149;
     expect(t.check()).toBe(false);
     used = 150;
@@ -19,6 +19,28 @@ describe('HeapTrimmer', () => {
     used = 110; // 60 + 50
     expect(t.check()).toBe(true);
     expect(collections).toBe(2);
+  });
+
+  it('stays quiet for a while after a collection that freed little (a heap growing with live objects)', () => {
+    let used = 100;
+    let now = 0;
+    let collections = 0;
+    const t = new HeapTrimmer({ growBytes: 50, usedBytes: () => used, nowMs: () => now, gc: () => void collections++ });
+    used = 160; // all live: the collection frees nothing
+    expect(t.check()).toBe(true);
+    used = 230;
+    now = 19_999;
+    expect(t.check()).toBe(false);
+    now = 20_000;
+    expect(t.check()).toBe(true);
+    expect(collections).toBe(2);
+  });
+
+  it('takes MIRRORGUARD_HEAP_TRIM_MB: a size, or 0 to turn it off', () => {
+    expect(heapTrimFromEnv({})).toEqual({});
+    expect(heapTrimFromEnv({ MIRRORGUARD_HEAP_TRIM_MB: '64' })).toEqual({ growBytes: 64 * 1024 * 1024 });
+    expect(heapTrimFromEnv({ MIRRORGUARD_HEAP_TRIM_MB: '0' })).toEqual({ gc: null });
+    expect(heapTrimFromEnv({ MIRRORGUARD_HEAP_TRIM_MB: 'lots' })).toEqual({});
   });
 
   it('does nothing where the collection cannot be exposed', () => {
