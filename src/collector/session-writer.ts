@@ -40,10 +40,14 @@ const PRESSURE_FLUSH_MS = 100;
 export interface SessionWritersCounters {
   'pcap.files.closed_early': number;
   'pcap.copy.refused': number;
+  /** Gauge, sampled every tick: bytes of write buffers allocated (in use or free). */
+  'pcap.buffers.pool_bytes': number;
+  /** Gauge, sampled every tick: bytes of write buffers handed out (being filled or queued for disk). */
+  'pcap.buffers.in_use_bytes': number;
 }
 
 export function newSessionWritersCounters(): SessionWritersCounters {
-  return { 'pcap.files.closed_early': 0, 'pcap.copy.refused': 0 };
+  return { 'pcap.files.closed_early': 0, 'pcap.copy.refused': 0, 'pcap.buffers.pool_bytes': 0, 'pcap.buffers.in_use_bytes': 0 };
 }
 
 /** What a session writer reads of its pair when a file opens (never per packet). */
@@ -200,6 +204,12 @@ export class SessionWriters {
     this.counters['pcap.copy.refused'] = total;
     const k = this.logLimit.allow('copy-refused');
     if (k >= 0) this.logger.error({ refused: added, total, suppressed: k }, 'planned frame copies refused as out of bounds (pcap.copy.refused): records in the files written now may hold wrong frame bytes; please report this');
+  }
+
+  /** Sample the buffer gauges into the counters (the collector's tick). */
+  sampleGauges(): void {
+    this.counters['pcap.buffers.pool_bytes'] = this.pool.allocatedBytes;
+    this.counters['pcap.buffers.in_use_bytes'] = this.pool.inUseBytes;
   }
 
   /** Bytes of write buffers handed out: being filled, or queued for disk. */

@@ -88,6 +88,11 @@ describe('the open-file limit', () => {
     expect(most).toBeLessThanOrEqual(MAX);
     const closedEarly = c.writers.counters['pcap.files.closed_early'];
     expect(closedEarly).toBeGreaterThanOrEqual(SESSIONS + 1 - MAX);
+    // The buffer gauges at the last tick: the open sessions' buffers are in use, within what the pool holds.
+    c.tick();
+    const g = c.writers.counters;
+    expect(g['pcap.buffers.in_use_bytes']).toBeGreaterThan(0);
+    expect(g['pcap.buffers.pool_bytes']).toBeGreaterThanOrEqual(g['pcap.buffers.in_use_bytes']);
     await c.close();
     db.close();
     expect(c.drops[DROP.OK]).toBe(SESSIONS * 3 + 5);

@@ -165,6 +165,11 @@ describeNeeds(['native'], 'native receive workers', () => {
     const per = pool.perWorker();
     expect(pool.counters().writers['pcap.files.closed_early']).toBe(per.reduce((a, w) => a + w.writers['pcap.files.closed_early'], 0));
     expect(pool.counters().writers['pcap.copy.refused']).toBe(0);
+    // The buffer gauges are sampled every tick in each worker and summed: memory held, and the part in use.
+    await waitFor(() => pool.counters().writers['pcap.buffers.pool_bytes'] > 0, 'buffer gauges published');
+    const w = pool.counters().writers;
+    expect(w['pcap.buffers.pool_bytes']).toBe(pool.perWorker().reduce((a, x) => a + x.writers['pcap.buffers.pool_bytes'], 0));
+    expect(w['pcap.buffers.in_use_bytes']).toBeLessThanOrEqual(w['pcap.buffers.pool_bytes']);
     await pool.close();
   });
 
