@@ -126,7 +126,8 @@ class BatchWrite : public Napi::AsyncWorker {
   // drops only clean ones; a page still under writeback gets a second chance at the next window). Files are
   // append-only below the window, so a dropped page is never read back to be written again. Without it,
   // every byte captured stays cached until memory runs out: 10,000 sessions fill gigabytes of page cache a
-  // minute, and the kernel's writeback of it ran the writes 5-8 times slower (docs/performance.md).
+  // minute, and on a VM whose memory is backed on first touch, zeroing those fresh pages made each write
+  // 4-5 times dearer (docs/performance.md, "Drop-behind").
   void DropBehind(int fd, off_t from, off_t to) {
     off_t w = dropWindow_;
     while (w < to - from && w < (off_t{1} << 30)) w <<= 1;
