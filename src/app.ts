@@ -14,7 +14,7 @@ import { recoverCatalog } from './collector/recovery.js';
 import { runRetention } from './collector/retention.js';
 import { HeapTrimmer, heapTrimFromEnv } from './util/heap-trim.js';
 import { MgError } from './errors.js';
-import { nativeBatchOpen, nativeBatchWrite, nativeCopyBytes, nativeDropCache, nativePlannedCopy } from './ingest/native-addon.js';
+import { nativeWriterParts } from './ingest/native-addon.js';
 import { readKernelUdpStats, type KernelUdpStats } from './ingest/proc-net-udp.js';
 import { startPcapReceiver, type PcapReceiver } from './ingest/libpcap.js';
 import { geneveSink } from './ingest/sink.js';
@@ -243,7 +243,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
 
       // The session writers (files, pool, disk queue, outcome counts), then the packet path that feeds them.
       const settings = collectorSettings(config);
-      const writers = new SessionWriters({ ...settings, catalog, logger, copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy(), batchWrite: nativeBatchWrite(), batchOpen: nativeBatchOpen(), dropCache: nativeDropCache() });
+      const writers = new SessionWriters({ ...settings, catalog, logger, ...nativeWriterParts() });
       collector = new Collector({
         ...settings,
         writers,

@@ -8,7 +8,7 @@
  * new pair is written at once as 'pending' and reported; the verdict comes back as a message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { nativeBatchOpen, nativeBatchWrite, nativeCopyBytes, nativeDropCache, nativePlannedCopy } from './ingest/native-addon.js';
+import { nativeWriterParts } from './ingest/native-addon.js';
 import { Catalog } from './collector/catalog.js';
 import { openStore, type Store } from './store/store.js';
 import { Collector, type PairVerdict } from './collector/collector.js';
@@ -69,7 +69,7 @@ async function start(): Promise<void> {
     // Its own connection to the store serve opened (and migrated): SQLite file or PostgreSQL.
     store = await openStore({ ...data.store, nodeId: data.nodeId, migrate: false });
     const catalog = new Catalog(store);
-    const writers = new SessionWriters({ ...data.collector, catalog, logger, workerId: data.id, copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy(), batchWrite: nativeBatchWrite(), batchOpen: nativeBatchOpen(), dropCache: nativeDropCache() });
+    const writers = new SessionWriters({ ...data.collector, catalog, logger, workerId: data.id, ...nativeWriterParts() });
     collector = new Collector({
       ...data.collector,
       writers,

@@ -148,10 +148,8 @@ function load(path: string): AddonLoad {
  * is not built. The composition (app.ts, the receive workers, decap) passes it in; src/pcap/ loads nothing.
  */
 export function nativeCopyBytes(): ((dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number) => void) | null {
-  const a = loadNativeAddon();
-  if (!a.ok || typeof a.addon.copyBytes !== 'function') return null;
   // A plain N-API function: it needs no `this`, and calling it directly adds no wrapper per packet.
-  return a.addon.copyBytes;
+  return addonFunction('copyBytes');
 }
 
 /**
@@ -159,23 +157,33 @@ export function nativeCopyBytes(): ((dst: Uint8Array, dstOff: number, src: Uint8
  * threadpool job), or null when the addon is not built (or is a build without it).
  */
 export function nativeBatchWrite(): BatchWrite | null {
-  const a = loadNativeAddon();
-  if (!a.ok || typeof a.addon.pwriteBatch !== 'function') return null;
-  return a.addon.pwriteBatch;
+  return addonFunction('pwriteBatch');
 }
 
 /** The disk queue's batched creates (src/pcap/disk-queue.ts BatchOpen), or null without the addon (or a build without it). */
 export function nativeBatchOpen(): BatchOpen | null {
-  const a = loadNativeAddon();
-  if (!a.ok || typeof a.addon.openBatch !== 'function') return null;
-  return a.addon.openBatch;
+  return addonFunction('openBatch');
 }
 
 /** Drops a closed capture file's pages from the page cache (src/pcap/disk-queue.ts DropCache), or null without the addon. */
 export function nativeDropCache(): DropCache | null {
+  return addonFunction('dropCache');
+}
+
+/** One of the addon's plain functions, or null when the addon is not built (or is a build without it). */
+function addonFunction<K extends 'copyBytes' | 'pwriteBatch' | 'openBatch' | 'dropCache'>(name: K): NonNullable<NativeAddon[K]> | null {
   const a = loadNativeAddon();
-  if (!a.ok || typeof a.addon.dropCache !== 'function') return null;
-  return a.addon.dropCache;
+  const f = a.ok ? a.addon[name] : undefined;
+  return typeof f === 'function' ? (f as NonNullable<NativeAddon[K]>) : null;
+}
+
+/**
+ * What a composition's session writers take from the addon (src/collector/session-writer.ts): the frame
+ * copies, batched writes and creates, and drop-behind's last drop. Each null without the addon. app.ts
+ * and the receive workers build their writers with it, so a new native piece is wired in one place.
+ */
+export function nativeWriterParts(): { copyBytes: ReturnType<typeof nativeCopyBytes>; plannedCopy: ReturnType<typeof nativePlannedCopy>; batchWrite: BatchWrite | null; batchOpen: BatchOpen | null; dropCache: DropCache | null } {
+  return { copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy(), batchWrite: nativeBatchWrite(), batchOpen: nativeBatchOpen(), dropCache: nativeDropCache() };
 }
 
 /**
