@@ -221,7 +221,9 @@ export class PcapFileWriter {
     const cur = this.cur;
     if (cur !== null && this.curLen > 0) {
       if (!this.queue.hasRoom(this.curLen)) return null;
-      if (this.nextSize <= cur.length && (cur.length < this.sizeCap || this.intervalBytes >= BUSY_FACTOR * this.sizeCap)) {
+      // Doubled within the fair share (a 4 KiB buffer under a 5 KiB share stays 4 KiB: at 10,000 sessions
+      // 8 KiB each would be more than the pool), past it only when busy.
+      if (this.nextSize <= cur.length && (cur.length * 2 <= this.sizeCap || this.intervalBytes >= BUSY_FACTOR * this.sizeCap)) {
         this.nextSize = Math.min(cur.length * 2, this.pool.bufferBytes);
       }
     }

@@ -61,6 +61,53 @@ describe('BufferPool', () => {
     expect(pool.inUse).toBe(0);
   });
 
+  it('at its ceiling turns free buffers of other classes into the class asked for, rather than handing out a wrong size', () => {
+    const pool = new BufferPool({ bufferBytes: 65536, minBufferBytes: 1024, maxBytes: 131072 });
+    const onDiscard: number[] = [];
+    // After a ramp: every writer started with 1 KiB and 2 KiB buffers, which are now free and fill the pool.
+    const big = pool.acquire(65536)!;
+    const small = Array.from({ length: 48 }, (_, i) => pool.acquire(i < 32 ? 1024 : 2048)!);
+    for (const b of small) pool.release(b);
+    expect([pool.allocatedBytes, pool.inUseBytes]).toEqual([131072, 65536]);
+    // Writers that want 4 KiB get 4 KiB (the small free ones go), not another 1-2 KiB buffer.
+    const four = Array.from({ length: 8 }, () => pool.acquire(4096, 100)!);
+    expect(four.map((b) => b.length)).toEqual(Array(8).fill(4096));
+    expect([pool.allocatedBytes, pool.inUseBytes]).toEqual([131072, 65536 + 8 * 4096]);
+    // A quiet writer is never handed a free large buffer: it goes, and the small class is allocated.
+    pool.release(big);
+    const p2 = new BufferPool({ bufferBytes: 65536, minBufferBytes: 1024, maxBytes: 65536, onDiscard: (b) => onDiscard.push(b.length) });
+    const whole = p2.acquire(65536)!;
+    p2.release(whole);
+    const q = p2.acquire(4096)!;
+    expect([q.length, onDiscard, p2.allocatedBytes]).toEqual([4096, [65536], 4096]);
+    // When letting free ones go cannot make room, a free smaller one that holds the record still does.
+    const p3 = new BufferPool({ bufferBytes: 8192, minBufferBytes: 1024, maxBytes: 16384 });
+    const held = p3.acquire(8192)!;
+    const s1 = p3.acquire(2048)!;
+    p3.acquire(2048);
+    p3.acquire(4096);
+    p3.release(s1);
+    expect(p3.acquire(8192, 1500)).toBe(s1);
+    expect(p3.acquire(8192, 1500)).toBeNull();
+    void held;
+    for (const b of four) pool.release(b);
+    expect(pool.inUse).toBe(0);
+  });
+
+  it('keeps a quiet writer within its fair share: a 4 KiB buffer that fills under a 5 KiB share is not doubled', () => {
+    const pool = new BufferPool({ bufferBytes: 65536, minBufferBytes: 1024, maxBytes: 1 << 22 });
+    const w = new PcapFileWriter(join(dir, 'share.pcap'), { pool, snaplen: 1500 });
+    // The timer's flush sets the share (SessionWriters.fairShare: 3/4 of 64 MiB over 10,000 writers).
+    w.flush(true, 5030);
+    // 1016-byte records: a busy interval fills 1 KiB, 2 KiB, then 4 KiB buffers, and stays at 4 KiB.
+    for (let i = 0; i < 12; i++) w.append(frame(i, 1000), 0, 1000, 1000, 1, i);
+    expect(w.bufferBytes).toBe(4096);
+    // Past BUSY_FACTOR shares in one interval the writer is busy and may grow.
+    for (let i = 12; i < 60; i++) w.append(frame(i, 1000), 0, 1000, 1000, 1, i);
+    expect(w.bufferBytes).toBeGreaterThan(4096);
+    void w.close();
+  });
+
   it('gives a writer a small first buffer, doubles it when it fills before a flush, and sizes it to the traffic at a flush', () => {
     const pool = new BufferPool({ bufferBytes: 65536, minBufferBytes: 4096, maxBytes: 1 << 22 });
     const w = new PcapFileWriter(join(dir, 'grow.pcap'), { pool, snaplen: 1500 });
