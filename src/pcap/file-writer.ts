@@ -23,6 +23,14 @@ import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN } from '.
 
 /** A writer that fills this many fair-share buffers in one flush interval is busy (PcapFileWriter.sizeCap). */
 export const BUSY_FACTOR = 8;
+/**
+ * A buffer that fills before the flush interval ends makes the next one this many times as large. Four,
+ * not two: 10,000 sessions of 10 packets/s starting at once go 1 KiB -> 4 KiB (their fair share) in one
+ * step, and leave 10 MiB of outgrown buffers in the pool instead of 30 (1 and 2 KiB), which the pool
+ * then has to let go (garbage until V8's next full collection) to make its 4 KiB ones: peak RSS
+ * 385 -> 350 MB (docs/performance.md "The pool at its ceiling").
+ */
+export const GROWTH = 4;
 
 
 export interface PcapFileWriterOptions {
@@ -215,16 +223,18 @@ export class PcapFileWriter {
   /**
    * Hand the current buffer over (if any) and take a fresh one that holds at least `need` bytes; null
    * when there is no room. A buffer that filled before the flush interval ended means a busy session:
-   * the next one is twice as large, up to the pool's largest.
+   * the next one is GROWTH times as large, up to the pool's largest.
    */
   private nextBuffer(need: number): Buffer | null {
     const cur = this.cur;
     if (cur !== null && this.curLen > 0) {
       if (!this.queue.hasRoom(this.curLen)) return null;
-      // Doubled within the fair share (a 4 KiB buffer under a 5 KiB share stays 4 KiB: at 10,000 sessions
-      // 8 KiB each would be more than the pool), past it only when busy.
-      if (this.nextSize <= cur.length && (cur.length * 2 <= this.sizeCap || this.intervalBytes >= BUSY_FACTOR * this.sizeCap)) {
-        this.nextSize = Math.min(cur.length * 2, this.pool.bufferBytes);
+      // Four times as large, within the fair share (a 4 KiB buffer under a 5 KiB share stays 4 KiB: at
+      // 10,000 sessions 8 KiB each would be more than the pool), past it only when busy.
+      if (this.nextSize <= cur.length) {
+        let grown = Math.min(cur.length * GROWTH, this.pool.bufferBytes);
+        if (grown > this.sizeCap && this.intervalBytes < BUSY_FACTOR * this.sizeCap) grown = this.pool.classAtMost(this.sizeCap);
+        if (grown > cur.length) this.nextSize = grown;
       }
     }
     const next = this.pool.acquire(need > this.nextSize ? need : this.nextSize, need);
