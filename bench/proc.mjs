@@ -13,3 +13,9 @@ export function cpuNs(pid) {
   }
   return total;
 }
+
+/**
+ * Node.js flags serve runs with where it is launched for real (deploy/systemd/mirrorguard.service and
+ * `npm start`): V8's young generation at 16 MiB (docs/performance.md "The pool at its ceiling").
+ */
+export const SERVE_NODE_ARGS = Object.freeze(['--max-semi-space-size=8']);

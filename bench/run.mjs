@@ -62,7 +62,7 @@ import { helpFromHeader } from './help.mjs';
 import { formatTable, readProfile, selfTimeTable } from './cpu-profile.mjs';
 import { extractionTable, runExtraction } from './extract.mjs';
 import { compileSteady, runSteady, steadyTable } from './steady.mjs';
-import { cpuNs } from './proc.mjs';
+import { cpuNs, SERVE_NODE_ARGS } from './proc.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = join(ROOT, '.bench');
@@ -552,7 +552,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
   const apiPort = await freeTcpPort();
   const logFd = openSync(join(dir, 'serve.log'), 'w');
   const profDir = join(OUT_DIR, 'profiles');
-  const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+  const nodeArgs = profile ? [...SERVE_NODE_ARGS, '--cpu-prof', '--cpu-prof-dir', profDir] : [...SERVE_NODE_ARGS];
   if (process.env.MG_PERF) nodeArgs.push('--perf-basic-prof-only-functions');
   const proc = spawn(
     process.execPath,

@@ -10,7 +10,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync,
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuNs } from './proc.mjs';
+import { cpuNs, SERVE_NODE_ARGS } from './proc.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -153,7 +153,7 @@ export function verifySteady(dir, size, sentPer) {
  * window and the drain after it), peak and final RSS, open descriptors at the end of the traffic, kernel
  * drops, serve's counted drops by reason, and the read-back check.
  */
-export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, heavyRate, size, ramp = 0, nodeArgs = [], log = () => {} }) {
+export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, heavyRate, size, ramp = 0, nodeArgs = SERVE_NODE_ARGS, log = () => {} }) {
   const dir = mkdtempSync(join(tmpdir(), 'mg-bench-steady-'));
   const dataDir = join(dir, 'data');
   const all = sessions + heavy;

@@ -81,7 +81,7 @@ owned() { if [ -z "$ROOT" ]; then chown "root:mirrorguard" "$@"; fi; }
 # --- systemd unit and drop-in ------------------------------------------------------------------------
 UNIT_DIR="$ETC/systemd/system"
 mkdir -p "$UNIT_DIR"
-sed -e "s#/usr/bin/node /opt/mirrorguard/#$NODE $APP_DIR/#" -e "s#file:/opt/mirrorguard/#file:$APP_DIR/#g" \
+sed -e "s#/usr/bin/node \(\(--[^ ]* \)*\)/opt/mirrorguard/#$NODE \1$APP_DIR/#" -e "s#file:/opt/mirrorguard/#file:$APP_DIR/#g" \
   "$DEPLOY/systemd/mirrorguard.service" >"$UNIT_DIR/mirrorguard.service.tmp"
 chmod 0644 "$UNIT_DIR/mirrorguard.service.tmp"
 mv "$UNIT_DIR/mirrorguard.service.tmp" "$UNIT_DIR/mirrorguard.service"
