@@ -383,6 +383,7 @@ export class Collector {
     const round = this.ticks++ % SYNC_EVERY_TICKS;
     // Every quiet writer's next buffer is at most its fair share of the pool (session-writer.ts).
     const cap = this.writers.fairShare();
+    this.writers.trimPool();
     this.writers.sampleGauges();
     try {
       this.opts.catalog.batch(() => {

@@ -33,6 +33,9 @@ import { captureRelPath } from './layout.js';
  */
 export const SESSION_MIN_BUFFER_BYTES = 1024;
 
+/** Ticks (flush intervals) a free write buffer must sit unused before the pool may let it go. */
+export const POOL_TRIM_TICKS = 10;
+
 /** Least time between two early flushes of every session's partly filled buffer under memory pressure. */
 const PRESSURE_FLUSH_MS = 100;
 
@@ -122,6 +125,7 @@ export class SessionWriters {
   private readonly workerId: number;
   /** Writers with a file open. */
   private readonly live = new Set<SessionWriter>();
+  private trimTicks = 0;
   private readonly pending = new Set<Promise<void>>();
   private fileSeq = 0;
   readonly maxOpenFiles: number;
@@ -204,6 +208,17 @@ export class SessionWriters {
     this.counters['pcap.copy.refused'] = total;
     const k = this.logLimit.allow('copy-refused');
     if (k >= 0) this.logger.error({ refused: added, total, suppressed: k }, 'planned frame copies refused as out of bounds (pcap.copy.refused): records in the files written now may hold wrong frame bytes; please report this');
+  }
+
+  /**
+   * Every POOL_TRIM_TICKS ticks, let go half of the write buffers that sat free all that time
+   * (BufferPool.trim; the collector's tick). A window of one tick let go buffers that the next burst took
+   * again: reallocations, whose discarded buffers are garbage until V8's next full collection.
+   */
+  trimPool(): number {
+    if (++this.trimTicks < POOL_TRIM_TICKS) return 0;
+    this.trimTicks = 0;
+    return this.pool.trim();
   }
 
   /** Sample the buffer gauges into the counters (the collector's tick). */

@@ -94,6 +94,29 @@ describe('BufferPool', () => {
     expect(pool.inUse).toBe(0);
   });
 
+  it('trim() lets go half of the free buffers no acquire needed since the last trim, and keeps those taken meanwhile', () => {
+    const discarded: number[] = [];
+    const pool = new BufferPool({ bufferBytes: 65536, minBufferBytes: 4096, maxBytes: 1 << 22, onDiscard: (b) => discarded.push(b.length) });
+    const bufs = [...Array.from({ length: 8 }, () => pool.acquire(4096)!), ...Array.from({ length: 4 }, () => pool.acquire(65536)!)];
+    for (const b of bufs) pool.release(b);
+    const all = 8 * 4096 + 4 * 65536;
+    expect(pool.allocatedBytes).toBe(all);
+    // The first trim only starts the watch: nothing was known to be idle before it.
+    expect(pool.trim()).toBe(0);
+    // An interval in which 4 KiB buffers were taken down to 5 free, and no 64 KiB one.
+    const taken = [pool.acquire(4096)!, pool.acquire(4096)!, pool.acquire(4096)!];
+    for (const b of taken) pool.release(b);
+    // Idle the whole interval: 5 of 4 KiB and 4 of 64 KiB; half of each (rounded up) goes.
+    expect(pool.trim()).toBe(3 * 4096 + 2 * 65536);
+    expect(discarded.sort((a, b) => a - b)).toEqual([4096, 4096, 4096, 65536, 65536]);
+    expect(pool.allocatedBytes).toBe(all - 3 * 4096 - 2 * 65536);
+    // Left alone, the free lists decay to nothing; what is handed out is never touched.
+    const held = pool.acquire(65536)!;
+    for (let i = 0; i < 8; i++) pool.trim();
+    expect([pool.allocatedBytes, pool.inUseBytes, pool.trimmedBytes]).toEqual([65536, 65536, all - 65536]);
+    pool.release(held);
+  });
+
   it('keeps a quiet writer within its fair share: a 4 KiB buffer that fills under a 5 KiB share is not doubled', () => {
     const pool = new BufferPool({ bufferBytes: 65536, minBufferBytes: 1024, maxBytes: 1 << 22 });
     const w = new PcapFileWriter(join(dir, 'share.pcap'), { pool, snaplen: 1500 });
