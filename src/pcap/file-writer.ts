@@ -28,7 +28,7 @@ export const BUSY_FACTOR = 8;
  * not two: 10,000 sessions of 10 packets/s starting at once go 1 KiB -> 4 KiB (their fair share) in one
  * step, and leave 10 MiB of outgrown buffers in the pool instead of 30 (1 and 2 KiB), which the pool
  * then has to let go (garbage until V8's next full collection) to make its 4 KiB ones: peak RSS
- * 385 -> 350 MB (docs/performance.md "The pool at its ceiling").
+ * 385 -> 356 MB (docs/performance.md "The pool at its ceiling").
  */
 export const GROWTH = 4;
 
@@ -117,7 +117,7 @@ export class PcapFileWriter {
   private curMinNsec = 0;
   private curMaxSec = 0;
   private curMaxNsec = 0;
-  /** Size of the next buffer to ask the pool for: small at first, doubled when one fills, resized to the traffic at each flush. */
+  /** Size of the next buffer to ask the pool for: small at first, GROWTH times as large when one fills, resized to the traffic at each flush. */
   private nextSize: number;
   /** Bytes appended since the last flush(): this writer's rate over one flush interval. */
   private intervalBytes = 0;
