@@ -206,16 +206,9 @@ export class BufferPool {
       const idle = Math.min(this.lowWater[i]!, list.length);
       // Oldest first: the bottom of the LIFO list is what has waited longest.
       const n = Math.ceil(idle / 2);
-      if (n > 0) {
-        const gone = list.splice(0, n);
-        for (const b of gone) {
-          if (this.onDiscard !== undefined) this.onDiscard(b);
-          this.freeCount--;
-          this.freeBytes -= b.length;
-          this.allocated--;
-          this.allocatedBytes -= b.length;
-          bytes += b.length;
-        }
+      for (const b of n > 0 ? list.splice(0, n) : []) {
+        this.discard(b, i);
+        bytes += b.length;
       }
       this.lowWater[i] = list.length;
     }
