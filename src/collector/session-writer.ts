@@ -29,7 +29,7 @@ import { captureRelPath } from './layout.js';
 /**
  * A session's first write buffer, and the smallest class of the pool: 10,000 quiet sessions hold 10 MiB,
  * not 10,000 x 4 KiB (40 MiB, which at 2 packets/s of 128 B per session was 14 times their traffic per
- * flush interval). A buffer that fills before the interval ends makes the next one four times as large
+ * flush interval). A buffer that fills before the interval ends makes the next one twice as large
  * (file-writer.ts GROWTH), within the fair share.
  */
 export const SESSION_MIN_BUFFER_BYTES = 1024;

@@ -83,7 +83,7 @@ export const DEFAULTS = {
     flushIntervalMs: 1000,
     /**
      * Size of the largest write buffer; it must hold the largest record (16 + 262144 bytes). A session
-     * with traffic in the last flush interval holds one buffer: 1 KiB at first, four times as large each
+     * with traffic in the last flush interval holds one buffer: 1 KiB at first, twice as large each
      * time one fills within a flush interval (within its fair share unless busy), up to this (src/pcap/buffer-pool.ts).
      */
     bufferBytes: 512 * 1024,

@@ -5,7 +5,7 @@
  * steady-state capture allocates nothing and memory for buffered packets has a hard ceiling.
  *
  * Sizes come in classes: `minBufferBytes`, doubling, up to `bufferBytes`. A writer starts with the
- * smallest and asks for a class four times as large when a buffer fills within a flush interval (file-writer.ts),
+ * smallest and asks for a class twice as large when a buffer fills within a flush interval (file-writer.ts),
  * so a quiet session holds a few KiB and only a busy one holds `bufferBytes`: memory follows the traffic,
  * not the number of sessions. When a class has no free buffer and the ceiling is reached, free buffers
  * of other classes are let go to make room. When even that fails the writer drops

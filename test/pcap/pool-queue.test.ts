@@ -122,7 +122,7 @@ describe('BufferPool', () => {
     const w = new PcapFileWriter(join(dir, 'share.pcap'), { pool, snaplen: 1500 });
     // The timer's flush sets the share (SessionWriters.fairShare: 3/4 of 64 MiB over 10,000 writers).
     w.flush(true, 5030);
-    // 1016-byte records: a busy interval fills a 1 KiB buffer, then 4 KiB ones, and stays at 4 KiB.
+    // 1016-byte records: a busy interval fills 1 KiB, 2 KiB, then 4 KiB buffers, and stays at 4 KiB.
     for (let i = 0; i < 12; i++) w.append(frame(i, 1000), 0, 1000, 1000, 1, i);
     expect(w.bufferBytes).toBe(4096);
     // Past BUSY_FACTOR shares in one interval the writer is busy and may grow.
@@ -131,15 +131,15 @@ describe('BufferPool', () => {
     void w.close();
   });
 
-  it('gives a writer a small first buffer, grows it four times when it fills before a flush, and sizes it to the traffic at a flush', () => {
+  it('gives a writer a small first buffer, doubles it when it fills before a flush, and sizes it to the traffic at a flush', () => {
     const pool = new BufferPool({ bufferBytes: 65536, minBufferBytes: 4096, maxBytes: 1 << 22 });
     const w = new PcapFileWriter(join(dir, 'grow.pcap'), { pool, snaplen: 1500 });
     w.append(frame(0, 1000), 0, 1000, 1000, 1, 0);
     expect(pool.inUseBytes).toBe(4096);
-    // Records of 1016 bytes: 4 fill 4 KiB, the next 16 fill 16 KiB (four times as large), then 64 KiB: 60 records.
+    // Records of 1016 bytes: 4 fill 4 KiB, the next 8 fill 8 KiB, then 16 KiB and 32 KiB: 60 records.
     for (let i = 1; i < 60; i++) w.append(frame(i, 1000), 0, 1000, 1000, 1, 0);
     const held = pool.inUseBytes;
-    expect(held).toBe(4096 + 16384 + 65536);
+    expect(held).toBe(4096 + 8192 + 16384 + 32768);
     // 60 records in the interval: the next interval starts with the class that held them (64 KiB).
     w.flush();
     w.append(frame(60, 1000), 0, 1000, 1000, 2, 0);
