@@ -168,10 +168,8 @@ export class BufferPool {
       const list = this.free[j]!;
       while (list.length > 0 && this.allocatedBytes + size > this.maxBytes) this.discard(list.pop()!, j);
     }
-    for (let j = this.free.length - 1; j > i && this.allocatedBytes + size > this.maxBytes; j--) {
-      const list = this.free[j]!;
-      while (list.length > 0 && this.allocatedBytes + size > this.maxBytes) this.discard(list.pop()!, j);
-    }
+    // Class i's own list is empty (acquire found none), so the rest comes from larger ones.
+    if (this.allocatedBytes + size > this.maxBytes) this.shed(size);
   }
 
   private discard(b: Buffer, i: number): void {
@@ -181,7 +179,7 @@ export class BufferPool {
     this.freeCount--;
     this.freeBytes -= b.length;
     this.allocated--;
-    this.allocatedBytes -= this.classes[i]!;
+    this.allocatedBytes -= b.length;
   }
 
   /** Let free buffers of other classes go (largest first) until `size` more fits under the ceiling. */
@@ -206,7 +204,7 @@ export class BufferPool {
       const idle = Math.min(this.lowWater[i]!, list.length);
       // Oldest first: the bottom of the LIFO list is what has waited longest.
       const n = Math.ceil(idle / 2);
-      for (const b of n > 0 ? list.splice(0, n) : []) {
+      for (const b of list.splice(0, n)) {
         this.discard(b, i);
         bytes += b.length;
       }
