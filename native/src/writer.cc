@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <fcntl.h>
 #include <string>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -333,9 +334,54 @@ Napi::Value DropCacheFn(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The write-buffer pool's region (src/pcap/region.ts): one ArrayBuffer carved into buffers by a buddy
+// allocator, so buffers that come and go never fragment malloc's heap, and memory the pool lets go can be
+// handed back to the kernel at once instead of when V8 next collects.
+//
+//   pageOffset(ab ArrayBuffer) -> bytes from the start of ab to its first page boundary
+//   releasePages(ab ArrayBuffer, offset, length) -> bytes handed back
+//
+// releasePages drops the whole pages inside [offset, offset + length) with madvise(MADV_DONTNEED): they
+// read back as zeros and count in RSS again only once written. A partial page at either end is kept, so
+// the call never touches a byte outside the range.
+Napi::Value PageOffsetFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) {
+    Napi::TypeError::New(env, "pageOffset(arrayBuffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t p = reinterpret_cast<uintptr_t>(info[0].As<Napi::ArrayBuffer>().Data());
+  return Napi::Number::New(env, static_cast<double>((page - p % page) % page));
+}
+
+Napi::Value ReleasePagesFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsArrayBuffer() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "releasePages(arrayBuffer, offset, length)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  const int64_t off = info[1].As<Napi::Number>().Int64Value();
+  const int64_t len = info[2].As<Napi::Number>().Int64Value();
+  if (off < 0 || len < 0 || static_cast<uint64_t>(off) + static_cast<uint64_t>(len) > ab.ByteLength()) {
+    Napi::RangeError::New(env, "releasePages: the range is outside the ArrayBuffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t from = reinterpret_cast<uintptr_t>(ab.Data()) + static_cast<uintptr_t>(off);
+  const uintptr_t start = (from + page - 1) / page * page;
+  const uintptr_t end = (from + static_cast<uintptr_t>(len)) / page * page;
+  if (end <= start) return Napi::Number::New(env, 0);
+  if (madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED) != 0) return Napi::Number::New(env, -errno);
+  return Napi::Number::New(env, static_cast<double>(end - start));
+}
+
 }  // namespace
 
 void InitWriter(Napi::Env env, Napi::Object exports) {
+  exports.Set("pageOffset", Napi::Function::New(env, PageOffsetFn, "pageOffset"));
+  exports.Set("releasePages", Napi::Function::New(env, ReleasePagesFn, "releasePages"));
   exports.Set("pwriteBatch", Napi::Function::New(env, PwriteBatch, "pwriteBatch"));
   exports.Set("openBatch", Napi::Function::New(env, OpenBatchFn, "openBatch"));
   exports.Set("dropCache", Napi::Function::New(env, DropCacheFn, "dropCache"));

@@ -17,6 +17,7 @@
 import { join } from 'node:path';
 import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
 import { BufferPool } from '../pcap/buffer-pool.js';
+import type { PageRelease } from '../pcap/region.js';
 import type { BytesCopy, PlannedCopy } from '../pcap/copy.js';
 import { DiskQueue, type BatchOpen, type BatchWrite, type DiskErrorReport, type DropCache } from '../pcap/disk-queue.js';
 import { PcapFileWriter } from '../pcap/file-writer.js';
@@ -48,10 +49,12 @@ export interface SessionWritersCounters {
   'pcap.buffers.pool_bytes': number;
   /** Gauge, sampled every tick: bytes of write buffers handed out (being filled or queued for disk). */
   'pcap.buffers.in_use_bytes': number;
+  /** Write buffers allocated outside the pool's region because no block of their size was free (BufferPool.regionMisses). */
+  'pcap.buffers.region_misses': number;
 }
 
 export function newSessionWritersCounters(): SessionWritersCounters {
-  return { 'pcap.files.closed_early': 0, 'pcap.copy.refused': 0, 'pcap.buffers.pool_bytes': 0, 'pcap.buffers.in_use_bytes': 0 };
+  return { 'pcap.files.closed_early': 0, 'pcap.copy.refused': 0, 'pcap.buffers.pool_bytes': 0, 'pcap.buffers.in_use_bytes': 0, 'pcap.buffers.region_misses': 0 };
 }
 
 /** What a session writer reads of its pair when a file opens (never per packet). */
@@ -98,6 +101,8 @@ export interface SessionWritersOptions {
   dropBehindBytes?: number;
   /** Drops a closed file's pages from the page cache (the addon's dropCache), with dropBehindBytes. */
   dropCache?: DropCache | null;
+  /** Page release for the buffer pool's region (src/pcap/region.ts); null: each buffer its own allocation. */
+  pages?: PageRelease | null;
   /** Wall clock in seconds, replaceable in tests. */
   nowSec?: () => number;
   /**
@@ -147,6 +152,7 @@ export class SessionWriters {
       minBufferBytes: opts.minBufferBytes ?? SESSION_MIN_BUFFER_BYTES,
       maxBytes: Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes),
       onDiscard: planned === null ? undefined : (b) => planned.forget(b),
+      pages: opts.pages ?? null,
     });
     // Every write failure (a failed create, write, truncate, sync or close; a full queue) reaches the log
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
@@ -226,6 +232,7 @@ export class SessionWriters {
   sampleGauges(): void {
     this.counters['pcap.buffers.pool_bytes'] = this.pool.allocatedBytes;
     this.counters['pcap.buffers.in_use_bytes'] = this.pool.inUseBytes;
+    this.counters['pcap.buffers.region_misses'] = this.pool.regionMisses;
   }
 
   /** Bytes of write buffers handed out: being filled, or queued for disk. */

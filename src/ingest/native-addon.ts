@@ -13,6 +13,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PLAN_WORDS, PlannedCopy, type CopyEngine } from '../pcap/copy.js';
 import type { BatchOpen, BatchWrite, DropCache } from '../pcap/disk-queue.js';
+import type { PageRelease } from '../pcap/region.js';
 
 /** Must equal abiVersion in native/src/receiver.cc: the layout and methods this TypeScript expects. */
 export const NATIVE_ABI_VERSION = 2;
@@ -102,6 +103,9 @@ export interface NativeAddon {
   openBatch?: BatchOpen;
   /** Drops a synced file's pages from the page cache, on the threadpool (native/src/writer.cc); absent in builds before it. */
   dropCache?: DropCache;
+  /** The buffer pool's region pages (native/src/writer.cc, src/pcap/region.ts PageRelease); absent in builds before it. */
+  pageOffset?: PageRelease['pageOffset'];
+  releasePages?: PageRelease['releasePages'];
   Receiver: new (opts: NativeSocketOptions) => NativeSocket;
   /** Carries out a plan of frame copies in one call (src/pcap/copy.ts PlannedCopy). */
   Copier: new (plan: Int32Array) => CopyEngine;
@@ -171,7 +175,7 @@ export function nativeDropCache(): DropCache | null {
 }
 
 /** One of the addon's plain functions, or null when the addon is not built (or is a build without it). */
-function addonFunction<K extends 'copyBytes' | 'pwriteBatch' | 'openBatch' | 'dropCache'>(name: K): NonNullable<NativeAddon[K]> | null {
+function addonFunction<K extends 'copyBytes' | 'pwriteBatch' | 'openBatch' | 'dropCache' | 'pageOffset' | 'releasePages'>(name: K): NonNullable<NativeAddon[K]> | null {
   const a = loadNativeAddon();
   const f = a.ok ? a.addon[name] : undefined;
   return typeof f === 'function' ? (f as NonNullable<NativeAddon[K]>) : null;
@@ -182,8 +186,22 @@ function addonFunction<K extends 'copyBytes' | 'pwriteBatch' | 'openBatch' | 'dr
  * copies, batched writes and creates, and drop-behind's last drop. Each null without the addon. app.ts
  * and the receive workers build their writers with it, so a new native piece is wired in one place.
  */
-export function nativeWriterParts(): { copyBytes: ReturnType<typeof nativeCopyBytes>; plannedCopy: ReturnType<typeof nativePlannedCopy>; batchWrite: BatchWrite | null; batchOpen: BatchOpen | null; dropCache: DropCache | null } {
-  return { copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy(), batchWrite: nativeBatchWrite(), batchOpen: nativeBatchOpen(), dropCache: nativeDropCache() };
+export function nativeWriterParts(): {
+  copyBytes: ReturnType<typeof nativeCopyBytes>;
+  plannedCopy: ReturnType<typeof nativePlannedCopy>;
+  batchWrite: BatchWrite | null;
+  batchOpen: BatchOpen | null;
+  dropCache: DropCache | null;
+  pages: PageRelease | null;
+} {
+  return { copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy(), batchWrite: nativeBatchWrite(), batchOpen: nativeBatchOpen(), dropCache: nativeDropCache(), pages: nativePages() };
+}
+
+/** The buffer pool's page release (src/pcap/region.ts), or null without the addon (or a build without it). */
+export function nativePages(): PageRelease | null {
+  const pageOffset = addonFunction('pageOffset');
+  const releasePages = addonFunction('releasePages');
+  return pageOffset !== null && releasePages !== null ? { pageOffset, releasePages } : null;
 }
 
 /**

@@ -12,6 +12,7 @@
  * (pcap.write.queue_full): a slow disk costs packets, never unbounded memory.
  */
 import { MgError } from '../errors.js';
+import { Region, type PageRelease } from './region.js';
 
 export const DEFAULT_POOL_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_POOL_MAX_BYTES = 64 * 1024 * 1024;
@@ -29,6 +30,12 @@ export interface BufferPoolOptions {
   maxBytes?: number;
   /** Called with each buffer the pool lets go for good (to make room for another class). */
   onDiscard?: (buf: Buffer) => void;
+  /**
+   * Page release (the native addon's): buffers are then cut from one region of `maxBytes` (region.ts)
+   * instead of each from malloc, and trim() hands the pages it lets go back to the kernel. Without it,
+   * each buffer is its own allocation, let go to V8's collector.
+   */
+  pages?: PageRelease | null;
 }
 
 export class BufferPool {
@@ -57,6 +64,14 @@ export class BufferPool {
   trimmedBytes = 0;
   /** Times acquire() found no buffer: the pool was the bottleneck. */
   exhausted = 0;
+  /** The region buffers are cut from (null without page release). */
+  readonly region: Region | null;
+  /** Per class, the region level of its blocks. */
+  private readonly levels: Int8Array;
+  /** Buffers allocated outside the region because no block was free (its free bytes split across smaller blocks). */
+  regionMisses = 0;
+  /** (offset, level) of each block trim() freed, released once trim() is done. */
+  private readonly trimmed: number[] = [];
 
   constructor(opts: BufferPoolOptions = {}) {
     const bufferBytes = opts.bufferBytes ?? DEFAULT_POOL_BUFFER_BYTES;
@@ -88,6 +103,11 @@ export class BufferPool {
     this.free = classes.map(() => []);
     this.lowWater = classes.map(() => 0);
     this.onDiscard = opts.onDiscard;
+    // Region blocks are minBufferBytes times a power of two; the largest class takes the block that holds it.
+    let top = minBufferBytes;
+    while (top < bufferBytes) top *= 2;
+    this.region = opts.pages != null && maxBytes >= top ? new Region(maxBytes, minBufferBytes, top, opts.pages) : null;
+    this.levels = Int8Array.from(classes, (c) => (this.region === null ? -1 : this.region.levelFor(c)));
   }
 
   /** The size acquire(bytes) hands out: the smallest class of at least `bytes` (the largest when none is). */
@@ -121,7 +141,7 @@ export class BufferPool {
     const i = this.indexOf(size);
     const b = this.free[i]!.pop();
     if (b !== undefined) return this.handOut(b, i);
-    if (this.allocatedBytes + size <= this.maxBytes) return this.allocate(size);
+    if (this.allocatedBytes + size <= this.maxBytes) return this.allocate(size, i);
     // At the ceiling. When letting free buffers of other classes go makes room, they go and this class
     // is allocated: a writer gets the size it asked for. Without this, the small buffers every writer
     // starts with (and grows out of) fill the ceiling after a ramp, and thousands of writers that want
@@ -130,7 +150,7 @@ export class BufferPool {
     // one holds it for a whole flush interval, until the busy writers find none.
     if (this.allocatedBytes - this.freeBytes + size <= this.maxBytes) {
       this.shedFor(i, size);
-      return this.allocate(size);
+      return this.allocate(size, i);
     }
     // Else a free smaller one that still holds `atLeast`, the largest first.
     const least = this.classFor(atLeast);
@@ -139,7 +159,7 @@ export class BufferPool {
       if (f !== undefined) return this.handOut(f, j);
     }
     this.shed(least);
-    if (this.allocatedBytes + least <= this.maxBytes) return this.allocate(least);
+    if (this.allocatedBytes + least <= this.maxBytes) return this.allocate(least, this.indexOf(least));
     this.exhausted++;
     return null;
   }
@@ -153,10 +173,17 @@ export class BufferPool {
     return b;
   }
 
-  private allocate(size: number): Buffer {
+  private allocate(size: number, i: number): Buffer {
     this.allocated++;
     this.allocatedBytes += size;
     this.inUseBytes += size;
+    const r = this.region;
+    if (r !== null) {
+      const off = r.alloc(this.levels[i]!);
+      // A view of the region: its old contents are always overwritten by records before any byte is written out.
+      if (off >= 0) return Buffer.from(r.buffer, off, size);
+      this.regionMisses++;
+    }
     // allocUnsafeSlow: a dedicated ArrayBuffer, never a slice of Node's shared pool; its old contents
     // are always overwritten by records before any byte of it is written out.
     return Buffer.allocUnsafeSlow(size);
@@ -172,7 +199,7 @@ export class BufferPool {
     if (this.allocatedBytes + size > this.maxBytes) this.shed(size);
   }
 
-  private discard(b: Buffer, i: number): void {
+  private discard(b: Buffer, i: number, trimming = false): void {
     if (this.onDiscard !== undefined) this.onDiscard(b);
     const n = this.free[i]!.length;
     if (n < this.lowWater[i]!) this.lowWater[i] = n;
@@ -180,6 +207,11 @@ export class BufferPool {
     this.freeBytes -= b.length;
     this.allocated--;
     this.allocatedBytes -= b.length;
+    const r = this.region;
+    if (r !== null && r.holds(b)) {
+      const level = r.free(b.byteOffset, this.levels[i]!);
+      if (trimming) this.trimmed.push(r.lastOffset, level);
+    }
   }
 
   /** Let free buffers of other classes go (largest first) until `size` more fits under the ceiling. */
@@ -195,7 +227,8 @@ export class BufferPool {
    * Let go half of the free buffers that no acquire() needed since the last trim, per class (the owner
    * calls this once a flush interval). After a ramp, or when busy sessions went quiet, the pool's free
    * lists otherwise hold its ceiling for good (issue 16's run: 64 MiB held, 43 MiB in use). Buffers that
-   * are taken within an interval stay. What goes is garbage until V8 collects it. Returns the bytes let go.
+   * are taken within an interval stay. With a region, the pages of what goes are handed back to the kernel
+   * now; else what goes is garbage until V8 collects it. Returns the bytes let go.
    */
   trim(): number {
     let bytes = 0;
@@ -205,11 +238,15 @@ export class BufferPool {
       // Oldest first: the bottom of the LIFO list is what has waited longest.
       const n = Math.ceil(idle / 2);
       for (const b of list.splice(0, n)) {
-        this.discard(b, i);
+        this.discard(b, i, true);
         bytes += b.length;
       }
       this.lowWater[i] = list.length;
     }
+    // After every discard: a block a later one merged into a larger block is released with that one.
+    const t = this.trimmed;
+    for (let k = 0; k < t.length; k += 2) this.region!.release(t[k]!, t[k + 1]!);
+    t.length = 0;
     this.trimmedBytes += bytes;
     return bytes;
   }
