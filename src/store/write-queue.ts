@@ -225,6 +225,10 @@ export class WriteQueue {
         }
         this.lastError = null;
         this.retryMs = 0;
+        // One batch per turn of the event loop (finally schedules the next): a backlog of thousands of
+        // writes (10,000 new pairs in a second) would otherwise run as one chain of microtasks, and for
+        // that long nothing else on this thread runs: packets, file creates coming back, timers.
+        if (this.depth() > 0) break;
       }
       if (this.depth() === 0) {
         this.ops.length = 0;

@@ -66,6 +66,32 @@ describeEngines('catalog write queue', (ctx) => {
     expect(await ctx.store.findings.get('f_bad')).toBeUndefined();
   });
 
+  it('a backlog of thousands of writes yields to the event loop between batches', async () => {
+    // 10,000 new pairs in a second queue thousands of catalog writes at once; run as one chain of
+    // microtasks, they would hold off packets, file creates coming back and timers until all had landed.
+    const q = new WriteQueue(ctx.store);
+    const cat = new Catalog(ctx.store, q);
+    const events: string[] = [];
+    for (let i = 0; i < 1600; i++) {
+      q.push(
+        async (sql) => void (await sql.run(`UPDATE captures SET packets = ? WHERE path = ?`, [i, 'none'])),
+        () => events.push('c'),
+      );
+    }
+    const tick = (): void => {
+      events.push('t');
+      if (q.depth() > 0) setImmediate(tick);
+    };
+    setImmediate(tick);
+    expect(await cat.flush()).toBe(true);
+    const commits = events.map((e, i) => (e === 'c' ? i : -1)).filter((i) => i >= 0);
+    expect(commits).toHaveLength(1600);
+    // Batches of at most 500 writes: another macrotask ran between the end of each and the next.
+    for (const boundary of [500, 1000, 1500]) {
+      expect(events.slice(commits[boundary - 1]!, commits[boundary]!)).toContain('t');
+    }
+  });
+
   it('PostgreSQL stopped mid-run: writes wait in order and land when it is back', async () => {
     if (ctx.engine !== 'postgres' || ctx.pg === null || process.env.MIRRORGUARD_TEST_PG_URL) return;
     const errors: string[] = [];
