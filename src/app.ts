@@ -285,7 +285,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
       retentionTimer = setInterval(retention, config.retention.intervalSeconds * 1000);
       retentionTimer.unref();
       // Old-generation garbage is collected before it piles up (src/util/heap-trim.ts).
-      heapTrimmer = new HeapTrimmer({ logger, ...heapTrimFromEnv() });
+      heapTrimmer = new HeapTrimmer({ logger, busy: () => writers.underPressure(), ...heapTrimFromEnv() });
       heapTrimmer.start();
 
       const hp = parseHostPort(config.listen)!;

@@ -170,6 +170,14 @@ export class SessionWriters {
   }
 
   /**
+   * Whether the receiver would wait now (the thresholds of backlogged(), without its side effects):
+   * for work that can choose its moment, such as the heap trimmer's full collection.
+   */
+  underPressure(): boolean {
+    return this.queue.queuedBytes > this.halfQueue || this.pool.inUseBytes > this.poolHigh;
+  }
+
+  /**
    * Backpressure for receivers that can leave a burst in the socket buffer (native), asked once per
    * batch: true while more than half the disk queue's bytes are in flight, or while buffers (partly
    * filled ones included) hold more than three quarters of the pool. In the second case, with the queue

@@ -23,6 +23,12 @@ export const HEAP_TRIM_GROW_BYTES = 32 * 1024 * 1024;
  * 10,000 sessions starting), no collection for this long: each would pause the packet thread for nothing.
  */
 export const HEAP_TRIM_COOLDOWN_MS = 20_000;
+/**
+ * Checks a due collection may be put off while `busy()` says packets are waiting (the writer under
+ * backpressure: 10,000 sessions starting, a slow disk); after that many it runs anyway, so the heap stays
+ * bounded under a pressure that does not end.
+ */
+export const HEAP_TRIM_MAX_POSTPONED = 5;
 
 /** V8's full collection, or null when it cannot be exposed. */
 export function exposeGc(): (() => void) | null {
@@ -45,11 +51,19 @@ export interface HeapTrimOptions {
   usedBytes?: () => number;
   /** Clock, ms (tests pass their own). */
   nowMs?: () => number;
+  /**
+   * True while packets wait for the writer (SessionWriters.underPressure): a due collection is put off
+   * to a later check, up to HEAP_TRIM_MAX_POSTPONED times in a row. Its pause would add to the wait.
+   */
+  busy?: () => boolean;
 }
 
 export class HeapTrimmer {
   /** Full collections run by this trimmer. */
   runs = 0;
+  /** Due collections put off because busy() was true (each check counts once). */
+  postponed = 0;
+  private postponedInRow = 0;
   private baseline: number;
   private timer: NodeJS.Timeout | null = null;
   private readonly gc: (() => void) | null;
@@ -91,12 +105,18 @@ export class HeapTrimmer {
     // The live heap may also shrink (sessions closed): follow it down, so growth is measured from there.
     if (before < this.baseline) this.baseline = before;
     if (before - this.baseline < this.growBytes) return false;
+    if (this.postponedInRow < HEAP_TRIM_MAX_POSTPONED && this.opts.busy?.() === true) {
+      this.postponedInRow++;
+      this.postponed++;
+      return false;
+    }
+    this.postponedInRow = 0;
     const t0 = performance.now();
     this.gc();
     this.runs++;
     this.baseline = this.used();
     if (before - this.baseline < this.growBytes / 2) this.quietUntil = this.now() + HEAP_TRIM_COOLDOWN_MS;
-    this.opts.logger?.debug({ beforeMB: Math.round(before / 1e6), afterMB: Math.round(this.baseline / 1e6), ms: Math.round(performance.now() - t0) }, 'heap trimmed');
+    this.opts.logger?.debug({ postponed: this.postponed, beforeMB: Math.round(before / 1e6), afterMB: Math.round(this.baseline / 1e6), ms: Math.round(performance.now() - t0) }, 'heap trimmed');
     return true;
   }
 }

@@ -1,6 +1,6 @@
 import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { exposeGc, heapTrimFromEnv, HeapTrimmer } from '../../src/util/heap-trim.js';
+import { exposeGc, HEAP_TRIM_MAX_POSTPONED, heapTrimFromEnv, HeapTrimmer } from '../../src/util/heap-trim.js';
 
 describe('HeapTrimmer', () => {
   it('collects once the heap grew growBytes past the last collection, and follows a shrinking heap down', () => {
@@ -34,6 +34,25 @@ describe('HeapTrimmer', () => {
     now = 20_000;
     expect(t.check()).toBe(true);
     expect(collections).toBe(2);
+  });
+
+  it('puts a due collection off while packets wait for the writer, but not for ever', () => {
+    let used = 100;
+    let busy = true;
+    let collections = 0;
+    const t = new HeapTrimmer({ growBytes: 50, usedBytes: () => used, nowMs: () => 0, busy: () => busy, gc: () => ((collections++), (used = 100)) });
+    used = 150;
+    expect(t.check()).toBe(false);
+    expect(t.check()).toBe(false);
+    busy = false; // the backlog is written: the next check collects
+    expect(t.check()).toBe(true);
+    expect([collections, t.postponed]).toEqual([1, 2]);
+    // Under a pressure that does not end, the heap is still collected after HEAP_TRIM_MAX_POSTPONED checks.
+    busy = true;
+    used = 150;
+    for (let i = 0; i < HEAP_TRIM_MAX_POSTPONED; i++) expect(t.check()).toBe(false);
+    expect(t.check()).toBe(true);
+    expect([collections, t.postponed]).toEqual([2, 2 + HEAP_TRIM_MAX_POSTPONED]);
   });
 
   it('takes MIRRORGUARD_HEAP_TRIM_MB: a size, or 0 to turn it off', () => {
