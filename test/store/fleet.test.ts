@@ -66,6 +66,8 @@ describeEngines('fleet semantics', (ctx) => {
     expect(new Set(accepted).size).toBe(21);
     expect(accepted.filter((id) => id === `msg_created_${FID}`)).toHaveLength(1);
     for (const r of receiver.requests) expect(verifySignature(SECRET, r.headers, r.body)).toBe(true);
+    // A dispatcher counts a delivery once the row is marked delivered (the await above may see the row first).
+    await waitFor(async () => da.counters['alert.delivery.delivered'] + db.counters['alert.delivery.delivered'] >= 21, 5_000, 'both dispatchers counted');
     expect(da.counters['alert.delivery.delivered'] + db.counters['alert.delivery.delivered']).toBe(21);
   });
 
