@@ -185,8 +185,8 @@ export class SessionWriters {
    * next tick, so a pool held by them slows the reader briefly instead of dropping packets.
    */
   backlogged(): boolean {
+    if (!this.underPressure()) return false;
     if (this.queue.queuedBytes > this.halfQueue) return true;
-    if (this.pool.inUseBytes <= this.poolHigh) return false;
     // At most every PRESSURE_FLUSH_MS: flushing every session on every batch would make many tiny writes.
     const now = Date.now();
     if (now - this.pressureFlushedMs >= PRESSURE_FLUSH_MS) {
