@@ -154,6 +154,8 @@ export class SessionWriters {
       onDiscard: planned === null ? undefined : (b) => planned.forget(b),
       pages: opts.pages ?? null,
     });
+    // Buffers cut from the pool's region are addressed through the region (one registration, not one each).
+    if (planned !== null && this.pool.region !== null) planned.addRegion(this.pool.region.buffer);
     // Every write failure (a failed create, write, truncate, sync or close; a full queue) reaches the log
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
     // Folders (one per pair, src/collector/layout.ts) are made by the queue on the threadpool, not here:

@@ -30,8 +30,12 @@ export function viewOf(b: Uint8Array): DataView {
   return v;
 }
 
-/** Copy src[srcOff, srcOff + len) to dst[dstOff ...]. The caller has checked both ranges. `large`: see BytesCopy. */
-export function copyFrame(dst: Buffer, dstView: DataView, dstOff: number, src: Uint8Array, srcOff: number, len: number, large: BytesCopy | null): void {
+/**
+ * Copy src[srcOff, srcOff + len) to dst[dstOff ...]. The caller has checked both ranges. `dstView` sees
+ * dst's byte 0 at `viewBase` (0 for viewOf(dst); dst.byteOffset for a view of a whole region that dst is
+ * cut from, region.ts). `large`: see BytesCopy.
+ */
+export function copyFrame(dst: Buffer, dstView: DataView, viewBase: number, dstOff: number, src: Uint8Array, srcOff: number, len: number, large: BytesCopy | null): void {
   if (len <= SMALL_FRAME_BYTES) {
     let sv = lastSrcView;
     if (src !== lastSrc || sv === null) {
@@ -40,7 +44,8 @@ export function copyFrame(dst: Buffer, dstView: DataView, dstOff: number, src: U
       lastSrcView = sv;
     }
     let i = 0;
-    for (; i + 4 <= len; i += 4) dstView.setUint32(dstOff + i, sv.getUint32(srcOff + i));
+    const vo = viewBase + dstOff;
+    for (; i + 4 <= len; i += 4) dstView.setUint32(vo + i, sv.getUint32(srcOff + i));
     for (; i < len; i++) dst[dstOff + i] = src[srcOff + i]!;
     return;
   }
@@ -86,6 +91,14 @@ export class PlannedCopy {
   private n = 0;
   private readonly ids = new WeakMap<Uint8Array, number>();
   private readonly sources = new WeakMap<Uint8Array, number>();
+  /**
+   * The write buffers' region (region.ts), registered whole once: a buffer cut from it needs no
+   * registration of its own (its id is the region's, its offsets are from the region's start). At 10,000
+   * sessions the per-buffer registrations (a WeakMap entry and an N-API reference each, taken and let go
+   * as writers' buffers grow and the pool trims) were 5 % of the main thread while sessions started.
+   */
+  private regionAb: ArrayBufferLike | null = null;
+  private regionId = -1;
   private lastSrc: Uint8Array | null = null;
   private lastSrcId = -1;
   /** Entries the engine refused as out of bounds: a bug guard, 0 in practice. */
@@ -108,8 +121,27 @@ export class PlannedCopy {
     this.lastSrc = null;
   }
 
+  /**
+   * Write buffers cut from `ab` (a buffer pool's region) are addressed through one registration of the
+   * whole of it: bufferId() gives the region's id and baseOf() their offset in it. Only one region: a
+   * second call for another ArrayBuffer is ignored (its buffers are registered one by one, as any other).
+   */
+  addRegion(ab: ArrayBufferLike): void {
+    if (this.regionAb !== null) return;
+    const id = this.engine.register(new Uint8Array(ab));
+    if (id < 0) return;
+    this.regionAb = ab;
+    this.regionId = id;
+  }
+
+  /** Where buf's byte 0 is in the registration bufferId(buf) names: its offset in the region, else 0. */
+  baseOf(buf: Uint8Array): number {
+    return buf.buffer === this.regionAb ? buf.byteOffset : 0;
+  }
+
   /** The id of a write buffer (registered on first sight: pool buffers live as long as the pool). */
   bufferId(buf: Uint8Array): number {
+    if (buf.buffer === this.regionAb) return this.regionId;
     let id = this.ids.get(buf);
     if (id === undefined) {
       id = this.engine.register(buf);
@@ -120,6 +152,11 @@ export class PlannedCopy {
 
   /** A write buffer the pool let go: drop its registration (after any planned copy into it). */
   forget(buf: Uint8Array): void {
+    if (buf.buffer === this.regionAb) {
+      // Its pages may be handed back to the kernel next: nothing planned may land there after.
+      this.flush();
+      return;
+    }
     const id = this.ids.get(buf);
     if (id === undefined) return;
     this.flush();

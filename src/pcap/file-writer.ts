@@ -107,11 +107,15 @@ export class PcapFileWriter {
   private readonly planned: PlannedCopy | null;
   /** The current buffer's id in `planned` (-1 without it). */
   private curId = -1;
+  /** Where the current buffer's byte 0 is in the registration `curId` names (planned.baseOf). */
+  private curCopyBase = 0;
   private closing: Promise<ClosedFileInfo> | null = null;
 
   // The buffer being filled, and the time range of its records.
   private cur: Buffer | null = null;
+  /** A DataView that sees the current buffer's byte 0 at curBase: the pool region's one view (region.ts), else the buffer's own. */
   private curView: DataView | null = null;
+  private curBase = 0;
   private curLen = 0;
   private curPackets = 0;
   private curMinSec = 0;
@@ -184,22 +188,23 @@ export class PcapFileWriter {
     // DataView: four Buffer#writeUInt32LE calls cost more on this path.
     if (!(tsSec >= 0 && tsSec <= 0xffff_ffff && tsNsec >= 0 && tsNsec < 1_000_000_000 && origLen <= 0xffff_ffff)) return DROP.WRITE_ERROR;
     const v = this.curView!;
+    const vb = this.curBase;
     const h = this.curLen;
-    v.setUint32(h, tsSec, true);
-    v.setUint32(h + 4, tsNsec, true);
-    v.setUint32(h + 8, caplen, true);
-    v.setUint32(h + 12, origLen, true);
+    v.setUint32(vb + h, tsSec, true);
+    v.setUint32(vb + h + 4, tsNsec, true);
+    v.setUint32(vb + h + 8, caplen, true);
+    v.setUint32(vb + h + 12, origLen, true);
     const p = h + RECORD_HEADER_BYTES;
     // The passed-in copy called here, at a call site of its own whose feedback sees one target.
     if (caplen > SMALL_FRAME_BYTES) {
       // Planned (one native call per batch) when the frame is in a source's batch buffer; else now.
       const planned = this.planned;
-      if (planned === null || !planned.copy(this.curId, p, buf, off, caplen)) {
+      if (planned === null || !planned.copy(this.curId, this.curCopyBase + p, buf, off, caplen)) {
         const large = this.largeCopy;
         if (large !== null) large(b, p, buf, off, caplen);
-        else copyFrame(b, v, p, buf, off, caplen, null);
+        else copyFrame(b, v, vb, p, buf, off, caplen, null);
       }
-    } else copyFrame(b, v, p, buf, off, caplen, null);
+    } else copyFrame(b, v, vb, p, buf, off, caplen, null);
     this.curLen = p + caplen;
     if (this.curPackets === 0) {
       this.curMinSec = this.curMaxSec = tsSec;
@@ -245,8 +250,18 @@ export class PcapFileWriter {
       else this.pool.release(this.cur);
     }
     this.cur = next;
-    this.curView = viewOf(next);
-    if (this.planned !== null) this.curId = this.planned.bufferId(next);
+    const region = this.pool.region;
+    if (region !== null && next.buffer === region.buffer) {
+      this.curView = region.view;
+      this.curBase = next.byteOffset;
+    } else {
+      this.curView = viewOf(next);
+      this.curBase = 0;
+    }
+    if (this.planned !== null) {
+      this.curId = this.planned.bufferId(next);
+      this.curCopyBase = this.planned.baseOf(next);
+    }
     this.curLen = 0;
     this.curPackets = 0;
     return next;

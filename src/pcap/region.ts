@@ -24,6 +24,8 @@ const PAGE_SLACK = 65536;
 
 export class Region {
   readonly buffer: ArrayBuffer;
+  /** One DataView over all of `buffer`: a block's bytes are at its offset (the writer's record headers, file-writer.ts). */
+  readonly view: DataView;
   /** Offset of block 0 in `buffer` (a page boundary). */
   readonly base: number;
   readonly unit: number;
@@ -57,6 +59,7 @@ export class Region {
     this.pages = pages;
     // Zero-filled, so calloc: a large one is fresh mapped memory, resident only once written.
     this.buffer = new ArrayBuffer(this.bytes + PAGE_SLACK);
+    this.view = new DataView(this.buffer);
     // Block 0 on a page boundary, so a block of whole pages is released whole.
     const pad = pages.pageOffset(this.buffer);
     this.base = pad >= 0 && pad <= PAGE_SLACK ? pad : 0;

@@ -12,7 +12,8 @@ import { Catalog } from '../../src/collector/catalog.js';
 import { Collector } from '../../src/collector/collector.js';
 import { CATALOG_FILE, parseCaptureRelPath } from '../../src/collector/layout.js';
 import { startNativeReceiver } from '../../src/ingest/native.js';
-import { nativeCopyBytes, nativePlannedCopy } from '../../src/ingest/native-addon.js';
+import { nativeWriterParts } from '../../src/ingest/native-addon.js';
+import { SessionWriters } from '../../src/collector/session-writer.js';
 import { startUdpReceiver, type BoundReceiver } from '../../src/ingest/udp.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -27,11 +28,17 @@ import { collectorTestSettings } from '../helpers/collector.js';
 const MiB = 1024 * 1024;
 const logger = silentLogger();
 
-/** `native`: the copies serve composes for the native receiver (the per-batch planned copy, src/pcap/copy.ts). */
+/**
+ * `native`: the session writers as serve composes them for the native receiver (src/app.ts): the addon's
+ * per-batch planned copy (src/pcap/copy.ts), its batched writes and opens, and write buffers cut from the
+ * pool's region (src/pcap/region.ts), addressed through the region's one registration.
+ */
 function collectorIn(dir: string, native = false): { c: Collector; db: Db } {
   const db = openDb(join(dir, CATALOG_FILE));
-  const copies = native ? { copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy() } : {};
-  const c = new Collector({ ...collectorTestSettings(dir), catalog: new Catalog(db), logger, ...copies });
+  const catalog = new Catalog(db);
+  const settings = collectorTestSettings(dir);
+  const writers = native ? new SessionWriters({ ...settings, catalog, logger, ...nativeWriterParts() }) : undefined;
+  const c = new Collector({ ...settings, catalog, logger, writers });
   return { c, db };
 }
 

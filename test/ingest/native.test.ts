@@ -98,6 +98,40 @@ describeNeeds(['native'], 'native receiver', () => {
     expect(pc.bufferId(Buffer.alloc(8))).toBe(ia);
   });
 
+  it('the planned copy: buffers cut from a registered region are addressed through it, from the region start', () => {
+    const pc = nativePlannedCopy()!;
+    const src = Buffer.from(Array.from({ length: 600 }, (_, i) => (i * 7) & 0xff));
+    pc.addSource(src);
+    const region = new ArrayBuffer(8192);
+    pc.addRegion(region);
+    const a = Buffer.from(region, 1024, 1024);
+    const b = Buffer.from(region, 4096, 2048);
+    const own = Buffer.alloc(256); // not from the region: registered alone, offsets from its own start
+    expect(pc.bufferId(a)).toBe(pc.bufferId(b));
+    expect(pc.bufferId(own)).not.toBe(pc.bufferId(a));
+    expect([pc.baseOf(a), pc.baseOf(b), pc.baseOf(own)]).toEqual([1024, 4096, 0]);
+    expect(pc.copy(pc.bufferId(a), pc.baseOf(a) + 16, src, 0, 300)).toBe(true);
+    expect(pc.copy(pc.bufferId(b), pc.baseOf(b) + 2048 - 200, src, 400, 200)).toBe(true); // to b's last byte
+    expect(pc.copy(pc.bufferId(own), pc.baseOf(own) + 56, src, 100, 200)).toBe(true);
+    expect(pc.copy(pc.bufferId(b), 8192 - 10, src, 0, 11)).toBe(true); // one byte past the region: skipped
+    pc.flush();
+    expect(pc.skipped).toBe(1);
+    expect(a.subarray(16, 316).equals(src.subarray(0, 300))).toBe(true);
+    expect(b.subarray(1848, 2048).equals(src.subarray(400, 600))).toBe(true);
+    expect(own.subarray(56, 256).equals(src.subarray(100, 300))).toBe(true);
+    // Around the copies, nothing else in the region was written.
+    const all = new Uint8Array(region);
+    expect(all.subarray(0, 1040).every((x) => x === 0) && all.subarray(1340, 5944).every((x) => x === 0)).toBe(true);
+    // Forgetting a region buffer carries out what was planned into it, and leaves the region registered.
+    expect(pc.copy(pc.bufferId(a), pc.baseOf(a), src, 300, 200)).toBe(true);
+    pc.forget(a);
+    expect(pc.pending).toBe(0);
+    expect(a.subarray(0, 200).equals(src.subarray(300, 500))).toBe(true);
+    expect(pc.copy(pc.bufferId(b), pc.baseOf(b), src, 0, 150)).toBe(true);
+    pc.flush();
+    expect(b.subarray(0, 150).equals(src.subarray(0, 150))).toBe(true);
+  });
+
   it('binds port 0 and hands every datagram to the sink with its bytes, IPv4 source and a kernel timestamp', async () => {
     const sink = new RecordingSink();
     const r = await start(sink);
