@@ -32,6 +32,15 @@ export interface HandleIds {
 
 export const DEFAULT_MAX_QUEUED_WRITES = 100_000;
 const MAX_BATCH = 500;
+/**
+ * On SQLite (synchronous, on this thread) a batch also ends once its writes have taken this long: the
+ * rest waits for the next turn of the event loop. The packet path comes first: while 10,000 sessions
+ * start, the detector's and the catalog's writes (about four statements per new pair) would otherwise
+ * take three times the capture ring's 10 ms share of each turn, and the ring overflowed. The writes
+ * wait a little longer instead; nothing is dropped. PostgreSQL's writes leave the thread free while
+ * they wait for the server, so batches there stay whole.
+ */
+export const SYNC_BATCH_BUDGET_MS = 4;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
 
@@ -176,9 +185,18 @@ export class WriteQueue {
           set: (h, id) => void staged.set(h, id),
           forget: (h) => void staged.set(h, null),
         };
+        // How many of the batch's writes ran (all of them, unless SQLite's time budget ended it early).
+        let ran = 0;
         try {
           await this.store.tx(async (q) => {
-            for (const op of batch) await op(q, ids);
+            ran = 0;
+            const budget = q.engine === 'sqlite' ? SYNC_BATCH_BUDGET_MS : Infinity;
+            const t0 = performance.now();
+            for (const op of batch) {
+              await op(q, ids);
+              ran++;
+              if (performance.now() - t0 >= budget) break;
+            }
           });
         } catch (e) {
           this.counters['store.errors']++;
@@ -210,9 +228,10 @@ export class WriteQueue {
           if (id === null) this.committed.delete(h);
           else this.committed.set(h, id);
         }
-        this.head = end;
+        this.head += ran;
         if (this.afterCommit.size > 0) {
-          for (const op of batch) {
+          for (let i = 0; i < ran; i++) {
+            const op = batch[i]!;
             const f = this.afterCommit.get(op);
             if (f === undefined) continue;
             this.afterCommit.delete(op);
