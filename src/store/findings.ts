@@ -53,6 +53,11 @@ export interface FindingCountRow {
 export class FindingsRepo {
   constructor(private readonly q: Sql) {}
 
+  /** Whether any open finding is about VNI `vni` (one indexed row at most: a new pair's quick check). */
+  async anyOpenOnVni(vni: number, q: Sql = this.q): Promise<boolean> {
+    return (await q.get<{ one: number }>(`SELECT 1 AS one FROM findings WHERE vni = ? AND status = 'open' LIMIT 1`, [vni])) !== undefined;
+  }
+
   get(id: string, q: Sql = this.q): Promise<FindingRow | undefined> {
     return q.get<FindingRow>(`SELECT * FROM findings WHERE id = ?`, [id]);
   }

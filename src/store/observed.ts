@@ -44,10 +44,13 @@ export class ObservedRepo {
     return q.engine === 'postgres' ? 'LEAST' : 'MIN';
   }
 
-  /** Add a pair's deltas (the collector's timer). */
-  async observe(d: ObserveDelta, q: Sql = this.q): Promise<void> {
-    await q.run(
-      `INSERT INTO observed_sessions (source_ip, vni, session_id, first_seen, last_seen, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id, node)
+  /** The upsert's text per engine, made once (it runs for every new pair and every flush). */
+  private upsertSql: { engine: string; text: string } | null = null;
+
+  private upsert(q: Sql): string {
+    const u = this.upsertSql;
+    if (u !== null && u.engine === q.engine) return u.text;
+    const text = `INSERT INTO observed_sessions (source_ip, vni, session_id, first_seen, last_seen, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id, node)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (source_ip, vni) DO UPDATE SET
          session_id = excluded.session_id,
@@ -57,9 +60,14 @@ export class ObservedRepo {
          last_seen = ${this.greatest(q)}(observed_sessions.last_seen, excluded.last_seen),
          packets = observed_sessions.packets + excluded.packets,
          bytes = observed_sessions.bytes + excluded.bytes,
-         node = excluded.node`,
-      [d.sourceIp, d.vni, d.sessionId, d.firstSeenMs, d.lastSeenMs, d.packets, d.bytes, d.gwlbEndpointId ?? null, d.gwlbAttachmentId ?? null, this.node],
-    );
+         node = excluded.node`;
+    this.upsertSql = { engine: q.engine, text };
+    return text;
+  }
+
+  /** Add a pair's deltas (the collector's timer). */
+  async observe(d: ObserveDelta, q: Sql = this.q): Promise<void> {
+    await q.run(this.upsert(q), [d.sourceIp, d.vni, d.sessionId, d.firstSeenMs, d.lastSeenMs, d.packets, d.bytes, d.gwlbEndpointId ?? null, d.gwlbAttachmentId ?? null, this.node]);
   }
 
   /** A pair's first packet, noted at once so that a control event before the next flush finds it. */

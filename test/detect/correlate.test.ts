@@ -149,6 +149,26 @@ describe('forward: control event first, traffic later', () => {
   });
 });
 
+describe('an authorized pair', () => {
+  it('still reaches an open finding on its VNI (the quick check for open findings lets it through), and writes none where nothing is open', async () => {
+    const { det, db } = setup(`  - id: tms-0aaaaaaaaaaaaaaaa\n    vni: 100\n    sourceIps: [10.1.1.1]\n  - id: tms-0dddddddddddddddd\n    vni: 300\n    sourceIps: [10.3.3.3]\n`);
+    // A session the manifest does not list is created on the manifest session's VNI: a finding on it, open.
+    const create = ev('CreateTrafficMirrorSession', T0 - MIN, { sessionId: 'tms-0eeeeeeeeeeeeeeee', vni: 100, eni: 'eni-0bbbbbbbbbbbbbbbb', targetId: 'tmt-0cccccccccccccccc' });
+    const r = await det.ingestControlEvents([create]);
+    expect(r.findings.map((f) => [f.kind, f.status, f.vni])).toEqual([['mirror-session-created', 'open', 100]]);
+    expect(det.onNewPair('10.1.1.1', 100, T0).status).toBe('authorized');
+    expect(det.onNewPair('10.3.3.3', 300, T0).status).toBe('authorized');
+    const cf = (await settledStore(det).get(r.findings[0]!.id))!;
+    expect(cf.correlated?.traffic?.map((t) => [t.sourceIp, t.vni])).toEqual([['10.1.1.1', 100]]);
+    const st = storeFromDb(db);
+    expect((await st.findings.list({ limit: 100 })).map((f) => f.kind)).toEqual(['mirror-session-created']);
+    expect((await st.observed.all()).map((o) => [o.source_ip, o.vni, o.session_id])).toEqual([
+      ['10.1.1.1', 100, 'tms-0aaaaaaaaaaaaaaaa'],
+      ['10.3.3.3', 300, 'tms-0dddddddddddddddd'],
+    ]);
+  });
+});
+
 describe('reverse: traffic first, control event later', () => {
   it('attaches the event to the open data-plane finding and the traffic to the control-plane finding', async () => {
     const { det, events } = setup();
