@@ -19,7 +19,7 @@ import { MgError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { DiskQueue, type DiskFile } from './disk-queue.js';
 import { copyFrame, SMALL_FRAME_BYTES, viewOf, type BytesCopy, type PlannedCopy } from './copy.js';
-import { globalHeader, LINKTYPE_ETHERNET, RECORD_HEADER_BYTES, SNAPLEN } from './format.js';
+import { LINKTYPE_ETHERNET, sharedGlobalHeader, RECORD_HEADER_BYTES, SNAPLEN } from './format.js';
 
 /** A writer that fills this many fair-share buffers in one flush interval is busy (PcapFileWriter.sizeCap). */
 export const BUSY_FACTOR = 8;
@@ -155,7 +155,7 @@ export class PcapFileWriter {
         problems: [{ field: 'bufferBytes', message: `must be at least snaplen + ${RECORD_HEADER_BYTES}` }],
       });
     }
-    this.file = this.queue.file(path, globalHeader(this.linktype, this.snaplen), { datasyncIntervalMs: opts.datasyncIntervalMs ?? 0 });
+    this.file = this.queue.file(path, sharedGlobalHeader(this.linktype, this.snaplen), { datasyncIntervalMs: opts.datasyncIntervalMs ?? 0 });
     const pool = this.pool;
     this.releaseBuf = (buf) => pool.release(buf);
     this.largeCopy = opts.copy ?? null;
