@@ -5,10 +5,27 @@
  */
 import { expect, it } from 'vitest';
 import { Catalog } from '../../src/collector/catalog.js';
+import type { Sql } from '../../src/store/engine.js';
 import { SYNC_BATCH_BUDGET_MS, WriteQueue } from '../../src/store/write-queue.js';
 import { describeEngines } from '../helpers/engines.js';
 
 const row = (i: number) => ({ path: `pcap/vni-1/10.0.0.1/2026-01-01/f${i}.pcap`, vni: 1, sourceIp: '10.0.0.1', sessionId: null, worker: 0, createdUs: i, firstUs: i });
+
+/**
+ * Push n writes (`write(sql, i)`) and count, until the queue is empty, how many commit between two turns of
+ * the event loop (a setImmediate chain): one entry per run of commits with no turn between them.
+ */
+async function commitsBetweenTurns(q: WriteQueue, n: number, write: (sql: Sql, i: number) => Promise<void>): Promise<number[]> {
+  const events: string[] = [];
+  for (let i = 0; i < n; i++) q.push((sql) => write(sql, i), () => events.push('c'));
+  const tick = (): void => {
+    events.push('t');
+    if (q.depth() > 0) setImmediate(tick);
+  };
+  setImmediate(tick);
+  expect(await q.flush()).toBe(true);
+  return events.join('').split('t').filter((r) => r.length > 0).map((r) => r.length);
+}
 
 describeEngines('catalog write queue', (ctx) => {
   it('runs writes in order: a file opened, synced and closed lands as one closed row', async () => {
@@ -71,22 +88,10 @@ describeEngines('catalog write queue', (ctx) => {
     // microtasks, they would hold off packets, file creates coming back and timers until all had landed.
     const q = new WriteQueue(ctx.store);
     const cat = new Catalog(ctx.store, q);
-    const events: string[] = [];
-    for (let i = 0; i < 1600; i++) {
-      q.push(
-        async (sql) => void (await sql.run(`UPDATE captures SET packets = ? WHERE path = ?`, [i, 'none'])),
-        () => events.push('c'),
-      );
-    }
-    const tick = (): void => {
-      events.push('t');
-      if (q.depth() > 0) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const runs = await commitsBetweenTurns(q, 1600, async (sql, i) => void (await sql.run(`UPDATE captures SET packets = ? WHERE path = ?`, [i, 'none'])));
     expect(await cat.flush()).toBe(true);
-    expect(events.filter((e) => e === 'c')).toHaveLength(1600);
+    expect(runs.reduce((a, b) => a + b, 0)).toBe(1600);
     // Batches of at most 500 writes: another macrotask ran between the end of each and the next.
-    const runs = events.join('').split('t').filter((r) => r.length > 0).map((r) => r.length);
     expect(Math.max(...runs)).toBeLessThanOrEqual(500);
     expect(runs.length).toBeGreaterThanOrEqual(4);
   });
@@ -94,27 +99,14 @@ describeEngines('catalog write queue', (ctx) => {
   it('on SQLite a batch also ends after SYNC_BATCH_BUDGET_MS of writes; on PostgreSQL it stays whole', async () => {
     // SQLite runs on the packet thread: slow writes (10,000 new pairs' rows) give way to it every few ms.
     const q = new WriteQueue(ctx.store);
-    const events: string[] = [];
     const order: number[] = [];
-    for (let i = 0; i < 40; i++) {
-      q.push(
-        async (sql) => {
-          await sql.run(`UPDATE captures SET packets = ? WHERE path = ?`, [i, 'none']);
-          const until = performance.now() + 1; // a write that takes 1 ms of this thread
-          while (performance.now() < until);
-          order.push(i);
-        },
-        () => events.push('c'),
-      );
-    }
-    const tick = (): void => {
-      events.push('t');
-      if (q.depth() > 0) setImmediate(tick);
-    };
-    setImmediate(tick);
-    expect(await q.flush()).toBe(true);
+    const runs = await commitsBetweenTurns(q, 40, async (sql, i) => {
+      await sql.run(`UPDATE captures SET packets = ? WHERE path = ?`, [i, 'none']);
+      const until = performance.now() + 1; // a write that takes 1 ms of this thread
+      while (performance.now() < until);
+      order.push(i);
+    });
     expect(order).toEqual(Array.from({ length: 40 }, (_, i) => i));
-    const runs = events.join('').split('t').filter((r) => r.length > 0).map((r) => r.length);
     expect(runs.reduce((a, b) => a + b, 0)).toBe(40);
     if (ctx.engine === 'sqlite') expect(Math.max(...runs)).toBeLessThanOrEqual(SYNC_BATCH_BUDGET_MS + 1);
     else expect(runs).toEqual([40]);
