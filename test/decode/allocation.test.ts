@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalog } from '../../src/collector/catalog.js';
 import { Collector } from '../../src/collector/collector.js';
-import { nativeCopyBytes, nativePlannedCopy } from '../../src/ingest/native-addon.js';
+import { nativeWriterParts } from '../../src/ingest/native-addon.js';
+import { SessionWriters } from '../../src/collector/session-writer.js';
 import { openDb } from '../../src/store/db.js';
 import { silentLogger } from '../../src/util/log.js';
 import { collectorTestSettings } from '../helpers/collector.js';
@@ -184,19 +185,20 @@ describe('no allocation per packet', () => {
     expect(r2.grew < NOISE_BYTES ? 'nothing per packet' : r2.grew).toBe('nothing per packet');
   });
 
-  itNeeds(['native'], 'the real composition: ingest4 and ingestGeneve through the session writer, append, the word copy and the per-batch planned copy', async () => {
+  itNeeds(['native'], 'the real composition: ingest4 and ingestGeneve through the session writer, append, the word copy and the per-batch planned copy into buffers cut from the pool region', async () => {
     const { dir, remove } = makeTmpDir('mg-alloc-');
     const db = openDb(join(dir, 'mirrorguard.db'));
     const MiB = 1024 * 1024;
     // Room for every record of the run in memory (the loop never yields, so no write completes during
     // it): every frame takes the append path, none the queue-full one.
-    const collector = new Collector({
-      ...collectorTestSettings(dir, { bufferBytes: 8 * MiB, queueBytes: 96 * MiB }),
-      catalog: new Catalog(db),
-      logger: silentLogger(),
-      copyBytes: nativeCopyBytes(),
-      plannedCopy: nativePlannedCopy(),
-    });
+    // The session writers as serve composes them (src/app.ts): the addon's copies and batched writes, and
+    // write buffers cut from the pool's region, addressed through its one registration and DataView.
+    const settings = collectorTestSettings(dir, { bufferBytes: 8 * MiB, queueBytes: 96 * MiB });
+    const catalog = new Catalog(db);
+    const parts = nativeWriterParts();
+    expect(parts.pages).not.toBeNull();
+    const writers = new SessionWriters({ ...settings, catalog, logger: silentLogger(), ...parts });
+    const collector = new Collector({ ...settings, catalog, logger: silentLogger(), writers });
     try {
       // As the native receiver hands them: datagrams at offsets inside one shared buffer.
       const small = vxlan(5569041, INNER_UDP4); // a 64-ish-byte frame: the DataView word copy
