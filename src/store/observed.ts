@@ -3,7 +3,7 @@
  * fleet-wide. Collectors add their packet and byte deltas; `node` is the last node that reported the
  * pair. Times are ms since the epoch.
  */
-import type { Param, Sql } from './engine.js';
+import type { EngineName, Param, Sql } from './engine.js';
 
 export interface ObservedRow {
   source_ip: string;
@@ -30,44 +30,33 @@ export interface ObserveDelta {
   gwlbAttachmentId?: string | null;
 }
 
+/** Add a pair's deltas; the two dialects differ only in the names of MIN/MAX of two values. */
+function upsert(least: string, greatest: string): string {
+  return `INSERT INTO observed_sessions (source_ip, vni, session_id, first_seen, last_seen, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id, node)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (source_ip, vni) DO UPDATE SET
+         session_id = excluded.session_id,
+         gwlb_endpoint_id = COALESCE(excluded.gwlb_endpoint_id, observed_sessions.gwlb_endpoint_id),
+         gwlb_attachment_id = COALESCE(excluded.gwlb_attachment_id, observed_sessions.gwlb_attachment_id),
+         first_seen = ${least}(observed_sessions.first_seen, excluded.first_seen),
+         last_seen = ${greatest}(observed_sessions.last_seen, excluded.last_seen),
+         packets = observed_sessions.packets + excluded.packets,
+         bytes = observed_sessions.bytes + excluded.bytes,
+         node = excluded.node`;
+}
+
+/** The upsert's text per engine, made once (it runs for every new pair and every flush). */
+const UPSERT: Record<EngineName, string> = { sqlite: upsert('MIN', 'MAX'), postgres: upsert('LEAST', 'GREATEST') };
+
 export class ObservedRepo {
   constructor(
     private readonly q: Sql,
     private readonly node: string,
   ) {}
 
-  private greatest(q: Sql): string {
-    return q.engine === 'postgres' ? 'GREATEST' : 'MAX';
-  }
-
-  private least(q: Sql): string {
-    return q.engine === 'postgres' ? 'LEAST' : 'MIN';
-  }
-
-  /** The upsert's text per engine, made once (it runs for every new pair and every flush). */
-  private upsertSql: { engine: string; text: string } | null = null;
-
-  private upsert(q: Sql): string {
-    const u = this.upsertSql;
-    if (u !== null && u.engine === q.engine) return u.text;
-    const text = `INSERT INTO observed_sessions (source_ip, vni, session_id, first_seen, last_seen, packets, bytes, gwlb_endpoint_id, gwlb_attachment_id, node)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (source_ip, vni) DO UPDATE SET
-         session_id = excluded.session_id,
-         gwlb_endpoint_id = COALESCE(excluded.gwlb_endpoint_id, observed_sessions.gwlb_endpoint_id),
-         gwlb_attachment_id = COALESCE(excluded.gwlb_attachment_id, observed_sessions.gwlb_attachment_id),
-         first_seen = ${this.least(q)}(observed_sessions.first_seen, excluded.first_seen),
-         last_seen = ${this.greatest(q)}(observed_sessions.last_seen, excluded.last_seen),
-         packets = observed_sessions.packets + excluded.packets,
-         bytes = observed_sessions.bytes + excluded.bytes,
-         node = excluded.node`;
-    this.upsertSql = { engine: q.engine, text };
-    return text;
-  }
-
   /** Add a pair's deltas (the collector's timer). */
   async observe(d: ObserveDelta, q: Sql = this.q): Promise<void> {
-    await q.run(this.upsert(q), [d.sourceIp, d.vni, d.sessionId, d.firstSeenMs, d.lastSeenMs, d.packets, d.bytes, d.gwlbEndpointId ?? null, d.gwlbAttachmentId ?? null, this.node]);
+    await q.run(UPSERT[q.engine], [d.sourceIp, d.vni, d.sessionId, d.firstSeenMs, d.lastSeenMs, d.packets, d.bytes, d.gwlbEndpointId ?? null, d.gwlbAttachmentId ?? null, this.node]);
   }
 
   /** A pair's first packet, noted at once so that a control event before the next flush finds it. */
