@@ -35,7 +35,7 @@ import type { Db } from './store/db.js';
 import { defaultNodeId, defaultStoreUrl, openStore, type Store } from './store/store.js';
 import type { WorkerStore } from './receive-workers.js';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { ArchiveService } from './archive/service.js';
+import type { ArchiveService } from './archive/service.js';
 import type { SigningKey } from './ledger/keys.js';
 import { loadSigningKey } from './ledger/keys.js';
 import { storeCounters, type WriteQueue } from './store/write-queue.js';
@@ -196,6 +196,8 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         // checkStartup read the key already; a caller that skipped it gets the same coded error here.
         const key = opts.signingKey ?? (config.archive.signingKey !== null ? loadSigningKey(config.archive.signingKey) : null);
         if (key === null) throw new MgError('MG_ERR_CONFIG_INVALID', 'archive.signingKey', { problems: [{ field: 'archive.signingKey', message: 'archive.s3 is set but archive.signingKey is not' }] });
+        // Loaded only with an archive: the S3 client and its modules are about 20 MB of RSS the embedded default does without.
+        const { ArchiveService } = await import('./archive/service.js');
         archive = new ArchiveService({ config: { ...config.archive, s3 }, key, store, dataDir: config.dataDir, node: nodeId, logger, ...(opts.s3Client ? { client: opts.s3Client } : {}) });
         catalog.archive(nodeId, config.dataDir, () => archive?.worker.poke());
       }

@@ -29,7 +29,7 @@ import { LedgerRepo } from './ledger.js';
 import { applyMigrations, migrationStatus, type MigrationStatus } from './migrate.js';
 import { ObservedRepo } from './observed.js';
 import { OutboxRepo } from './outbox.js';
-import { PgEngine } from './postgres.js';
+import type { PgEngine } from './postgres.js';
 import { SqliteEngine } from './sqlite.js';
 import { parseStoreUrl, redactUrl } from './url.js';
 
@@ -156,6 +156,8 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
       throw new MgError('MG_ERR_STORE_URL', `store.tls.ca ${opts.tlsCa}: ${(e as Error).message}`, { cause: e });
     }
   }
+  // Loaded only for a PostgreSQL store: pg and its modules cost the embedded default about 7 MB of RSS.
+  const { PgEngine } = await import('./postgres.js');
   const engine = new PgEngine({
     url: u.target,
     display: u.display,

@@ -5,7 +5,8 @@
  * at most once a minute per key, with a count of what was suppressed.
  */
 import { pino, type Logger } from 'pino';
-import { PinoPretty } from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type { PinoPretty as PinoPrettyFn } from 'pino-pretty';
 
 export type { Logger };
 
@@ -34,6 +35,8 @@ export function createLogger(level: LogLevel = 'info', format: LogFormat = 'json
  * error's stack below. Written synchronously to stderr, like the JSON logger, so nothing is lost at exit.
  */
 export function prettyStream(colorize: boolean, destination: number | NodeJS.WritableStream = 2): NodeJS.WritableStream {
+  // Loaded when first asked for: a service logs JSON, and pino-pretty with its dependencies is 28 modules.
+  const { PinoPretty } = createRequire(import.meta.url)('pino-pretty') as { PinoPretty: typeof PinoPrettyFn };
   return PinoPretty({
     destination,
     sync: true,
