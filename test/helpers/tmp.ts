@@ -1,12 +1,21 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach } from 'vitest';
+import { afterEach, beforeEach, onTestFinished } from 'vitest';
 
-/** A fresh temporary folder, removed after the current test. */
+/**
+ * A fresh temporary folder, removed after the current test. Inside a test body the removal is the test's
+ * own onTestFinished hook: an afterEach registered while a test runs goes to a suite that has already been
+ * collected and never ran, so every such folder was left behind in the system's temporary directory.
+ */
 export function tmpDir(prefix = 'mg-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    onTestFinished(remove);
+  } catch {
+    afterEach(remove); // called while a suite is collected, outside any test
+  }
   return dir;
 }
 
