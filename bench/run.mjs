@@ -210,6 +210,8 @@ async function waitStopped(pid) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** A deadline for Promise.race that does not keep the process alive once the race is won (the bench exits when done). */
+const deadline = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 const now = () => process.hrtime.bigint();
 
 // ---- traffic -----------------------------------------------------------------------------------------
@@ -625,7 +627,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
     const rss = vmHwmBytes(pid);
     const counters = await scrape(apiPort);
     process.kill(pid, 'SIGTERM');
-    const ex = await Promise.race([exited, sleep(120_000).then(() => null)]);
+    const ex = await Promise.race([exited, deadline(120_000).then(() => null)]);
     if (!ex) throw new Error('serve did not exit in 120 s after SIGTERM');
     const drainNs = Number(tDrained - t0);
     const sentPer = perSession(s.sent, sessions, batch).map((n) => n + warm.per);

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { cpuNs, SERVE_NODE_ARGS } from './proc.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** A deadline for Promise.race that does not keep the process alive once the race is won (the bench exits when done). */
+const deadline = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 
 /** The sender's addressing (vxlan_steady.c): session s sends from 127.64.0.1 + s with VNI 5000 + s. */
 export const STEADY_BASE_VNI = 5000;
@@ -230,7 +232,7 @@ export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, 
     const rss = status(pid, 'VmRSS');
     const kernelDrops = kernelLost(c);
     proc.kill('SIGTERM');
-    const ex = await Promise.race([exited, sleep(120_000).then(() => null)]);
+    const ex = await Promise.race([exited, deadline(120_000).then(() => null)]);
     if (!ex) throw new Error('serve did not exit in 120 s after SIGTERM');
     const sentPer = Array.from({ length: all }, (_, i) => Math.round((i < sessions ? rate : heavyRate) * seconds));
     const check = verifySteady(dataDir, size, sentPer);
