@@ -6,6 +6,7 @@ import { buildApp } from '../app.js';
 import { checkStartup } from '../config/startup.js';
 import { EXIT } from '../errors.js';
 import { createLogger, resolveLogFormat } from '../util/log.js';
+import { applyServeHeapFlags, MAX_SEMI_SPACE_MIB } from '../util/v8-heap.js';
 import { CONFIG_FLAGS, commandHelp, parseCommand, usageError, type CommandSpec } from './flags.js';
 import { PROCESS_IO, type CliIo } from './io.js';
 
@@ -26,10 +27,15 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   }
   if (flags.positionals.length) throw usageError(SPEC, `takes no arguments, got '${flags.positionals[0]}'`);
   const file = flags.values.config as string | undefined;
+  // Before the manifest and the store fill the heap (src/util/v8-heap.ts).
+  const heapFlags = applyServeHeapFlags();
   // Flags, file and environment checked together, and the files they name, before anything is bound or created.
   const { loaded, alerts, manifest, signingKey } = checkStartup({ file, overrides: flags.overrides });
   const config = loaded.config;
   const logger = createLogger(config.log.level, resolveLogFormat(config.log.format));
+  if (!heapFlags.semiSpaceSet) {
+    logger.info({ flag: `--max-semi-space-size=${MAX_SEMI_SPACE_MIB}` }, 'node was started without --max-semi-space-size: V8\'s young generation may grow to 32 MiB; the systemd unit, npm start and the mirrorguard command pass it (docs/operations.md)');
+  }
   // The node's name: MIRRORGUARD_NODE (the fleet template sets the instance ID), else the host name.
   const nodeId = process.env.MIRRORGUARD_NODE || undefined;
   const app = buildApp(config, logger, { alerts, manifest, signingKey, ...(nodeId ? { nodeId } : {}) });

@@ -65,7 +65,7 @@ describe('the unit file', () => {
   const unit = readFileSync(UNIT, 'utf8');
 
   it('runs serve with the config file, reloads the manifest on SIGHUP, restarts on failure', () => {
-    expect(values(unit, 'ExecStart')).toEqual(['/usr/bin/node --max-semi-space-size=8 /opt/mirrorguard/bin/mirrorguard.js serve --config /etc/mirrorguard/config.yaml $MIRRORGUARD_OPTS']);
+    expect(values(unit, 'ExecStart')).toEqual(['/usr/bin/node --max-semi-space-size=4 --heap-growing-percent=20 /opt/mirrorguard/bin/mirrorguard.js serve --config /etc/mirrorguard/config.yaml $MIRRORGUARD_OPTS']);
     expect(values(unit, 'ExecReload')).toEqual(['/bin/kill -HUP $MAINPID']);
     expect(values(unit, 'Restart')).toEqual(['on-failure']);
     expect(values(unit, 'StateDirectory')).toEqual(['mirrorguard']);
@@ -192,7 +192,7 @@ describeNeeds(['bash', 'openssl'], 'deploy/install.sh --root', () => {
     expect(r.status).toBe(0);
     const etc = join(tmp.path, 'etc');
     const unit = readFileSync(join(etc, 'systemd', 'system', 'mirrorguard.service'), 'utf8');
-    expect(values(unit, 'ExecStart')).toEqual([`${process.execPath} --max-semi-space-size=8 ${PROJECT_ROOT}/bin/mirrorguard.js serve --config /etc/mirrorguard/config.yaml $MIRRORGUARD_OPTS`]);
+    expect(values(unit, 'ExecStart')).toEqual([`${process.execPath} --max-semi-space-size=4 --heap-growing-percent=20 ${PROJECT_ROOT}/bin/mirrorguard.js serve --config /etc/mirrorguard/config.yaml $MIRRORGUARD_OPTS`]);
     expect(existsSync(join(etc, 'systemd', 'system', 'mirrorguard.service.d', 'libpcap.conf'))).toBe(true);
     expect(readFileSync(join(etc, 'systemd', 'system', 'mirrorguard.service.d', 'af-packet.conf'), 'utf8')).toBe(readFileSync(AF_PACKET, 'utf8'));
     expect(readFileSync(join(etc, 'sysctl.d', '60-mirrorguard.conf'), 'utf8')).toBe(readFileSync(join(DEPLOY, 'sysctl.d', '60-mirrorguard.conf'), 'utf8'));

@@ -3,11 +3,15 @@
  * builds dist/ first. serve binds port 0; we learn the ports from its JSON log lines on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { PROJECT_ROOT } from './fixtures.js';
 
 export const BIN = join(PROJECT_ROOT, 'bin', 'mirrorguard.js');
+
+/** The Node.js flags of the bin's shebang (`#!/usr/bin/env -S node ...`): serve is started as the `mirrorguard` command starts it. */
+export const LAUNCH_NODE_ARGS: readonly string[] = readFileSync(BIN, 'utf8').split('\n')[0]!.replace(/^#!\/usr\/bin\/env -S node\s*/, '').split(/\s+/).filter(Boolean);
 
 export interface LogLine {
   level: number;
@@ -33,8 +37,8 @@ afterEach(() => {
   running.clear();
 });
 
-export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeHandle> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', ...args], {
+export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: readonly string[] = LAUNCH_NODE_ARGS): Promise<ServeHandle> {
+  const proc = spawn(process.execPath, [...nodeArgs, BIN, 'serve', '--listen', '127.0.0.1:0', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
