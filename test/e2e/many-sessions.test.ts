@@ -6,8 +6,9 @@
  * datagram that reached serve's socket is read back from the files by (session, sequence number), exactly
  * once; the catalog has one closed row per file whose packet count is the file's; serve stops within its
  * 10 s with 10,002 files open; the sessions add less than 150 MB to serve's memory, and its peak RSS,
- * the manifest of 10,002 sessions and the 64 MiB capture ring included, stays under 350 MB (the issue's
- * goal is 300 MB: measured 312-331 MB here; docs/performance.md has where it goes).
+ * the manifest of 10,002 sessions and the 64 MiB capture ring included, stays under the issue's 300 MB
+ * (measured 218-245 MB here; 312-331 MB before stop 28's module and V8 heap changes; docs/performance.md
+ * has where it goes).
  *
  * The sender is test/bench/vxlan_steady.c (the benchmark's steady rows run the same for a minute at
  * 10 packets/s per session: bench/steady.mjs). It paces every session evenly over each second.
@@ -170,11 +171,12 @@ describeNeeds(['gcc', 'procfs'], 'ten thousand sessions through serve', () => {
     expectReadable(join(dataDir, heavy.path), heavy.packets);
 
     expect(stopMs).toBeLessThan(10_000);
-    // The issue's goal is 300 MB in all; docs/performance.md "Memory at 10,000 sessions" has the breakdown
-    // (Node.js, the capture ring, the heap with the manifest, the write buffers, the sessions).
+    // The issue's goal: 300 MB in all (measured 218-245 MB here, serve started as the mirrorguard command
+    // starts it); docs/performance.md "Memory at 10,000 sessions" has the breakdown (Node.js, the capture
+    // ring, the heap with the manifest, the write buffers, the sessions).
     expect(rss).toBeGreaterThan(0);
     expect((rss - idleRss) / MB).toBeLessThan(150);
-    expect(rss / MB).toBeLessThan(350);
+    expect(rss / MB).toBeLessThan(300);
   }, 180_000);
 });
 
