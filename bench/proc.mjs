@@ -15,11 +15,14 @@ export function cpuNs(pid) {
 }
 
 /**
- * Node.js flags serve runs with where it is launched for real (deploy/systemd/mirrorguard.service and
- * `npm start`): V8's young generation at 8 MiB and its old generation grown 20 % past what the last full
- * collection kept (docs/performance.md "V8's heap, sized for a packet path").
+ * Node.js flags serve runs with where it is launched for real: those of the `mirrorguard` command's
+ * shebang, which the systemd unit and `npm start` repeat (test/util/v8-heap.test.ts holds them equal):
+ * V8's young generation at 8 MiB and its old generation grown 20 % past what the last full collection
+ * kept (docs/performance.md "V8's heap, sized for a packet path"). MIRRORGUARD_BENCH_NODE_ARGS
+ * (space-separated) measures serve under other flags, for A/B runs.
  */
 export const SERVE_NODE_ARGS = Object.freeze(
-  // MIRRORGUARD_BENCH_NODE_ARGS (space-separated) measures serve under other flags, for A/B runs.
-  process.env.MIRRORGUARD_BENCH_NODE_ARGS !== undefined ? process.env.MIRRORGUARD_BENCH_NODE_ARGS.split(/\s+/).filter(Boolean) : ['--max-semi-space-size=4', '--heap-growing-percent=20'],
+  (process.env.MIRRORGUARD_BENCH_NODE_ARGS ?? readFileSync(new URL('../bin/mirrorguard.js', import.meta.url), 'utf8').split('\n')[0].replace(/^#!\/usr\/bin\/env -S node\s*/, ''))
+    .split(/\s+/)
+    .filter(Boolean),
 );

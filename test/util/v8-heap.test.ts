@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyServeHeapFlags } from '../../src/util/v8-heap.js';
+import { applyServeHeapFlags, HEAP_GROWING_PERCENT, MAX_SEMI_SPACE_MIB } from '../../src/util/v8-heap.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { BIN, LAUNCH_NODE_ARGS, startServe } from '../helpers/serve.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -68,14 +68,16 @@ describe('serve heap flags', () => {
     expect(await plain.stop()).toBe(0);
     expect(plain.logs.filter(msg)).toHaveLength(1);
     const launched = await startServe(['--api', 'off', '--data-dir', join(tmpDir(), 'data'), '--log-format', 'json']);
-    expect(LAUNCH_NODE_ARGS).toEqual(['--max-semi-space-size=4', '--heap-growing-percent=20']);
+    expect(LAUNCH_NODE_ARGS).toEqual([`--max-semi-space-size=${MAX_SEMI_SPACE_MIB}`, `--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
     expect(await launched.stop()).toBe(0);
     expect(launched.logs.filter(msg)).toHaveLength(0);
   });
 
-  it('the mirrorguard command and npm start pass the same flags as the systemd unit', async () => {
+  it('the mirrorguard command, npm start, the systemd unit and the benchmarks pass the flags serve is sized for', async () => {
     const { readFileSync } = await import('node:fs');
-    const flags = '--max-semi-space-size=4 --heap-growing-percent=20';
+    const flags = `--max-semi-space-size=${MAX_SEMI_SPACE_MIB} --heap-growing-percent=${HEAP_GROWING_PERCENT}`;
+    const { SERVE_NODE_ARGS } = (await import(join(PROJECT_ROOT, 'bench', 'proc.mjs'))) as { SERVE_NODE_ARGS: readonly string[] };
+    if (process.env.MIRRORGUARD_BENCH_NODE_ARGS === undefined) expect(SERVE_NODE_ARGS.join(' ')).toBe(flags);
     expect(readFileSync(BIN, 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
     const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
     expect(pkg.scripts.start).toBe(`node ${flags} bin/mirrorguard.js serve`);
