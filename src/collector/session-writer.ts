@@ -24,6 +24,7 @@ import { PcapFileWriter } from '../pcap/file-writer.js';
 import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
 import { toMicros } from '../util/clock.js';
 import { RateLimiter, type Logger } from '../util/log.js';
+import { flatString } from '../util/strings.js';
 import type { Catalog } from './catalog.js';
 import { captureRelPath } from './layout.js';
 
@@ -328,8 +329,9 @@ export class SessionWriters {
   /** @internal a SessionWriter opens a file: catalog row first, then the writer (no I/O until its first flush). */
   openFile(w: SessionWriter, s: SessionIdentity, tsSec: number, tsNsec: number): { file: PcapFileWriter; catalogId: number; relPath: string } {
     if (this.live.size >= this.maxOpenFiles) this.closeIdlest(w);
-    const rel = captureRelPath(s.vni, s.sourceIp, tsSec, tsNsec, this.workerId, ++this.fileSeq);
-    const abs = join(this.opts.dataDir, rel);
+    // Flat (src/util/strings.ts): the writer, the disk queue and this session keep these while the file is open.
+    const rel = flatString(captureRelPath(s.vni, s.sourceIp, tsSec, tsNsec, this.workerId, ++this.fileSeq));
+    const abs = flatString(join(this.opts.dataDir, rel));
     let catalogId = 0;
     try {
       catalogId = this.catalog.open({

@@ -251,6 +251,9 @@ export class BufferPool {
     return bytes;
   }
 
+  /** release(), bound once: what the disk queue calls when a buffer is written (one closure per pool, not one per file). */
+  readonly releaser = (buf: Buffer): void => this.release(buf);
+
   release(buf: Buffer): void {
     const i = this.indexOf(buf.length);
     if (i < 0) throw new RangeError('buffer does not belong to this pool');

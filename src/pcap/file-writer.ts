@@ -157,7 +157,7 @@ export class PcapFileWriter {
     }
     this.file = this.queue.file(path, sharedGlobalHeader(this.linktype, this.snaplen), { datasyncIntervalMs: opts.datasyncIntervalMs ?? 0 });
     const pool = this.pool;
-    this.releaseBuf = (buf) => pool.release(buf);
+    this.releaseBuf = pool.releaser;
     this.largeCopy = opts.copy ?? null;
     this.planned = opts.planned ?? null;
     this.nextSize = pool.minBufferBytes;
