@@ -155,12 +155,12 @@ export function verifySteady(dir, size, sentPer) {
  * window and the drain after it), peak and final RSS, open descriptors at the end of the traffic, kernel
  * drops, serve's counted drops by reason, and the read-back check.
  */
-export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, heavyRate, size, ramp = 0, nodeArgs = SERVE_NODE_ARGS, log = () => {} }) {
+export async function runSteady({ root, binDir, sessions, rate, seconds, heavy, heavyRate, size, ramp = 0, nodeArgs = SERVE_NODE_ARGS, extraConfig = '', log = () => {} }) {
   const dir = mkdtempSync(join(tmpdir(), 'mg-bench-steady-'));
   const dataDir = join(dir, 'data');
   const all = sessions + heavy;
   writeFileSync(join(dir, 'manifest.yaml'), steadyManifest(all));
-  writeFileSync(join(dir, 'bench.yaml'), `manifest: ${join(dir, 'manifest.yaml')}\napi:\n  publicMetrics: true\n`);
+  writeFileSync(join(dir, 'bench.yaml'), `manifest: ${join(dir, 'manifest.yaml')}\napi:\n  publicMetrics: true\n${extraConfig}`);
   const udpPort = await freePort();
   const apiPort = await freePort();
   const logFd = openSync(join(dir, 'serve.log'), 'w');
