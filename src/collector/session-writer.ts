@@ -39,6 +39,20 @@ export const SESSION_MIN_BUFFER_BYTES = 1024;
 /** Ticks (flush intervals) a free write buffer must sit unused before the pool may let it go. */
 export const POOL_TRIM_TICKS = 10;
 
+/**
+ * The share of the pool that buffers (partly filled ones included) may hold before the receiver waits.
+ * Seven eighths, not three quarters (issue 16): when the disk stalls, the buffers queued for it stop
+ * coming back, the receiver waits, and the burst goes to the capture ring. The pool's last quarter was
+ * resident (a 10,000-session ramp takes the pool to its ceiling) and held nothing then, so the ring
+ * alone had to wait out the stall. With an eighth of it in use first, a 48 MiB ring lost nothing in
+ * twelve 60 s runs of 10,000 sessions where it lost in two of four with three quarters
+ * (docs/performance.md "Memory at 10,000 sessions"). The eighth left over (8 MiB by default) is for what
+ * one ring block or receive batch can still take after the check, at worst a new buffer per frame in it
+ * (a 128 KiB block at 10,000 sessions: about 1,300 frames of 4 KiB shares, 5 MiB); past it frames are
+ * dropped and counted (pcap.write.queue_full), never lost silently.
+ */
+export const POOL_PRESSURE_SHARE = 7 / 8;
+
 /** Least time between two early flushes of every session's partly filled buffer under memory pressure. */
 const PRESSURE_FLUSH_MS = 100;
 
@@ -164,7 +178,7 @@ export class SessionWriters {
     this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, batchWrite: opts.batchWrite ?? null, batchOpen: opts.batchOpen ?? null, dropBehindBytes: opts.dropBehindBytes ?? 0, dropCache: opts.dropCache ?? null, onError: (r) => this.onDiskReport(r) });
     this.maxOpenFiles = opts.maxOpenFiles ?? Infinity;
     this.halfQueue = opts.queueBytes / 2;
-    this.poolHigh = (Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes) * 3) / 4;
+    this.poolHigh = Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes) * POOL_PRESSURE_SHARE;
   }
 
   /** The writer for a new pair (at the first-packet edge). No file is opened until its first append. */
@@ -183,7 +197,7 @@ export class SessionWriters {
   /**
    * Backpressure for receivers that can leave a burst in the socket buffer (native), asked once per
    * batch: true while more than half the disk queue's bytes are in flight, or while buffers (partly
-   * filled ones included) hold more than three quarters of the pool. In the second case, with the queue
+   * filled ones included) hold more than POOL_PRESSURE_SHARE (7/8) of the pool. In the second case, with the queue
    * not busy, the partly filled buffers of many quiet sessions go to the disk now rather than at the
    * next tick, so a pool held by them slows the reader briefly instead of dropping packets.
    */

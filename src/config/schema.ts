@@ -30,14 +30,17 @@ export const DEFAULTS = {
   /** The af-packet ring, per serve process (split across --workers): blockCount blocks of blockBytes, mapped memory counted in RSS. */
   ring: {
     /** Bytes per block (a power of two, 64 KiB..64 MiB); a packet larger than a block is counted truncated. */
-    blockBytes: 256 * KiB,
+    blockBytes: 128 * KiB,
     /**
-     * Blocks in the ring (64 MiB in all by default). A burst beyond them is held back by the writer's backpressure
+     * Blocks in the ring (48 MiB in all by default). A burst beyond them is held back by the writer's backpressure
      * or counted as ring drops. Many small blocks rather than few big ones: at a low rate a block retires
-     * part-empty, so what a held ring absorbs is about blockCount x retireMs of traffic (256 x 100 ms: the
-     * ramp of 10,000 new sessions, test/e2e/many-sessions.test.ts; 64 x 10 ms lost 62% of it).
+     * part-empty, so what a held ring absorbs is about blockCount x retireMs of traffic (384 x 100 ms: the
+     * ramp of 10,000 new sessions, test/e2e/many-sessions.test.ts; 64 x 10 ms lost 62% of it), at a high
+     * rate its bytes (a slow disk's stalls, once the write buffers are at their backpressure threshold).
+     * 48 MiB rather than 64 (issue 16): with the writer waiting at 7/8 of its pool (session-writer.ts
+     * POOL_PRESSURE_SHARE) it waits out the same stalls, and serve's RSS at 10,000 sessions is 16 MB lower.
      */
-    blockCount: 256,
+    blockCount: 384,
     /** A block that is not full is handed over after this many milliseconds: the most a packet waits in the kernel (well under pcap.flushIntervalMs). */
     retireMs: 100,
   },
@@ -98,7 +101,8 @@ export const DEFAULTS = {
     /**
      * Memory for write buffers in all, being filled or queued for disk (allocated as needed). A session
      * with traffic holds one buffer (4 KiB at first, growing with its rate), so this follows the number of
-     * busy sessions: 10,000 at 10 packets/s hold 80-160 MiB. Past three quarters of it the receiver waits.
+     * busy sessions: 10,000 at 10 packets/s hold 30-45 MiB. Past seven eighths of it the receiver waits
+     * (src/collector/session-writer.ts POOL_PRESSURE_SHARE).
      * 64 MiB by default, as the queue: 256 MiB lost less of a 10,000-session steady run (30% against 73%,
      * both far from the goal) but put the 10,000-session ramp over 350 MB of RSS (docs/performance.md).
      */

@@ -96,3 +96,21 @@ describe('the command tables', () => {
     expect(none.err()).toContain('MG_ERR_CLI_UNKNOWN_COMMAND');
   });
 });
+
+it("every flag's --help default that is a number or a byte size is the config default it sets", async () => {
+  const { CONFIG_FLAGS } = await import('../../src/cli/flags.js');
+  const { DEFAULTS } = await import('../../src/config/schema.js');
+  const { parseBytes } = await import('../../src/util/units.js');
+  let checked = 0;
+  for (const f of Object.values(CONFIG_FLAGS)) {
+    const m = /\(default ([0-9][0-9.]*[A-Za-z]*)/.exec(f.help);
+    if (m === null || f.path === undefined) continue;
+    let v: unknown = DEFAULTS;
+    for (const k of f.path) v = (v as Record<string | number, unknown> | undefined)?.[k];
+    if (typeof v !== 'number') continue; // an address or a word: not this check's
+    expect(parseBytes(m[1]), `--${f.name} help says (default ${m[1]})`).toBe(v);
+    checked++;
+  }
+  // The ring's, the socket buffer's, rotation's, retention's, ports and intervals at least.
+  expect(checked).toBeGreaterThanOrEqual(12);
+});

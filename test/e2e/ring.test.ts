@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../src/config/schema.js';
 import { checkIfHave, describeNeeds } from '../helpers/needs.js';
 import { PYTHON, tsharkFrameHex, tsharkReadsCleanly } from '../helpers/oracles.js';
 import { ether, ipv4, raw, tcp, udp, vxlanHeader } from '../helpers/packets.js';
@@ -101,7 +102,7 @@ describeNeeds(['native', 'root'], 'serve --receiver af-packet', () => {
     const dir = tmp.path;
     const srv = await startServe(['--data-dir', dir, '--api', 'off', '--flush-interval-ms', '100', '--receiver', 'af-packet']);
     const rx = srv.logs.find((l) => l.msg === 'receiving VXLAN')!;
-    expect(rx).toMatchObject({ receiver: 'af-packet', interface: 'lo', ignoreOutgoing: true, ringBytes: 64 * 1024 * 1024 });
+    expect(rx).toMatchObject({ receiver: 'af-packet', interface: 'lo', ignoreOutgoing: true, ringBytes: DEFAULTS.ring.blockBytes * DEFAULTS.ring.blockCount });
     const sent = await sendVxlan(srv.udpPort, specs(300, ['127.31.0.1', '127.31.0.2', '127.31.0.3', '127.31.0.4']));
     // VXLAN to another port, and to the right port at another address: not ours.
     const other = specs(20, ['127.31.1.1']);
