@@ -36,11 +36,13 @@ import { INNER_TCP6, INNER_UDP4, VXLAN_AWS, vxlan } from './frames.js';
 const ITERATIONS = 200_000;
 /**
  * Growth of the young generation that is not per packet: the smallest object is 12-16 bytes, so one per
- * packet is at least 2.4 MB over ITERATIONS; below 1 MiB (5 bytes a packet) nothing is allocated per
+ * packet is at least 2.4 MB over ITERATIONS; below 2 MiB (10 bytes a packet) nothing is allocated per
  * packet. What does show up below it on a loaded machine is the optimizing compiler finishing mid-loop
- * (seen: 136 KB once, with no GC).
+ * (seen: 136 KB once, with no GC), and once, in a full CI-mode run, 1,049,280 bytes with no GC in the
+ * timestamps case: 65,536 boxed doubles (16 bytes each), one stretch between two reanchors run
+ * unoptimized, not one per packet.
  */
-const NOISE_BYTES = 1024 * 1024;
+const NOISE_BYTES = 2 * 1024 * 1024;
 
 v8.setFlagsFromString('--expose-gc');
 // Optimize on the main thread during the warm-up: with the default background compiler, a loaded machine
@@ -96,7 +98,7 @@ describe('no allocation per packet', () => {
       ring[i & 63] = { i };
       return 1;
     });
-    expect(r.minor > 0 || r.grew > 1_000_000).toBe(true);
+    expect(r.minor > 0 || r.grew >= NOISE_BYTES).toBe(true);
   });
 
   it('decodeCapturedFrame, decodeVxlan and filter matching allocate nothing', async () => {
