@@ -212,7 +212,9 @@ async function start(kind, port, dir) {
       const ring = p.jsonLog('capture ring closed')?.counters ?? {};
       const kernel = p.jsonLog('stopped; final counters')?.kernel;
       let counted = 0;
-      for (const [k, v] of Object.entries(c)) if (k !== 'written' && /^(decode|pcap|session\.table_full)/.test(k)) counted += v;
+      // The drop outcomes only (src/outcomes.ts): the final counters also carry gauges and events under
+      // pcap.* (pcap.buffers.pool_bytes, pcap.files.closed_early), which are not packets.
+      for (const [k, v] of Object.entries(c)) if (/^(decode\.|pcap\.write\.|session\.table_full$)/.test(k)) counted += v;
       counted += ring['ingest.ring.drops'] ?? 0;
       counted += kind !== 'af-packet' && kernel ? kernel.drops : 0;
       return { written: c.written ?? 0, counted, detail: { ...ring, kernelDrops: kernel?.drops ?? null } };
