@@ -28,8 +28,11 @@ import type { BoundReceiver } from './udp.js';
 
 const MiB = 1024 * 1024;
 
-/** Ring defaults: 64 blocks of 1 MiB (64 MiB, mapped and counted in RSS), a block retired after 10 ms at the latest. */
-export const RING_DEFAULTS = { blockBytes: 1 * MiB, blockCount: 64, retireMs: 10 } as const;
+/**
+ * Ring defaults, the same as the config's `ring` (src/config/schema.ts says why; a test holds them equal):
+ * 384 blocks of 128 KiB (48 MiB, mapped and counted in RSS), a block retired after 100 ms at the latest.
+ */
+export const RING_DEFAULTS = { blockBytes: 128 * 1024, blockCount: 384, retireMs: 100 } as const;
 
 /** The addon's ring (native/src/ring.cc). */
 interface RingLayout {
