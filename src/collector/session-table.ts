@@ -16,7 +16,8 @@
  * traffic in the last EVICT_RECENT_SECONDS. It looks at a bounded window of the oldest entries (a CLOCK
  * sweep), so a flood costs a constant amount of work per new pair, not a scan of the table.
  */
-import { ipv6ToString, parseIp } from '../decode/addr.js';
+import { ipv4ToString, ipv6ToString, parseIp } from '../decode/addr.js';
+import { flatString } from '../util/strings.js';
 import type { SessionWriter } from './session-writer.js';
 
 /** Keys stay within V8's small-integer range (31 bits with pointer compression). */
@@ -59,16 +60,21 @@ export class Session {
     for (let i = 0; i < 8; i++) this.gwlbEndpoint[i] = buf[off + i]!;
   }
 
+  /** The source address as text, kept flat for as long as the pair lives (src/util/strings.ts). */
+  readonly sourceIp: string;
+
   constructor(
     readonly key: number,
-    readonly sourceIp: string,
+    sourceIp: string,
     readonly vni: number,
     /** The IPv4 source as an unsigned 32-bit number (0 for IPv6). */
     readonly src4: number,
     /** The 16 address bytes for IPv6 sources (compared on lookup), null for IPv4. */
     readonly src6: Uint8Array | null,
     readonly firstSec: number,
-  ) {}
+  ) {
+    this.sourceIp = flatString(sourceIp);
+  }
 }
 
 interface AddrEntry {
@@ -199,11 +205,11 @@ export class SessionTable {
    */
   add4(src4: number, vni: number, sec: number): Session | null {
     const h = src4 | 0;
-    if (this.count < this.maxSessions && this.admit(h, sec)) return this.insert(new Session(key4(src4, vni), ip4String(src4), vni, src4 >>> 0, null, sec));
+    if (this.count < this.maxSessions && this.admit(h, sec)) return this.insert(new Session(key4(src4, vni), ipv4ToString(src4), vni, src4 >>> 0, null, sec));
     const slot = judgedSlot4(h, vni);
     if (this.judgedRecently(slot, 4, h, 0, 0, 0, vni, sec)) return null;
     this.remember(slot, 4, h, 0, 0, 0, vni, sec);
-    const ip = ip4String(src4);
+    const ip = ipv4ToString(src4);
     return this.admitJudged(ip, vni, sec, h, () => new Session(key4(src4, vni), ip, vni, src4 >>> 0, null, sec));
   }
 
@@ -367,10 +373,6 @@ function evictScore(s: Session, sec: number, authorizedNewcomer: boolean): numbe
   const idle = quietSec >= EVICT_IDLE_SECONDS;
   if (s.status !== 'authorized') return idle ? 3 : authorizedNewcomer ? 2 : 0;
   return quietSec < EVICT_RECENT_SECONDS ? 0 : 1;
-}
-
-function ip4String(src4: number): string {
-  return `${src4 >>> 24}.${(src4 >>> 16) & 255}.${(src4 >>> 8) & 255}.${src4 & 255}`;
 }
 
 function word(buf: Uint8Array, off: number): number {

@@ -9,7 +9,6 @@
  * section 4.2.3), and IPv4-mapped addresses keep the dotted quad (section 5), as inet_ntop(3) and
  * src/detect/ip.ts write them, so session addresses and manifest addresses compare as strings.
  */
-import { flatString } from '../util/strings.js';
 import { AF_INET, AF_INET6, type PacketState } from './packet-state.js';
 
 export interface ParsedIp {
@@ -35,7 +34,7 @@ export interface Cidr {
 }
 
 export function ipv4ToString(n: number): string {
-  return flatString(`${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`);
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
 /** The 16 bytes at buf[off..off+16) as RFC 5952 text. */

@@ -149,7 +149,7 @@ describeNeeds(['native', 'root'], 'capture ring receiver', () => {
     events.length = 0;
     setImmediate(tick);
     backlogged = false;
-    // Walked and handed back: the last block is released after its packets are counted.
+    // Every packet walked and every block handed back to the kernel.
     await waitFor(() => rx.stats().packets === 641 && rx.stats().heldBlocks === 0, 'the held blocks', 10_000);
     done = true;
     const first = events.indexOf('p');
