@@ -45,7 +45,7 @@ export const POOL_TRIM_TICKS = 10;
  * coming back, the receiver waits, and the burst goes to the capture ring. The pool's last quarter was
  * resident (a 10,000-session ramp takes the pool to its ceiling) and held nothing then, so the ring
  * alone had to wait out the stall. With an eighth of it in use first, a 48 MiB ring lost nothing in
- * twelve 60 s runs of 10,000 sessions where it lost in two of four with three quarters
+ * eighteen 60 s runs of 10,000 sessions where it lost in two of four with three quarters
  * (docs/performance.md "Memory at 10,000 sessions"). The eighth left over (8 MiB by default) is for what
  * one ring block or receive batch can still take after the check, at worst a new buffer per frame in it
  * (a 128 KiB block at 10,000 sessions: about 1,300 frames of 4 KiB shares, 5 MiB); past it frames are
