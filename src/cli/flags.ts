@@ -35,7 +35,7 @@ export const CONFIG_FLAGS: Record<string, FlagSpec> = {
   'ring-block-bytes': { name: 'ring-block-bytes', path: ['ring', 'blockBytes'], kind: 'bytes', arg: 'BYTES', help: 'af-packet ring block size, a power of two from 64KiB to 64MiB (default 128KiB)' },
   'ring-blocks': { name: 'ring-blocks', path: ['ring', 'blockCount'], kind: 'int', arg: 'N', help: 'af-packet ring blocks (default 384: 48MiB), split across --workers', min: 2, max: 65536 },
   'ring-retire-ms': { name: 'ring-retire-ms', path: ['ring', 'retireMs'], kind: 'int', arg: 'MS', help: 'hand over a partly filled ring block after this long (default 100)', min: 1, max: 60000 },
-  'recv-buffer': { name: 'recv-buffer', path: ['recvBufferBytes'], kind: 'bytes', arg: 'BYTES', help: 'socket receive buffer (default 32MiB)' },
+  'recv-buffer': { name: 'recv-buffer', path: ['recvBufferBytes'], kind: 'bytes', arg: 'BYTES', help: 'socket receive buffer (default 128MiB)' },
   'data-dir': { name: 'data-dir', path: ['dataDir'], kind: 'string', arg: 'DIR', help: 'where PCAP files and the catalog go (default ./data)' },
   'vxlan-port': { name: 'vxlan-port', path: ['vxlanPort'], kind: 'int', arg: 'PORT', help: 'VXLAN UDP port in capture files and libpcap mode (default 4789)' },
   geneve: { name: 'geneve', path: ['geneve', 'listen'], kind: 'string', arg: 'HOST:PORT', help: 'also receive GENEVE from a Gateway Load Balancer here, e.g. 0.0.0.0:6081 (default off; docs/install.md GWLB mode)' },

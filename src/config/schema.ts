@@ -46,8 +46,14 @@ export const DEFAULTS = {
   },
   /** Receivers on the port (SO_REUSEPORT), each with its own files. */
   workers: 1,
-  /** Socket receive buffer in bytes. The kernel caps it at net.core.rmem_max unless privileged. */
-  recvBufferBytes: 32 * MiB,
+  /**
+   * Socket receive buffer in bytes (the native and dgram receivers). The kernel caps it at net.core.rmem_max
+   * unless privileged (deploy/sysctl.d/60-mirrorguard.conf sets 128 MiB). Kernel memory, not in serve's
+   * RSS, used only while a burst waits: 128 MiB since issue 16, where 10,000 sessions at 10 packets/s and
+   * four at 5,000/s lost 1.6-5.5 % with 32 MiB and 0.2 % with 64 MiB when the disk stalled, and nothing
+   * with 128 MiB (docs/performance.md "A smaller ring, and the pool's last eighth").
+   */
+  recvBufferBytes: 128 * MiB,
   /** Data directory: PCAP files and the SQLite catalog. */
   dataDir: './data',
   /** VXLAN port for capture files and libpcap (the UDP socket's port is in `listen`). */

@@ -22,7 +22,7 @@ describe('config loader', () => {
   it('runs on embedded defaults with no file and no flags', () => {
     const c = loadConfig();
     expect(c.listen).toBe('0.0.0.0:4789');
-    expect(c.recvBufferBytes).toBe(32 * 1024 * 1024);
+    expect(c.recvBufferBytes).toBe(128 * 1024 * 1024);
     expect(c.pcap.flushIntervalMs).toBe(1000);
     expect(c.pcap.rotateBytes).toBe(DEFAULTS.pcap.rotateBytes);
     expect(c.manifest).toBeNull();

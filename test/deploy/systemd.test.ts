@@ -171,7 +171,7 @@ describe('the sysctl and sysusers files', () => {
     expect(Object.keys(kv)).toEqual(['net.core.rmem_max']);
     const cfg = loadConfig({ file: join(DEPLOY, 'examples', 'config.yaml') });
     expect(Number(kv['net.core.rmem_max'])).toBeGreaterThanOrEqual(cfg.recvBufferBytes);
-    expect(cfg.recvBufferBytes).toBe(parseBytes('64MiB'));
+    expect(cfg.recvBufferBytes).toBe(parseBytes('128MiB'));
   });
 
   itNeeds(['systemd-sysusers'], 'sysusers.d creates the mirrorguard system user (dry run)', () => {

@@ -109,7 +109,7 @@ describe('doc-test markers', () => {
         'a placeholder for your RDS instance URL (fleet mode), used by the aws cloudformation deploy that follows',
       'docs/install.md GWLBE_ID=$(out GatewayLoadBalancerEndpointId)': 'reads an output of the deployed CloudFormation stack (out, defined in the install steps)',
       'docs/operations.md mirrorguard serve [--config FILE] [flags]': 'the usage line, as --help prints it',
-      'docs/operations.md sysctl -w net.core.rmem_max=67108864      # persist it: deploy/sysctl.d/60-mirrorguard.conf (128 MiB)': 'sysctl on the host (root, changes the machine)',
+      'docs/operations.md sysctl -w net.core.rmem_max=134217728     # persist it: deploy/sysctl.d/60-mirrorguard.conf (128 MiB)': 'sysctl on the host (root, changes the machine)',
       'docs/quickstart.md npm ci && npm link        # builds dist/ and puts `mirrorguard` on PATH (or use ./bin/mirrorguard.js)': 'npm ci: the test runs the checkout it is in',
       'docs/quickstart.md tshark -r evidence.pcap -c 5': 'tshark on the evidence: the quickstart test checks the SHA-256 of the same file',
     };
