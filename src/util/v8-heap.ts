@@ -16,6 +16,11 @@ import { setFlagsFromString } from 'node:v8';
 export const HEAP_GROWING_PERCENT = 20;
 /** V8's semi-space, MiB: a young generation of 8 MiB (two semi-spaces) instead of 32. */
 export const MAX_SEMI_SPACE_MIB = 4;
+/**
+ * The Node.js flags serve is launched with: the bin's shebang, `npm start` and the systemd unit write them
+ * out (test/util/v8-heap.test.ts holds each to this), the test helper and the benchmarks start serve with them.
+ */
+export const SERVE_NODE_FLAGS: readonly string[] = Object.freeze([`--max-semi-space-size=${MAX_SEMI_SPACE_MIB}`, `--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
 
 export interface HeapFlags {
   /** The growth factor was set here (the launcher did not set one). */

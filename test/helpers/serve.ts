@@ -3,15 +3,15 @@
  * builds dist/ first. serve binds port 0; we learn the ports from its JSON log lines on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import { SERVE_NODE_FLAGS } from '../../src/util/v8-heap.js';
 import { PROJECT_ROOT } from './fixtures.js';
 
 export const BIN = join(PROJECT_ROOT, 'bin', 'mirrorguard.js');
 
-/** The Node.js flags of the bin's shebang (`#!/usr/bin/env -S node ...`): serve is started as the `mirrorguard` command starts it. */
-export const LAUNCH_NODE_ARGS: readonly string[] = readFileSync(BIN, 'utf8').split('\n')[0]!.replace(/^#!\/usr\/bin\/env -S node\s*/, '').split(/\s+/).filter(Boolean);
+/** The Node.js flags of the bin's shebang: serve is started as the `mirrorguard` command starts it. */
+export const LAUNCH_NODE_ARGS: readonly string[] = SERVE_NODE_FLAGS;
 
 export interface LogLine {
   level: number;

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyServeHeapFlags, HEAP_GROWING_PERCENT, MAX_SEMI_SPACE_MIB } from '../../src/util/v8-heap.js';
+import { applyServeHeapFlags, HEAP_GROWING_PERCENT, MAX_SEMI_SPACE_MIB, SERVE_NODE_FLAGS } from '../../src/util/v8-heap.js';
 import { PROJECT_ROOT } from '../helpers/fixtures.js';
 import { BIN, LAUNCH_NODE_ARGS, startServe } from '../helpers/serve.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -75,7 +75,8 @@ describe('serve heap flags', () => {
 
   it('the mirrorguard command, npm start, the systemd unit and the benchmarks pass the flags serve is sized for', async () => {
     const { readFileSync } = await import('node:fs');
-    const flags = `--max-semi-space-size=${MAX_SEMI_SPACE_MIB} --heap-growing-percent=${HEAP_GROWING_PERCENT}`;
+    const flags = SERVE_NODE_FLAGS.join(' ');
+    expect(SERVE_NODE_FLAGS).toEqual([`--max-semi-space-size=${MAX_SEMI_SPACE_MIB}`, `--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
     const { SERVE_NODE_ARGS } = (await import(join(PROJECT_ROOT, 'bench', 'proc.mjs'))) as { SERVE_NODE_ARGS: readonly string[] };
     if (process.env.MIRRORGUARD_BENCH_NODE_ARGS === undefined) expect(SERVE_NODE_ARGS.join(' ')).toBe(flags);
     expect(readFileSync(BIN, 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
