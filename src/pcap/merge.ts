@@ -283,27 +283,27 @@ export class MergeStream extends Readable {
     this.readers = new Array<AsyncCaptureReader | null>(n).fill(null);
     // Whole files in our format are streamed as bytes: their link type is read from their header.
     const rangeLinktype: number[] = new Array<number>(n).fill(-1);
-    for (let i = 0; i < n; i++) {
-      if (whole[i] === undefined || limits[i] === undefined) continue;
+    // The inputs are opened and their first records read side by side (START_CONCURRENCY at a time), not
+    // one round trip after another: with 8 files of 1 MiB buffers that was 4-21 ms before the first byte.
+    await eachLimited(n, START_CONCURRENCY, async (i) => {
+      if (whole[i] === undefined || limits[i] === undefined) return;
       rangeLinktype[i] = await ownLinktype(() => this.openInput(i));
       this.asRange[i] = rangeLinktype[i]! >= 0;
-    }
-    for (let i = 0; i < n; i++) {
-      if (this.asRange[i]) continue;
-      const lim = limits[i];
-      this.readers[i] = await openCaptureAsync(this.files[i]!, this.readerOptions(i, chunkBytes, lim), this.opts.openers?.[i]);
-    }
-    for (let i = 0; i < n; i++) {
-      if (this.opts.signal?.aborted) return;
-      const r = this.readers[i];
-      if (r === null) continue;
+    });
+    await eachLimited(n, START_CONCURRENCY, async (i) => {
+      if (this.asRange[i] || this.opts.signal?.aborted) return;
+      const r = await openCaptureAsync(this.files[i]!, this.readerOptions(i, chunkBytes, limits[i]), this.opts.openers?.[i]);
+      // Destroyed meanwhile (aborted): _destroy has closed the readers it saw, not this one.
+      if (this.destroyed) return void (await r.close());
+      this.readers[i] = r;
       this.live[i] = await r.next();
       if (this.live[i]) {
         this.stats.read++;
         this.secs[i] = r.record.tsSec;
         this.nsecs[i] = r.record.tsNsec;
       }
-    }
+    });
+    if (this.opts.signal?.aborted) return;
     let linktype = this.opts.linktype;
     if (linktype === undefined) {
       linktype = LINKTYPE_ETHERNET;
@@ -784,6 +784,32 @@ export function mergeCaptures(files: readonly string[], opts: MergeOptions = {})
 }
 
 /** The link type of a classic little-endian nanosecond pcap (what our writer makes), else -1. */
+/** How many inputs the merge opens and reads its first records of at once. */
+const START_CONCURRENCY = 16;
+
+/**
+ * fn(0) .. fn(n - 1), at most `limit` at a time. Every call runs to its end; then the first error by
+ * index is thrown (the same error whatever order the calls finished in).
+ */
+async function eachLimited(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
+  const errors: unknown[] = new Array<unknown>(n);
+  let failed = false;
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      try {
+        await fn(i);
+      } catch (e) {
+        errors[i] = e;
+        failed = true;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, n) }, lane));
+  if (failed) for (let i = 0; i < n; i++) if (i in errors) throw errors[i];
+}
+
 async function ownLinktype(openInput: () => Promise<ReadHandle>): Promise<number> {
   let fh: ReadHandle | null = null;
   try {

@@ -510,6 +510,67 @@ describe('mergeCaptures: inputs that are not local files', () => {
     expect(opened.closed).toBe(opened.open);
   });
 
+  it('opens its inputs side by side, reports the failing input of lowest index whatever finished first, and closes every one', async () => {
+    const good = buildPcap(Array.from({ length: 50 }, (_, i) => rec(i, T + i, 0)));
+    const opened = { open: 0, closed: 0 };
+    let inFlight = 0;
+    let peak = 0;
+    // Input 3 answers slowly with a bad header; input 6 fails at once; the rest are good captures.
+    const slowBad: CaptureInput = {
+      name: 'mem-bad',
+      async open() {
+        opened.open++;
+        return {
+          async read(buf: Buffer, off: number) {
+            await new Promise((r) => setTimeout(r, 30));
+            const junk = Buffer.from('not a capture file at all, no');
+            junk.copy(buf, off);
+            return { bytesRead: junk.length };
+          },
+          async close() {
+            opened.closed++;
+          },
+        };
+      },
+    };
+    const inputs: CaptureInput[] = Array.from({ length: 10 }, (_, i) => {
+      if (i === 3) return slowBad;
+      if (i === 6) return { name: 'mem-gone', open: () => Promise.reject(new Error('NoSuchKey')) };
+      return {
+        name: `mem-${i}`,
+        async open() {
+          opened.open++;
+          inFlight++;
+          peak = Math.max(peak, inFlight);
+          await new Promise((r) => setTimeout(r, 5));
+          inFlight--;
+          return {
+            async read(buf: Buffer, off: number, len: number, pos: number) {
+              const n = Math.max(0, Math.min(len, good.length - pos));
+              good.copy(buf, off, pos, pos + n);
+              return { bytesRead: n };
+            },
+            async close() {
+              opened.closed++;
+            },
+          };
+        },
+      };
+    });
+    const merge = mergeCaptures(inputs.map((x) => x.name), { openers: inputs.map((x) => () => x.open()) });
+    const streamErr = new Promise((r) => merge.once('error', r));
+    const err = await merge.ready().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isMgError(err) && err.code).toBe('MG_ERR_CAPTURE_FORMAT');
+    expect((err as Error).message).toContain('mem-bad');
+    expect(peak).toBeGreaterThan(1);
+    expect(await streamErr).toBe(err);
+    if (!merge.closed) await new Promise((r) => merge.once('close', r));
+    expect(opened.closed).toBe(opened.open);
+  });
+
   it('fails with MG_ERR_CAPTURE_READ naming the input when its source cannot be opened', async () => {
     const broken: CaptureInput = { name: 's3://bucket/gone.pcap', open: () => Promise.reject(new Error('NoSuchKey')) };
     const chunks: Buffer[] = [];
