@@ -17,6 +17,11 @@
 //      as ratios (tool time / our time: 1.0 = as fast, above 1 = faster than the tool).
 //   3. The outputs are checked: our whole-window output is byte for byte mergecap's -F pcap output
 //      (after the global header), and the filtered packet counts agree.
+//   4. The transfer's own floor (whole-window rows): a third process (this file with `floor FILE...`)
+//      holds mergecap's output in memory and sends it to the same curl command as HTTP/1.1 chunked,
+//      512 KiB per write, with a trailer: an HTTP server with no merge, no reads and no hash to do.
+//      Its time, in the same repetitions, shows what curl and the loopback transfer cost alone, so
+//      `floor / ours` is how close our server comes to free, and `tool / floor` what the goal allows.
 //
 // Standalone: node bench/extract.mjs [--reps 7] [--frames 50000] [--files 8] [--quick]
 //             [--only interleaved|rotated] [--filter both|yes|no] [--js-merge | --worker-hash]
@@ -24,7 +29,9 @@
 //               (MIRRORGUARD_NATIVE_MERGE pointing nowhere), its curl runs alternated with the first's
 //               and the tool's: the JavaScript merge and the native step side by side in one run.
 //   --worker-hash: the same, the second server hashing the body in its worker thread
-//               (MIRRORGUARD_EXTRACT_HASH=worker) instead of in the merge; with MG_BENCH_SECOND_ENV='{"K":"V"}'
+//               (MIRRORGUARD_EXTRACT_HASH=worker) instead of on a threadpool thread (the default with the
+//               addon); --merge-hash: the second server hashing it in the merge, on the main thread
+//               (MIRRORGUARD_EXTRACT_HASH=merge, the default before); with MG_BENCH_SECOND_ENV='{"K":"V"}'
 //               the second server gets that environment instead (an A/B of any knob read from it;
 //               MG_BENCH_SECOND_ENV='{}' measures the harness's own bias between the two servers).
 //   MG_BENCH_CPU_PROF=DIR profiles the server (node --cpu-prof), MG_BENCH_NODE_FLAGS adds node flags.
@@ -171,6 +178,36 @@ async function serve(dir, frames, nfiles, reuse) {
   });
 }
 
+// ---- the floor server child -------------------------------------------------------------------------------
+/** Serve each file's bytes, held in memory, at /0, /1 ...: chunked, 512 KiB per write, with a trailer. */
+async function floorServe(paths) {
+  const http = await import('node:http');
+  const bodies = paths.map((p) => readFileSync(p));
+  const CHUNK = 512 * 1024;
+  const server = http.createServer((req, res) => {
+    const body = bodies[Number(req.url.slice(1))];
+    if (body === undefined) return res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/vnd.tcpdump.pcap', trailer: 'x-content-sha256' });
+    let off = 0;
+    const pump = () => {
+      while (off < body.length) {
+        const ok = res.write(body.subarray(off, Math.min(off + CHUNK, body.length)));
+        off += CHUNK;
+        if (!ok) return void res.once('drain', pump);
+      }
+      // The same trailer field as ours, with a constant: the floor does no hashing.
+      res.addTrailers({ 'x-content-sha256': '0'.repeat(64) });
+      res.end();
+    };
+    pump();
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  process.stdout.write(`ready ${JSON.stringify({ port: server.address().port })}\n`);
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line === 'quit') server.close(() => process.exit(0));
+  });
+}
+
 // ---- the timing parent ----------------------------------------------------------------------------------
 const median = (xs) => {
   const v = [...xs].sort((a, b) => a - b);
@@ -227,7 +264,7 @@ function sameRecords(a, b) {
  * Run the extraction comparison. Returns rows { scenario, filtered, oursS, toolS, ratio, ... }.
  * log: a function for progress lines.
  */
-export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only = null, filters = [false, true], sinks = ['file', 'null'], jsMerge = false, workerHash = false, log = (l) => process.stderr.write(`${l}\n`) } = {}) {
+export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only = null, filters = [false, true], sinks = ['file', 'null'], jsMerge = false, workerHash = false, mergeHash = false, log = (l) => process.stderr.write(`${l}\n`) } = {}) {
   if (!has('mergecap') || !has('curl')) return { skipped: 'mergecap or curl is not installed', rows: [] };
   const withTcpdump = has('tcpdump');
   const dir = mkdtempSync(join(tmpdir(), 'mg-bench-extract-'));
@@ -257,13 +294,23 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
     // --js-merge: the same files served with the native merge step turned off, for a side-by-side run;
     // --worker-hash: with the body hashed in the worker thread.
     let js = null;
-    const secondLabel = jsMerge ? 'JS merge' : process.env.MG_BENCH_SECOND_ENV ? 'second server' : 'worker hash';
-    if (jsMerge || workerHash) {
-      const secondEnv = process.env.MG_BENCH_SECOND_ENV ? JSON.parse(process.env.MG_BENCH_SECOND_ENV) : { MIRRORGUARD_EXTRACT_HASH: 'worker' };
+    const secondLabel = jsMerge ? 'JS merge' : process.env.MG_BENCH_SECOND_ENV ? 'second server' : mergeHash ? 'hash in the merge' : 'worker hash';
+    if (jsMerge || workerHash || mergeHash) {
+      const secondEnv = process.env.MG_BENCH_SECOND_ENV ? JSON.parse(process.env.MG_BENCH_SECOND_ENV) : { MIRRORGUARD_EXTRACT_HASH: mergeHash ? 'merge' : 'worker' };
       const second = startServer(true, jsMerge ? { MIRRORGUARD_NATIVE_MERGE: join(dir, 'no-native-merge.node') } : secondEnv);
       children.push(second.child);
       js = { child: second.child, ready: await second.ready };
     }
+    // The floor server: mergecap's output of each scenario's whole window, held in memory (step 4 above).
+    const names = Object.keys(ready.scenarios).filter((nm) => only === null || only === nm);
+    const floorFiles = names.map((nm) => join(dir, `floor-${nm}.pcap`));
+    names.forEach((nm, k) => timed('mergecap', ['-F', 'nsecpcap', '-w', floorFiles[k], ...ready.scenarios[nm].files]));
+    const floorChild = spawn(process.execPath, [fileURLToPath(import.meta.url), 'floor', ...floorFiles], { stdio: ['pipe', 'pipe', 'inherit'] });
+    children.push(floorChild);
+    const floorReady = await new Promise((resolve, reject) => {
+      createInterface({ input: floorChild.stdout }).on('line', (l) => l.startsWith('ready ') && resolve(JSON.parse(l.slice(6))));
+      floorChild.once('exit', (code) => reject(new Error(`the floor server exited (${code})`)));
+    });
     const rows = [];
     for (const [name, sc] of Object.entries(ready.scenarios)) {
       if (only !== null && only !== name) continue;
@@ -287,12 +334,16 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
         const tool = filtered
           ? () => timed('sh', ['-c', `mergecap -F nsecpcap -w - ${sc.files.map((f) => `'${f}'`).join(' ')} | tcpdump -r - -w '${toolOut}' '${FILTER}' 2>/dev/null`]).s
           : () => timed('mergecap', ['-F', 'nsecpcap', '-w', toolOut, ...sc.files]).s;
+        const floorOut = sink === 'null' ? '/dev/null' : join(dir, 'floor-out.pcap');
+        const floor = filtered ? null : () => timed('curl', ['-sS', '--fail', '-o', floorOut, `http://127.0.0.1:${floorReady.port}/${names.indexOf(name)}`]).s;
         // One warm-up of each (page cache, JIT), then interleaved repetitions.
         ours();
         tool();
+        floor?.();
         if (js !== null) oursJs();
         const a = [];
         const b = [];
+        const f = [];
         const j = [];
         serverCpu.length = 0;
         jsCpu.length = 0;
@@ -301,6 +352,7 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
           if (js !== null && r % 2 === 1) j.push(oursJs());
           a.push(ours());
           b.push(tool());
+          if (floor !== null) f.push(floor());
           if (js !== null && r % 2 === 0) j.push(oursJs());
         }
         const oursPackets = sink === 'null' ? null : countRecords(oursOut);
@@ -322,6 +374,10 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
           toolRuns: b,
           ratio: median(b) / median(a),
           sameOutput: identical,
+          // The transfer alone (step 4): floor / ours is how close our server is to free, tool / floor the most the goal allows.
+          ...(f.length
+            ? { floorS: median(f), floorRuns: f, floorRatio: median(f) / median(a), toolOverFloor: median(b) / median(f), floorPairRatios: f.map((t, r) => t / a[r]) }
+            : {}),
           ...(js !== null
             ? {
                 secondLabel,
@@ -339,6 +395,7 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
         log(
           `extract ${name.padEnd(11)} ${filtered ? `filter '${FILTER}'` : 'whole window     '} -> ${sink.padEnd(4)}  ours ${row.oursS.toFixed(3)} s (server CPU ${row.serverCpuS.toFixed(2)} s)  ${row.tool} ${row.toolS.toFixed(3)} s  ` +
             `tool/ours ${row.ratio.toFixed(2)}` + (sink === 'null' ? '' : `  (${oursPackets} packets, ${identical ? 'same as the tool' : 'DIFFERENT from the tool'})`) +
+            (row.floorS !== undefined ? `  | floor ${row.floorS.toFixed(3)} s: floor/ours ${row.floorRatio.toFixed(2)}, tool/floor ${row.toolOverFloor.toFixed(2)}` : '') +
             (js !== null
               ? `  | ${secondLabel} ${row.secondS.toFixed(3)} s (server CPU ${row.secondServerCpuS.toFixed(2)} s) tool/ours ${row.secondRatio.toFixed(2)}${row.secondSameOutput === false ? ' DIFFERENT from the first server' : ''}` +
                 `  | ${secondLabel} time / first per pair: median ${median(row.pairRatios).toFixed(2)} (${Math.min(...row.pairRatios).toFixed(2)}-${Math.max(...row.pairRatios).toFixed(2)}), first faster in ${row.pairRatios.filter((x) => x > 1).length} of ${row.pairRatios.length}`
@@ -357,12 +414,13 @@ export function extractionTable(result) {
   const withJs = result.rows.some((r) => r.secondS !== undefined);
   const label = result.rows.find((r) => r.secondLabel !== undefined)?.secondLabel ?? '';
   const lines = [
-    '| files | window | written to | mirrorguard (HTTP, SHA-256 trailer) | its server CPU | tool | tool time | tool / mirrorguard | output |' + (withJs ? ` ${label} | its server CPU | tool / ${label} |` : ''),
-    '|---|---|---|---:|---:|---|---:|---:|---|' + (withJs ? '---:|---:|---:|' : ''),
+    '| files | window | written to | mirrorguard (HTTP, SHA-256 trailer) | its server CPU | tool | tool time | tool / mirrorguard | output | floor: curl from a server with nothing to do | floor / mirrorguard | tool / floor |' + (withJs ? ` ${label} | its server CPU | tool / ${label} |` : ''),
+    '|---|---|---|---:|---:|---|---:|---:|---|---:|---:|---:|' + (withJs ? '---:|---:|---:|' : ''),
   ];
   for (const r of result.rows) {
     lines.push(
       `| ${r.scenario} (${r.files} x ${(r.inputPackets / r.files).toLocaleString('en-US')}) | ${r.filtered ? `filter \`${result.filter}\`` : 'whole'} | ${r.sink === 'null' ? '/dev/null' : 'a file'} | ${r.oursS.toFixed(3)} s | ${r.serverCpuS.toFixed(2)} s | ${r.tool.replace('|', '\\|')} | ${r.toolS.toFixed(3)} s | ${r.ratio.toFixed(2)} | ${r.sameOutput === null ? '-' : r.sameOutput ? (r.filtered ? 'same packet count' : 'same bytes') : 'DIFFERENT'} |` +
+        (r.floorS === undefined ? ' - | - | - |' : ` ${r.floorS.toFixed(3)} s | ${r.floorRatio.toFixed(2)} | ${r.toolOverFloor.toFixed(2)} |`) +
         (withJs ? (r.secondS === undefined ? ' - | - | - |' : ` ${r.secondS.toFixed(3)} s | ${r.secondServerCpuS.toFixed(2)} s | ${r.secondRatio.toFixed(2)} |`) : ''),
     );
   }
@@ -372,8 +430,10 @@ export function extractionTable(result) {
 const isMain = process.argv[1] === fileURLToPath(import.meta.url);
 if (isMain && process.argv[2] === 'serve') {
   await serve(process.argv[3], Number(process.argv[4]), Number(process.argv[5]), process.argv[6] === 'reuse');
+} else if (isMain && process.argv[2] === 'floor') {
+  await floorServe(process.argv.slice(3));
 } else if (isMain) {
-  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, frames: { type: 'string', default: '50000' }, files: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, filter: { type: 'string', default: 'both' }, 'js-merge': { type: 'boolean', default: false }, 'worker-hash': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, frames: { type: 'string', default: '50000' }, files: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, filter: { type: 'string', default: 'both' }, 'js-merge': { type: 'boolean', default: false }, 'worker-hash': { type: 'boolean', default: false }, 'merge-hash': { type: 'boolean', default: false } } });
   const res = await runExtraction({
     reps: values.quick ? 1 : Number(values.reps),
     frames: values.quick ? 5000 : Number(values.frames),
@@ -382,6 +442,7 @@ if (isMain && process.argv[2] === 'serve') {
     filters: values.filter === 'both' ? [false, true] : [values.filter === 'yes'],
     jsMerge: values['js-merge'],
     workerHash: values['worker-hash'],
+    mergeHash: values['merge-hash'],
   });
   if (res.skipped) process.stdout.write(`skipped: ${res.skipped}\n`);
   else process.stdout.write(`${extractionTable(res)}\n`);
