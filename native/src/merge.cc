@@ -33,9 +33,13 @@
 // record: JavaScript re-parses it there. Nothing is allocated; every offset is bounds-checked, and a
 // bad argument returns BAD_ARGS without touching memory.
 #include <napi.h>
+#include <openssl/evp.h>
 
 #include <cstdint>
 #include <cstring>
+#include <atomic>
+#include <deque>
+#include <mutex>
 
 namespace {
 
@@ -219,7 +223,230 @@ Napi::Value MergeStep(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, code);
 }
 
+
+// BackgroundSha256: the SHA-256 of an extraction's body, computed on a libuv threadpool thread while the
+// merge and the socket work on the main thread (issue 11, goal 2). update(buf, start, end) queues a
+// chunk: it stays referenced until hashed and must not change until then (the merge reuses a chunk only
+// once `pending` says it was hashed). One job at a time hashes the queue in order, taking each chunk
+// as it comes without going back to the main thread between chunks, and ends when the queue is empty;
+// the next update() starts another. wakeBelow(n) asks for onHashed(pending) (given to the constructor)
+// once pending falls to n or below (the job then ends, and its completion on the main thread calls it
+// and starts the next job): the merge's backpressure. digest(cb) calls cb(null, hex) once every
+// queued chunk is hashed; later updates are refused. Node bundles OpenSSL and exports its symbols, so
+// the EVP_* calls resolve against the running node.
+class BackgroundSha256 : public Napi::ObjectWrap<BackgroundSha256> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "BackgroundSha256",
+                       {InstanceMethod<&BackgroundSha256::Update>("update"), InstanceMethod<&BackgroundSha256::Digest>("digest"),
+                        InstanceMethod<&BackgroundSha256::WakeBelow>("wakeBelow"), InstanceAccessor<&BackgroundSha256::Pending>("pending"),
+                        InstanceAccessor<&BackgroundSha256::Bytes>("bytes")});
+  }
+
+  explicit BackgroundSha256(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BackgroundSha256>(info) {
+    Napi::Env env = info.Env();
+    ctx_ = EVP_MD_CTX_new();
+    if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
+      Napi::Error::New(env, "BackgroundSha256: OpenSSL has no SHA-256 context").ThrowAsJavaScriptException();
+      return;
+    }
+    if (info.Length() > 0 && info[0].IsFunction()) onHashed_ = Napi::Persistent(info[0].As<Napi::Function>());
+  }
+
+  ~BackgroundSha256() override {
+    if (ctx_ != nullptr) EVP_MD_CTX_free(ctx_);
+  }
+
+ private:
+  struct Chunk {
+    const uint8_t* data;
+    size_t len;
+  };
+
+  class Job : public Napi::AsyncWorker {
+   public:
+    Job(Napi::Env env, BackgroundSha256* owner) : Napi::AsyncWorker(env, "mirrorguard:sha256"), owner_(owner) {}
+    void Execute() override { owner_->Drain(); }
+    void OnOK() override { owner_->JobDone(Env()); }
+
+   private:
+    BackgroundSha256* owner_;
+  };
+
+  // On the threadpool: hash queued chunks until none is left. Only one Drain() runs at a time (running_).
+  void Drain() {
+    for (;;) {
+      Chunk c;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (queue_.empty()) {
+          running_ = false;
+          return;
+        }
+        c = queue_.front();
+        queue_.pop_front();
+      }
+      if (!failed_.load(std::memory_order_relaxed) && EVP_DigestUpdate(ctx_, c.data, c.len) != 1) failed_.store(true);
+      uint64_t left = pending_.fetch_sub(c.len) - c.len;
+      hashed_.fetch_add(1);
+      // Asked to wake the merge: end this job, so its completion on the main thread calls onHashed (and
+      // starts the next job at once if chunks are queued).
+      if (left <= wakeBelow_.load() && wake_.exchange(false)) {
+        woke_.store(true);
+        std::lock_guard<std::mutex> lock(mu_);
+        running_ = false;
+        return;
+      }
+    }
+  }
+
+  // Main thread: drop the references of the chunks hashed so far.
+  void Release() {
+    uint64_t done = hashed_.load();
+    while (released_ < done && !refs_.empty()) {
+      refs_.front().Reset();
+      refs_.pop_front();
+      released_++;
+    }
+  }
+
+  bool Idle() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !running_ && queue_.empty();
+  }
+
+  void JobDone(Napi::Env env) {
+    Release();
+    bool restart = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!running_ && !queue_.empty()) restart = running_ = true;
+    }
+    if (restart) (new Job(env, this))->Queue();
+    if (woke_.exchange(false) && !onHashed_.IsEmpty()) onHashed_.Call({Napi::Number::New(env, static_cast<double>(pending_.load()))});
+    if (Idle()) {
+      if (!self_.IsEmpty()) self_.Reset();
+      if (!onDone_.IsEmpty()) Finish(env);
+    }
+  }
+
+  void Finish(Napi::Env env) {
+    Napi::Function cb = onDone_.Value();
+    onDone_.Reset();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (failed_.load() || EVP_DigestFinal_ex(ctx_, md, &n) != 1) {
+      cb.Call({Napi::Error::New(env, "SHA-256 failed").Value()});
+      return;
+    }
+    static const char hex[] = "0123456789abcdef";
+    char out[2 * EVP_MAX_MD_SIZE];
+    for (unsigned int i = 0; i < n; i++) {
+      out[2 * i] = hex[md[i] >> 4];
+      out[2 * i + 1] = hex[md[i] & 15];
+    }
+    cb.Call({env.Null(), Napi::String::New(env, out, 2 * n)});
+  }
+
+  Napi::Value Update(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (ended_) {
+      Napi::Error::New(env, "BackgroundSha256: update after digest").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (info.Length() < 3 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[2].IsNumber() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      Napi::TypeError::New(env, "update(buf: Uint8Array, start, end)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Uint8Array u8 = info[0].As<Napi::Uint8Array>();
+    double start = info[1].As<Napi::Number>().DoubleValue();
+    double end = info[2].As<Napi::Number>().DoubleValue();
+    if (!(start >= 0 && end >= start && end <= static_cast<double>(u8.ByteLength()))) {
+      Napi::RangeError::New(env, "update: start/end outside the buffer").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    size_t len = static_cast<size_t>(end - start);
+    Release();
+    if (len == 0) return env.Undefined();
+    refs_.push_back(Napi::Persistent(u8));
+    pending_.fetch_add(len);
+    bytes_ += static_cast<double>(len);
+    bool start_job = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(Chunk{u8.Data() + static_cast<size_t>(start), len});
+      if (!running_) {
+        running_ = true;
+        start_job = true;
+      }
+    }
+    if (start_job) {
+      // Kept alive while a job runs, whatever JavaScript still holds.
+      if (self_.IsEmpty()) self_ = Napi::Persistent(Value());
+      (new Job(env, this))->Queue();
+    }
+    return env.Undefined();
+  }
+
+  // wakeBelow(n): call onHashed once pending <= n. False (and no call) when it already is.
+  Napi::Value WakeBelow(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (onHashed_.IsEmpty() || info.Length() < 1 || !info[0].IsNumber()) {
+      Napi::TypeError::New(env, "wakeBelow(bytes), with onHashed given to the constructor").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    uint64_t n = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
+    wakeBelow_.store(n);
+    wake_.store(true);
+    // The job may have passed below before the flag was seen: look again.
+    if (pending_.load() <= n) {
+      bool was = wake_.exchange(false);
+      if (was) return Napi::Boolean::New(env, false);
+      // The job took the flag and has queued the call: it will come.
+    }
+    return Napi::Boolean::New(env, true);
+  }
+
+  Napi::Value Digest(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (ended_ || info.Length() < 1 || !info[0].IsFunction()) {
+      Napi::Error::New(env, "digest(cb), once").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    ended_ = true;
+    onDone_ = Napi::Persistent(info[0].As<Napi::Function>());
+    if (Idle()) {
+      Release();
+      Finish(env);
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Pending(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(pending_.load())); }
+  Napi::Value Bytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), bytes_); }
+
+  EVP_MD_CTX* ctx_ = nullptr;
+  std::mutex mu_;
+  std::deque<Chunk> queue_;  // guarded by mu_
+  bool running_ = false;     // guarded by mu_: a Drain() is hashing (it alone touches ctx_ then)
+  std::atomic<uint64_t> pending_{0};
+  std::atomic<uint64_t> hashed_{0};
+  std::atomic<bool> failed_{false};
+  std::atomic<bool> wake_{false};
+  std::atomic<bool> woke_{false};
+  std::atomic<uint64_t> wakeBelow_{0};
+  std::deque<Napi::Reference<Napi::Uint8Array>> refs_;  // main thread: the queued chunks, in order
+  uint64_t released_ = 0;
+  double bytes_ = 0;
+  bool ended_ = false;
+  Napi::FunctionReference onHashed_;
+  Napi::FunctionReference onDone_;
+  Napi::ObjectReference self_;
+};
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  exports.Set("BackgroundSha256", BackgroundSha256::Define(env));
   exports.Set("mergeStep", Napi::Function::New(env, MergeStep, "mergeStep"));
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("ST_HEADER", ST_HEADER);

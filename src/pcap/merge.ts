@@ -61,6 +61,12 @@ export type MergeStepFn = (out: Uint8Array, bufs: (Uint8Array | undefined)[], st
  */
 export interface MergeDigest {
   update(buf: Uint8Array, start: number, end: number): void;
+  /**
+   * A digest computed on another thread (src/api/native-merge.ts `ThreadedBodyDigest`) may fall behind:
+   * then a promise, and the merge fills no more output until it resolves (bounded memory). Null when
+   * it keeps up, or when the digest is computed in update() itself.
+   */
+  behind?(): Promise<void> | null;
 }
 
 /** The state array's layout and the step's return codes; the addon exports the same in `layout`. */
@@ -179,6 +185,8 @@ export class MergeStream extends Readable {
   private pushedBytes = 0;
   /** Hashes every chunk as it is pushed (MergeOptions.digest). */
   private readonly digest: MergeDigest | null;
+  /** Set by pushOut() when the digest is behind (MergeDigest.behind): the pump waits for it first. */
+  private digestLag: Promise<void> | null = null;
   private sent: { buf: Buffer; end: number }[] = [];
   private out: Buffer;
   private outLen = 0;
@@ -446,6 +454,12 @@ export class MergeStream extends Readable {
     const secs = this.secs;
     const nsecs = this.nsecs;
     while (this.wantMore && !this.destroyed) {
+      const lag = this.digestLag;
+      if (lag !== null) {
+        this.digestLag = null;
+        await lag;
+        continue;
+      }
       if (this.range !== null) {
         await this.rangeStep();
         continue;
@@ -687,7 +701,10 @@ export class MergeStream extends Readable {
 
   private pushOut(): void {
     if (this.outLen === 0) return;
-    this.digest?.update(this.out, 0, this.outLen);
+    if (this.digest !== null) {
+      this.digest.update(this.out, 0, this.outLen);
+      this.digestLag = this.digest.behind?.() ?? null;
+    }
     const chunk = this.out.subarray(0, this.outLen);
     this.pushedBytes += this.outLen;
     const held = this.opts.heldDownstream;

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { CaptureRow } from '../../src/collector/catalog.js';
-import { sequentialPlan } from '../../src/api/routes/pcap.js';
+import { isLoopbackPeer, sequentialPlan } from '../../src/api/routes/pcap.js';
 
 function row(id: number, firstUs: number | null, lastUs: number | null, packets: number, state: 'open' | 'closed' = 'closed'): CaptureRow {
   return {
@@ -36,5 +36,12 @@ describe('sequentialPlan', () => {
   it('the file being written may come last (never whole), and an empty closed file fits anywhere', () => {
     const rows = [row(1, us(S), us(S + 1), 5), row(9, null, null, 0), row(2, us(S + 2), null, 7, 'open')];
     expect(sequentialPlan(rows, { sec: S, nsec: 0 }, { sec: S + 30, nsec: 0 })).toEqual([5, 0, undefined]);
+  });
+});
+
+describe('isLoopbackPeer (where an extraction body is hashed)', () => {
+  it('knows a peer on this host from one elsewhere', () => {
+    for (const a of ['127.0.0.1', '127.43.0.1', '::1', '::ffff:127.0.0.1']) expect(isLoopbackPeer(a)).toBe(true);
+    for (const a of ['10.0.0.5', '::ffff:10.0.0.5', '2001:db8::1', '::', '0.0.0.0', '1.127.0.0', undefined]) expect(isLoopbackPeer(a)).toBe(false);
   });
 });

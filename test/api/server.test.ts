@@ -120,8 +120,9 @@ describe('the API on a socket', () => {
     h.db.close();
   }, 60_000);
 
-  // The body hashed by the merge on its thread or in the worker thread: the same bytes and digest.
-  it.each(['merge', 'worker'])('reuses output chunks only once the socket took them: a slow reader gets what app.inject() gets (SHA-256 in the %s)', async (hashIn) => {
+  // The body hashed on a threadpool thread (the default with the addon), by the merge on its thread, or in
+  // the worker thread: the same bytes and digest.
+  it.each(['thread', 'merge', 'worker'])('reuses output chunks only once the socket took them: a slow reader gets what app.inject() gets (SHA-256 in the %s)', async (hashIn) => {
     const saved = process.env.MIRRORGUARD_EXTRACT_HASH;
     process.env.MIRRORGUARD_EXTRACT_HASH = hashIn;
     const h = buildHarness({ dataDir: join(dir, `slow-${hashIn}`) });

@@ -27,7 +27,7 @@ import type { CaptureRow } from '../../collector/catalog.js';
 import { compileFilter, MAX_FILTER_LENGTH } from '../../decode/filter.js';
 import { GLOBAL_HEADER_BYTES } from '../../pcap/format.js';
 import { mergeCaptures, type MergeStream } from '../../pcap/merge.js';
-import { nativeMergeStep } from '../native-merge.js';
+import { nativeMergeStep, ThreadedBodyDigest } from '../native-merge.js';
 import type { ReadHandle } from '../../pcap/reader.js';
 import { ArchivedReads } from '../archived-source.js';
 import { capturePath } from '../capture-files.js';
@@ -306,14 +306,21 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     ...(missing.length ? { missingFiles: missing } : {}),
   };
   const mergeStep = nativeMergeStep();
-  // The body's SHA-256. With the native merge step: kept by the merge on this thread, each output chunk as
-  // it is pushed; side by side with the worker thread it measured the same in wall time, with the same or
-  // less CPU and no hand-offs. With the JavaScript merge (no addon), whose loop keeps this thread busy, in
-  // a worker thread on the merge's shared chunks: there that was faster (docs/performance.md, "Extraction").
-  // MIRRORGUARD_EXTRACT_HASH=merge|worker chooses, for measuring.
-  const hashIn = process.env.MIRRORGUARD_EXTRACT_HASH === 'merge' || process.env.MIRRORGUARD_EXTRACT_HASH === 'worker' ? process.env.MIRRORGUARD_EXTRACT_HASH : mergeStep !== null ? 'merge' : 'worker';
-  const sha = hashIn === 'merge' ? new BodyDigest() : null;
-  const counter = sha === null ? new OffloadedHashingCounter() : null;
+  // Where the body's SHA-256 is computed (docs/performance.md, "Extraction"). With the addon, it follows
+  // where the bytes go. To another host: on a libuv threadpool thread, chunk after chunk as the merge
+  // pushes them (ThreadedBodyDigest), beside the merge and the socket on this thread: 0.17 s instead of
+  // 0.20 s for 211 MB when the receiver needs none of our cores, and this thread's CPU per extraction
+  // halves. To this host (curl here, or a proxy or an SSH tunnel in front of the default 127.0.0.1
+  // listener): on this thread, in the merge (BodyDigest), because the receiving process shares our cores,
+  // and a third busy thread took CPU from it (0.39 s instead of 0.45 s into a file). Without the addon
+  // (the JavaScript merge, whose loop keeps this thread busy): in a worker thread on the merge's shared
+  // chunks. MIRRORGUARD_EXTRACT_HASH=thread|merge|worker overrides, for measuring.
+  const env = process.env.MIRRORGUARD_EXTRACT_HASH;
+  const hashIn =
+    env === 'merge' || env === 'worker' || env === 'thread' ? env : mergeStep === null ? 'worker' : isLoopbackPeer(request.socket.remoteAddress) ? 'merge' : 'thread';
+  const threaded = hashIn === 'thread' ? ThreadedBodyDigest.create() : null;
+  const sha = hashIn === 'merge' || (hashIn === 'thread' && threaded === null) ? new BodyDigest() : null;
+  const counter = sha === null && threaded === null ? new OffloadedHashingCounter() : null;
   // Output chunks are refilled once the socket has taken them, when the response writes to a real socket
   // that counts what it still holds (HTTP/1.1, with or without TLS). app.inject() keeps every chunk.
   const res = reply.raw;
@@ -335,12 +342,20 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       signal: abort.signal,
       chunkBytes: extractionChunkBytes(files.length),
       outputChunkBytes: EXTRACTION_OUTPUT_CHUNK_BYTES,
-      ...(counter !== null ? { sharedMemory: true } : { digest: sha! }),
+      ...(counter !== null ? { sharedMemory: true } : { digest: threaded ?? sha! }),
       // The k-way step of a whole-window merge in C, when built (same bytes as the JavaScript loop).
       ...(filter === null && mergeStep !== null ? { mergeStep } : {}),
       // A chunk is reused once the socket has sent it (and the worker, if any, has hashed it).
       ...(reusable
-        ? { heldDownstream: counter !== null ? () => counter.writableLength + counter.readableLength + res.writableLength + counter.pendingBytes : () => res.writableLength }
+        ? {
+            heldDownstream:
+              counter !== null
+                ? () => counter.writableLength + counter.readableLength + res.writableLength + counter.pendingBytes
+                : threaded !== null
+                  ? // Sent and hashed: the hash goes in order, so the later of the two ends decides.
+                    () => Math.max(res.writableLength, threaded.pendingBytes)
+                  : () => res.writableLength,
+          }
         : {}),
     });
     // Wait until every input is open and has its first record, so an unreadable input is a proper error response.
@@ -373,8 +388,8 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   if (counter !== null) pipeline(merge, counter, stopped);
   else finished(merge, stopped);
   // The digest covers every byte the body had when it is asked for (the merge's, once it has ended).
-  const digest = (): Promise<string> => (counter !== null ? counter.digest() : Promise.resolve(sha!.digest()));
-  const bodyBytes = (): number => (counter !== null ? counter.bytes : sha!.bytes);
+  const digest = (): Promise<string> => (counter !== null ? counter.digest() : threaded !== null ? threaded.digest() : Promise.resolve(sha!.digest()));
+  const bodyBytes = (): number => (counter !== null ? counter.bytes : threaded !== null ? threaded.bytes : sha!.bytes);
   reply.trailer('x-content-sha256', async () => digest());
   // With a ledger (serve with an archive): a complete extraction appends a signed `extraction` record of
   // the bytes sent, merging the archive records of its files; its seq comes as the X-Ledger-Seq trailer.
@@ -428,7 +443,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     if (!merge.destroyed) merge.destroy();
     const bytes = bodyBytes();
     // After a complete response the trailer has the digest already; a client gone first waits for the worker.
-    const known = counter !== null ? counter.digestIfDone() : sha!.digest();
+    const known = counter !== null ? counter.digestIfDone() : threaded !== null ? threaded.digestIfDone() : sha!.digest();
     const finish = (seq: number | null, sha256: string) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } });
     void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, digest()]).then(([seq, sha256]) => finish(seq, sha256)))
       .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
@@ -438,6 +453,13 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   reply.raw.once('finish', () => record(true));
   reply.raw.once('close', () => record(false));
   return reply.code(200).send(counter ?? merge);
+}
+
+/** A peer on this host: 127.0.0.0/8, ::1, or IPv4-mapped 127.x. (app.inject() has 127.0.0.1.) */
+export function isLoopbackPeer(addr: string | undefined): boolean {
+  if (addr === undefined) return false;
+  const v4 = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return v4.startsWith('127.') || addr === '::1';
 }
 
 /**
