@@ -1,6 +1,21 @@
 // What the benchmarks read about a process from /proc, shared by bench/run.mjs, live.mjs and steady.mjs.
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { SERVE_NODE_FLAGS } from '../dist/util/v8-heap.js';
+
+/**
+ * Busy CPU time of the whole machine so far, nanoseconds: /proc/stat's user, nice, system, irq and softirq
+ * over every CPU (steal and idle excluded). Unlike cpuNs(pid) it counts work done for a process outside
+ * it: the kernel's writeback threads, and softirqs (such as the deferred skb frees of a recvmmsg) run on
+ * another CPU while it was idle. Ticks of 1/CLK_TCK s (10 ms).
+ */
+let clkTck = 0;
+export function machineBusyNs() {
+  if (clkTck === 0) clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq] = f;
+  return ((user + nice + system + irq + softirq) * 1e9) / clkTck;
+}
 
 /** Nanoseconds on CPU, all threads of the process (sum of /proc/PID/task/TID/schedstat). */
 export function cpuNs(pid) {

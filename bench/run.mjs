@@ -62,7 +62,7 @@ import { helpFromHeader } from './help.mjs';
 import { formatTable, readProfile, selfTimeTable } from './cpu-profile.mjs';
 import { extractionTable, runExtraction } from './extract.mjs';
 import { compileSteady, runSteady, steadyTable } from './steady.mjs';
-import { cpuNs, SERVE_NODE_ARGS } from './proc.mjs';
+import { cpuNs, machineBusyNs, SERVE_NODE_ARGS } from './proc.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = join(ROOT, '.bench');
@@ -367,6 +367,27 @@ function verify(files, size, sent, prefix) {
 // receiver's idle CPU rate, measured before the burst, is taken off for it.
 
 /** CPU nanoseconds per second the receiver burns while idle (timers), over MS milliseconds. */
+/**
+ * The machine-wide count (docs/performance.md, "Method"): everything the machine did for a drain, from
+ * SIGCONT until its packets are in files and synced, whoever did it (the receiver's threads, the
+ * kernel's writeback threads, softirqs run on another CPU), minus this process's own CPU (its polling)
+ * and the receiver's idle rate over the wait for its files. start() syncs first, so earlier runs' dirty
+ * pages are not counted; end() syncs, so a receiver that leaves its writeback to the kernel pays for it
+ * too. Assumes a machine otherwise quiet (10 ms ticks).
+ */
+function machineWindow() {
+  spawnSync('sync');
+  const m0 = machineBusyNs();
+  const self0 = process.cpuUsage();
+  return {
+    end(idleNs) {
+      spawnSync('sync');
+      const self = process.cpuUsage(self0);
+      return machineBusyNs() - m0 - (self.user + self.system) * 1000 - idleNs;
+    },
+  };
+}
+
 async function idleRate(pid, ms = 400) {
   const c0 = cpuNs(pid);
   const t0 = now();
@@ -465,6 +486,7 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
       perfProc = spawn('perf', ['record', '-g', '-F', '4999', '-p', String(c.pid), '-o', `${process.env.MG_PERF}.${kind}.${size}.${Date.now()}`], { stdio: 'ignore' });
       await sleep(500);
     }
+    const machine = machineWindow();
     const cpu0 = cpuNs(c.pid);
     const t0 = now();
     process.kill(c.pid, 'SIGCONT');
@@ -484,6 +506,7 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
     // The Collector children run a full GC after the drain for their heap numbers: not the receiver's work.
     const gcNs = done.cpuAfterHeapUs != null ? (done.cpuAfterHeapUs - done.cpuUs) * 1000 : 0;
     const cpu = cpuNs(c.pid) - cpu0 - idleNs - gcNs;
+    const machineNs = machine.end(idleNs + gcNs);
     const rss = vmHwmBytes(c.pid);
     c.write('quit');
     const closed = await c.expect('closed', 120_000);
@@ -496,6 +519,7 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
     const countedDrops = isRef ? closed.decodeDrops + closed.truncated : kind === 'plain' ? closed.processed - closed.written : closed.drops.slice(1).reduce((a, b) => a + b, 0);
     return {
       ...drainRecord({ receiver: kind, size, sessions, s, after, kernelDrops, drainNs, drained, cpu, idleNsPerSec, idleNs, settled, rss, countedDrops, warmDrops, check }),
+      machineNsPerPacket: machineNs / drained,
       selfCpuNsPerPacket: ((done.cpuUs - mark.cpuUs) * 1000) / drained,
       heap: done.heap ?? null,
       dropsByReason: null,
@@ -604,6 +628,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
       perfProc = spawn('perf', ['record', '-g', '-F', '4999', '-p', String(pid), '-o', `${process.env.MG_PERF}.${variant}.${size}.${Date.now()}`], { stdio: 'ignore' });
       await sleep(500);
     }
+    const machine = machineWindow();
     const cpu0 = cpuNs(pid);
     const t0 = now();
     process.kill(pid, 'SIGCONT');
@@ -624,6 +649,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
     }
     const idleNs = (idleNsPerSec * Number(tSettled - tDrained)) / 1e9;
     const cpu = cpuNs(pid) - cpu0 - idleNs;
+    const machineNs = machine.end(idleNs);
     const rss = vmHwmBytes(pid);
     const counters = await scrape(apiPort);
     process.kill(pid, 'SIGTERM');
@@ -645,6 +671,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
     }
     return {
       ...drainRecord({ receiver: variant, size, sessions, s, after, kernelDrops, drainNs, drained, cpu, idleNsPerSec, idleNs, settled, rss, countedDrops, warmDrops, check }),
+      machineNsPerPacket: machineNs / drained,
       serveReceiver: receiverKind,
       heap: null,
       dropsByReason: counters.drops,
@@ -832,6 +859,7 @@ function summarize(runs, groupKey) {
       const rs = ofGroup.filter((r) => r.receiver === kind);
       if (!rs.length) continue;
       const ratios = rs.map((r) => (refOf(r.rep) ? refOf(r.rep).cpuNsPerPacket / r.cpuNsPerPacket : NaN));
+      const machineRatios = rs.map((r) => (refOf(r.rep)?.machineNsPerPacket != null && r.machineNsPerPacket != null ? refOf(r.rep).machineNsPerPacket / r.machineNsPerPacket : NaN));
       const heapRuns = rs.filter((r) => r.heap && r.heap.gcAvailable);
       // Drops by reason: the mean of one run (the sessions rows drop most of what they are sent).
       const drops = {};
@@ -849,6 +877,9 @@ function summarize(runs, groupKey) {
         cpuNsPerPacketEach: rs.map((r) => r.cpuNsPerPacket),
         cpuRatio: median(ratios),
         cpuRatioEach: ratios,
+        machineNsPerPacket: rs.every((r) => r.machineNsPerPacket != null) ? median(rs.map((r) => r.machineNsPerPacket)) : null,
+        machineRatio: machineRatios.every(Number.isFinite) ? median(machineRatios) : null,
+        machineRatioEach: machineRatios,
         peakRssBytes: Math.max(...rs.map((r) => r.peakRssBytes ?? 0)),
         peakRssEach: rs.map((r) => r.peakRssBytes),
         lost: rs.reduce((a, r) => a + Math.max(0, r.lost), 0),
@@ -874,7 +905,7 @@ function mdTable(head, rows) {
 }
 
 function table(summary) {
-  const head = ['inner', 'receiver', 'CPU ns/pkt (each run)', 'C/it: median (range)', 'drain pkt/s', 'vs C', 'peak RSS (each run)', 'lost (all runs)', 'kernel drops', 'counted drops (per run)', 'heap growth/M pkts', 'scavenges/M pkts'];
+  const head = ['inner', 'receiver', 'CPU ns/pkt (each run)', 'C/it: median (range)', 'machine-wide ns/pkt, C/it: median (range)', 'drain pkt/s', 'vs C', 'peak RSS (each run)', 'lost (all runs)', 'kernel drops', 'counted drops (per run)', 'heap growth/M pkts', 'scavenges/M pkts'];
   return mdTable(
     head,
     summary.map((s) => [
@@ -882,6 +913,7 @@ function table(summary) {
       s.label,
       s.cpuNsPerPacketEach.map(fmtInt).join(', '),
       `**${fmtRatio(s.cpuRatio)}** (${fmtRange(s.cpuRatioEach)})`,
+      s.machineRatio == null ? '-' : `${fmtInt(s.machineNsPerPacket)}, ${fmtRatio(s.machineRatio)} (${fmtRange(s.machineRatioEach)})`,
       fmtInt(s.drainPps),
       fmtRatio(s.drainRatio),
       s.peakRssEach.map(fmtMB).join(', '),
@@ -1039,6 +1071,7 @@ async function main() {
   const report = (rep, what, kind, r, t) =>
     log(
       `rep ${rep + 1}/${REPS} ${what.padStart(7)} ${LABEL[kind].padEnd(24)} ${fmtInt(r.drainPps).padStart(10)} pkt/s ${fmtInt(r.cpuNsPerPacket).padStart(6)} ns/pkt` +
+        (r.machineNsPerPacket != null ? ` (machine ${fmtInt(r.machineNsPerPacket)})` : '') +
         `  rss ${fmtMB(r.peakRssBytes)}  lost ${r.lost}  kdrops ${r.kernelDrops}  counted ${r.countedDrops}${r.settled?.complete === false ? ' (files incomplete)' : ''}  (${((Date.now() - t) / 1000).toFixed(1)} s)`,
     );
   // Many sessions (issue 16): distinct VNIs, one datagram per session in turn, at one frame size.
