@@ -58,7 +58,7 @@ const MANY = Number(args.many);
 const MANY_KIB = Number(args['many-kib']);
 
 const d = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-const [{ mergeCaptures }, { ArchivedReads }, { extractionChunkBytes, EXTRACTION_OUTPUT_CHUNK_BYTES }, { writeGlobalHeader }] = await Promise.all([d('pcap/merge.js'), d('api/archived-source.js'), d('api/routes/pcap.js'), d('pcap/format.js')]);
+const [{ mergeCaptures }, { ArchivedReads }, { extractionChunkBytes, extractionRangeBytes, EXTRACTION_OUTPUT_CHUNK_BYTES }, { writeGlobalHeader }] = await Promise.all([d('pcap/merge.js'), d('api/archived-source.js'), d('api/routes/pcap.js'), d('pcap/format.js')]);
 const { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand } = await import('@aws-sdk/client-s3');
 
 /** A classic little-endian nanosecond pcap of n frames, record i at time t(i) ns after T0. */
@@ -189,7 +189,7 @@ try {
       for (let rep = 0; rep < REPS; rep++) {
         for (const mode of ['before', 'after']) {
           latency = lat;
-          const reads = new ArchivedReads(readObject, { chunkBytes: extractionChunkBytes(files.length), readAhead: mode === 'after' });
+          const reads = new ArchivedReads(readObject, { chunkBytes: extractionRangeBytes(files.length), readAhead: mode === 'after' });
           const openers = files.map((f) => {
             const i = reads.add({ key: f.key, versionId: null, size: f.size });
             return () => Promise.resolve(reads.open(i));

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ARCHIVE_DEFAULTS } from '../../src/archive/config.js';
 import { ArchiveService } from '../../src/archive/service.js';
 import { ArchivedReads, openArchivedObject, type ReadObject } from '../../src/api/archived-source.js';
-import { EXTRACTION_OUTPUT_CHUNK_BYTES, extractionChunkBytes } from '../../src/api/routes/pcap.js';
+import { EXTRACTION_OUTPUT_CHUNK_BYTES, extractionRangeBytes } from '../../src/api/routes/pcap.js';
 import { Catalog } from '../../src/collector/catalog.js';
 import { keyIdOf } from '../../src/ledger/keys.js';
 import { mergeCaptures } from '../../src/pcap/merge.js';
@@ -179,7 +179,7 @@ describeNeeds(['s3'], 'extraction over the fleet: archived files merged from S3'
     // Read one merge buffer (1 MiB here) per GET, the files would take 18 or more; growing ranges take fewer.
     const total = objects.e!.size + objects.f!.size + objects.g!.size;
     expect(audit.detail.s3.bytes).toBe(total);
-    expect(audit.detail.s3.gets).toBeLessThan(Math.ceil(total / extractionChunkBytes(3)));
+    expect(audit.detail.s3.gets).toBeLessThan(Math.ceil(total / extractionRangeBytes(3)));
   }, 60_000);
 
   it('read-ahead stays within its GET and byte bounds over many inputs, resumes cut bodies, and gives the same bytes', async () => {

@@ -45,19 +45,29 @@ import { errorResponses, remoteIp } from './common.js';
  * (one merged, one read ahead), each between EXTRACTION_MIN_CHUNK_BYTES and EXTRACTION_MAX_CHUNK_BYTES.
  * Large reads matter: every refill is a threadpool round trip (64 KiB reads made the merge of 8 files
  * ~2x slower than 1 MiB), and the read ahead hides it only when it is done before the buffer is used up.
+ * Too large costs the cache: the merge reads each record's header where the kernel's read put it, and 8
+ * files x 2 x 1 MiB is past the core's caches; 256 KiB beat 1 MiB on every extraction measured (filtered
+ * 0.8x the time, whole window 0.86-0.91x; docs/performance.md, "Extraction").
  */
 export const EXTRACTION_READ_BUDGET_BYTES = 16 * 1024 * 1024;
 /** Read buffers per file: one merged, one read ahead (src/pcap/reader.ts `readAhead`). */
 const BUFFERS_PER_FILE = 2;
 export const EXTRACTION_MIN_CHUNK_BYTES = 64 * 1024;
-export const EXTRACTION_MAX_CHUNK_BYTES = 1024 * 1024;
+export const EXTRACTION_MAX_CHUNK_BYTES = 256 * 1024;
+/** The largest ranged GET of an archived file: there the round trip, not the cache, is the cost. */
+export const EXTRACTION_MAX_S3_RANGE_BYTES = 1024 * 1024;
 /** Chunks handed to the hash and the socket, bytes. */
 export const EXTRACTION_OUTPUT_CHUNK_BYTES = 512 * 1024;
 
 /** Read buffer per file for an extraction of `files` files: memory stays near the budget, whatever the file sizes. */
-export function extractionChunkBytes(files: number): number {
+export function extractionChunkBytes(files: number, max = EXTRACTION_MAX_CHUNK_BYTES): number {
   const share = Math.floor(EXTRACTION_READ_BUDGET_BYTES / BUFFERS_PER_FILE / Math.max(1, files) / 4096) * 4096;
-  return Math.min(EXTRACTION_MAX_CHUNK_BYTES, Math.max(EXTRACTION_MIN_CHUNK_BYTES, share));
+  return Math.min(max, Math.max(EXTRACTION_MIN_CHUNK_BYTES, share));
+}
+
+/** First ranged GET per archived file (ArchivedReads grows its ranges from there). */
+export function extractionRangeBytes(files: number): number {
+  return extractionChunkBytes(files, EXTRACTION_MAX_S3_RANGE_BYTES);
 }
 /** What a refused extraction is told to wait, seconds. Extractions of a one-hour window take seconds. */
 export const BUSY_RETRY_AFTER_SECONDS = 5;
@@ -234,7 +244,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   // S3_READ_BUDGET_BYTES and S3_MAX_CONCURRENT_GETS however many files (src/api/archived-source.ts).
   // Nothing is fetched before the merge opens an input; `abort` (every way the extraction ends) closes it.
   const abort = new AbortController();
-  const s3 = readObject !== undefined ? new ArchivedReads(readObject, { chunkBytes: extractionChunkBytes(rows.length), signal: abort.signal }) : null;
+  const s3 = readObject !== undefined ? new ArchivedReads(readObject, { chunkBytes: extractionRangeBytes(rows.length), signal: abort.signal }) : null;
   const self = ctx.deps.store.nodeId;
   for (const r of rows) {
     const archived = readObject !== undefined && r.state === 'closed' && r.sha256 !== null && r.s3_key != null;
@@ -327,7 +337,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   const reusable = res instanceof ServerResponse && res.socket instanceof Socket;
   // Rotated files of one source follow each other: stream the ones inside the window as bytes.
   const plan = filter === null ? sequentialPlan(usedRows, from, to) : null;
-  if (s3 !== null) s3.chunkBytes = extractionChunkBytes(files.length);
+  if (s3 !== null) s3.chunkBytes = extractionRangeBytes(files.length);
   let merge: MergeStream;
   try {
     merge = mergeCaptures(files, {
