@@ -22,7 +22,8 @@
 //   6. Many sessions (issue 16): the C reference and serve at 10, 1,000 and 10,000 sessions (distinct
 //      VNIs), 512 B, one datagram per session in turn.
 //   7. Extraction (bench/extract.mjs): GET /v1/pcap through HTTP against mergecap (whole window) and
-//      mergecap | tcpdump (filtered), on interleaved and on rotated non-overlapping files, as ratios.
+//      mergecap | tcpdump (filtered), on interleaved and on rotated non-overlapping files, as ratios;
+//      and the floor: the same curl fetching mergecap's output from a server that only sends it.
 //   8. Print the tables with ratios to the C reference and write everything to .bench/results-<date>.json.
 //
 // Rows: ref (the C reference, SHA-256 of every buffer), refnohash (the same without the hash), serve
