@@ -1,6 +1,7 @@
 // mirrorguard's native merge step (issue 11: whole-window extraction of interleaved files at mergecap's
-// speed). A separate module (mirrorguard_merge.node) so it loads and is tested on its own; it does I/O
-// of no kind and keeps no state between calls.
+// speed), and BackgroundSha256 (below), the body's SHA-256 on a threadpool thread. A separate module
+// (mirrorguard_merge.node) so it loads and is tested on its own; it does I/O of no kind, and the merge step
+// keeps no state between calls.
 //
 // src/pcap/merge.ts keeps the whole merge: opening, reading and refilling inputs, window ends, filters,
 // pcapng and every other format, truncated files. When every input still in its heap is a classic
@@ -222,7 +223,6 @@ Napi::Value MergeStep(const Napi::CallbackInfo& info) {
   st[9] = outside;
   return Napi::Number::New(env, code);
 }
-
 
 // BackgroundSha256: the SHA-256 of an extraction's body, computed on a libuv threadpool thread while the
 // merge and the socket work on the main thread (issue 11, goal 2). update(buf, start, end) queues a
