@@ -20,13 +20,13 @@
 import { lstat } from 'node:fs/promises';
 import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { finished, pipeline } from 'node:stream';
+import { finished, pipeline, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CaptureRow } from '../../collector/catalog.js';
 // The filter's length (MAX_FILTER_LENGTH) is checked by compileFilter, so an over-long one is MG_ERR_FILTER_SYNTAX like any bad filter.
 import { compileFilter, MAX_FILTER_LENGTH } from '../../decode/filter.js';
 import { GLOBAL_HEADER_BYTES } from '../../pcap/format.js';
-import { mergeCaptures, type MergeStream } from '../../pcap/merge.js';
+import { mergeCaptures, type MergeDigest, type MergeStream } from '../../pcap/merge.js';
 import { nativeMergeStep, ThreadedBodyDigest } from '../native-merge.js';
 import type { ReadHandle } from '../../pcap/reader.js';
 import { ArchivedReads } from '../archived-source.js';
@@ -328,9 +328,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   const env = process.env.MIRRORGUARD_EXTRACT_HASH;
   const hashIn =
     env === 'merge' || env === 'worker' || env === 'thread' ? env : mergeStep === null ? 'worker' : isLoopbackPeer(request.socket.remoteAddress) ? 'merge' : 'thread';
-  const threaded = hashIn === 'thread' ? ThreadedBodyDigest.create() : null;
-  const sha = hashIn === 'merge' || (hashIn === 'thread' && threaded === null) ? new BodyDigest() : null;
-  const counter = sha === null && threaded === null ? new OffloadedHashingCounter() : null;
+  const hashing = bodyHashing(hashIn);
   // Output chunks are refilled once the socket has taken them, when the response writes to a real socket
   // that counts what it still holds (HTTP/1.1, with or without TLS). app.inject() keeps every chunk.
   const res = reply.raw;
@@ -352,21 +350,11 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
       signal: abort.signal,
       chunkBytes: extractionChunkBytes(files.length),
       outputChunkBytes: EXTRACTION_OUTPUT_CHUNK_BYTES,
-      ...(counter !== null ? { sharedMemory: true } : { digest: threaded ?? sha! }),
+      ...hashing.merge,
       // The k-way step of a whole-window merge in C, when built (same bytes as the JavaScript loop).
       ...(filter === null && mergeStep !== null ? { mergeStep } : {}),
-      // A chunk is reused once the socket has sent it (and the worker, if any, has hashed it).
-      ...(reusable
-        ? {
-            heldDownstream:
-              counter !== null
-                ? () => counter.writableLength + counter.readableLength + res.writableLength + counter.pendingBytes
-                : threaded !== null
-                  ? // Sent and hashed: the hash goes in order, so the later of the two ends decides.
-                    () => Math.max(res.writableLength, threaded.pendingBytes)
-                  : () => res.writableLength,
-          }
-        : {}),
+      // A chunk is reused once the socket has sent it (and the hash, if on another thread, has hashed it).
+      ...(reusable ? { heldDownstream: () => hashing.held(res.writableLength) } : {}),
     });
     // Wait until every input is open and has its first record, so an unreadable input is a proper error response.
     await merge.ready();
@@ -395,11 +383,10 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   const stopped = () => {
     if (!merge.readableEnded) abort.abort();
   };
-  if (counter !== null) pipeline(merge, counter, stopped);
-  else finished(merge, stopped);
+  const body = hashing.body(merge, stopped);
   // The digest covers every byte the body had when it is asked for (the merge's, once it has ended).
-  const digest = (): Promise<string> => (counter !== null ? counter.digest() : threaded !== null ? threaded.digest() : Promise.resolve(sha!.digest()));
-  const bodyBytes = (): number => (counter !== null ? counter.bytes : threaded !== null ? threaded.bytes : sha!.bytes);
+  const digest = (): Promise<string> => hashing.digest();
+  const bodyBytes = (): number => hashing.bytes();
   reply.trailer('x-content-sha256', async () => digest());
   // With a ledger (serve with an archive): a complete extraction appends a signed `extraction` record of
   // the bytes sent, merging the archive records of its files; its seq comes as the X-Ledger-Seq trailer.
@@ -453,7 +440,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     if (!merge.destroyed) merge.destroy();
     const bytes = bodyBytes();
     // After a complete response the trailer has the digest already; a client gone first waits for the worker.
-    const known = counter !== null ? counter.digestIfDone() : threaded !== null ? threaded.digestIfDone() : sha!.digest();
+    const known = hashing.digestIfDone();
     const finish = (seq: number | null, sha256: string) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } });
     void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, digest()]).then(([seq, sha256]) => finish(seq, sha256)))
       .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
@@ -462,7 +449,64 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   };
   reply.raw.once('finish', () => record(true));
   reply.raw.once('close', () => record(false));
-  return reply.code(200).send(counter ?? merge);
+  return reply.code(200).send(body);
+}
+
+/** The body's SHA-256 wherever it is computed: what the merge is given, what the hash holds, the answer. */
+interface BodyHashing {
+  /** Given to the merge: a digest it updates with each output chunk, or shared chunks for the worker. */
+  readonly merge: { digest: MergeDigest } | { sharedMemory: true };
+  /** Output bytes still held downstream (not sent, or not hashed yet), given what the socket holds. */
+  held(socketHeld: number): number;
+  /** The hex digest of every byte so far, once hashed; the first call ends it. */
+  digest(): Promise<string>;
+  /** The digest when already known (after digest(), or on this thread), else null. */
+  digestIfDone(): string | null;
+  bytes(): number;
+  /** The stream to send: the merge, or the worker's pass-through stage piped from it. */
+  body(merge: MergeStream, stopped: () => void): Readable;
+}
+
+function bodyHashing(hashIn: 'thread' | 'merge' | 'worker'): BodyHashing {
+  const threaded = hashIn === 'thread' ? ThreadedBodyDigest.create() : null;
+  const plainBody = (merge: MergeStream, stopped: () => void): Readable => {
+    finished(merge, stopped);
+    return merge;
+  };
+  if (threaded !== null) {
+    return {
+      merge: { digest: threaded },
+      // Sent and hashed: the hash goes in order, so the later of the two ends decides.
+      held: (socketHeld) => Math.max(socketHeld, threaded.pendingBytes),
+      digest: () => threaded.digest(),
+      digestIfDone: () => threaded.digestIfDone(),
+      bytes: () => threaded.bytes,
+      body: plainBody,
+    };
+  }
+  if (hashIn !== 'worker') {
+    const sha = new BodyDigest();
+    return {
+      merge: { digest: sha },
+      held: (socketHeld) => socketHeld,
+      digest: () => Promise.resolve(sha.digest()),
+      digestIfDone: () => sha.digest(),
+      bytes: () => sha.bytes,
+      body: plainBody,
+    };
+  }
+  const counter = new OffloadedHashingCounter();
+  return {
+    merge: { sharedMemory: true },
+    held: (socketHeld) => counter.writableLength + counter.readableLength + socketHeld + counter.pendingBytes,
+    digest: () => counter.digest(),
+    digestIfDone: () => counter.digestIfDone(),
+    bytes: () => counter.bytes,
+    body: (merge, stopped) => {
+      pipeline(merge, counter, stopped);
+      return counter;
+    },
+  };
 }
 
 /** A peer on this host: 127.0.0.0/8, ::1, or IPv4-mapped 127.x. (app.inject() has 127.0.0.1.) */
