@@ -271,16 +271,18 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
   // MG_BENCH_CPU_PROF=DIR: profile the server (node --cpu-prof) for docs/performance.md.
   const prof = process.env.MG_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MG_BENCH_CPU_PROF] : [];
   if (process.env.MG_BENCH_NODE_FLAGS) prof.push(...process.env.MG_BENCH_NODE_FLAGS.split(' '));
-  const startServer = (reuse, env) => {
-    const c = spawn(process.execPath, [...prof, fileURLToPath(import.meta.url), 'serve', dir, String(frames), String(files), reuse ? 'reuse' : 'write'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  /** This file run as a child (`serve ...` or `floor ...`); `ready` is the JSON of its `ready` line. */
+  const startChild = (nodeArgs, args, env, what) => {
+    const c = spawn(process.execPath, [...nodeArgs, fileURLToPath(import.meta.url), ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     const ready = new Promise((resolve, reject) => {
       // Other lines (node --trace-gc through MG_BENCH_NODE_FLAGS) go to stderr.
-      createInterface({ input: c.stdout }).on('line', (l) => (l.startsWith('ready ') ? resolve(JSON.parse(l.slice(6))) : process.stderr.write(`server: ${l}\n`)));
-      c.once('exit', (code) => reject(new Error(`the extraction server exited (${code})`)));
+      createInterface({ input: c.stdout }).on('line', (l) => (l.startsWith('ready ') ? resolve(JSON.parse(l.slice(6))) : process.stderr.write(`${what}: ${l}\n`)));
+      c.once('exit', (code) => reject(new Error(`the ${what} exited (${code})`)));
     });
     ready.catch(() => undefined);
     return { child: c, ready };
   };
+  const startServer = (reuse, env) => startChild(prof, ['serve', dir, String(frames), String(files), reuse ? 'reuse' : 'write'], env, 'extraction server');
   const children = [];
   const stop = async (c) => {
     c.stdin.write('quit\n');
@@ -305,12 +307,9 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
     const names = Object.keys(ready.scenarios).filter((nm) => only === null || only === nm);
     const floorFiles = names.map((nm) => join(dir, `floor-${nm}.pcap`));
     names.forEach((nm, k) => timed('mergecap', ['-F', 'nsecpcap', '-w', floorFiles[k], ...ready.scenarios[nm].files]));
-    const floorChild = spawn(process.execPath, [fileURLToPath(import.meta.url), 'floor', ...floorFiles], { stdio: ['pipe', 'pipe', 'inherit'] });
-    children.push(floorChild);
-    const floorReady = await new Promise((resolve, reject) => {
-      createInterface({ input: floorChild.stdout }).on('line', (l) => l.startsWith('ready ') && resolve(JSON.parse(l.slice(6))));
-      floorChild.once('exit', (code) => reject(new Error(`the floor server exited (${code})`)));
-    });
+    const floorServer = startChild([], ['floor', ...floorFiles], {}, 'floor server');
+    children.push(floorServer.child);
+    const floorReady = await floorServer.ready;
     const rows = [];
     for (const [name, sc] of Object.entries(ready.scenarios)) {
       if (only !== null && only !== name) continue;
@@ -376,7 +375,7 @@ export async function runExtraction({ reps = 7, frames = 50_000, files = 8, only
           sameOutput: identical,
           // The transfer alone (step 4): floor / ours is how close our server is to free, tool / floor the most the goal allows.
           ...(f.length
-            ? { floorS: median(f), floorRuns: f, floorRatio: median(f) / median(a), toolOverFloor: median(b) / median(f), floorPairRatios: f.map((t, r) => t / a[r]) }
+            ? { floorS: median(f), floorRuns: f, floorRatio: median(f) / median(a), toolOverFloor: median(b) / median(f) }
             : {}),
           ...(js !== null
             ? {

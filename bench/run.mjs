@@ -372,9 +372,9 @@ function verify(files, size, sent, prefix) {
  * The machine-wide count (docs/performance.md, "Method"): everything the machine did for a drain, from
  * SIGCONT until its packets are in files and synced, whoever did it (the receiver's threads, the
  * kernel's writeback threads, softirqs run on another CPU), minus this process's own CPU (its polling)
- * and the receiver's idle rate over the wait for its files. start() syncs first, so earlier runs' dirty
- * pages are not counted; end() syncs, so a receiver that leaves its writeback to the kernel pays for it
- * too. Assumes a machine otherwise quiet (10 ms ticks).
+ * and the receiver's idle rate over the wait for its files. It syncs before it starts, so earlier runs'
+ * dirty pages are not counted, and end() syncs, so a receiver that leaves its writeback to the kernel
+ * pays for it too. Assumes a machine otherwise quiet (10 ms ticks).
  */
 function machineWindow() {
   spawnSync('sync');

@@ -385,9 +385,7 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   };
   const body = hashing.body(merge, stopped);
   // The digest covers every byte the body had when it is asked for (the merge's, once it has ended).
-  const digest = (): Promise<string> => hashing.digest();
-  const bodyBytes = (): number => hashing.bytes();
-  reply.trailer('x-content-sha256', async () => digest());
+  reply.trailer('x-content-sha256', async () => hashing.digest());
   // With a ledger (serve with an archive): a complete extraction appends a signed `extraction` record of
   // the bytes sent, merging the archive records of its files; its seq comes as the X-Ledger-Seq trailer.
   const ledger = ctx.deps.ledger ?? null;
@@ -395,11 +393,11 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
   if (ledger) {
     reply.trailer('x-ledger-seq', async () => {
       if (!merge.readableEnded) return '';
-      const sha256 = await digest();
+      const sha256 = await hashing.digest();
       ledgerSeq = ledger
         .appendExtraction({
           sha256,
-          size: bodyBytes(),
+          size: hashing.bytes(),
           firstUs: timeToMicros(from),
           lastUs: timeToMicros(to),
           session: q.session ?? null,
@@ -438,11 +436,11 @@ async function extractPcap(ctx: ApiContext, request: FastifyRequest<{ Querystrin
     };
     // A client gone first: the merge stops before the digest is taken, so both cover the same bytes.
     if (!merge.destroyed) merge.destroy();
-    const bytes = bodyBytes();
+    const bytes = hashing.bytes();
     // After a complete response the trailer has the digest already; a client gone first waits for the worker.
     const known = hashing.digestIfDone();
     const finish = (seq: number | null, sha256: string) => ctx.audit.finish(auditId, { status: 200, bytes, sha256, detail: seq === null ? d : { ...d, ledgerSeq: seq } });
-    void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, digest()]).then(([seq, sha256]) => finish(seq, sha256)))
+    void (known !== null ? ledgerSeq.then((seq) => finish(seq, known)) : Promise.all([ledgerSeq, hashing.digest()]).then(([seq, sha256]) => finish(seq, sha256)))
       .catch((e: unknown) => request.log.error({ err: e, auditId }, 'cannot complete the audit row'));
     // Ranges fetched ahead and never read (an input the window ended early), GETs still in flight.
     s3?.close();
