@@ -261,7 +261,9 @@ class Child {
     this.lines = [];
     this.waiters = [];
     this.stderr = '';
-    this.exited = new Promise((r) => this.proc.on('exit', (code, sig) => r({ code, sig })));
+    // 'close', not 'exit': 'exit' may come before the last lines on stdout were read (a child that printed
+    // 'closed' and exited was once taken for one that exited before it).
+    this.exited = new Promise((r) => this.proc.on('close', (code, sig) => r({ code, sig })));
     this.proc.stderr.setEncoding('utf8');
     this.proc.stderr.on('data', (d) => (this.stderr += d));
     createInterface({ input: this.proc.stdout }).on('line', (line) => {

@@ -16,9 +16,19 @@
 // queued buffers, a new file's header and first buffer) are written by one pwritev(2). After a failure on a descriptor its later entries in the batch are not tried
 // (-ECANCELED): JavaScript commits a file's buffers in order, so nothing may land past a hole. The arrays
 // are held by references until done() runs; the buffers' memory does not move (ArrayBuffer backing stores).
+//
+// A 9th argument, hashes (an array of FileSha256, or null, per entry), hashes each entry's bytes into its
+// file's SHA-256 on the threadpool thread, just before the pwritev(2) that writes them (whose copy then
+// reads them from this core's cache), and keeps them in the hash only when results[i] is 0: a failed
+// write puts the hash back as it was and adds the entries written whole before the failure, so a file's
+// hash is always of its committed bytes (JavaScript commits a file's entries in order up to its first
+// failure, and after a failure its later entries are not tried). The main thread no longer reads every
+// captured byte a second time, on another core, after the write (issue 11). A file is in at most one batch at a time (src/pcap/disk-queue.ts runs
+// one job per file), so no two threads touch one hash at once.
 #ifdef __linux__
 
 #include <napi.h>
+#include <openssl/evp.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -34,12 +44,100 @@ namespace {
 
 /** iovecs per pwritev(2), at most (IOV_MAX is 1024 on Linux). */
 constexpr size_t kMaxIov = 256;
+/** Bytes of one pwritev(2) whose entries are hashed, at most (about a core's L2 cache; see Execute). */
+constexpr size_t kMaxHashedGroup = 1 << 20;
+
+// FileSha256: one capture file's running SHA-256 (OpenSSL's EVP, from the running node, as in merge.cc),
+// updated by pwriteBatch on the threadpool or by update() on the main thread, never both at once.
+//
+//   new FileSha256(); h.update(buf Uint8Array); h.digest() -> hex (once; later calls throw)
+class FileSha256 : public Napi::ObjectWrap<FileSha256> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FileSha256", {InstanceMethod<&FileSha256::UpdateJs>("update"), InstanceMethod<&FileSha256::DigestJs>("digest")});
+  }
+
+  // Tells pwriteBatch's unwrap that an object is a FileSha256 (napi_unwrap alone would take any wrapped object).
+  static constexpr napi_type_tag kTag = {0x6d6972726f726775ULL, 0x617264736861ULL};
+
+  explicit FileSha256(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FileSha256>(info) {
+    Napi::Env env = info.Env();
+    ctx_ = EVP_MD_CTX_new();
+    if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
+      Napi::Error::New(env, "FileSha256: OpenSSL has no SHA-256 context").ThrowAsJavaScriptException();
+      return;
+    }
+    napi_type_tag_object(env, info.This(), &kTag);
+  }
+
+  ~FileSha256() override {
+    if (ctx_ != nullptr) EVP_MD_CTX_free(ctx_);
+  }
+
+  // The threadpool's update (pwriteBatch). A failure is kept and reported by digest().
+  void Add(const uint8_t* data, size_t len) {
+    if (!failed_ && !ended_ && EVP_DigestUpdate(ctx_, data, len) != 1) failed_ = true;
+  }
+
+  bool Usable() const { return ctx_ != nullptr && !ended_; }
+
+  // The state before a write, to go back to when the write fails (the bytes were hashed first).
+  bool SaveTo(EVP_MD_CTX* save) const { return EVP_MD_CTX_copy_ex(save, ctx_) == 1; }
+  void RestoreFrom(const EVP_MD_CTX* save) {
+    if (EVP_MD_CTX_copy_ex(ctx_, save) != 1) failed_ = true;
+  }
+
+ private:
+  Napi::Value UpdateJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      Napi::TypeError::New(env, "update(buf: Uint8Array)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!Usable()) {
+      Napi::Error::New(env, "FileSha256: update after digest").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Uint8Array u8 = info[0].As<Napi::Uint8Array>();
+    Add(u8.Data(), u8.ByteLength());
+    return env.Undefined();
+  }
+
+  Napi::Value DigestJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Usable()) {
+      Napi::Error::New(env, "FileSha256: digest called twice").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    ended_ = true;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (failed_ || EVP_DigestFinal_ex(ctx_, md, &n) != 1) {
+      Napi::Error::New(env, "FileSha256: SHA-256 failed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    static const char hex[] = "0123456789abcdef";
+    char out[2 * EVP_MAX_MD_SIZE];
+    for (unsigned int i = 0; i < n; i++) {
+      out[2 * i] = hex[md[i] >> 4];
+      out[2 * i + 1] = hex[md[i] & 15];
+    }
+    return Napi::String::New(env, out, 2 * n);
+  }
+
+  EVP_MD_CTX* ctx_ = nullptr;
+  bool failed_ = false;
+  bool ended_ = false;
+};
+
+constexpr napi_type_tag FileSha256::kTag;
 
 struct Entry {
   int fd;
   const uint8_t* data;
   size_t len;
   off_t pos;
+  FileSha256* hash;  // null: not hashed here
 };
 
 class BatchWrite : public Napi::AsyncWorker {
@@ -47,6 +145,10 @@ class BatchWrite : public Napi::AsyncWorker {
   BatchWrite(Napi::Function done, std::vector<Entry>&& entries, int32_t* results, Napi::Object keep, off_t dropWindow)
       : Napi::AsyncWorker(done, "mirrorguard:pwriteBatch"), entries_(std::move(entries)), results_(results), dropWindow_(dropWindow) {
     keep_ = Napi::Persistent(keep);
+  }
+
+  ~BatchWrite() override {
+    if (save_ != nullptr) EVP_MD_CTX_free(save_);
   }
 
   void Execute() override {
@@ -65,16 +167,26 @@ class BatchWrite : public Napi::AsyncWorker {
       // Entries i..j-1 of one descriptor that follow each other on disk go in one pwritev(2): a file the
       // disk is behind on has several buffers queued, and under the kernel's writeback each write costs
       // the kernel 20-40 us whatever its size (issue 16), so fewer, larger writes keep up.
+      // A hashed group stops at kMaxHashedGroup bytes: its bytes are hashed first and then written, and
+      // the write's copy finds them still in this core's cache (the buffers were filled on another core).
+      FileSha256* hash = e.hash;
       size_t j = i + 1;
-      while (j < entries_.size() && j - i < kMaxIov && entries_[j].fd == e.fd &&
-             entries_[j].pos == entries_[j - 1].pos + static_cast<off_t>(entries_[j - 1].len)) {
+      size_t total = e.len;
+      while (j < entries_.size() && j - i < kMaxIov && entries_[j].fd == e.fd && entries_[j].hash == hash &&
+             entries_[j].pos == entries_[j - 1].pos + static_cast<off_t>(entries_[j - 1].len) &&
+             (hash == nullptr || total < kMaxHashedGroup)) {
+        total += entries_[j].len;
         j++;
       }
-      size_t total = 0;
       iov.clear();
-      for (size_t k = i; k < j; k++) {
-        iov.push_back({const_cast<uint8_t*>(entries_[k].data), entries_[k].len});
-        total += entries_[k].len;
+      for (size_t k = i; k < j; k++) iov.push_back({const_cast<uint8_t*>(entries_[k].data), entries_[k].len});
+      bool saved = false;
+      if (hash != nullptr) {
+        if (save_ == nullptr) save_ = EVP_MD_CTX_new();
+        saved = save_ != nullptr && hash->SaveTo(save_);
+        if (saved) {
+          for (size_t k = i; k < j; k++) hash->Add(entries_[k].data, entries_[k].len);
+        }
       }
       size_t done = 0;
       int err = 0;
@@ -109,6 +221,13 @@ class BatchWrite : public Napi::AsyncWorker {
         at += entries_[k].len;
         results_[k] = (err == 0 || at <= done) ? 0 : -err;
       }
+      // The hash covers the committed bytes only: after a failure, back to before the group, then the
+      // entries written whole before it (JavaScript commits those). Without a saved state (no memory for
+      // a context), the committed entries are hashed now.
+      if (hash != nullptr && (err != 0 || !saved)) {
+        if (saved) hash->RestoreFrom(save_);
+        for (size_t k = i; k < j && results_[k] == 0; k++) hash->Add(entries_[k].data, entries_[k].len);
+      }
       if (err != 0) failed.push_back(e.fd);
       else if (dropWindow_ > 0) DropBehind(e.fd, e.pos, e.pos + static_cast<off_t>(total));
       i = j;
@@ -141,6 +260,7 @@ class BatchWrite : public Napi::AsyncWorker {
   std::vector<Entry> entries_;
   int32_t* results_;
   off_t dropWindow_;
+  EVP_MD_CTX* save_ = nullptr;  // a hashed group's state before it was hashed
   Napi::ObjectReference keep_;
 };
 
@@ -171,9 +291,21 @@ Napi::Value PwriteBatch(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "pwriteBatch: count exceeds an array").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  // The optional hashes: an array of FileSha256 or null per entry. A file's entries follow each other, so
+  // an entry of the same descriptor as the one before takes its hash without another lookup.
+  napi_value hashes = nullptr;
+  if (info.Length() >= 9 && !info[8].IsUndefined() && !info[8].IsNull()) {
+    if (!info[8].IsArray() || static_cast<uint32_t>(count) > info[8].As<Napi::Array>().Length()) {
+      Napi::TypeError::New(env, "pwriteBatch: hashes is not an array of at least count entries").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    hashes = info[8];
+  }
   std::vector<Entry> entries;
   entries.reserve(static_cast<size_t>(count));
   napi_value arr = bufs;
+  napi_value lastHashObj = nullptr;
+  FileSha256* lastHash = nullptr;
   for (int64_t i = 0; i < count; i++) {
     // Two N-API calls per buffer (the element, its typed-array info): this loop runs for every write.
     napi_value el;
@@ -189,7 +321,37 @@ Napi::Value PwriteBatch(const Napi::CallbackInfo& info) {
       Napi::RangeError::New(env, "pwriteBatch: a buffer is not a Uint8Array of at least its length, or a position is negative").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    entries.push_back(Entry{fds[i], data, static_cast<size_t>(lens[i]), static_cast<off_t>(pos[i])});
+    FileSha256* h = nullptr;
+    if (hashes != nullptr) {
+      napi_value hv;
+      napi_valuetype ht;
+      if (napi_get_element(env, hashes, static_cast<uint32_t>(i), &hv) != napi_ok || napi_typeof(env, hv, &ht) != napi_ok) {
+        Napi::TypeError::New(env, "pwriteBatch: a hash cannot be read").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      if (ht == napi_object) {
+        bool same = false;
+        if (lastHashObj != nullptr) napi_strict_equals(env, hv, lastHashObj, &same);
+        if (same) {
+          h = lastHash;
+        } else {
+          bool tagged = false;
+          void* raw = nullptr;
+          if (napi_check_object_type_tag(env, hv, &FileSha256::kTag, &tagged) != napi_ok || !tagged || napi_unwrap(env, hv, &raw) != napi_ok ||
+              raw == nullptr || !static_cast<FileSha256*>(raw)->Usable()) {
+            Napi::TypeError::New(env, "pwriteBatch: a hash is not a FileSha256 still open").ThrowAsJavaScriptException();
+            return env.Undefined();
+          }
+          h = static_cast<FileSha256*>(raw);
+          lastHashObj = hv;
+          lastHash = h;
+        }
+      } else if (ht != napi_null && ht != napi_undefined) {
+        Napi::TypeError::New(env, "pwriteBatch: a hash is neither a FileSha256 nor null").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
+    entries.push_back(Entry{fds[i], data, static_cast<size_t>(lens[i]), static_cast<off_t>(pos[i]), h});
   }
   // One object holds everything the worker touches until done() has run.
   Napi::Object keep = Napi::Object::New(env);
@@ -198,6 +360,7 @@ Napi::Value PwriteBatch(const Napi::CallbackInfo& info) {
   keep.Set("lengths", info[2]);
   keep.Set("buffers", info[3]);
   keep.Set("results", info[5]);
+  if (hashes != nullptr) keep.Set("hashes", info[8]);
   off_t dropWindow = info.Length() >= 8 && info[7].IsNumber() ? static_cast<off_t>(info[7].As<Napi::Number>().Int64Value()) : 0;
   BatchWrite* w = new BatchWrite(info[6].As<Napi::Function>(), std::move(entries), results, keep, dropWindow > 0 ? dropWindow : 0);
   w->Queue();
@@ -385,6 +548,7 @@ void InitWriter(Napi::Env env, Napi::Object exports) {
   exports.Set("pwriteBatch", Napi::Function::New(env, PwriteBatch, "pwriteBatch"));
   exports.Set("openBatch", Napi::Function::New(env, OpenBatchFn, "openBatch"));
   exports.Set("dropCache", Napi::Function::New(env, DropCacheFn, "dropCache"));
+  exports.Set("FileSha256", FileSha256::Define(env));
 }
 
 #endif

@@ -19,7 +19,7 @@ import { DROP, newOutcomeCounts, type DropCode } from '../outcomes.js';
 import { BufferPool } from '../pcap/buffer-pool.js';
 import type { PageRelease } from '../pcap/region.js';
 import type { BytesCopy, PlannedCopy } from '../pcap/copy.js';
-import { DiskQueue, type BatchOpen, type BatchWrite, type DiskErrorReport, type DropCache } from '../pcap/disk-queue.js';
+import { DiskQueue, type BatchOpen, type BatchWrite, type DiskErrorReport, type DropCache, type FileHash } from '../pcap/disk-queue.js';
 import { PcapFileWriter } from '../pcap/file-writer.js';
 import { GLOBAL_HEADER_BYTES, RECORD_HEADER_BYTES } from '../pcap/format.js';
 import { toMicros } from '../util/clock.js';
@@ -116,6 +116,8 @@ export interface SessionWritersOptions {
   dropBehindBytes?: number;
   /** Drops a closed file's pages from the page cache (the addon's dropCache), with dropBehindBytes. */
   dropCache?: DropCache | null;
+  /** Each file's SHA-256, updated by the batched writes on the threadpool (the addon's FileSha256; src/pcap/disk-queue.ts). Default: node:crypto on the main thread. */
+  batchHash?: (() => FileHash) | null;
   /** Page release for the buffer pool's region (src/pcap/region.ts); null: each buffer its own allocation. */
   pages?: PageRelease | null;
   /** Wall clock in seconds, replaceable in tests. */
@@ -175,7 +177,7 @@ export class SessionWriters {
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
     // Folders (one per pair, src/collector/layout.ts) are made by the queue on the threadpool, not here:
     // at 10,000 new pairs, mkdir on the packet path cost about 0.9 ms each (ext4, bench VM).
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, batchWrite: opts.batchWrite ?? null, batchOpen: opts.batchOpen ?? null, dropBehindBytes: opts.dropBehindBytes ?? 0, dropCache: opts.dropCache ?? null, onError: (r) => this.onDiskReport(r) });
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, batchWrite: opts.batchWrite ?? null, batchOpen: opts.batchOpen ?? null, dropBehindBytes: opts.dropBehindBytes ?? 0, dropCache: opts.dropCache ?? null, batchHash: opts.batchHash ?? null, onError: (r) => this.onDiskReport(r) });
     this.maxOpenFiles = opts.maxOpenFiles ?? Infinity;
     this.halfQueue = opts.queueBytes / 2;
     this.poolHigh = Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes) * POOL_PRESSURE_SHARE;

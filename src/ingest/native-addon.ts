@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PLAN_WORDS, PlannedCopy, type CopyEngine } from '../pcap/copy.js';
-import type { BatchOpen, BatchWrite, DropCache } from '../pcap/disk-queue.js';
+import type { BatchOpen, BatchWrite, DropCache, FileHash } from '../pcap/disk-queue.js';
 import type { PageRelease } from '../pcap/region.js';
 
 /** Must equal abiVersion in native/src/receiver.cc: the layout and methods this TypeScript expects. */
@@ -101,6 +101,8 @@ export interface NativeAddon {
   pwriteBatch?: BatchWrite;
   /** Many files' creates in one threadpool job (native/src/writer.cc); absent in builds before it. */
   openBatch?: BatchOpen;
+  /** A capture file's SHA-256 that pwriteBatch updates on the threadpool (native/src/writer.cc); absent in builds before it. */
+  FileSha256?: new () => FileHash;
   /** Drops a synced file's pages from the page cache, on the threadpool (native/src/writer.cc); absent in builds before it. */
   dropCache?: DropCache;
   /** The buffer pool's region pages (native/src/writer.cc, src/pcap/region.ts PageRelease); absent in builds before it. */
@@ -174,6 +176,17 @@ export function nativeDropCache(): DropCache | null {
   return addonFunction('dropCache');
 }
 
+/**
+ * New capture files' SHA-256 for the disk queue's batched writes to update on the threadpool
+ * (src/pcap/disk-queue.ts DiskQueueOptions.batchHash), or null without the addon (or a build without it).
+ * MIRRORGUARD_CAPTURE_HASH=main keeps every update on the main thread, for measuring.
+ */
+export function nativeBatchHash(): (() => FileHash) | null {
+  const a = loadNativeAddon();
+  const C = a.ok && process.env.MIRRORGUARD_CAPTURE_HASH !== 'main' ? a.addon.FileSha256 : undefined;
+  return typeof C === 'function' ? () => new C() : null;
+}
+
 /** One of the addon's plain functions, or null when the addon is not built (or is a build without it). */
 function addonFunction<K extends 'copyBytes' | 'pwriteBatch' | 'openBatch' | 'dropCache' | 'pageOffset' | 'releasePages'>(name: K): NonNullable<NativeAddon[K]> | null {
   const a = loadNativeAddon();
@@ -192,9 +205,18 @@ export function nativeWriterParts(): {
   batchWrite: BatchWrite | null;
   batchOpen: BatchOpen | null;
   dropCache: DropCache | null;
+  batchHash: (() => FileHash) | null;
   pages: PageRelease | null;
 } {
-  return { copyBytes: nativeCopyBytes(), plannedCopy: nativePlannedCopy(), batchWrite: nativeBatchWrite(), batchOpen: nativeBatchOpen(), dropCache: nativeDropCache(), pages: nativePages() };
+  return {
+    copyBytes: nativeCopyBytes(),
+    plannedCopy: nativePlannedCopy(),
+    batchWrite: nativeBatchWrite(),
+    batchOpen: nativeBatchOpen(),
+    dropCache: nativeDropCache(),
+    batchHash: nativeBatchHash(),
+    pages: nativePages(),
+  };
 }
 
 /** The buffer pool's page release (src/pcap/region.ts), or null without the addon (or a build without it). */

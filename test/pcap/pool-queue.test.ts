@@ -7,7 +7,7 @@ import { isMgError } from '../../src/errors.js';
 import { BufferPool } from '../../src/pcap/buffer-pool.js';
 import { DiskQueue, dropCodeForError, type BatchOpen, type BatchWrite, type DiskErrorReport } from '../../src/pcap/disk-queue.js';
 import { PcapFileWriter } from '../../src/pcap/file-writer.js';
-import { nativeBatchOpen, nativeBatchWrite } from '../../src/ingest/native-addon.js';
+import { nativeBatchHash, nativeBatchOpen, nativeBatchWrite } from '../../src/ingest/native-addon.js';
 import { describeNeeds } from '../helpers/needs.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { frame } from './pcap-helpers.js';
@@ -264,20 +264,26 @@ describe('DiskQueue: buffers queued behind each other for one file', () => {
 });
 
 describeNeeds(['native'], 'DiskQueue: batched writes (the addon pwriteBatch)', () => {
-  it('write many files in a few threadpool jobs: every file the concatenation of its buffers, each hashed and counted once', async () => {
+  it.each([
+    ['on the main thread', false],
+    ['by the batch, on the threadpool (the addon FileSha256)', true],
+  ])('write many files in a few threadpool jobs: every file the concatenation of its buffers, each hashed (%s) and counted once', async (_, inBatch) => {
     const native = nativeBatchWrite()!;
     let calls = 0;
     let entries = 0;
-    const batchWrite: BatchWrite = (fds, positions, lengths, buffers, count, results, done) => {
+    let hashed = 0;
+    const batchWrite: BatchWrite = (fds, positions, lengths, buffers, count, results, done, dropWindow, hashes) => {
       calls++;
       entries += count;
-      native(fds, positions, lengths, buffers, count, results, done);
+      if (hashes !== undefined) for (let i = 0; i < count; i++) if (hashes[i] !== null) hashed++;
+      native(fds, positions, lengths, buffers, count, results, done, dropWindow, hashes);
     };
     const counts = new Float64Array(DROP_COUNT);
-    const queue = new DiskQueue({ counts, batchWrite, maxConcurrentWrites: 32 });
+    const queue = new DiskQueue({ counts, batchWrite, maxConcurrentWrites: 32, batchHash: inBatch ? nativeBatchHash() : null });
+    expect(queue.hashesInBatch).toBe(inBatch);
     const preamble = Buffer.from('PRE');
     const FILES = 300;
-    const files = Array.from({ length: FILES }, (_, i) => queue.file(join(dir, `batch-${i}.bin`), preamble));
+    const files = Array.from({ length: FILES }, (_, i) => queue.file(join(dir, `batch-${inBatch}-${i}.bin`), preamble));
     const pieces: Buffer[][] = files.map(() => []);
     let released = 0;
     // Three rounds, as three flush intervals: the first creates every file (fs.promises), the next two
@@ -297,7 +303,7 @@ describeNeeds(['native'], 'DiskQueue: batched writes (the addon pwriteBatch)', (
     let packets = 0;
     for (let i = 0; i < FILES; i++) {
       const want = Buffer.concat([preamble, ...pieces[i]!]);
-      expect(readFileSync(join(dir, `batch-${i}.bin`)).equals(want)).toBe(true);
+      expect(readFileSync(join(dir, `batch-${inBatch}-${i}.bin`)).equals(want)).toBe(true);
       expect(results[i]!.sha256).toBe(createHash('sha256').update(want).digest('hex'));
       expect(results[i]!.bytes).toBe(want.length);
       packets += pieces[i]!.length;
@@ -306,6 +312,8 @@ describeNeeds(['native'], 'DiskQueue: batched writes (the addon pwriteBatch)', (
     // Rounds two and three went through batches: a few calls for hundreds of files' buffers.
     expect(entries).toBeGreaterThan(FILES);
     expect(calls).toBeLessThan(entries / 20);
+    // Hashed where asked: every batched entry by the batch, or none.
+    expect(hashed).toBe(inBatch ? entries : 0);
   });
 });
 
