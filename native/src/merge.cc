@@ -34,7 +34,7 @@
 // record: JavaScript re-parses it there. Nothing is allocated; every offset is bounds-checked, and a
 // bad argument returns BAD_ARGS without touching memory.
 #include <napi.h>
-#include <openssl/evp.h>
+#include "sha256.h"
 
 #include <cstdint>
 #include <cstring>
@@ -245,8 +245,8 @@ class BackgroundSha256 : public Napi::ObjectWrap<BackgroundSha256> {
 
   explicit BackgroundSha256(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BackgroundSha256>(info) {
     Napi::Env env = info.Env();
-    ctx_ = EVP_MD_CTX_new();
-    if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
+    ctx_ = mirrorguard::NewSha256();
+    if (ctx_ == nullptr) {
       Napi::Error::New(env, "BackgroundSha256: OpenSSL has no SHA-256 context").ThrowAsJavaScriptException();
       return;
     }
@@ -333,19 +333,12 @@ class BackgroundSha256 : public Napi::ObjectWrap<BackgroundSha256> {
   void Finish(Napi::Env env) {
     Napi::Function cb = onDone_.Value();
     onDone_.Reset();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (failed_.load() || EVP_DigestFinal_ex(ctx_, md, &n) != 1) {
+    std::string hex;
+    if (failed_.load() || !mirrorguard::FinishHex(ctx_, &hex)) {
       cb.Call({Napi::Error::New(env, "SHA-256 failed").Value()});
       return;
     }
-    static const char hex[] = "0123456789abcdef";
-    char out[2 * EVP_MAX_MD_SIZE];
-    for (unsigned int i = 0; i < n; i++) {
-      out[2 * i] = hex[md[i] >> 4];
-      out[2 * i + 1] = hex[md[i] & 15];
-    }
-    cb.Call({env.Null(), Napi::String::New(env, out, 2 * n)});
+    cb.Call({env.Null(), Napi::String::New(env, hex)});
   }
 
   Napi::Value Update(const Napi::CallbackInfo& info) {

@@ -28,7 +28,7 @@
 #ifdef __linux__
 
 #include <napi.h>
-#include <openssl/evp.h>
+#include "sha256.h"
 
 #include <cerrno>
 #include <cstdint>
@@ -62,8 +62,8 @@ class FileSha256 : public Napi::ObjectWrap<FileSha256> {
 
   explicit FileSha256(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FileSha256>(info) {
     Napi::Env env = info.Env();
-    ctx_ = EVP_MD_CTX_new();
-    if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
+    ctx_ = mirrorguard::NewSha256();
+    if (ctx_ == nullptr) {
       Napi::Error::New(env, "FileSha256: OpenSSL has no SHA-256 context").ThrowAsJavaScriptException();
       return;
     }
@@ -110,19 +110,12 @@ class FileSha256 : public Napi::ObjectWrap<FileSha256> {
       return env.Undefined();
     }
     ended_ = true;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (failed_ || EVP_DigestFinal_ex(ctx_, md, &n) != 1) {
+    std::string hex;
+    if (failed_ || !mirrorguard::FinishHex(ctx_, &hex)) {
       Napi::Error::New(env, "FileSha256: SHA-256 failed").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    static const char hex[] = "0123456789abcdef";
-    char out[2 * EVP_MAX_MD_SIZE];
-    for (unsigned int i = 0; i < n; i++) {
-      out[2 * i] = hex[md[i] >> 4];
-      out[2 * i + 1] = hex[md[i] & 15];
-    }
-    return Napi::String::New(env, out, 2 * n);
+    return Napi::String::New(env, hex);
   }
 
   EVP_MD_CTX* ctx_ = nullptr;
