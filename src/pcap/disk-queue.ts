@@ -22,8 +22,9 @@
  *   counted as written before it is on disk, so no count is ever taken back. If even the truncate fails, the next
  *   successful write overwrites the garbage and close() truncates again: the file always parses.
  * - SHA-256 is updated per committed buffer, so closing a file needs no re-read. With a `batchHash` (the
- *   addon's FileSha256), a batched write hashes each buffer on its threadpool thread right after writing
- *   it, while it is in that core's cache, instead of the main thread reading it again after the write.
+ *   addon's FileSha256), a batched write hashes a file's buffers on its threadpool thread just before
+ *   writing them (and takes them back out of the hash if the write fails), instead of the main thread
+ *   reading every buffer again, on the other core, after the write.
  * - With a `batchWrite` (the addon's pwriteBatch), the writes of files already created, of many files,
  *   go in one threadpool job (issue 16: 10,000 quiet sessions hand over ~26,000 small buffers a second);
  *   each buffer is still committed, hashed and counted alone when its own pwrite returned, and a file
