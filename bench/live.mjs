@@ -19,7 +19,8 @@
 //      repetition, and write .bench/live-<date>.json.
 //
 // Rows: ref (C recvmmsg), refring (C TPACKET_V3), af-packet / native / dgram (`mirrorguard serve
-// --receiver X`, defaults otherwise), tcpdump (tcpdump -w, its own TPACKET_V3 ring).
+// --receiver X`, defaults otherwise; native-eager: native with recvCoalesceMs 0, reading at every
+// readiness), tcpdump (tcpdump -w, its own TPACKET_V3 ring).
 //
 // The kernel's receive work for loopback (the softirq that copies into the socket or the ring) runs on
 // the sender's core, so it is not in any row: every row is the receiver's own CPU.
@@ -70,6 +71,7 @@ const LABEL = {
   refring: 'C TPACKET_V3 reference (SHA-256)',
   'af-packet': 'serve --receiver af-packet',
   native: 'serve --receiver native',
+  'native-eager': 'serve --receiver native, recvCoalesceMs 0',
   dgram: 'serve --receiver dgram',
   tcpdump: 'tcpdump -w',
 };
@@ -201,7 +203,15 @@ async function start(kind, port, dir) {
       },
     };
   }
-  const p = new Proc(process.execPath, [join(ROOT, 'bin', 'mirrorguard.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--api', 'off', '--data-dir', join(dir, 'data'), '--receiver', kind, '--log-format', 'json', '--log-level', 'info']);
+  // native-eager: the native receiver reading at every readiness (no receive coalescing), for comparison.
+  const eager = kind === 'native-eager';
+  const extra = [];
+  if (eager) {
+    writeFileSync(join(dir, 'eager.yaml'), 'recvCoalesceMs: 0\n');
+    extra.push('--config', join(dir, 'eager.yaml'));
+  }
+  const receiver = eager ? 'native' : kind;
+  const p = new Proc(process.execPath, [join(ROOT, 'bin', 'mirrorguard.js'), 'serve', ...extra, '--listen', `127.0.0.1:${port}`, '--api', 'off', '--data-dir', join(dir, 'data'), '--receiver', receiver, '--log-format', 'json', '--log-level', 'info']);
   await p.waitFor((x) => x.jsonLog('receiving VXLAN'), `serve --receiver ${kind}`);
   return {
     p,

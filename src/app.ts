@@ -306,6 +306,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
           host: hp.host,
           port: hp.port,
           recvBufferBytes: config.recvBufferBytes,
+          recvCoalesceMs: config.recvCoalesceMs,
           store: storeOptions,
           nodeId: store!.nodeId,
           collector: collectorSettings(config),
@@ -327,7 +328,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         });
       } else {
         const c = collector;
-        receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => writers.backlogged() });
+        receiver = await startNativeReceiver(c, { host: hp.host, port: hp.port, recvBufferBytes: config.recvBufferBytes, coalesceMs: config.recvCoalesceMs, logger, backlogged: () => writers.backlogged() });
       }
       if (config.geneve.listen !== null && !(kind === 'af-packet' && pool === null)) {
         // GENEVE from a Gateway Load Balancer, into this process's collector (with --workers, that is
@@ -338,7 +339,7 @@ export function buildApp(config: Readonly<Config>, logger: Logger, opts: AppOpti
         const kind = config.receiver === 'dgram' || !nativeAvailable().ok ? 'dgram' : 'native';
         geneveReceiver =
           kind === 'native'
-            ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, backlogged: () => writers.backlogged(), payload: 'geneve' })
+            ? await startNativeReceiver(geneveSink(c), { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, coalesceMs: config.recvCoalesceMs, logger, backlogged: () => writers.backlogged(), payload: 'geneve' })
             : await startUdpReceiver(c, { host: g.host, port: g.port, recvBufferBytes: config.recvBufferBytes, logger, payload: 'geneve' });
       }
 

@@ -96,6 +96,7 @@ async function start(): Promise<void> {
       host: data.host,
       port: data.port,
       recvBufferBytes: data.recvBufferBytes,
+      ...(data.recvCoalesceMs !== undefined ? { coalesceMs: data.recvCoalesceMs } : {}),
       logger,
       reusePort: true,
       // Backpressure from the session writers' disk queue: a burst waits in the socket buffer.

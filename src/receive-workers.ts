@@ -54,6 +54,8 @@ export interface NativeWorkersOptions {
   host: string;
   port: number;
   recvBufferBytes: number;
+  /** The native receivers' receive coalescing, ms (config recvCoalesceMs; src/ingest/native.ts). Default: the receiver's. */
+  recvCoalesceMs?: number;
   /** The store serve opened (SQLite file in WAL mode, or PostgreSQL); each worker opens its own connection. */
   store: WorkerStore;
   /** This node's name, on the workers' catalog rows (the archive sweeps them by node). Default: the host name. */
@@ -158,6 +160,7 @@ export interface WorkerData {
   host: string;
   port: number;
   recvBufferBytes: number;
+  recvCoalesceMs?: number;
   store: WorkerStore;
   nodeId?: string;
   collector: WorkerCollectorConfig;
@@ -270,6 +273,7 @@ export async function startNativeWorkers(opts: NativeWorkersOptions): Promise<Na
         host: opts.host,
         port,
         recvBufferBytes: opts.recvBufferBytes,
+        ...(opts.recvCoalesceMs !== undefined ? { recvCoalesceMs: opts.recvCoalesceMs } : {}),
         store: opts.store,
         ...(opts.nodeId !== undefined ? { nodeId: opts.nodeId } : {}),
         collector: opts.collector,

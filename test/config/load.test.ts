@@ -96,6 +96,15 @@ describe('config loader', () => {
     expect(e.describe()).toContain(`${f}:2: pcap.dropBehindBytes: must be 0 or a multiple of 4096`);
   });
 
+  it('takes recvCoalesceMs (1 by default, 0 to read at every readiness) and names the line of a bad one', () => {
+    expect(loadConfig({}).recvCoalesceMs).toBe(1);
+    const f = join(tmp.path, 'coalesce.yaml');
+    writeFileSync(f, 'recvCoalesceMs: 0\n');
+    expect(loadConfig({ file: f }).recvCoalesceMs).toBe(0);
+    writeFileSync(f, 'listen: 0.0.0.0:4789\nrecvCoalesceMs: 2.5\n');
+    expect(loadError(() => loadConfig({ file: f })).describe()).toContain(`${f}:2: recvCoalesceMs:`);
+  });
+
   it('keeps buffer and queue sizes consistent', () => {
     const e = loadError(() =>
       loadConfig({ overrides: [{ path: ['pcap', 'queueBytes'], value: '1MiB', flag: '--queue' }, { path: ['pcap', 'bufferBytes'], value: '1MiB', flag: '--buf' }] }),

@@ -212,6 +212,52 @@ describeNeeds(['native'], 'native receiver', () => {
     expect(sink.got.map((g) => g.bytes.toString())).toEqual(Array.from({ length: 100 }, (_, i) => `p${i}`));
   });
 
+  it('coalesces: after a short batch it waits coalesceMs, and what arrived meanwhile comes in one batch; a user pause in the wait holds', async () => {
+    const sink = new RecordingSink();
+    const r = await start(sink, { coalesceMs: 60 });
+    const c = client();
+    await send(c, r.address.port, '127.0.0.1', Buffer.from('first'));
+    await waitFor(() => sink.got.length === 1, 'the first datagram');
+    const before = r.stats().batches;
+    // Inside the wait: queued, not read.
+    for (let i = 0; i < 5; i++) await send(c, r.address.port, '127.0.0.1', Buffer.from(`w${i}`));
+    await sleep(20);
+    expect(sink.got).toHaveLength(1);
+    // Then all five in one batch.
+    await waitFor(() => sink.got.length === 6, 'the five sent during the wait');
+    expect(r.stats().batches - before).toBe(1);
+    // A user pause during a wait is not undone when the wait ends.
+    r.pause();
+    await sleep(100);
+    await send(c, r.address.port, '127.0.0.1', Buffer.from('held'));
+    await sleep(30);
+    expect(sink.got).toHaveLength(6);
+    r.resume();
+    await waitFor(() => sink.got.length === 7, 'the datagram sent while paused');
+    expect(sink.got.map((g) => g.bytes.toString())).toEqual(['first', 'w0', 'w1', 'w2', 'w3', 'w4', 'held']);
+  });
+
+  it('coalescing reads a trickle in far fewer calls than reading at every readiness (coalesceMs 0)', async () => {
+    const run = async (coalesceMs: number): Promise<number> => {
+      const sink = new RecordingSink();
+      const r = await start(sink, { coalesceMs });
+      const c = client();
+      const before = r.stats().batches;
+      // One datagram per turn of the event loop: a reader that reads at every readiness gets one or two a call.
+      for (let i = 0; i < 300; i++) {
+        await send(c, r.address.port, '127.0.0.1', Buffer.from(`t${i}`));
+        await new Promise((done) => setImmediate(done));
+      }
+      await waitFor(() => sink.got.length === 300, '300 datagrams');
+      expect(sink.got.map((g) => g.bytes.toString())).toEqual(Array.from({ length: 300 }, (_, i) => `t${i}`));
+      return r.stats().batches - before;
+    };
+    const eager = await run(0);
+    const coalesced = await run(1);
+    expect(eager).toBeGreaterThan(100);
+    expect(coalesced * 3).toBeLessThan(eager);
+  });
+
   it('backpressure: stops reading while the pipeline is backlogged, and the kernel buffer holds the rest', async () => {
     const sink = new RecordingSink();
     let blocked = true;
@@ -309,6 +355,8 @@ describeNeeds(['native'], 'native receiver', () => {
     await expect(start(new RecordingSink(), { batch: 0 })).rejects.toMatchObject({ code: 'MG_ERR_CONFIG_INVALID' });
     await expect(start(new RecordingSink(), { batch: 5000 })).rejects.toMatchObject({ code: 'MG_ERR_CONFIG_INVALID' });
     await expect(start(new RecordingSink(), { slotBytes: 10 })).rejects.toMatchObject({ code: 'MG_ERR_CONFIG_INVALID' });
+    await expect(start(new RecordingSink(), { coalesceMs: -1 })).rejects.toMatchObject({ code: 'MG_ERR_CONFIG_INVALID' });
+    await expect(start(new RecordingSink(), { coalesceMs: 0.5 })).rejects.toMatchObject({ code: 'MG_ERR_CONFIG_INVALID' });
   });
 });
 
