@@ -58,7 +58,7 @@ export interface NativeReceiverOptions {
  * (epoll, recvmmsg, the call into JavaScript, the loop's other phases) costs more than the packets it
  * brings; waiting 1 ms after a short batch lets the kernel gather ~1 ms of traffic into the next one, as
  * TPACKET_V3's block timeout does for af-packet. Timestamps are the kernel's (SO_TIMESTAMPNS), so they do
- * not move; the socket buffer holds the millisecond (32 MiB by default, ~20 ms at 10 Gb/s).
+ * not move; the socket buffer holds the millisecond (recvBufferBytes, 128 MiB by default: ~100 ms at 10 Gb/s).
  */
 export const DEFAULT_COALESCE_MS = 1;
 
