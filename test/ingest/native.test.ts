@@ -214,7 +214,8 @@ describeNeeds(['native'], 'native receiver', () => {
 
   it('coalesces: after a short batch it waits coalesceMs, and what arrived meanwhile comes in one batch; a user pause in the wait holds', async () => {
     const sink = new RecordingSink();
-    const r = await start(sink, { coalesceMs: 60 });
+    // A long wait, so a busy machine's stall cannot end it before the checks inside it.
+    const r = await start(sink, { coalesceMs: 300 });
     const c = client();
     await send(c, r.address.port, '127.0.0.1', Buffer.from('first'));
     await waitFor(() => sink.got.length === 1, 'the first datagram');
@@ -226,9 +227,9 @@ describeNeeds(['native'], 'native receiver', () => {
     // Then all five in one batch.
     await waitFor(() => sink.got.length === 6, 'the five sent during the wait');
     expect(r.stats().batches - before).toBe(1);
-    // A user pause during a wait is not undone when the wait ends.
+    // A user pause during a wait (the short batch above began one) is not undone when the wait ends.
     r.pause();
-    await sleep(100);
+    await sleep(350);
     await send(c, r.address.port, '127.0.0.1', Buffer.from('held'));
     await sleep(30);
     expect(sink.got).toHaveLength(6);
