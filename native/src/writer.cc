@@ -23,8 +23,8 @@
 // write puts the hash back as it was and adds the entries written whole before the failure, so a file's
 // hash is always of its committed bytes (JavaScript commits a file's entries in order up to its first
 // failure, and after a failure its later entries are not tried). The main thread no longer reads every
-// captured byte a second time, on another core, after the write (issue 11). A file is in at most one batch at a time (src/pcap/disk-queue.ts runs
-// one job per file), so no two threads touch one hash at once.
+// captured byte a second time, on another core, after the write (issue 11). A file is in at most one
+// batch at a time (src/pcap/disk-queue.ts runs one job per file), so no two threads touch one hash at once.
 #ifdef __linux__
 
 #include <napi.h>
@@ -285,7 +285,7 @@ Napi::Value PwriteBatch(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   // The optional hashes: an array of FileSha256 or null per entry. A file's entries follow each other, so
-  // an entry of the same descriptor as the one before takes its hash without another lookup.
+  // an entry whose hash is the same object as the one before's takes it without another check and unwrap.
   napi_value hashes = nullptr;
   if (info.Length() >= 9 && !info[8].IsUndefined() && !info[8].IsNull()) {
     if (!info[8].IsArray() || static_cast<uint32_t>(count) > info[8].As<Napi::Array>().Length()) {
