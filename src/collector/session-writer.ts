@@ -114,6 +114,8 @@ export interface SessionWritersOptions {
   batchOpen?: BatchOpen | null;
   /** Drop-behind window, bytes (`pcap.dropBehindBytes`; 0: off; src/pcap/disk-queue.ts). Needs batchWrite. */
   dropBehindBytes?: number;
+  /** Direct writes of a batched write's whole pages from this many bytes on (`pcap.directWriteBytes`; 0: off; src/pcap/disk-queue.ts). Needs batchWrite. */
+  directWriteBytes?: number;
   /** Drops a closed file's pages from the page cache (the addon's dropCache), with dropBehindBytes. */
   dropCache?: DropCache | null;
   /** Each file's SHA-256, updated by the batched writes on the threadpool (the addon's FileSha256; src/pcap/disk-queue.ts). Default: node:crypto on the main thread. */
@@ -177,7 +179,7 @@ export class SessionWriters {
     // through this one hook, which the queue rate-limits to one line per (operation, errno) a minute.
     // Folders (one per pair, src/collector/layout.ts) are made by the queue on the threadpool, not here:
     // at 10,000 new pairs, mkdir on the packet path cost about 0.9 ms each (ext4, bench VM).
-    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, batchWrite: opts.batchWrite ?? null, batchOpen: opts.batchOpen ?? null, dropBehindBytes: opts.dropBehindBytes ?? 0, dropCache: opts.dropCache ?? null, batchHash: opts.batchHash ?? null, onError: (r) => this.onDiskReport(r) });
+    this.queue = new DiskQueue({ maxQueuedBytes: opts.queueBytes, maxConcurrentWrites: 32, counts: this.counts, makeDirs: true, batchWrite: opts.batchWrite ?? null, batchOpen: opts.batchOpen ?? null, dropBehindBytes: opts.dropBehindBytes ?? 0, directWriteBytes: opts.directWriteBytes ?? 0, dropCache: opts.dropCache ?? null, batchHash: opts.batchHash ?? null, onError: (r) => this.onDiskReport(r) });
     this.maxOpenFiles = opts.maxOpenFiles ?? Infinity;
     this.halfQueue = opts.queueBytes / 2;
     this.poolHigh = Math.max(opts.bufferPoolBytes ?? opts.queueBytes, opts.queueBytes) * POOL_PRESSURE_SHARE;

@@ -20,6 +20,7 @@ export function collectorSettings(config: Readonly<Config>) {
     queueBytes: config.pcap.queueBytes,
     bufferPoolBytes: config.pcap.bufferPoolBytes,
     dropBehindBytes: config.pcap.dropBehindBytes,
+    directWriteBytes: config.pcap.directWriteBytes,
     // Each receiver keeps its own files: the workers, and with more than one the main thread's (GENEVE).
     maxOpenFiles: maxOpenFilesFor(config.pcap.maxOpenFiles, config.workers > 1 ? config.workers + 1 : 1),
   };

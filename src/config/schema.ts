@@ -128,6 +128,14 @@ export const DEFAULTS = {
      */
     dropBehindBytes: 32 * 1024,
     /**
+     * Direct writes: a batched write with at least this many bytes of whole pages inside it writes them
+     * with O_DIRECT, past the page cache; its partial first and last pages, and every smaller write, go
+     * through the cache (and drop-behind). A busy session's large buffers skip the kernel's copy into
+     * fresh cache pages and their writeback and freeing. 0: off. Needs the native addon; a file system
+     * without O_DIRECT is written through the cache.
+     */
+    directWriteBytes: 256 * 1024,
+    /**
      * Capture files one receiver keeps open at once; opening one more closes those idle longest first
      * (pcap.files.closed_early). 0: derived from the process's open-file limit (RLIMIT_NOFILE, read
      * from /proc/self/limits) less 256, shared by the receivers (src/collector/open-files.ts).
@@ -220,6 +228,7 @@ export const configSchema = z
         queueBytes: bytes('queueBytes', 1024 * 1024).default(DEFAULTS.pcap.queueBytes),
         bufferPoolBytes: bytes('bufferPoolBytes', 1024 * 1024).default(DEFAULTS.pcap.bufferPoolBytes),
         dropBehindBytes: bytes('dropBehindBytes').default(DEFAULTS.pcap.dropBehindBytes),
+        directWriteBytes: bytes('directWriteBytes').default(DEFAULTS.pcap.directWriteBytes),
         maxOpenFiles: intIn(0, 10_000_000).default(DEFAULTS.pcap.maxOpenFiles),
       })
       .strict()
@@ -288,6 +297,9 @@ export const configSchema = z
     }
     if (c.pcap.dropBehindBytes % 4096 !== 0) {
       ctx.addIssue({ code: 'custom', path: ['pcap', 'dropBehindBytes'], message: 'must be 0 or a multiple of 4096 (a page)' });
+    }
+    if (c.pcap.directWriteBytes % 4096 !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['pcap', 'directWriteBytes'], message: 'must be 0 or a multiple of 4096 (a page)' });
     }
     if (c.pcap.bufferPoolBytes < c.pcap.queueBytes) {
       ctx.addIssue({ code: 'custom', path: ['pcap', 'bufferPoolBytes'], message: 'must be at least pcap.queueBytes' });

@@ -71,7 +71,7 @@ export const BATCH_GATHER_MS = 5;
  * entry i writes lengths[i] bytes of buffers[i] at positions[i] of descriptor fds[i]; results[i] becomes
  * 0 or -errno, and an entry after a failed one of the same descriptor is not tried (-ECANCELED). done()
  * runs on the main thread when all `count` entries are finished. dropWindow > 0 turns on drop-behind
- * (DiskQueueOptions.dropBehindBytes).
+ * (DiskQueueOptions.dropBehindBytes), directBytes > 0 direct writes (DiskQueueOptions.directWriteBytes).
  */
 export type BatchWrite = (
   fds: Int32Array,
@@ -83,6 +83,7 @@ export type BatchWrite = (
   done: () => void,
   dropWindow?: number,
   hashes?: (FileHash | null)[],
+  directBytes?: number,
 ) => void;
 
 /**
@@ -185,6 +186,15 @@ export interface DiskQueueOptions {
   /** Drops a closed file's pages from the page cache (the addon's dropCache), with dropBehindBytes > 0. */
   dropCache?: DropCache | null;
   /**
+   * Direct writes, bytes (0: off; needs batchWrite). A batched write with at least this many bytes of whole
+   * pages inside it writes those pages with O_DIRECT, past the page cache (from an aligned copy on the
+   * threadpool thread), and only its partial first and last pages through the cache. Capture data is
+   * written once and read rarely; through the cache it costs the kernel a copy into fresh pages, their
+   * dirty and LRU accounting and writeback, and drop-behind's freeing (docs/performance.md). Where the
+   * file system refuses O_DIRECT the write goes through the cache as before. A multiple of 4096. Default 0.
+   */
+  directWriteBytes?: number;
+  /**
    * Makes each file's SHA-256 (the addon's FileSha256), with batchWrite: the batched writes then hash what
    * they wrote on their threadpool thread (BatchWrite's `hashes`), and the fs path updates the same hash
    * on the main thread. Default: node:crypto on the main thread for every write.
@@ -262,6 +272,8 @@ export class DiskQueue {
   readonly dropBehindBytes: number;
   /** @internal drops a closed file's pages (null: off). */
   readonly dropCache: DropCache | null;
+  /** Direct writes: the fewest whole-page bytes a batched write sends past the page cache (0: off). */
+  readonly directWriteBytes: number;
   /** @internal the batched writes hash what they write (batchHash given, with batchWrite). */
   readonly hashesInBatch: boolean;
   private readonly newBatchHash: (() => FileHash) | null;
@@ -302,6 +314,11 @@ export class DiskQueue {
     }
     this.dropBehindBytes = this.batchWrite !== null ? drop : 0;
     this.dropCache = this.dropBehindBytes > 0 ? (opts.dropCache ?? null) : null;
+    const direct = opts.directWriteBytes ?? 0;
+    if (!Number.isInteger(direct) || direct < 0 || direct % 4096 !== 0) {
+      throw new MgError('MG_ERR_CONFIG_INVALID', 'directWriteBytes must be 0 or a multiple of 4096', { problems: [{ field: 'directWriteBytes', message: 'must be 0 or a multiple of 4096 (a page)' }] });
+    }
+    this.directWriteBytes = this.batchWrite !== null ? direct : 0;
     this.newBatchHash = this.batchWrite !== null ? (opts.batchHash ?? null) : null;
     this.hashesInBatch = this.newBatchHash !== null;
   }
@@ -510,7 +527,7 @@ export class DiskQueue {
       this.pump();
     };
     try {
-      this.batchWrite!(slot.fds, slot.positions, slot.lengths, slot.buffers, n, slot.results, done, this.dropBehindBytes, this.hashesInBatch ? slot.hashes : undefined);
+      this.batchWrite!(slot.fds, slot.positions, slot.lengths, slot.buffers, n, slot.results, done, this.dropBehindBytes, this.hashesInBatch ? slot.hashes : undefined, this.directWriteBytes);
     } catch (e) {
       // A bug guard: an addon that refuses the call loses nothing silently; every buffer is counted lost
       // (EIO) and its file leaves batches.

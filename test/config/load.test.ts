@@ -96,6 +96,16 @@ describe('config loader', () => {
     expect(e.describe()).toContain(`${f}:2: pcap.dropBehindBytes: must be 0 or a multiple of 4096`);
   });
 
+  it('takes pcap.directWriteBytes in pages (256 KiB by default, 0 to turn direct writes off) and names the line of a bad one', () => {
+    expect(loadConfig({}).pcap.directWriteBytes).toBe(256 * 1024);
+    expect(loadConfig({ overrides: [{ path: ['pcap', 'directWriteBytes'], value: 0, flag: '--x' }] }).pcap.directWriteBytes).toBe(0);
+    expect(loadConfig({ overrides: [{ path: ['pcap', 'directWriteBytes'], value: '1MiB', flag: '--x' }] }).pcap.directWriteBytes).toBe(1024 * 1024);
+    const f = join(tmp.path, 'direct.yaml');
+    writeFileSync(f, 'pcap:\n  directWriteBytes: 100000\n');
+    const e = loadError(() => loadConfig({ file: f }));
+    expect(e.describe()).toContain(`${f}:2: pcap.directWriteBytes: must be 0 or a multiple of 4096`);
+  });
+
   it('takes recvCoalesceMs (1 by default, 0 to read at every readiness) and names the line of a bad one', () => {
     expect(loadConfig({}).recvCoalesceMs).toBe(1);
     const f = join(tmp.path, 'coalesce.yaml');

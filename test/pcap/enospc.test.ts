@@ -98,26 +98,29 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     rmSync(path);
   });
 
-  // Each batched case twice: the SHA-256 on the main thread, and by the batch on the threadpool (the addon's
-  // FileSha256, which hashes a group before writing it and must take the bytes back out when the write fails).
+  // Each batched case three times: the SHA-256 on the main thread; by the batch on the threadpool (the addon's
+  // FileSha256, which hashes a group before writing it and must take the bytes back out when the write fails);
+  // and that with direct writes from a page on (pcap.directWriteBytes: the whole pages of a write go with
+  // O_DIRECT, which tmpfs takes since Linux 6.6, and a full disk stops them part way as it does a pwritev).
   const hashModes = [
-    ['main thread', false],
-    ['hashed by the batch', true],
+    ['main thread', false, 0],
+    ['hashed by the batch', true, 0],
+    ['hashed by the batch, direct writes', true, 4096],
   ] as const;
 
-  for (const [mode, inBatch] of hashModes) itNeeds(['native'], `with batched writes (the addon pwriteBatch, ${mode}): the same truncate, count and resume`, async () => {
+  for (const [mode, inBatch, direct] of hashModes) itNeeds(['native'], `with batched writes (the addon pwriteBatch, ${mode}): the same truncate, count and resume`, async () => {
     const batchWrite = nativeBatchWrite()!;
     const drops = new Float64Array(DROP_COUNT);
-    const path = join(mnt, `cap-batch-${inBatch}.pcap`);
+    const path = join(mnt, `cap-batch-${inBatch}-${direct}.pcap`);
     const pool = new BufferPool({ minBufferBytes: 1 << 20 });
-    const w = new PcapFileWriter(path, { pool, queue: new DiskQueue({ counts: drops, batchWrite, batchHash: inBatch ? nativeBatchHash() : null }) });
+    const w = new PcapFileWriter(path, { pool, queue: new DiskQueue({ counts: drops, batchWrite, batchHash: inBatch ? nativeBatchHash() : null, directWriteBytes: direct }) });
     // The first buffer creates the file (fs.promises); later ones are batched.
     for (let i = 0; i < 10; i++) w.append(frame(i, 1000), 0, 1000, 1000, 100, i);
     await w.drain();
     for (let i = 10; i < 15; i++) w.append(frame(i, 1000), 0, 1000, 1000, 100, i);
     await w.drain();
     expect(drops[DROP.OK]).toBe(15);
-    const filler = fillDisk(`filler-b-${inBatch}`, 40 * 1024);
+    const filler = fillDisk(`filler-b-${inBatch}-${direct}`, 40 * 1024);
     for (let i = 15; i < 45; i++) w.append(frame(i, 1000), 0, 1000, 1000, 101, i);
     await w.drain();
     expect({ lost: w.lostPackets, enospc: drops[DROP.WRITE_ENOSPC], ok: drops[DROP.OK] }).toEqual({ lost: 30, enospc: 30, ok: 15 });
@@ -131,23 +134,23 @@ describeNeeds(['tmpfs'], 'PcapFileWriter on a full disk (64 KiB tmpfs)', () => {
     rmSync(path);
   });
 
-  for (const [mode, inBatch] of hashModes) itNeeds(['native'], `with several buffers of one file in one pwritev (${mode}): the disk fills part way through them; what fit is kept, the rest counted lost`, async () => {
+  for (const [mode, inBatch, direct] of hashModes) itNeeds(['native'], `with several buffers of one file in one pwritev (${mode}): the disk fills part way through them; what fit is kept, the rest counted lost`, async () => {
     const native = nativeBatchWrite()!;
     let coalesced = 0;
-    const batchWrite: BatchWrite = (fds, positions, lengths, buffers, count, results, done, dropWindow, hashes) => {
+    const batchWrite: BatchWrite = (fds, positions, lengths, buffers, count, results, done, dropWindow, hashes, directBytes) => {
       for (let i = 1; i < count; i++) if (fds[i] === fds[i - 1] && positions[i] === positions[i - 1]! + lengths[i - 1]!) coalesced++;
-      native(fds, positions, lengths, buffers, count, results, done, dropWindow, hashes);
+      native(fds, positions, lengths, buffers, count, results, done, dropWindow, hashes, directBytes);
     };
     const drops = new Float64Array(DROP_COUNT);
-    const path = join(mnt, `cap-iov-${inBatch}.pcap`);
+    const path = join(mnt, `cap-iov-${inBatch}-${direct}.pcap`);
     // 2 KiB buffers: two records each.
     const pool = new BufferPool({ minBufferBytes: 2048, bufferBytes: 2048 });
-    const queue = new DiskQueue({ counts: drops, batchWrite, batchHash: inBatch ? nativeBatchHash() : null });
+    const queue = new DiskQueue({ counts: drops, batchWrite, batchHash: inBatch ? nativeBatchHash() : null, directWriteBytes: direct });
     const w = new PcapFileWriter(path, { pool, queue, snaplen: 1500 });
     for (let i = 0; i < 4; i++) w.append(frame(i, 1000), 0, 1000, 1000, 100, i);
     await w.drain();
     // Fill the disk, then give back 8 KiB: room for some of the next twenty buffers, not all.
-    const filler = fillDisk(`filler-iov-${inBatch}`, 1 << 20);
+    const filler = fillDisk(`filler-iov-${inBatch}-${direct}`, 1 << 20);
     truncateSync(filler, Math.max(0, statSync(filler).size - 8192));
     for (let i = 4; i < 44; i++) w.append(frame(i, 1000), 0, 1000, 1000, 101, i);
     await w.drain();
