@@ -48,12 +48,19 @@
 // MG_SERVEB_YAML (YAML, \n for newlines) appended to its config: to measure a setting against the default.
 // MG_PERF=PREFIX: `perf record -g` each drain of the C reference and serve (PREFIX.KIND.SIZE.TIME; serve
 // runs with --perf-basic-prof-only-functions so JavaScript frames have names). Profiling slows both.
+// MG_PERF_ALL=1 with it: the whole machine (`perf record -a`) instead of the receiver's process, so the
+// work the kernel does for a receiver outside it (softirqs on the other CPU, the flusher) is seen too.
 //
 // The drain rows run serve with --receiver native (auto would pick af-packet as root, whose 64 MiB
 // ring cannot hold a queued burst of 300,000 packets; the live mode measures af-packet).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+
+/** perf record's target: the receiver's process, or the whole machine with MG_PERF_ALL=1. */
+function perfTarget(pid) {
+  return process.env.MG_PERF_ALL === '1' ? ['-a'] : ['-p', String(pid)];
+}
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -486,7 +493,7 @@ async function runSocketReceiver(kind, size, count, sessions = SESSIONS, batch =
     c.write(`target ${expected}`);
     let perfProc = null;
     if (process.env.MG_PERF) {
-      perfProc = spawn('perf', ['record', '-g', '-F', '4999', '-p', String(c.pid), '-o', `${process.env.MG_PERF}.${kind}.${size}.${Date.now()}`], { stdio: 'ignore' });
+      perfProc = spawn('perf', ['record', '-g', '-F', '4999', ...perfTarget(c.pid), '-o', `${process.env.MG_PERF}.${kind}.${size}.${Date.now()}`], { stdio: 'ignore' });
       await sleep(500);
     }
     const machine = machineWindow();
@@ -628,7 +635,7 @@ async function runServe(size, count, sessions = SESSIONS, batch = SEND_BATCH, pr
     const drained = s.sent - kernelDrops;
     let perfProc = null;
     if (process.env.MG_PERF) {
-      perfProc = spawn('perf', ['record', '-g', '-F', '4999', '-p', String(pid), '-o', `${process.env.MG_PERF}.${variant}.${size}.${Date.now()}`], { stdio: 'ignore' });
+      perfProc = spawn('perf', ['record', '-g', '-F', '4999', ...perfTarget(pid), '-o', `${process.env.MG_PERF}.${variant}.${size}.${Date.now()}`], { stdio: 'ignore' });
       await sleep(500);
     }
     const machine = machineWindow();
