@@ -6,12 +6,15 @@
 // threadpool, and reports each one's result:
 //
 //   pwriteBatch(fds Int32Array, positions Float64Array, lengths Int32Array, buffers Uint8Array[],
-//               count, results Int32Array, done () => void, dropWindow = 0, hashes = null, directBytes = 0)
+//               count, results Int32Array, done () => void, dropWindow = 0, hashes = null, directBytes = 0,
+//               stats = null)
 //
 // dropWindow > 0 turns on drop-behind (BatchWrite::DropBehind below): written windows of each file are
 // sent to disk and dropped from the page cache as the file grows. directBytes > 0 turns on direct writes
 // (BatchWrite::DirectRange): a write with at least that many bytes of whole pages inside it writes those
-// pages with O_DIRECT, past the page cache, and only its partial first and last pages through it.
+// pages with O_DIRECT, past the page cache, and only its partial first and last pages through it. stats
+// (a Float64Array of at least 2, or null): the job adds the bytes it wrote with O_DIRECT to stats[0] and
+// the writes whose O_DIRECT the file system or device refused (written through the cache instead) to stats[1].
 //
 // results[i] is 0 when all lengths[i] bytes of buffers[i] were written at positions[i] (short writes are
 // continued), else -errno. Consecutive entries of one descriptor that follow each other on disk (a file's
@@ -143,8 +146,8 @@ struct Entry {
 
 class BatchWrite : public Napi::AsyncWorker {
  public:
-  BatchWrite(Napi::Function done, std::vector<Entry>&& entries, int32_t* results, Napi::Object keep, off_t dropWindow, size_t directBytes)
-      : Napi::AsyncWorker(done, "mirrorguard:pwriteBatch"), entries_(std::move(entries)), results_(results), dropWindow_(dropWindow), directBytes_(directBytes) {
+  BatchWrite(Napi::Function done, std::vector<Entry>&& entries, int32_t* results, Napi::Object keep, off_t dropWindow, size_t directBytes, double* stats)
+      : Napi::AsyncWorker(done, "mirrorguard:pwriteBatch"), entries_(std::move(entries)), results_(results), dropWindow_(dropWindow), directBytes_(directBytes), stats_(stats) {
     keep_ = Napi::Persistent(keep);
   }
 
@@ -289,7 +292,10 @@ class BatchWrite : public Napi::AsyncWorker {
     uint8_t* bounce = Bounce();
     if (bounce == nullptr) return 0;
     int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_DIRECT) != 0) return 0;
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_DIRECT) != 0) {
+      if (stats_ != nullptr) stats_[1] += 1;
+      return 0;
+    }
     int err = 0;
     int zero = 0;
     while (*done < to) {
@@ -305,6 +311,7 @@ class BatchWrite : public Napi::AsyncWorker {
       if (w < 0) {
         if (errno == EINTR) continue;
         if (errno != EINVAL) err = errno;
+        else if (stats_ != nullptr) stats_[1] += 1;
         break;
       }
       if (w == 0) {
@@ -312,6 +319,7 @@ class BatchWrite : public Napi::AsyncWorker {
         continue;
       }
       *done += static_cast<size_t>(w);
+      if (stats_ != nullptr) stats_[0] += static_cast<double>(w);
       if ((pos + static_cast<off_t>(*done)) % kDirectAlign != 0) break;
     }
     fcntl(fd, F_SETFL, flags);
@@ -351,6 +359,7 @@ class BatchWrite : public Napi::AsyncWorker {
   int32_t* results_;
   off_t dropWindow_;
   size_t directBytes_;  // 0: no direct writes; else the fewest whole pages' bytes a group writes with O_DIRECT
+  double* stats_;       // null, or [bytes written with O_DIRECT, O_DIRECT refused], added to
   std::vector<struct iovec> part_;  // a slice of a group's iovecs
   EVP_MD_CTX* save_ = nullptr;  // a hashed group's state before it was hashed
   Napi::ObjectReference keep_;
@@ -455,8 +464,18 @@ Napi::Value PwriteBatch(const Napi::CallbackInfo& info) {
   if (hashes != nullptr) keep.Set("hashes", info[8]);
   off_t dropWindow = info.Length() >= 8 && info[7].IsNumber() ? static_cast<off_t>(info[7].As<Napi::Number>().Int64Value()) : 0;
   int64_t direct = info.Length() >= 10 && info[9].IsNumber() ? info[9].As<Napi::Number>().Int64Value() : 0;
+  double* stats = nullptr;
+  if (info.Length() >= 11 && !info[10].IsUndefined() && !info[10].IsNull()) {
+    size_t ns = 0;
+    stats = TypedData<double>(info[10], napi_float64_array, &ns);
+    if (stats == nullptr || ns < 2) {
+      Napi::TypeError::New(env, "pwriteBatch: stats is not a Float64Array of at least 2").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    keep.Set("stats", info[10]);
+  }
   BatchWrite* w = new BatchWrite(info[6].As<Napi::Function>(), std::move(entries), results, keep, dropWindow > 0 ? dropWindow : 0,
-                                 direct > 0 ? static_cast<size_t>(direct) : 0);
+                                 direct > 0 ? static_cast<size_t>(direct) : 0, stats);
   w->Queue();
   return env.Undefined();
 }

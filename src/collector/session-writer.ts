@@ -66,10 +66,14 @@ export interface SessionWritersCounters {
   'pcap.buffers.in_use_bytes': number;
   /** Write buffers allocated outside the pool's region because no block of their size was free (BufferPool.regionMisses). */
   'pcap.buffers.region_misses': number;
+  /** Bytes written with O_DIRECT, past the page cache (pcap.directWriteBytes; DiskQueue.directBytes). */
+  'pcap.direct.bytes': number;
+  /** Direct writes the file system or device refused, written through the page cache instead (DiskQueue.directRefused). */
+  'pcap.direct.refused': number;
 }
 
 export function newSessionWritersCounters(): SessionWritersCounters {
-  return { 'pcap.files.closed_early': 0, 'pcap.copy.refused': 0, 'pcap.buffers.pool_bytes': 0, 'pcap.buffers.in_use_bytes': 0, 'pcap.buffers.region_misses': 0 };
+  return { 'pcap.files.closed_early': 0, 'pcap.copy.refused': 0, 'pcap.buffers.pool_bytes': 0, 'pcap.buffers.in_use_bytes': 0, 'pcap.buffers.region_misses': 0, 'pcap.direct.bytes': 0, 'pcap.direct.refused': 0 };
 }
 
 /** What a session writer reads of its pair when a file opens (never per packet). */
@@ -262,6 +266,12 @@ export class SessionWriters {
     this.counters['pcap.buffers.pool_bytes'] = this.pool.allocatedBytes;
     this.counters['pcap.buffers.in_use_bytes'] = this.pool.inUseBytes;
     this.counters['pcap.buffers.region_misses'] = this.pool.regionMisses;
+    this.counters['pcap.direct.bytes'] = this.queue.directBytes;
+    const refused = this.queue.directRefused;
+    if (refused > 0 && this.counters['pcap.direct.refused'] === 0) {
+      this.logger.info({ refused }, 'the file system refuses O_DIRECT: capture files are written through the page cache (pcap.direct.refused; pcap.directWriteBytes: 0 turns direct writes off)');
+    }
+    this.counters['pcap.direct.refused'] = refused;
   }
 
   /** Bytes of write buffers handed out: being filled, or queued for disk. */

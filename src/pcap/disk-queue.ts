@@ -71,7 +71,8 @@ export const BATCH_GATHER_MS = 5;
  * entry i writes lengths[i] bytes of buffers[i] at positions[i] of descriptor fds[i]; results[i] becomes
  * 0 or -errno, and an entry after a failed one of the same descriptor is not tried (-ECANCELED). done()
  * runs on the main thread when all `count` entries are finished. dropWindow > 0 turns on drop-behind
- * (DiskQueueOptions.dropBehindBytes), directBytes > 0 direct writes (DiskQueueOptions.directWriteBytes).
+ * (DiskQueueOptions.dropBehindBytes), directBytes > 0 direct writes (DiskQueueOptions.directWriteBytes);
+ * the job adds the bytes it wrote directly to stats[0], and the direct writes refused to stats[1].
  */
 export type BatchWrite = (
   fds: Int32Array,
@@ -84,6 +85,7 @@ export type BatchWrite = (
   dropWindow?: number,
   hashes?: (FileHash | null)[],
   directBytes?: number,
+  stats?: Float64Array,
 ) => void;
 
 /**
@@ -274,6 +276,10 @@ export class DiskQueue {
   readonly dropCache: DropCache | null;
   /** Direct writes: the fewest whole-page bytes a batched write sends past the page cache (0: off). */
   readonly directWriteBytes: number;
+  /** Bytes written with O_DIRECT so far (pcap.direct.bytes). */
+  directBytes = 0;
+  /** Writes whose O_DIRECT the file system or device refused, written through the page cache instead (pcap.direct.refused). */
+  directRefused = 0;
   /** @internal the batched writes hash what they write (batchHash given, with batchWrite). */
   readonly hashesInBatch: boolean;
   private readonly newBatchHash: (() => FileHash) | null;
@@ -511,7 +517,10 @@ export class DiskQueue {
     this.batches++;
     const done = (): void => {
       this.batches--;
-      const { files, chunks, results } = slot;
+      const { files, chunks, results, stats } = slot;
+      this.directBytes += stats[0]!;
+      this.directRefused += stats[1]!;
+      stats[0] = stats[1] = 0;
       let i = 0;
       while (i < n) {
         const f = files[i]!;
@@ -527,7 +536,7 @@ export class DiskQueue {
       this.pump();
     };
     try {
-      this.batchWrite!(slot.fds, slot.positions, slot.lengths, slot.buffers, n, slot.results, done, this.dropBehindBytes, this.hashesInBatch ? slot.hashes : undefined, this.directWriteBytes);
+      this.batchWrite!(slot.fds, slot.positions, slot.lengths, slot.buffers, n, slot.results, done, this.dropBehindBytes, this.hashesInBatch ? slot.hashes : undefined, this.directWriteBytes, slot.stats);
     } catch (e) {
       // A bug guard: an addon that refuses the call loses nothing silently; every buffer is counted lost
       // (EIO) and its file leaves batches.
@@ -567,6 +576,8 @@ class BatchSlot {
   readonly chunks: (WriteChunk | null)[] = new Array<WriteChunk | null>(BATCH_MAX_BUFFERS).fill(null);
   readonly files: (DiskFile | null)[] = new Array<DiskFile | null>(BATCH_MAX_BUFFERS).fill(null);
   readonly hashes: (FileHash | null)[] = new Array<FileHash | null>(BATCH_MAX_BUFFERS).fill(null);
+  /** The job's [bytes written with O_DIRECT, O_DIRECT refused], read and zeroed when it is done. */
+  readonly stats = new Float64Array(2);
 
   /** Drop the references of the first n entries (their chunks are recycled, their files may close). */
   clear(n: number): void {

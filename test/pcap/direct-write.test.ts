@@ -4,7 +4,8 @@
 // compare for the content. Any mix of buffer sizes, page offsets and groups must give the same bytes.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -12,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { DiskQueue, type DiskFile } from '../../src/pcap/disk-queue.js';
 import { nativeBatchHash, nativeBatchOpen, nativeBatchWrite } from '../../src/ingest/native-addon.js';
-import { describeNeeds } from '../helpers/needs.js';
+import { describeNeeds, itNeeds } from '../helpers/needs.js';
 
 /** Resident bytes of `path` in the page cache (fincore). */
 function resident(path: string): number {
@@ -87,6 +88,11 @@ describeNeeds(['native', 'fincore'], 'direct writes: busy files skip the page ca
     expect(rp.sha256).toBe(rb.sha256);
     expect(rq.sha256).toBe(createHash('sha256').update(Buffer.concat([pre, ...pq])).digest('hex'));
     expect(counts[DROP.OK]).toBe(sizes.length + 200);
+    // pcap.direct.bytes: nearly all of the busy file (whole pages of each write), none of the quiet one.
+    expect(direct.directBytes).toBeGreaterThan(size - 2 * 4096 * sizes.length);
+    expect(direct.directBytes).toBeLessThanOrEqual(size);
+    expect(direct.directBytes % 4096).toBe(0);
+    expect([direct.directRefused, cached.directBytes]).toEqual([0, 0]);
   });
 
   it('any buffer sizes, rounds and threshold: the file is the buffers in order, and its hash theirs', async () => {
@@ -131,8 +137,10 @@ describeNeeds(['native', 'fincore'], 'direct writes: busy files skip the page ca
       // One entry from byte 100: a partial first page, 60 whole pages, a partial last page.
       const buf = piece(7, 4096 - 100 + 60 * 4096 + 1000);
       const results = new Int32Array(1);
-      await new Promise<void>((done) => write(Int32Array.of(fd), Float64Array.of(100), Int32Array.of(buf.length), [buf], 1, results, done, 0, undefined, 4096));
+      const stats = new Float64Array(2);
+      await new Promise<void>((done) => write(Int32Array.of(fd), Float64Array.of(100), Int32Array.of(buf.length), [buf], 1, results, done, 0, undefined, 4096, stats));
       expect(results[0]).toBe(0);
+      expect([...stats]).toEqual([60 * 4096, 0]);
       // The first and last pages are cached (written through the cache); the 60 between are not.
       expect(resident(path)).toBe(2 * 4096);
       const got = readFileSync(path);
@@ -140,6 +148,28 @@ describeNeeds(['native', 'fincore'], 'direct writes: busy files skip the page ca
       expect(got.subarray(100).equals(buf)).toBe(true);
     } finally {
       closeSync(fd);
+    }
+  });
+
+  itNeeds(['tmpfs'], 'on a file system without O_DIRECT (ramfs), counts the refusal and writes the same bytes through the cache', async () => {
+    const mnt = join(dir, 'ramfs');
+    mkdirSync(mnt);
+    const m = spawnSync('mount', ['-t', 'ramfs', 'ramfs', mnt], { encoding: 'utf8' });
+    expect(m.status, m.stderr).toBe(0);
+    try {
+      const q = new DiskQueue({ ...opts(), counts: new Float64Array(DROP_COUNT), directWriteBytes: 4096 });
+      const pre = Buffer.from('HEADER');
+      const f = q.file(join(mnt, 'r.pcap'), pre);
+      const pieces: Buffer[] = [];
+      await write(f, [300_000, 200_001, 77_777, 500_000], 2, pieces);
+      const info = await f.close();
+      const want = Buffer.concat([pre, ...pieces]);
+      expect(readFileSync(join(mnt, 'r.pcap')).equals(want)).toBe(true);
+      expect(info.sha256).toBe(createHash('sha256').update(want).digest('hex'));
+      expect(q.directBytes).toBe(0);
+      expect(q.directRefused).toBeGreaterThan(0);
+    } finally {
+      spawnSync('umount', [mnt]);
     }
   });
 });
