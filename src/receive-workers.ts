@@ -100,7 +100,7 @@ export const COUNTER_LAYOUT = {
 } as const;
 
 /** The session writers' counters a worker publishes (room for 4). */
-export const WRITER_FIELDS = ['pcap.files.closed_early', 'pcap.copy.refused', 'pcap.buffers.pool_bytes', 'pcap.buffers.in_use_bytes', 'pcap.buffers.region_misses', 'pcap.direct.bytes', 'pcap.direct.refused'] as const satisfies readonly (keyof SessionWritersCounters)[];
+export const WRITER_FIELDS = ['pcap.files.closed_early', 'pcap.copy.refused', 'pcap.buffers.pool_bytes', 'pcap.buffers.in_use_bytes', 'pcap.buffers.region_misses', 'pcap.direct.bytes', 'pcap.direct.refused', 'pcap.direct.behind'] as const satisfies readonly (keyof SessionWritersCounters)[];
 
 export interface WorkerCounters {
   drops: Float64Array;

@@ -70,10 +70,12 @@ export interface SessionWritersCounters {
   'pcap.direct.bytes': number;
   /** Direct writes the file system or device refused, written through the page cache instead (DiskQueue.directRefused). */
   'pcap.direct.refused': number;
+  /** Batched writes sent through the page cache because the disk was behind (DiskQueue.directBehind). */
+  'pcap.direct.behind': number;
 }
 
 export function newSessionWritersCounters(): SessionWritersCounters {
-  return { 'pcap.files.closed_early': 0, 'pcap.copy.refused': 0, 'pcap.buffers.pool_bytes': 0, 'pcap.buffers.in_use_bytes': 0, 'pcap.buffers.region_misses': 0, 'pcap.direct.bytes': 0, 'pcap.direct.refused': 0 };
+  return { 'pcap.files.closed_early': 0, 'pcap.copy.refused': 0, 'pcap.buffers.pool_bytes': 0, 'pcap.buffers.in_use_bytes': 0, 'pcap.buffers.region_misses': 0, 'pcap.direct.bytes': 0, 'pcap.direct.refused': 0, 'pcap.direct.behind': 0 };
 }
 
 /** What a session writer reads of its pair when a file opens (never per packet). */
@@ -267,6 +269,7 @@ export class SessionWriters {
     this.counters['pcap.buffers.in_use_bytes'] = this.pool.inUseBytes;
     this.counters['pcap.buffers.region_misses'] = this.pool.regionMisses;
     this.counters['pcap.direct.bytes'] = this.queue.directBytes;
+    this.counters['pcap.direct.behind'] = this.queue.directBehind;
     const refused = this.queue.directRefused;
     if (refused > 0 && this.counters['pcap.direct.refused'] === 0) {
       this.logger.info({ refused }, 'the file system refuses O_DIRECT: capture files are written through the page cache (pcap.direct.refused; pcap.directWriteBytes: 0 turns direct writes off)');

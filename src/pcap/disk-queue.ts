@@ -193,7 +193,9 @@ export interface DiskQueueOptions {
    * threadpool thread), and only its partial first and last pages through the cache. Capture data is
    * written once and read rarely; through the cache it costs the kernel a copy into fresh pages, their
    * dirty and LRU accounting and writeback, and drop-behind's freeing (docs/performance.md). Where the
-   * file system refuses O_DIRECT the write goes through the cache as before. A multiple of 4096. Default 0.
+   * file system refuses O_DIRECT the write goes through the cache as before, and so does every batch
+   * while more than half of maxQueuedBytes waits (the disk is behind: the page cache takes the burst). A
+   * multiple of 4096. Default 0.
    */
   directWriteBytes?: number;
   /**
@@ -280,6 +282,8 @@ export class DiskQueue {
   directBytes = 0;
   /** Writes whose O_DIRECT the file system or device refused, written through the page cache instead (pcap.direct.refused). */
   directRefused = 0;
+  /** Batched writes sent through the page cache, direct writes on, because more than half the queue was waiting (pcap.direct.behind). */
+  directBehind = 0;
   /** @internal the batched writes hash what they write (batchHash given, with batchWrite). */
   readonly hashesInBatch: boolean;
   private readonly newBatchHash: (() => FileHash) | null;
@@ -535,8 +539,16 @@ export class DiskQueue {
       this.freeSlots.push(slot);
       this.pump();
     };
+    // A direct write returns once the device has the data; a buffered one once the page cache has it. When
+    // the disk is behind (more than half the queue waiting), the page cache takes the burst, as it did
+    // before direct writes: up to the kernel's dirty limits, gigabytes, against the queue's 64 MiB.
+    let direct = this.directWriteBytes;
+    if (direct > 0 && this.queuedBytes > this.maxQueuedBytes / 2) {
+      direct = 0;
+      this.directBehind++;
+    }
     try {
-      this.batchWrite!(slot.fds, slot.positions, slot.lengths, slot.buffers, n, slot.results, done, this.dropBehindBytes, this.hashesInBatch ? slot.hashes : undefined, this.directWriteBytes, slot.stats);
+      this.batchWrite!(slot.fds, slot.positions, slot.lengths, slot.buffers, n, slot.results, done, this.dropBehindBytes, this.hashesInBatch ? slot.hashes : undefined, direct, slot.stats);
     } catch (e) {
       // A bug guard: an addon that refuses the call loses nothing silently; every buffer is counted lost
       // (EIO) and its file leaves batches.

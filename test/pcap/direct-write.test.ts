@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DROP, DROP_COUNT } from '../../src/outcomes.js';
-import { DiskQueue, type DiskFile } from '../../src/pcap/disk-queue.js';
+import { DiskQueue, type BatchWrite, type DiskFile } from '../../src/pcap/disk-queue.js';
 import { nativeBatchHash, nativeBatchOpen, nativeBatchWrite } from '../../src/ingest/native-addon.js';
 import { describeNeeds, itNeeds } from '../helpers/needs.js';
 
@@ -121,6 +121,48 @@ describeNeeds(['native', 'fincore'], 'direct writes: busy files skip the page ca
       ),
       { numRuns: 40 },
     );
+  });
+
+  it('lets the page cache take a burst when the disk is behind (more than half the queue waiting), and goes direct again after', async () => {
+    const native = nativeBatchWrite()!;
+    const seen: number[] = [];
+    let slow = true;
+    // A disk that is behind: each batched write starts 20 ms late while `slow`.
+    const batchWrite: BatchWrite = (fds, positions, lengths, buffers, count, results, done, dropWindow, hashes, directBytes, stats) => {
+      seen.push(directBytes ?? 0);
+      const go = () => native(fds, positions, lengths, buffers, count, results, done, dropWindow, hashes, directBytes, stats);
+      if (slow) setTimeout(go, 20);
+      else go();
+    };
+    const q = new DiskQueue({ ...opts(), batchWrite, counts: new Float64Array(DROP_COUNT), maxQueuedBytes: 4 * MiB, directWriteBytes: 4096 });
+    const files = Array.from({ length: 4 }, (_, i) => q.file(join(dir, `behind-${i}.pcap`), Buffer.from('HDR')));
+    const pieces: Buffer[][] = files.map(() => []);
+    // Each file's first write creates it; then 3 MiB queued at once across the files: more than half of 4 MiB.
+    await Promise.all(files.map((f, i) => write(f, [8192], 1, pieces[i]!)));
+    seen.length = 0;
+    for (let k = 0; k < 6; k++) {
+      files.forEach((f, i) => {
+        const buf = piece(pieces[i]!.length, 128 * 1024);
+        pieces[i]!.push(buf);
+        f.enqueue({ buf, len: buf.length, packets: 1, minSec: 1, minNsec: 0, maxSec: 1, maxNsec: 0, release: () => undefined });
+      });
+    }
+    expect(q.queuedBytes).toBe(24 * 128 * 1024);
+    await Promise.all(files.map((f) => f.idle()));
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen[0]).toBe(0);
+    expect(q.directBehind).toBeGreaterThan(0);
+    // The disk caught up: the next writes go direct.
+    slow = false;
+    seen.length = 0;
+    await Promise.all(files.map((f, i) => write(f, [256 * 1024], 1, pieces[i]!)));
+    expect(seen.every((d) => d === 4096)).toBe(true);
+    for (const [i, f] of files.entries()) {
+      const info = await f.close();
+      const want = Buffer.concat([Buffer.from('HDR'), ...pieces[i]!]);
+      expect(readFileSync(join(dir, `behind-${i}.pcap`)).equals(want)).toBe(true);
+      expect(info.sha256).toBe(createHash('sha256').update(want).digest('hex'));
+    }
   });
 
   it('refuses a threshold that is not whole pages, and is off without the batched writer', () => {
