@@ -2,32 +2,17 @@
 // page cache, and only its partial first and last pages through it. The oracles: util-linux's fincore
 // (mincore(2) on a mapping of the file) for what is resident, node:crypto for the SHA-256, and a byte
 // compare for the content. Any mix of buffer sizes, page offsets and groups must give the same bytes.
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { DiskQueue, type BatchWrite, type DiskFile } from '../../src/pcap/disk-queue.js';
 import { nativeBatchHash, nativeBatchOpen, nativeBatchWrite } from '../../src/ingest/native-addon.js';
+import { diskDir, resident } from '../helpers/page-cache.js';
 import { describeNeeds, itNeeds } from '../helpers/needs.js';
-
-/** Resident bytes of `path` in the page cache (fincore). */
-function resident(path: string): number {
-  return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
-}
-
-/** A folder on a disk-backed file system (on tmpfs the page cache is the file, and O_DIRECT is buffered). */
-function diskDir(): string {
-  for (const base of [tmpdir(), '/var/tmp']) {
-    const type = execFileSync('stat', ['-f', '-c', '%T', base], { encoding: 'utf8' }).trim();
-    if (type !== 'tmpfs' && type !== 'ramfs') return mkdtempSync(join(base, 'mg-direct-'));
-  }
-  throw new Error('no disk-backed temporary folder (both the temporary folder and /var/tmp are tmpfs)');
-}
 
 /** Piece i of a file: bytes that differ from piece to piece and within one (a misplaced page shows). */
 function piece(i: number, len: number): Buffer {
@@ -39,7 +24,7 @@ function piece(i: number, len: number): Buffer {
 describeNeeds(['native', 'fincore'], 'direct writes: busy files skip the page cache, byte for byte', () => {
   let dir = '';
   beforeAll(() => {
-    dir = diskDir();
+    dir = diskDir('mg-direct-');
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -2,35 +2,20 @@
 // a closed file's pages leave after its fsync. The oracle is util-linux's fincore (mincore(2) on a
 // mapping of the file): which of the file's bytes are resident. The bytes on disk stay exactly what was
 // written, and tshark-free: this is about the page cache, the content check is a byte compare and SHA-256.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DROP, DROP_COUNT } from '../../src/outcomes.js';
 import { DiskQueue, type DiskFile } from '../../src/pcap/disk-queue.js';
 import { nativeBatchOpen, nativeBatchWrite, nativeDropCache } from '../../src/ingest/native-addon.js';
+import { diskDir, resident } from '../helpers/page-cache.js';
 import { describeNeeds } from '../helpers/needs.js';
-
-/** Resident bytes of `path` in the page cache (fincore). */
-function resident(path: string): number {
-  return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
-}
-
-/** A folder on a disk-backed filesystem: on tmpfs the page cache is the file, and nothing can be dropped. */
-function diskDir(): string {
-  for (const base of [tmpdir(), '/var/tmp']) {
-    const type = execFileSync('stat', ['-f', '-c', '%T', base], { encoding: 'utf8' }).trim();
-    if (type !== 'tmpfs' && type !== 'ramfs') return mkdtempSync(join(base, 'mg-drop-'));
-  }
-  throw new Error('no disk-backed temporary folder (both the temporary folder and /var/tmp are tmpfs)');
-}
 
 describeNeeds(['native', 'fincore'], 'drop-behind: written capture data leaves the page cache', () => {
   let dir = '';
   beforeAll(() => {
-    dir = diskDir();
+    dir = diskDir('mg-drop-');
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
