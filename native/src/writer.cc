@@ -359,7 +359,7 @@ class BatchWrite : public Napi::AsyncWorker {
   int32_t* results_;
   off_t dropWindow_;
   size_t directBytes_;  // 0: no direct writes; else the fewest whole pages' bytes a group writes with O_DIRECT
-  double* stats_;       // null, or [bytes written with O_DIRECT, O_DIRECT refused], added to
+  double* stats_;       // null, or [bytes written with O_DIRECT, direct writes refused]: this job adds to them
   std::vector<struct iovec> part_;  // a slice of a group's iovecs
   EVP_MD_CTX* save_ = nullptr;  // a hashed group's state before it was hashed
   Napi::ObjectReference keep_;
